@@ -1,0 +1,54 @@
+// Host-side checks and output allocation shared by the CPU and CUDA entry points of the fused ops.
+// The Python layer (fastddgan/ops/_validate.py) already gives users clear errors; these TORCH_CHECKs only
+// guard the kernels against direct misuse of fastddgan._C.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <c10/util/Optional.h>
+
+namespace fastddgan {
+
+struct StepArgs {
+  at::Tensor a, b, t, table, noise, seed, out;  // b, noise, seed may be undefined
+  int64_t batch = 0, inner = 0, steps = 0;
+};
+
+inline StepArgs prepare_step_args(const at::Tensor& a, const c10::optional<at::Tensor>& b, const at::Tensor& t,
+                                  const at::Tensor& table, const c10::optional<at::Tensor>& noise,
+                                  const c10::optional<at::Tensor>& seed, int64_t rows, bool needs_b,
+                                  c10::DeviceType device_type) {
+  StepArgs args;
+  TORCH_CHECK(a.device().type() == device_type, "fastddgan: expected tensors on ", device_type);
+  TORCH_CHECK(a.dim() >= 1 && a.size(0) == t.numel(), "fastddgan: t must hold one step per sample");
+  TORCH_CHECK(t.scalar_type() == at::kLong && t.dim() == 1, "fastddgan: t must be a 1-D int64 tensor");
+  TORCH_CHECK(table.dim() == 2 && table.size(0) == rows && table.size(1) >= 1,
+              "fastddgan: coefficient table must have shape (", rows, ", T)");
+  const auto acc = a.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  TORCH_CHECK(table.scalar_type() == acc, "fastddgan: table dtype must be ", acc);
+  TORCH_CHECK(!needs_b || (b.has_value() && b->defined()), "fastddgan: this op needs its second tensor");
+  TORCH_CHECK(noise.has_value() != seed.has_value(), "fastddgan: give exactly one of noise and seed");
+  args.a = a.contiguous();
+  args.t = t.to(a.device()).contiguous();
+  args.table = table.to(a.device()).contiguous();
+  if (b.has_value() && b->defined()) {
+    TORCH_CHECK(b->sizes() == a.sizes() && b->scalar_type() == a.scalar_type() && b->device() == a.device(),
+                "fastddgan: second tensor must match the first in shape, dtype and device");
+    args.b = b->contiguous();
+  }
+  if (noise.has_value()) {
+    TORCH_CHECK(noise->sizes() == a.sizes() && noise->device() == a.device(),
+                "fastddgan: noise must match the data in shape and device");
+    args.noise = noise->to(a.scalar_type()).contiguous();
+  } else {
+    TORCH_CHECK(seed->scalar_type() == at::kLong && seed->numel() >= 1 && seed->device() == a.device(),
+                "fastddgan: seed must be an int64 tensor on the data's device");
+    args.seed = seed->contiguous();
+  }
+  args.out = at::empty_like(args.a, at::MemoryFormat::Contiguous);
+  args.batch = a.size(0);
+  args.inner = args.batch > 0 ? a.numel() / args.batch : 0;
+  args.steps = table.size(1);
+  return args;
+}
+
+}  // namespace fastddgan

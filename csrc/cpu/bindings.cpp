@@ -1,0 +1,7 @@
+// fastddgan._C: the C++ CPU backend.
+#include "../common/bindings.h"
+#include "steps_cpu.h"
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  fastddgan::bind_steps(m, &fastddgan::affine_noise_cpu, &fastddgan::ddpm_step_cpu);
+}

@@ -1,0 +1,126 @@
+// CPU kernels of the fused ops (affine_noise, ddpm_step): one pass over the inputs, noise drawn in-kernel.
+//
+// Work is split over Philox counters (4 elements each) with at::parallel_for. Each chunk first fills a small
+// stack buffer with its normals (a structure-of-arrays loop the compiler vectorises; an AVX-512 or AVX2 clone is picked
+// at run time where the CPU has it), then walks the samples the chunk overlaps, so the per-sample coefficients
+// are loop invariants of a plain contiguous loop.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+
+#include "../common/step_args.h"
+#include "../common/step_ops.h"
+#include "steps_cpu.h"
+
+namespace fastddgan {
+namespace {
+
+constexpr int64_t kChunkCounters = 64;    // 256 elements of noise on the stack per chunk
+constexpr int64_t kGrainCounters = 4096;  // below 16k elements one thread does it all
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define FDG_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define FDG_MULTIVERSION
+#endif
+
+// buf[4 j + lane] = normal `lane` of counter (first + j), for j < n <= kChunkCounters.
+FDG_MULTIVERSION void fill_normals(uint64_t seed, int64_t first, int64_t n, float* __restrict buf) {
+  float lane0[kChunkCounters], lane1[kChunkCounters], lane2[kChunkCounters], lane3[kChunkCounters];
+  for (int64_t j = 0; j < n; ++j) {
+    uint32_t r[4];
+    philox4x32_10(static_cast<uint64_t>(first + j), seed, r);
+    const float rad01 = std::sqrt(-2.0f * fast_logf(uniform_open(r[0])));
+    const float rad23 = std::sqrt(-2.0f * fast_logf(uniform_open(r[2])));
+    float s01, c01, s23, c23;
+    fast_sincos_2pi(uniform_open(r[1]), &s01, &c01);
+    fast_sincos_2pi(uniform_open(r[3]), &s23, &c23);
+    lane0[j] = rad01 * c01;
+    lane1[j] = rad01 * s01;
+    lane2[j] = rad23 * c23;
+    lane3[j] = rad23 * s23;
+  }
+  for (int64_t j = 0; j < n; ++j) {
+    buf[4 * j + 0] = lane0[j];
+    buf[4 * j + 1] = lane1[j];
+    buf[4 * j + 2] = lane2[j];
+    buf[4 * j + 3] = lane3[j];
+  }
+}
+
+template <typename Op, typename scalar_t, typename acc_t, typename noise_t>
+inline void apply_span(const Op& op, const acc_t* coef, const scalar_t* __restrict a,
+                       const scalar_t* __restrict b, const noise_t* __restrict n, scalar_t* __restrict out,
+                       int64_t len) {
+  for (int64_t k = 0; k < len; ++k) {
+    acc_t bk = acc_t(0);
+    if constexpr (Op::kHasB) bk = static_cast<acc_t>(b[k]);
+    out[k] = static_cast<scalar_t>(op(coef, static_cast<acc_t>(a[k]), bk, static_cast<acc_t>(n[k])));
+  }
+}
+
+template <typename Op, typename scalar_t>
+void run_step(const StepArgs& args, const Op& op) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const int64_t numel = args.a.numel();
+  if (numel == 0) return;
+  const scalar_t* a = args.a.const_data_ptr<scalar_t>();
+  const scalar_t* b = args.b.defined() ? args.b.const_data_ptr<scalar_t>() : nullptr;
+  const scalar_t* noise = args.noise.defined() ? args.noise.const_data_ptr<scalar_t>() : nullptr;
+  const uint64_t seed = args.seed.defined() ? static_cast<uint64_t>(args.seed.const_data_ptr<int64_t>()[0]) : 0;
+  const int64_t* t = args.t.const_data_ptr<int64_t>();
+  const acc_t* table = args.table.const_data_ptr<acc_t>();
+  scalar_t* out = args.out.mutable_data_ptr<scalar_t>();
+  const int64_t inner = args.inner, steps = args.steps;
+
+  at::parallel_for(0, (numel + 3) / 4, kGrainCounters, [&](int64_t begin, int64_t end) {
+    float buf[4 * kChunkCounters];
+    for (int64_t c = begin; c < end; c += kChunkCounters) {
+      const int64_t n_counters = std::min(kChunkCounters, end - c);
+      const int64_t first = 4 * c, last = std::min(numel, 4 * (c + n_counters));
+      if (noise == nullptr) fill_normals(seed, c, n_counters, buf);
+      for (int64_t i = first; i < last;) {
+        const int64_t sample = i / inner;
+        const int64_t stop = std::min(last, (sample + 1) * inner);
+        const int64_t step = clamp_step(t[sample], steps);
+        acc_t coef[Op::kRows];
+        for (int r = 0; r < Op::kRows; ++r) coef[r] = table[r * steps + step];
+        const scalar_t* b_i = b != nullptr ? b + i : nullptr;
+        if (noise != nullptr) {
+          apply_span(op, coef, a + i, b_i, noise + i, out + i, stop - i);
+        } else {
+          apply_span(op, coef, a + i, b_i, buf + (i - first), out + i, stop - i);
+        }
+        i = stop;
+      }
+    }
+  });
+}
+
+template <typename Op>
+at::Tensor dispatch_step(const StepArgs& args, const Op& op) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, args.a.scalar_type(), "fastddgan_step_cpu",
+                                  [&] { run_step<Op, scalar_t>(args, op); });
+  return args.out;
+}
+
+}  // namespace
+
+at::Tensor affine_noise_cpu(const at::Tensor& a, const c10::optional<at::Tensor>& b, const at::Tensor& t,
+                            const at::Tensor& table, const c10::optional<at::Tensor>& noise,
+                            const c10::optional<at::Tensor>& seed) {
+  const StepArgs args = prepare_step_args(a, b, t, table, noise, seed, 3, false, c10::DeviceType::CPU);
+  return args.b.defined() ? dispatch_step(args, AffineNoiseOp<true>{}) : dispatch_step(args, AffineNoiseOp<false>{});
+}
+
+at::Tensor ddpm_step_cpu(const at::Tensor& eps, const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& table,
+                         const c10::optional<at::Tensor>& noise, const c10::optional<at::Tensor>& seed,
+                         bool clip_x0) {
+  const StepArgs args = prepare_step_args(eps, x_t, t, table, noise, seed, 5, true, c10::DeviceType::CPU);
+  return clip_x0 ? dispatch_step(args, DdpmStepOp<true>{}) : dispatch_step(args, DdpmStepOp<false>{});
+}
+
+}  // namespace fastddgan

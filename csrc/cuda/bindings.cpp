@@ -1,0 +1,7 @@
+// fastddgan._C_cuda: the CUDA C++ backend (built when a CUDA toolkit is found; see setup.py).
+#include "../common/bindings.h"
+#include "steps_cuda.h"
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  fastddgan::bind_steps(m, &fastddgan::affine_noise_cuda, &fastddgan::ddpm_step_cuda);
+}

@@ -1,0 +1,131 @@
+// CUDA kernels of the fused ops (affine_noise, ddpm_step): one pass over the inputs, noise drawn in-kernel.
+//
+// One thread per Philox counter (4 consecutive elements, 16-byte vector loads when aligned), grid-stride loop.
+// The seed is read from device memory inside the kernel, so a captured CUDA graph draws fresh noise on every
+// replay once the seed tensor is refreshed by a (captured) torch RNG call; t is read on the device too.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+
+#include "../common/step_args.h"
+#include "../common/step_ops.h"
+#include "steps_cuda.h"
+
+namespace fastddgan {
+namespace {
+
+constexpr int kThreads = 256;
+
+template <typename scalar_t>
+struct alignas(4 * sizeof(scalar_t)) Vec4 {
+  scalar_t v[4];
+};
+
+template <int ROWS, typename acc_t>
+__device__ __forceinline__ void load_coef(const acc_t* __restrict__ table, const int64_t* __restrict__ t,
+                                          int64_t sample, int64_t steps, acc_t* coef) {
+  const int64_t step = clamp_step(t[sample], steps);
+#pragma unroll
+  for (int r = 0; r < ROWS; ++r) coef[r] = table[r * steps + step];
+}
+
+template <bool VEC, typename Op, typename scalar_t, typename acc_t>
+__global__ void step_kernel(Op op, const scalar_t* __restrict__ a, const scalar_t* __restrict__ b,
+                            const scalar_t* __restrict__ noise, const int64_t* __restrict__ seed_ptr,
+                            const int64_t* __restrict__ t, const acc_t* __restrict__ table,
+                            scalar_t* __restrict__ out, int64_t numel, int64_t inner, int64_t steps) {
+  const uint64_t seed = noise == nullptr ? static_cast<uint64_t>(seed_ptr[0]) : 0ull;
+  const int64_t n_counters = (numel + 3) / 4;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; c < n_counters; c += stride) {
+    const int64_t i0 = 4 * c;
+    float gen[4];
+    if (noise == nullptr) normal4(seed, static_cast<uint64_t>(c), gen);
+    if constexpr (VEC) {  // all 4 elements exist and lie in one sample (inner % 4 == 0)
+      acc_t coef[Op::kRows];
+      load_coef<Op::kRows>(table, t, i0 / inner, steps, coef);
+      const Vec4<scalar_t> av = *reinterpret_cast<const Vec4<scalar_t>*>(a + i0);
+      Vec4<scalar_t> bv{}, nv{}, ov;
+      if constexpr (Op::kHasB) bv = *reinterpret_cast<const Vec4<scalar_t>*>(b + i0);
+      if (noise != nullptr) nv = *reinterpret_cast<const Vec4<scalar_t>*>(noise + i0);
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const acc_t nk = noise != nullptr ? static_cast<acc_t>(nv.v[k]) : static_cast<acc_t>(gen[k]);
+        ov.v[k] = static_cast<scalar_t>(op(coef, static_cast<acc_t>(av.v[k]), static_cast<acc_t>(bv.v[k]), nk));
+      }
+      *reinterpret_cast<Vec4<scalar_t>*>(out + i0) = ov;
+    } else {
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const int64_t i = i0 + k;
+        if (i < numel) {
+          acc_t coef[Op::kRows];
+          load_coef<Op::kRows>(table, t, i / inner, steps, coef);
+          acc_t bk = acc_t(0);
+          if constexpr (Op::kHasB) bk = static_cast<acc_t>(b[i]);
+          const acc_t nk = noise != nullptr ? static_cast<acc_t>(noise[i]) : static_cast<acc_t>(gen[k]);
+          out[i] = static_cast<scalar_t>(op(coef, static_cast<acc_t>(a[i]), bk, nk));
+        }
+      }
+    }
+  }
+}
+
+template <typename scalar_t>
+bool aligned16(const at::Tensor& x) {
+  return !x.defined() || reinterpret_cast<uintptr_t>(x.const_data_ptr()) % sizeof(Vec4<scalar_t>) == 0;
+}
+
+template <typename Op, typename scalar_t>
+void launch_step(const StepArgs& args, const Op& op) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const int64_t numel = args.a.numel();
+  if (numel == 0) return;
+  const int64_t n_counters = (numel + 3) / 4;
+  int sms = 0;
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, args.a.get_device()));
+  const int64_t blocks = std::min<int64_t>((n_counters + kThreads - 1) / kThreads, static_cast<int64_t>(sms) * 32);
+  const bool vec = args.inner % 4 == 0 && aligned16<scalar_t>(args.a) && aligned16<scalar_t>(args.b) &&
+                   aligned16<scalar_t>(args.noise) && aligned16<scalar_t>(args.out);
+  const scalar_t* b = args.b.defined() ? args.b.const_data_ptr<scalar_t>() : nullptr;
+  const scalar_t* noise = args.noise.defined() ? args.noise.const_data_ptr<scalar_t>() : nullptr;
+  const int64_t* seed = args.seed.defined() ? args.seed.const_data_ptr<int64_t>() : nullptr;
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  auto kernel = vec ? step_kernel<true, Op, scalar_t, acc_t> : step_kernel<false, Op, scalar_t, acc_t>;
+  kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
+      op, args.a.const_data_ptr<scalar_t>(), b, noise, seed, args.t.const_data_ptr<int64_t>(),
+      args.table.const_data_ptr<acc_t>(), args.out.mutable_data_ptr<scalar_t>(), numel, args.inner, args.steps);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+template <typename Op>
+at::Tensor dispatch_step(const StepArgs& args, const Op& op) {
+  const c10::cuda::CUDAGuard guard(args.a.device());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, args.a.scalar_type(), "fastddgan_step_cuda",
+                                  [&] { launch_step<Op, scalar_t>(args, op); });
+  return args.out;
+}
+
+}  // namespace
+
+at::Tensor affine_noise_cuda(const at::Tensor& a, const c10::optional<at::Tensor>& b, const at::Tensor& t,
+                             const at::Tensor& table, const c10::optional<at::Tensor>& noise,
+                             const c10::optional<at::Tensor>& seed) {
+  const StepArgs args = prepare_step_args(a, b, t, table, noise, seed, 3, false, c10::DeviceType::CUDA);
+  return args.b.defined() ? dispatch_step(args, AffineNoiseOp<true>{}) : dispatch_step(args, AffineNoiseOp<false>{});
+}
+
+at::Tensor ddpm_step_cuda(const at::Tensor& eps, const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& table,
+                          const c10::optional<at::Tensor>& noise, const c10::optional<at::Tensor>& seed,
+                          bool clip_x0) {
+  const StepArgs args = prepare_step_args(eps, x_t, t, table, noise, seed, 5, true, c10::DeviceType::CUDA);
+  return clip_x0 ? dispatch_step(args, DdpmStepOp<true>{}) : dispatch_step(args, DdpmStepOp<false>{});
+}
+
+}  // namespace fastddgan

@@ -1,0 +1,127 @@
+"""Diffusion ops: forward noising, true training pairs, the fused posterior draw and the fused DDPM step.
+
+Index conventions are those of :class:`fastddgan.Schedule`. ``t`` is a per-sample int64 tensor of shape (B,)
+(one batch may mix timesteps) or a Python int for the whole batch.
+
+Noise. With ``noise=`` given, the ops are deterministic functions of their inputs (the path tests use to compare
+backends exactly). Without it, the fused backends (cpp, cuda, triton) draw a 64-bit seed from ``generator`` (or
+torch's default generator of the device, so ``torch.manual_seed`` reproduces results) into a device tensor and
+generate the Gaussian noise inside the kernel from the counter-based Philox stream of :mod:`fastddgan.ops.philox`.
+The seed is drawn by a torch RNG call and read by the kernel from device memory, so a captured CUDA graph draws
+fresh noise on every replay. The ``torch`` backend (the eager reference) uses ``torch.randn`` instead, so its
+samples differ from the fused backends' for the same seed; the fused backends agree with each other.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+
+from . import _library, _validate, reference
+from ._backends import BACKENDS, available, get_forced_backend, select, set_backend, use_backend
+from .philox import philox_normal
+
+__all__ = [
+    "q_sample", "q_sample_pairs", "posterior_sample", "ddpm_step", "draw_seed", "compute_dtype",
+    "BACKENDS", "available", "select", "set_backend", "use_backend", "get_forced_backend", "philox_normal",
+    "reference",
+]
+
+_SEED_HIGH = 2**63 - 1
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the kernels compute in (and the coefficient tables use): float64 for float64 data, else float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def draw_seed(device: torch.device, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """A fresh 64-bit Philox seed from ``generator`` (default: the device's default generator), as a (1,) int64
+    tensor on ``device``. On CUDA this is a graph-capturable RNG call: each replay of a graph gives a new seed."""
+    return torch.randint(0, _SEED_HIGH, (1,), dtype=torch.int64, device=device, generator=generator)
+
+
+def _affine(kind: str, a, b, t, schedule, noise, generator) -> torch.Tensor:
+    table = schedule.kernel_table(kind, compute_dtype(a.dtype), a.device)
+    if select(a.device) == "torch":
+        if noise is None:
+            noise = torch.randn(a.shape, dtype=a.dtype, device=a.device, generator=generator)
+        return reference.affine_noise(a, b, t, table, noise)
+    seed = draw_seed(a.device, generator) if noise is None else None
+    return _library.affine_noise(a, b, t, table, noise, seed)
+
+
+def q_sample(x0: torch.Tensor, t, schedule, noise: Optional[torch.Tensor] = None,
+             generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """x_t ~ q(x_t | x0) = N(sqrt(alphas_cumprod[t]) x0, (1 - alphas_cumprod[t]) I)."""
+    schedule = _validate.schedule(schedule)
+    x0 = _validate.data("x0", x0)
+    t = _validate.timesteps(t, x0, schedule.T)
+    noise = None if noise is None else _validate.data("noise", noise, like=x0)
+    generator = _validate.generator(generator, x0.device)
+    return _affine("q_sample", x0, None, t, schedule, noise, generator)
+
+
+def q_sample_pairs(x0: torch.Tensor, t, schedule, generator: Optional[torch.Generator] = None,
+                   noise: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """A true pair (x_{t-1}, x_t) ~ q(x_{t-1}, x_t | x0), the discriminator's real input.
+
+    x_{t-1} ~ q(x_{t-1} | x0) (x0 itself at t == 0), then x_t = sqrt(alphas[t]) x_{t-1} + sqrt(betas[t]) eps.
+    ``noise=(noise_prev, noise_step)`` makes it deterministic.
+    """
+    schedule = _validate.schedule(schedule)
+    x0 = _validate.data("x0", x0)
+    t = _validate.timesteps(t, x0, schedule.T)
+    generator = _validate.generator(generator, x0.device)
+    if noise is None:
+        noise_prev = noise_step = None
+    else:
+        if not isinstance(noise, (tuple, list)) or len(noise) != 2:
+            raise TypeError("noise: expected a pair (noise_prev, noise_step) of tensors shaped like x0, or None")
+        noise_prev = _validate.data("noise[0]", noise[0], like=x0)
+        noise_step = _validate.data("noise[1]", noise[1], like=x0)
+    x_prev = _affine("q_prev", x0, None, t, schedule, noise_prev, generator)
+    x_t = _affine("q_step", x_prev, None, t, schedule, noise_step, generator)
+    return x_prev, x_t
+
+
+def posterior_sample(x0: torch.Tensor, x_t: torch.Tensor, t, schedule, generator: Optional[torch.Generator] = None,
+                     noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """x_{t-1} ~ q(x_{t-1} | x_t, x0) = N(coef1[t] x0 + coef2[t] x_t, posterior_variance[t] I), fused.
+
+    One pass reads x0 and x_t, draws the noise in-kernel and writes x_{t-1} (x0 itself at t == 0).
+    Differentiable with respect to x0 and x_t (gradients coef1[t] and coef2[t]).
+    """
+    schedule = _validate.schedule(schedule)
+    x0 = _validate.data("x0", x0)
+    x_t = _validate.data("x_t", x_t, like=x0)
+    t = _validate.timesteps(t, x0, schedule.T)
+    noise = None if noise is None else _validate.data("noise", noise, like=x0)
+    generator = _validate.generator(generator, x0.device)
+    return _affine("posterior", x0, x_t, t, schedule, noise, generator)
+
+
+def ddpm_step(eps: torch.Tensor, x_t: torch.Tensor, t, schedule, generator: Optional[torch.Generator] = None,
+              variance: str = "small", clip_x0: bool = True, noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """One fused DDPM ancestral step from an eps prediction: x_t -> x_{t-1}.
+
+    x0 = (x_t - sqrt(1 - alphas_cumprod[t]) eps) / sqrt(alphas_cumprod[t]), clipped to [-1, 1] if ``clip_x0``,
+    then x_{t-1} = coef1[t] x0 + coef2[t] x_t + sigma_t z with sigma_t^2 = posterior_variance[t] ("small") or
+    betas[t] ("large"); no noise at t == 0. Inference only (not differentiable).
+    """
+    schedule = _validate.schedule(schedule)
+    eps = _validate.data("eps", eps)
+    x_t = _validate.data("x_t", x_t, like=eps, like_name="eps")
+    t = _validate.timesteps(t, eps, schedule.T)
+    variance = _validate.choice("variance", variance, ("small", "large"))
+    noise = None if noise is None else _validate.data("noise", noise, like=eps, like_name="eps")
+    generator = _validate.generator(generator, eps.device)
+    table = schedule.kernel_table(f"ddpm_{variance}", compute_dtype(eps.dtype), eps.device)
+    clip_x0 = bool(clip_x0)
+    if select(eps.device) == "torch":
+        if noise is None:
+            noise = torch.randn(eps.shape, dtype=eps.dtype, device=eps.device, generator=generator)
+        return reference.ddpm_step(eps, x_t, t, table, noise, clip_x0)
+    seed = draw_seed(eps.device, generator) if noise is None else None
+    return _library.ddpm_step(eps, x_t, t, table, noise, seed, clip_x0)

@@ -1,0 +1,117 @@
+"""Which implementation runs the fused ops: loading, availability and selection of backends.
+
+Backends
+    torch   pure-PyTorch reference (``reference.py``); noise from ``torch.randn`` and the torch Generator.
+    cpp     C++ CPU kernels, ``fastddgan._C``.
+    cuda    CUDA C++ kernels, ``fastddgan._C_cuda``.
+    triton  Triton kernels, ``fastddgan.kernels`` (GPU; CPU only under ``TRITON_INTERPRET=1``).
+
+Automatic choice: ``cpp`` on CPU, ``cuda`` then ``triton`` on GPU, ``torch`` where nothing faster is available (with
+one warning). ``FASTDDGAN_BACKEND=torch|cpp|cuda|triton`` or :func:`set_backend` forces one; forcing a backend that
+cannot run on a tensor's device raises an error that says why.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import warnings
+from contextlib import contextmanager
+from typing import Dict, Optional
+
+import torch
+
+BACKENDS = ("torch", "cpp", "cuda", "triton")
+_MODULES = {"cpp": "fastddgan._C", "cuda": "fastddgan._C_cuda", "triton": "fastddgan.kernels.steps"}
+_loaded: Dict[str, object] = {}
+_load_errors: Dict[str, str] = {}
+_warned = False
+
+
+def _check_name(name: Optional[str], what: str) -> Optional[str]:
+    if name in (None, "", "auto"):
+        return None
+    if name not in BACKENDS:
+        raise ValueError(f"{what}: expected one of {BACKENDS} or 'auto', got {name!r}")
+    return name
+
+
+_forced: Optional[str] = _check_name(os.environ.get("FASTDDGAN_BACKEND"), "FASTDDGAN_BACKEND")
+
+
+def module(name: str):
+    """The module implementing backend ``name`` (``affine_noise`` and ``ddpm_step``), or None if it cannot load."""
+    if name not in _loaded and name not in _load_errors:
+        try:
+            _loaded[name] = importlib.import_module(_MODULES[name])
+        except Exception as err:  # noqa: BLE001 - a missing or broken optional part must not break the package
+            _load_errors[name] = f"{type(err).__name__}: {err}"
+    return _loaded.get(name)
+
+
+def _triton_on_cpu() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def why_unavailable(name: str, device_type: str) -> Optional[str]:
+    """None if backend ``name`` can run on ``device_type`` tensors, else the reason."""
+    if name == "torch":
+        return None
+    if name == "cpp" and device_type != "cpu":
+        return f"the cpp backend runs on CPU tensors only, got {device_type}"
+    if name == "cuda" and device_type != "cuda":
+        return f"the cuda backend runs on CUDA tensors only, got {device_type}"
+    if name == "triton" and device_type == "cpu" and not _triton_on_cpu():
+        return "the triton backend runs on CPU tensors only with TRITON_INTERPRET=1 set before import"
+    if name == "triton" and device_type not in ("cpu", "cuda"):
+        return f"the triton backend does not support {device_type} tensors"
+    if module(name) is None:
+        return f"{_MODULES[name]} could not be imported ({_load_errors[name]})"
+    return None
+
+
+def available(device_type: str):
+    """Backends that can run on tensors of ``device_type`` here."""
+    return [name for name in BACKENDS if why_unavailable(name, device_type) is None]
+
+
+def select(device: torch.device) -> str:
+    """The backend that runs the fused ops for tensors on ``device``."""
+    global _warned
+    if _forced is not None:
+        reason = why_unavailable(_forced, device.type)
+        if reason is not None:
+            raise RuntimeError(f"fastddgan backend {_forced!r} was requested but {reason}")
+        return _forced
+    preferred = ("cpp",) if device.type == "cpu" else ("cuda", "triton") if device.type == "cuda" else ()
+    for name in preferred:
+        if why_unavailable(name, device.type) is None:
+            return name
+    if preferred and not _warned:
+        _warned = True
+        reasons = "; ".join(why_unavailable(name, device.type) for name in preferred)
+        warnings.warn(f"fastddgan: no fused backend for {device.type} tensors ({reasons}); using the pure-PyTorch "
+                      "reference. Rebuild with `pip install --no-build-isolation -e .` for the fused kernels.",
+                      RuntimeWarning, stacklevel=3)
+    return "torch"
+
+
+def set_backend(name: Optional[str]) -> None:
+    """Force a backend for every device (``None`` or ``'auto'``: automatic choice)."""
+    global _forced
+    _forced = _check_name(name, "name")
+
+
+def get_forced_backend() -> Optional[str]:
+    return _forced
+
+
+@contextmanager
+def use_backend(name: Optional[str]):
+    """Context manager form of :func:`set_backend`."""
+    previous = _forced
+    set_backend(name)
+    try:
+        yield
+    finally:
+        set_backend(previous)

@@ -1,0 +1,111 @@
+"""Triton kernels of the fused ops (``affine_noise`` and ``ddpm_step``), one kernel for both.
+
+Same contract and noise stream as the C++ backends (see ``fastddgan/ops/philox.py``): program ``p`` owns Philox
+counters ``[p*BLOCK, (p+1)*BLOCK)``, i.e. elements ``4c + lane``; the 64-bit seed is loaded from device memory,
+so CUDA-graph replays draw fresh noise. Runs on CPU tensors under ``TRITON_INTERPRET=1`` (tests).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import triton
+import triton.language as tl
+
+BLOCK_COUNTERS = 256  # 1024 elements per program
+
+
+@triton.jit
+def _normal4(seed, counters):
+    r0, r1, r2, r3 = tl.randint4x(seed, counters)
+    inv = 1.1920928955078125e-07  # 2**-23
+    u0 = ((r0 >> 9).to(tl.float32) + 0.5) * inv
+    u1 = ((r1 >> 9).to(tl.float32) + 0.5) * inv
+    u2 = ((r2 >> 9).to(tl.float32) + 0.5) * inv
+    u3 = ((r3 >> 9).to(tl.float32) + 0.5) * inv
+    rad01 = tl.sqrt(-2.0 * tl.log(u0))
+    rad23 = tl.sqrt(-2.0 * tl.log(u2))
+    th01 = 6.283185307179586 * u1
+    th23 = 6.283185307179586 * u3
+    return rad01 * tl.cos(th01), rad01 * tl.sin(th01), rad23 * tl.cos(th23), rad23 * tl.sin(th23)
+
+
+@triton.jit
+def _step_lane(idx, gen, a_ptr, b_ptr, noise_ptr, t_ptr, table_ptr, out_ptr, numel, inner, steps,
+               DDPM: tl.constexpr, HAS_B: tl.constexpr, HAS_NOISE: tl.constexpr, CLIP: tl.constexpr):
+    mask = idx < numel
+    step = tl.load(t_ptr + idx // inner, mask=mask, other=0)
+    step = tl.minimum(tl.maximum(step, 0), steps - 1)
+    c0 = tl.load(table_ptr + step, mask=mask, other=0.0)
+    c1 = tl.load(table_ptr + steps + step, mask=mask, other=0.0)
+    c2 = tl.load(table_ptr + 2 * steps + step, mask=mask, other=0.0)
+    a = tl.load(a_ptr + idx, mask=mask, other=0.0).to(c0.dtype)
+    if HAS_NOISE:
+        n = tl.load(noise_ptr + idx, mask=mask, other=0.0).to(c0.dtype)
+    else:
+        n = gen.to(c0.dtype)
+    if DDPM:  # a = eps, b = x_t
+        c3 = tl.load(table_ptr + 3 * steps + step, mask=mask, other=0.0)
+        c4 = tl.load(table_ptr + 4 * steps + step, mask=mask, other=0.0)
+        x_t = tl.load(b_ptr + idx, mask=mask, other=0.0).to(c0.dtype)
+        x0 = c0 * x_t - c1 * a
+        if CLIP:
+            x0 = tl.minimum(tl.maximum(x0, -1.0), 1.0)
+        out = c2 * x0 + c3 * x_t + c4 * n
+    else:
+        out = c0 * a + c2 * n
+        if HAS_B:
+            out += c1 * tl.load(b_ptr + idx, mask=mask, other=0.0).to(c0.dtype)
+    tl.store(out_ptr + idx, out.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _step_kernel(a_ptr, b_ptr, noise_ptr, seed_ptr, t_ptr, table_ptr, out_ptr, numel, inner, steps,
+                 DDPM: tl.constexpr, HAS_B: tl.constexpr, HAS_NOISE: tl.constexpr, CLIP: tl.constexpr,
+                 BLOCK: tl.constexpr):
+    counters = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    if HAS_NOISE:
+        n0 = tl.zeros([BLOCK], tl.float32)
+        n1 = n0
+        n2 = n0
+        n3 = n0
+    else:
+        n0, n1, n2, n3 = _normal4(tl.load(seed_ptr), counters)
+    base = counters * 4
+    _step_lane(base, n0, a_ptr, b_ptr, noise_ptr, t_ptr, table_ptr, out_ptr, numel, inner, steps,
+               DDPM, HAS_B, HAS_NOISE, CLIP)
+    _step_lane(base + 1, n1, a_ptr, b_ptr, noise_ptr, t_ptr, table_ptr, out_ptr, numel, inner, steps,
+               DDPM, HAS_B, HAS_NOISE, CLIP)
+    _step_lane(base + 2, n2, a_ptr, b_ptr, noise_ptr, t_ptr, table_ptr, out_ptr, numel, inner, steps,
+               DDPM, HAS_B, HAS_NOISE, CLIP)
+    _step_lane(base + 3, n3, a_ptr, b_ptr, noise_ptr, t_ptr, table_ptr, out_ptr, numel, inner, steps,
+               DDPM, HAS_B, HAS_NOISE, CLIP)
+
+
+def _launch(a: torch.Tensor, b: Optional[torch.Tensor], t: torch.Tensor, table: torch.Tensor,
+            noise: Optional[torch.Tensor], seed: Optional[torch.Tensor], ddpm: bool, clip: bool) -> torch.Tensor:
+    a = a.contiguous()
+    out = torch.empty_like(a)
+    numel = a.numel()
+    if numel == 0:
+        return out
+    b = b.contiguous() if b is not None else None
+    noise = noise.contiguous() if noise is not None else None
+    grid = (triton.cdiv(triton.cdiv(numel, 4), BLOCK_COUNTERS),)
+    _step_kernel[grid](
+        a, b if b is not None else a, noise if noise is not None else a, seed if seed is not None else t,
+        t.contiguous(), table.contiguous(), out, numel, numel // a.shape[0], table.shape[1],
+        DDPM=ddpm, HAS_B=b is not None, HAS_NOISE=noise is not None, CLIP=clip, BLOCK=BLOCK_COUNTERS,
+    )
+    return out
+
+
+def affine_noise(a, b, t, table, noise, seed):
+    """out = table[0, t] a + table[1, t] b + table[2, t] noise; noise from ``seed`` when not given."""
+    return _launch(a, b, t, table, noise, seed, ddpm=False, clip=False)
+
+
+def ddpm_step(eps, x_t, t, table, noise, seed, clip_x0):
+    """x0 = table[0, t] x_t - table[1, t] eps (clipped), out = table[2, t] x0 + table[3, t] x_t + table[4, t] noise."""
+    return _launch(eps, x_t, t, table, noise, seed, ddpm=True, clip=bool(clip_x0))
