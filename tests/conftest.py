@@ -1,0 +1,37 @@
+"""Test setup: Triton kernels run on the CPU through the interpreter when there is no GPU.
+
+TRITON_INTERPRET must be set before fastddgan.kernels (and so triton.jit) is first imported; fastddgan imports
+its Triton kernels lazily, so setting it here is early enough.
+"""
+
+import os
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+from fastddgan import ops  # noqa: E402
+
+FUSED = ("cpp", "cuda", "triton")
+
+
+def fused_backends(device_type: str):
+    return [name for name in ops.available(device_type) if name in FUSED]
+
+
+def backend_params():
+    """(backend, device) pairs for every fused backend usable here; GPU ones only with a GPU."""
+    params = [pytest.param(name, "cpu", id=f"{name}-cpu") for name in fused_backends("cpu")]
+    if torch.cuda.is_available():
+        params += [pytest.param(name, "cuda", id=f"{name}-cuda") for name in fused_backends("cuda")]
+    return params
+
+
+@pytest.fixture(autouse=True)
+def _auto_backend():
+    """Every test starts and ends with automatic backend choice."""
+    ops.set_backend(None)
+    yield
+    ops.set_backend(None)

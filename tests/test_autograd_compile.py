@@ -1,0 +1,81 @@
+"""Gradients through the fused posterior draw, the op registration (opcheck) and torch.compile."""
+
+import pytest
+import torch
+
+from conftest import backend_params
+from fastddgan import Schedule, ops
+from fastddgan.ops import _library
+
+ALL_BACKENDS = [pytest.param("torch", "cpu", id="torch-cpu")] + backend_params()
+
+
+def inputs(device, dtype=torch.float64, shape=(4, 2, 3, 3)):
+    g = torch.Generator().manual_seed(0)
+    return [torch.randn(shape, generator=g, dtype=dtype).to(device).requires_grad_() for _ in range(2)]
+
+
+@pytest.mark.parametrize("backend,device", ALL_BACKENDS)
+@pytest.mark.parametrize("explicit_noise", [True, False])
+def test_gradcheck_posterior_sample(backend, device, explicit_noise):
+    s = Schedule.ddgan(4)
+    x0, x_t = inputs(device)
+    t = torch.tensor([0, 1, 2, 3], device=device)
+    noise = torch.randn(x0.shape, dtype=torch.float64, device=device) if explicit_noise else None
+
+    def fn(a, b):  # a fixed generator seed makes the in-kernel noise a constant of the function
+        gen = torch.Generator(device=device).manual_seed(1)
+        return ops.posterior_sample(a, b, t, s, noise=noise, generator=gen)
+
+    with ops.use_backend(backend):
+        assert torch.autograd.gradcheck(fn, (x0, x_t))
+
+
+@pytest.mark.parametrize("backend,device", ALL_BACKENDS)
+def test_gradients_are_the_posterior_coefficients(backend, device):
+    s = Schedule.ddgan(4)
+    x0, x_t = inputs(device, torch.float32)
+    t = torch.tensor([3, 2, 1, 0], device=device)
+    with ops.use_backend(backend):
+        ops.posterior_sample(x0, x_t, t, s).sum().backward()
+    c1 = s.posterior_mean_coef1.float()[t.cpu()].to(device).view(-1, 1, 1, 1).expand_as(x0)
+    c2 = s.posterior_mean_coef2.float()[t.cpu()].to(device).view(-1, 1, 1, 1).expand_as(x0)
+    torch.testing.assert_close(x0.grad, c1)
+    torch.testing.assert_close(x_t.grad, c2)
+
+
+@pytest.mark.parametrize("backend,device", backend_params())
+def test_opcheck(backend, device):
+    s = Schedule.ddgan(4)
+    a, b = (x.detach().float() for x in inputs(device))
+    t = torch.tensor([0, 1, 2, 3], device=device)
+    seed = torch.tensor([42], device=device)
+    noise = torch.randn_like(a)
+    table = s.kernel_table("posterior", torch.float32, device)
+    ddpm_table = Schedule.linear(10).kernel_table("ddpm_small", torch.float32, device)
+    with ops.use_backend(backend):
+        for args in [(a, b, t, table, None, seed), (a.requires_grad_(), b, t, table, noise, None),
+                     (a.detach(), None, t, table, noise.requires_grad_(), None)]:
+            torch.library.opcheck(_library.affine_noise, args)
+        torch.library.opcheck(_library.ddpm_step, (a.detach(), b, t, ddpm_table, None, seed, True))
+
+
+def test_compile_fullgraph_cpu():
+    """The fused ops trace into one graph (fake kernels, no graph break) and give the eager results."""
+    s = Schedule.ddgan(4)
+    x0, x_t = (x.detach().float() for x in inputs("cpu"))
+    t = torch.tensor([0, 1, 2, 3])
+    eps = torch.randn_like(x0)
+    ddpm = Schedule.linear(10)
+
+    def step(x0, x_t, t, eps):
+        x_prev, x_next = ops.q_sample_pairs(x0, t, s)
+        return ops.posterior_sample(x0, x_t, t, s) + x_prev + x_next + ops.ddpm_step(eps, x_t, t, ddpm)
+
+    torch._dynamo.reset()
+    compiled = torch.compile(step, fullgraph=True)
+    torch.manual_seed(3)
+    got = compiled(x0, x_t, t, eps)
+    torch.manual_seed(3)
+    expect = step(x0, x_t, t, eps)
+    torch.testing.assert_close(got, expect)

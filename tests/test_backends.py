@@ -1,0 +1,184 @@
+"""Every fused backend against the reference: exactly through the explicit-noise path, and through the in-kernel
+Philox noise both exactly (against the pure-PyTorch stream of fastddgan.ops.philox) and statistically."""
+
+import math
+
+import pytest
+import torch
+
+from conftest import backend_params, fused_backends
+from fastddgan import Schedule, ops
+from fastddgan.ops import _library, philox_normal, reference
+
+FUSED = backend_params()
+# shapes: channels, odd sizes (numel and per-sample size not multiples of 4), one sample, flat 2-D data
+SHAPES = [(7, 3, 5, 5), (4, 1, 28, 28), (1, 3, 7, 9), (33, 2), (5, 1, 1, 3)]
+DTYPES = {torch.float32: 1e-6, torch.float64: 1e-12, torch.float16: 1e-3, torch.bfloat16: 1e-2}
+
+
+def dtypes_for(backend):
+    # the Triton interpreter has no bfloat16; fp16 is covered on GPU
+    if backend == "triton" and not torch.cuda.is_available():
+        return [torch.float32, torch.float64]
+    return list(DTYPES)
+
+
+def rand(shape, device, seed, dtype=torch.float32):
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(device=device, dtype=dtype)
+
+
+def steps_for(batch, T, device):
+    return (torch.arange(batch) % T).to(device)
+
+
+@pytest.mark.parametrize("backend,device", FUSED)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_explicit_noise_matches_reference_all_dtypes(backend, device, shape):
+    s = Schedule.ddgan(4)
+    for dtype in dtypes_for(backend):
+        x0, x_t, noise = (rand(shape, device, k, dtype) for k in range(3))
+        t = steps_for(shape[0], 4, device)
+        table = s.kernel_table("posterior", ops.compute_dtype(dtype), device)
+        expect = reference.affine_noise(x0, x_t, t, table, noise)
+        with ops.use_backend(backend):
+            got = ops.posterior_sample(x0, x_t, t, s, noise=noise)
+            got_q = ops.q_sample(x0, t, s, noise=noise)
+        tol = DTYPES[dtype]
+        assert got.dtype == dtype and got.shape == shape
+        torch.testing.assert_close(got, expect, rtol=tol, atol=tol)
+        expect_q = reference.affine_noise(x0, None, t, s.kernel_table("q_sample", table.dtype, device), noise)
+        torch.testing.assert_close(got_q, expect_q, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("backend,device", FUSED)
+@pytest.mark.parametrize("variance", ["small", "large"])
+def test_ddpm_step_explicit_noise_matches_reference(backend, device, variance):
+    s = Schedule.linear(1000).respace(20)
+    for dtype in dtypes_for(backend):
+        eps, x_t, noise = (rand((6, 3, 5, 3), device, k, dtype) for k in range(3))
+        t = torch.tensor([0, 1, 5, 10, 18, 19], device=device)
+        for clip in (True, False):
+            table = s.kernel_table(f"ddpm_{variance}", ops.compute_dtype(dtype), device)
+            expect = reference.ddpm_step(eps, x_t, t, table, noise, clip)
+            with ops.use_backend(backend):
+                got = ops.ddpm_step(eps, x_t, t, s, variance=variance, clip_x0=clip, noise=noise)
+            torch.testing.assert_close(got, expect, rtol=DTYPES[dtype], atol=DTYPES[dtype] * 10)
+
+
+def raw_noise(backend, device, shape, seed):
+    """The kernel's in-kernel noise itself: affine_noise with table rows (0, 0, 1)."""
+    table = torch.tensor([[0.0], [0.0], [1.0]], device=device)
+    zeros = torch.zeros(shape, device=device)
+    t = torch.zeros(shape[0], dtype=torch.long, device=device)
+    with ops.use_backend(backend):
+        return _library.affine_noise(zeros, None, t, table, None, torch.tensor([seed], device=device))
+
+
+@pytest.mark.parametrize("backend,device", FUSED)
+@pytest.mark.parametrize("seed", [0, 1, 2**62 + 12345, -7])
+def test_in_kernel_noise_is_the_philox_stream(backend, device, seed):
+    shape = (3, 1031)  # odd size: the last counter is partly used
+    got = raw_noise(backend, device, shape, seed).double().cpu().flatten()
+    expect = philox_normal(torch.tensor([seed]), got.numel())
+    torch.testing.assert_close(got, expect, rtol=0, atol=2e-5)
+
+
+@pytest.mark.parametrize("backend,device", FUSED)
+def test_seeded_op_uses_the_seed_drawn_from_the_generator(backend, device):
+    s = Schedule.ddgan(4)
+    x0, x_t = rand((6, 2, 5, 5), device, 1), rand((6, 2, 5, 5), device, 2)
+    t = steps_for(6, 4, device)
+    gen = torch.Generator(device=device)
+    with ops.use_backend(backend):
+        got = ops.posterior_sample(x0, x_t, t, s, generator=gen.manual_seed(123))
+    seed = ops.draw_seed(torch.device(device), gen.manual_seed(123))
+    noise = philox_normal(seed, x0.numel(), device).view(x0.shape)
+    expect = reference.affine_noise(x0, x_t, t, s.kernel_table("posterior", torch.float32, device), noise)
+    torch.testing.assert_close(got, expect, rtol=1e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("backend,device", FUSED)
+def test_noise_statistics(backend, device):
+    """x0 = x_t = 0 leaves std[t] * z: per-timestep variance, zero mean, Gaussian shape, nothing at t == 0."""
+    s = Schedule.ddgan(4)
+    batch, inner = 64, 1000 if backend != "triton" or torch.cuda.is_available() else 250
+    zeros = torch.zeros(batch, inner, device=device)
+    t = steps_for(batch, 4, device)
+    with ops.use_backend(backend):
+        out = ops.posterior_sample(zeros, zeros, t, s).double().cpu()
+    std = s.posterior_variance.sqrt()
+    assert torch.equal(out[t.cpu() == 0], torch.zeros_like(out[t.cpu() == 0]))
+    z = out[t.cpu() != 0] / std[t.cpu()[t.cpu() != 0]].unsqueeze(1)
+    n = z.numel()
+    assert abs(z.mean()) < 5 / math.sqrt(n)
+    assert abs(z.var() - 1) < 5 * math.sqrt(2 / n)
+    for step in (1, 2, 3):
+        zs = out[t.cpu() == step] / std[step]
+        assert abs(zs.var() - 1) < 5 * math.sqrt(2 / zs.numel())
+    within_1sd = (z.abs() < 1).double().mean()
+    assert abs(within_1sd - 0.682689) < 5 * math.sqrt(0.2166 / n)
+    kurtosis = (z**4).mean() / z.var() ** 2
+    assert abs(kurtosis - 3) < 5 * math.sqrt(24 / n)
+
+
+def corr(a, b):
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).mean() / (a.std() * b.std()))
+
+
+@pytest.mark.parametrize("backend,device", FUSED)
+def test_noise_independent_across_elements_lanes_and_calls(backend, device):
+    n = 4 * 4096 if backend != "triton" or torch.cuda.is_available() else 4 * 1024
+    first = raw_noise(backend, device, (1, n), 11).double().cpu().flatten()
+    second = raw_noise(backend, device, (1, n), 12).double().cpu().flatten()
+    bound = 5 / math.sqrt(n / 4)
+    assert abs(corr(first[:-1], first[1:])) < bound
+    lanes = first.view(-1, 4)  # the four normals of one Philox counter
+    for i in range(4):
+        for j in range(i + 1, 4):
+            assert abs(corr(lanes[:, i], lanes[:, j])) < bound
+            assert abs(corr(lanes[:, i] ** 2, lanes[:, j] ** 2)) < bound  # Box-Muller pairs share a radius
+    assert abs(corr(first, second)) < bound
+
+
+@pytest.mark.parametrize("backend,device", FUSED)
+def test_same_seed_same_output_and_fresh_noise_per_call(backend, device):
+    s = Schedule.ddgan(4)
+    x0, x_t = rand((4, 3, 6, 6), device, 1), rand((4, 3, 6, 6), device, 2)
+    t = torch.tensor([1, 2, 3, 1], device=device)
+    with ops.use_backend(backend):
+        torch.manual_seed(7)
+        a = ops.posterior_sample(x0, x_t, t, s)
+        b = ops.posterior_sample(x0, x_t, t, s)
+        torch.manual_seed(7)
+        a2 = ops.posterior_sample(x0, x_t, t, s)
+        g = torch.Generator(device=device).manual_seed(3)
+        c = ops.posterior_sample(x0, x_t, t, s, generator=g)
+        c2 = ops.posterior_sample(x0, x_t, t, s, generator=torch.Generator(device=device).manual_seed(3))
+    assert torch.equal(a, a2) and torch.equal(c, c2)
+    assert not torch.allclose(a, b) and not torch.allclose(a, c)
+
+
+def test_fused_backends_agree_for_the_same_seed():
+    """cpp and triton (and cuda on a GPU) draw the same stream: same seed -> same samples up to rounding."""
+    s = Schedule.ddgan(4)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    names = fused_backends(device)
+    if len(names) < 2:
+        pytest.skip(f"only {names} available on {device}")
+    x0, x_t = rand((4, 3, 5, 5), device, 1), rand((4, 3, 5, 5), device, 2)
+    t = torch.tensor([0, 1, 2, 3], device=device)
+    outs = []
+    for name in names:
+        with ops.use_backend(name):
+            outs.append(ops.posterior_sample(x0, x_t, t, s, generator=torch.Generator(device).manual_seed(5)))
+    for out in outs[1:]:
+        torch.testing.assert_close(out, outs[0], rtol=1e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("backend,device", FUSED)
+def test_empty_batch(backend, device):
+    s = Schedule.ddgan(4)
+    x = torch.zeros(0, 3, 4, 4, device=device)
+    with ops.use_backend(backend):
+        assert ops.posterior_sample(x, x, torch.zeros(0, dtype=torch.long, device=device), s).shape == x.shape

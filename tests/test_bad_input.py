@@ -1,0 +1,62 @@
+"""Bad input gets a ValueError/TypeError that names the argument and what was expected."""
+
+import pytest
+import torch
+
+from fastddgan import Schedule, ops
+
+S = Schedule.ddgan(4)
+X = torch.zeros(3, 1, 4, 4)
+T3 = torch.tensor([0, 1, 3])
+
+
+@pytest.mark.parametrize("call,error,match", [
+    (lambda: ops.posterior_sample(X, torch.zeros(3, 1, 4, 5), T3, S), ValueError, r"x_t: expected shape \(3, 1, 4, 4\)"),
+    (lambda: ops.posterior_sample(X, X.double(), T3, S), TypeError, "x_t: expected dtype torch.float32"),
+    (lambda: ops.posterior_sample(X, X.to("meta"), T3, S), ValueError, "x_t: expected a tensor on cpu"),
+    (lambda: ops.posterior_sample(X.long(), X.long(), T3, S), TypeError, "x0: expected a floating-point tensor"),
+    (lambda: ops.posterior_sample([1.0], X, T3, S), TypeError, "x0: expected a torch.Tensor"),
+    (lambda: ops.posterior_sample(torch.tensor(1.0), torch.tensor(1.0), T3, S), ValueError, "x0: .*batch"),
+    (lambda: ops.posterior_sample(X, X, torch.tensor([0, 1, 4]), S), ValueError, r"t: expected values in \[0, T=4\)"),
+    (lambda: ops.posterior_sample(X, X, torch.tensor([-1, 1, 2]), S), ValueError, r"t: expected values in \[0, T=4\)"),
+    (lambda: ops.posterior_sample(X, X, torch.tensor([0, 1]), S), ValueError, r"t: expected shape \(3,\)"),
+    (lambda: ops.posterior_sample(X, X, torch.tensor([0.0, 1, 2]), S), TypeError, "t: expected an integer tensor"),
+    (lambda: ops.posterior_sample(X, X, 4, S), ValueError, r"t: expected a timestep in \[0, T=4\)"),
+    (lambda: ops.posterior_sample(X, X, 1.5, S), TypeError, "t: expected an int64 tensor"),
+    (lambda: ops.posterior_sample(X, X, T3.to("meta"), S), ValueError, "t: expected a tensor on cpu"),
+    (lambda: ops.posterior_sample(X, X, T3, "ddgan"), TypeError, "schedule: expected a fastddgan.Schedule"),
+    (lambda: ops.posterior_sample(X, X, T3, S, noise=torch.zeros(3)), ValueError, "noise: expected shape"),
+    (lambda: ops.posterior_sample(X, X, T3, S, generator=1), TypeError, "generator: expected a torch.Generator"),
+    (lambda: ops.q_sample(X, T3, S, noise=X.half()), TypeError, "noise: expected dtype"),
+    (lambda: ops.q_sample_pairs(X, T3, S, noise=X), TypeError, "noise: expected a pair"),
+    (lambda: ops.ddpm_step(X, X, T3, S, variance="medium"), ValueError, r"variance: expected one of \('small', 'large'\)"),
+    (lambda: ops.ddpm_step(X, X[:2], T3, S), ValueError, "x_t: expected shape .*the shape of eps"),
+    (lambda: ops.set_backend("fast"), ValueError, "name: expected one of"),
+])
+def test_bad_input(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_generator_on_the_wrong_device():
+    cpu_generator = torch.Generator(device="cpu")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device to build a mismatching generator")
+    with pytest.raises(ValueError, match="generator: expected a generator for cuda tensors"):
+        ops.posterior_sample(X.cuda(), X.cuda(), T3.cuda(), S, generator=cpu_generator)
+
+
+def test_forced_backend_that_cannot_run_says_why():
+    with ops.use_backend("cuda"):
+        with pytest.raises(RuntimeError, match="backend 'cuda' was requested but the cuda backend runs on CUDA"):
+            ops.posterior_sample(X, X, T3, S)
+
+
+def test_schedule_on_another_device_is_moved_once():
+    """A CPU schedule serves tensors on any device: its small tables are copied once and cached."""
+    s = Schedule.ddgan(4)
+    x = torch.zeros(3, 2)
+    ops.posterior_sample(x, x, T3, s)
+    tables = dict(s._kernel_cache)
+    ops.posterior_sample(x, x, T3, s)
+    assert s._kernel_cache == tables

@@ -1,0 +1,116 @@
+"""The public ops against closed forms written here from the schedule's float64 tables, on every backend
+(the eager reference included), plus the statistics of the true training pairs."""
+
+import pytest
+import torch
+
+from conftest import backend_params
+from fastddgan import Schedule, ops
+
+ALL_BACKENDS = [pytest.param("torch", "cpu", id="torch-cpu")] + backend_params()
+
+
+def coef(schedule, name, t, like):
+    """getattr(schedule, name)[t] in float64, shaped to broadcast against ``like``."""
+    return getattr(schedule, name)[t.cpu()].to(like.device).view(-1, *[1] * (like.dim() - 1))
+
+
+def data(shape, device, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, generator=g, dtype=dtype).to(device)
+
+
+@pytest.mark.parametrize("backend,device", ALL_BACKENDS)
+def test_q_sample_closed_form(backend, device):
+    s = Schedule.linear(100)
+    x0, noise = data((6, 2, 3, 5), device, 1), data((6, 2, 3, 5), device, 2)
+    t = torch.tensor([0, 1, 17, 50, 98, 99], device=device)
+    with ops.use_backend(backend):
+        got = ops.q_sample(x0, t, s, noise=noise)
+    expect = coef(s, "sqrt_alphas_cumprod", t, x0) * x0 + coef(s, "sqrt_one_minus_alphas_cumprod", t, x0) * noise
+    torch.testing.assert_close(got, expect, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend,device", ALL_BACKENDS)
+def test_posterior_sample_closed_form(backend, device):
+    s = Schedule.ddgan(4)
+    x0, x_t, noise = (data((8, 3, 4, 4), device, k) for k in range(3))
+    t = torch.tensor([0, 1, 2, 3, 3, 2, 1, 0], device=device)
+    with ops.use_backend(backend):
+        got = ops.posterior_sample(x0, x_t, t, s, noise=noise)
+    mean = coef(s, "posterior_mean_coef1", t, x0) * x0 + coef(s, "posterior_mean_coef2", t, x0) * x_t
+    expect = mean + coef(s, "posterior_variance", t, x0).sqrt() * noise
+    torch.testing.assert_close(got, expect, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend,device", ALL_BACKENDS)
+def test_posterior_at_t0_returns_x0(backend, device):
+    s = Schedule.ddgan(4)
+    x0, x_t = data((5, 1, 6, 6), device, 3, torch.float32), data((5, 1, 6, 6), device, 4, torch.float32)
+    with ops.use_backend(backend):
+        out = ops.posterior_sample(x0, x_t, torch.zeros(5, dtype=torch.long, device=device), s)
+    torch.testing.assert_close(out, x0, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend,device", ALL_BACKENDS)
+def test_q_sample_pairs_closed_form(backend, device):
+    s = Schedule.ddgan(4)
+    x0, n1, n2 = (data((4, 2, 3, 3), device, k) for k in range(3))
+    t = torch.tensor([0, 1, 2, 3], device=device)
+    with ops.use_backend(backend):
+        x_prev, x_t = ops.q_sample_pairs(x0, t, s, noise=(n1, n2))
+    ab_prev = coef(s, "alphas_cumprod_prev", t, x0)
+    expect_prev = ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * n1
+    expect_t = coef(s, "alphas", t, x0).sqrt() * expect_prev + coef(s, "betas", t, x0).sqrt() * n2
+    torch.testing.assert_close(x_prev, expect_prev, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(x_t, expect_t, rtol=1e-12, atol=1e-12)
+    assert torch.equal(x_prev[0], x0[0])  # at t == 0 the "previous" sample is x0 itself
+
+
+@pytest.mark.parametrize("backend,device", ALL_BACKENDS)
+@pytest.mark.parametrize("variance", ["small", "large"])
+@pytest.mark.parametrize("clip", [True, False])
+def test_ddpm_step_closed_form(backend, device, variance, clip):
+    s = Schedule.linear(50)
+    eps, x_t, noise = (data((5, 3, 4, 4), device, k) for k in range(3))
+    x_t = 2 * x_t  # so that clipping matters
+    t = torch.tensor([0, 1, 10, 30, 49], device=device)
+    with ops.use_backend(backend):
+        got = ops.ddpm_step(eps, x_t, t, s, variance=variance, clip_x0=clip, noise=noise)
+    ab = coef(s, "alphas_cumprod", t, x_t)
+    x0 = (x_t - (1 - ab).sqrt() * eps) / ab.sqrt()
+    if clip:
+        x0 = x0.clamp(-1, 1)
+    mean = coef(s, "posterior_mean_coef1", t, x_t) * x0 + coef(s, "posterior_mean_coef2", t, x_t) * x_t
+    var = coef(s, "posterior_variance" if variance == "small" else "betas", t, x_t).clone()
+    var[t.cpu() == 0] = 0  # no noise at the last step
+    torch.testing.assert_close(got, mean + var.sqrt() * noise, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("backend,device", ALL_BACKENDS)
+def test_q_sample_pairs_statistics(backend, device):
+    """Marginals N(sqrt(ab) x0, 1 - ab) of both members and their covariance sqrt(alpha_t) (1 - ab_{t-1})."""
+    s = Schedule.ddgan(4)
+    n, t_val, c = 20000, 2, 0.7
+    x0 = torch.full((n, 4), c, device=device)
+    t = torch.full((n,), t_val, device=device)
+    with ops.use_backend(backend):
+        x_prev, x_t = (v.double().cpu().flatten() for v in ops.q_sample_pairs(x0, t, s))
+    ab, ab_prev, alpha = (float(getattr(s, k)[t_val]) for k in ("alphas_cumprod", "alphas_cumprod_prev", "alphas"))
+    m = x_t.numel()
+    tol = 5 / m**0.5
+    assert abs(x_t.mean() - ab**0.5 * c) < tol * (1 - ab) ** 0.5
+    assert abs(x_prev.mean() - ab_prev**0.5 * c) < tol * (1 - ab_prev) ** 0.5
+    assert abs(x_t.var() / (1 - ab) - 1) < 5 * (2 / m) ** 0.5
+    assert abs(x_prev.var() / (1 - ab_prev) - 1) < 5 * (2 / m) ** 0.5
+    cov = ((x_prev - x_prev.mean()) * (x_t - x_t.mean())).mean()
+    assert abs(cov - alpha**0.5 * (1 - ab_prev)) < 0.02
+
+
+def test_int_timestep_and_int32_tensor_broadcast():
+    s = Schedule.ddgan(4)
+    x0, x_t, noise = (data((3, 5), "cpu", k) for k in range(3))
+    a = ops.posterior_sample(x0, x_t, 2, s, noise=noise)
+    b = ops.posterior_sample(x0, x_t, torch.tensor([2, 2, 2], dtype=torch.int32), s, noise=noise)
+    c = ops.posterior_sample(x0, x_t, torch.full((3,), 2), s, noise=noise)
+    assert torch.equal(a, c) and torch.equal(b, c)
