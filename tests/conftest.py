@@ -14,20 +14,6 @@ if not torch.cuda.is_available():
 
 from fastddgan import ops  # noqa: E402
 
-FUSED = ("cpp", "cuda", "triton")
-
-
-def fused_backends(device_type: str):
-    return [name for name in ops.available(device_type) if name in FUSED]
-
-
-def backend_params():
-    """(backend, device) pairs for every fused backend usable here; GPU ones only with a GPU."""
-    params = [pytest.param(name, "cpu", id=f"{name}-cpu") for name in fused_backends("cpu")]
-    if torch.cuda.is_available():
-        params += [pytest.param(name, "cuda", id=f"{name}-cuda") for name in fused_backends("cuda")]
-    return params
-
 
 @pytest.fixture(autouse=True)
 def _auto_backend():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from conftest import backend_params
+from backend_cases import backend_params
 from fastddgan import Schedule, ops
 from fastddgan.ops import _library
 

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from conftest import backend_params, fused_backends
+from backend_cases import backend_params, fused_backends
 from fastddgan import Schedule, ops
 from fastddgan.ops import _library, philox_normal, reference
 

@@ -4,7 +4,7 @@ every replay and seed reproducibility, no host sync, and the GPU backends agains
 import pytest
 import torch
 
-from conftest import fused_backends
+from backend_cases import fused_backends
 from fastddgan import Schedule, ops
 from fastddgan.ops import reference
 

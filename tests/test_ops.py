@@ -4,7 +4,7 @@
 import pytest
 import torch
 
-from conftest import backend_params
+from backend_cases import backend_params
 from fastddgan import Schedule, ops
 
 ALL_BACKENDS = [pytest.param("torch", "cpu", id="torch-cpu")] + backend_params()

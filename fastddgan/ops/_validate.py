@@ -64,7 +64,7 @@ def timesteps(t, x: torch.Tensor, T: int) -> torch.Tensor:
     if t.device != x.device:
         raise ValueError(f"t: expected a tensor on {x.device} (the device of x0), got {t.device}")
     if _check_values() and batch > 0 and (t.device.type == "cpu" or os.environ.get("FASTDDGAN_DEBUG") == "1"):
-        lo, hi = int(t.min()), int(t.max())
+        lo, hi = (int(v) for v in torch.aminmax(t))
         if lo < 0 or hi >= T:
             raise ValueError(f"t: expected values in [0, T={T}), got values from {lo} to {hi}")
     return t if t.dtype == torch.int64 else t.long()
