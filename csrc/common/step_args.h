@@ -6,6 +6,8 @@
 #include <ATen/ATen.h>
 #include <c10/util/Optional.h>
 
+#include "step_ops.h"
+
 namespace fastddgan {
 
 struct StepArgs {
@@ -49,6 +51,43 @@ inline StepArgs prepare_step_args(const at::Tensor& a, const c10::optional<at::T
   args.inner = args.batch > 0 ? a.numel() / args.batch : 0;
   args.steps = table.size(1);
   return args;
+}
+
+// The two entry points of a backend: check the arguments, then run the backend's kernel for the op variant.
+// A backend is a struct `Kernels` with `static constexpr c10::DeviceType kDevice` and
+// `template <class Op> static void run(const StepArgs&, const Op&)` that fills args.out; its source file
+// instantiates `run` for every op variant with FASTDDGAN_INSTANTIATE_STEP_KERNELS, and the bindings bind
+// affine_noise_entry<Kernels> and ddpm_step_entry<Kernels>.
+#define FASTDDGAN_INSTANTIATE_STEP_KERNELS(Kernels)                                  \
+  template void Kernels::run(const StepArgs&, const AffineNoiseOp<true>&);          \
+  template void Kernels::run(const StepArgs&, const AffineNoiseOp<false>&);         \
+  template void Kernels::run(const StepArgs&, const DdpmStepOp<true>&);             \
+  template void Kernels::run(const StepArgs&, const DdpmStepOp<false>&)
+
+template <class Kernels>
+at::Tensor affine_noise_entry(const at::Tensor& a, const c10::optional<at::Tensor>& b, const at::Tensor& t,
+                              const at::Tensor& table, const c10::optional<at::Tensor>& noise,
+                              const c10::optional<at::Tensor>& seed) {
+  const StepArgs args = prepare_step_args(a, b, t, table, noise, seed, 3, false, Kernels::kDevice);
+  if (args.b.defined()) {
+    Kernels::run(args, AffineNoiseOp<true>{});
+  } else {
+    Kernels::run(args, AffineNoiseOp<false>{});
+  }
+  return args.out;
+}
+
+template <class Kernels>
+at::Tensor ddpm_step_entry(const at::Tensor& eps, const at::Tensor& x_t, const at::Tensor& t,
+                           const at::Tensor& table, const c10::optional<at::Tensor>& noise,
+                           const c10::optional<at::Tensor>& seed, bool clip_x0) {
+  const StepArgs args = prepare_step_args(eps, x_t, t, table, noise, seed, 5, true, Kernels::kDevice);
+  if (clip_x0) {
+    Kernels::run(args, DdpmStepOp<true>{});
+  } else {
+    Kernels::run(args, DdpmStepOp<false>{});
+  }
+  return args.out;
 }
 
 }  // namespace fastddgan

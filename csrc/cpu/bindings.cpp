@@ -3,5 +3,6 @@
 #include "steps_cpu.h"
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  fastddgan::bind_steps(m, &fastddgan::affine_noise_cpu, &fastddgan::ddpm_step_cpu);
+  fastddgan::bind_steps(m, &fastddgan::affine_noise_entry<fastddgan::CpuKernels>,
+                       &fastddgan::ddpm_step_entry<fastddgan::CpuKernels>);
 }

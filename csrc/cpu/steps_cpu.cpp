@@ -11,8 +11,6 @@
 
 #include <algorithm>
 
-#include "../common/step_args.h"
-#include "../common/step_ops.h"
 #include "steps_cpu.h"
 
 namespace fastddgan {
@@ -100,27 +98,14 @@ void run_step(const StepArgs& args, const Op& op) {
   });
 }
 
-template <typename Op>
-at::Tensor dispatch_step(const StepArgs& args, const Op& op) {
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, args.a.scalar_type(), "fastddgan_step_cpu",
-                                  [&] { run_step<Op, scalar_t>(args, op); });
-  return args.out;
-}
-
 }  // namespace
 
-at::Tensor affine_noise_cpu(const at::Tensor& a, const c10::optional<at::Tensor>& b, const at::Tensor& t,
-                            const at::Tensor& table, const c10::optional<at::Tensor>& noise,
-                            const c10::optional<at::Tensor>& seed) {
-  const StepArgs args = prepare_step_args(a, b, t, table, noise, seed, 3, false, c10::DeviceType::CPU);
-  return args.b.defined() ? dispatch_step(args, AffineNoiseOp<true>{}) : dispatch_step(args, AffineNoiseOp<false>{});
+template <typename Op>
+void CpuKernels::run(const StepArgs& args, const Op& op) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, args.a.scalar_type(), "fastddgan_step_cpu",
+                                  [&] { run_step<Op, scalar_t>(args, op); });
 }
 
-at::Tensor ddpm_step_cpu(const at::Tensor& eps, const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& table,
-                         const c10::optional<at::Tensor>& noise, const c10::optional<at::Tensor>& seed,
-                         bool clip_x0) {
-  const StepArgs args = prepare_step_args(eps, x_t, t, table, noise, seed, 5, true, c10::DeviceType::CPU);
-  return clip_x0 ? dispatch_step(args, DdpmStepOp<true>{}) : dispatch_step(args, DdpmStepOp<false>{});
-}
+FASTDDGAN_INSTANTIATE_STEP_KERNELS(CpuKernels);
 
 }  // namespace fastddgan

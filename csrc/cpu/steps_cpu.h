@@ -1,16 +1,14 @@
-// CPU entry points of the fused ops; see steps_cpu.cpp and fastddgan/ops/_library.py for the op contract.
+// The CPU backend of the fused ops: kernels in steps_cpu.cpp, entry points bound in bindings.cpp.
 #pragma once
 
-#include <ATen/ATen.h>
+#include "../common/step_args.h"
 
 namespace fastddgan {
 
-at::Tensor affine_noise_cpu(const at::Tensor& a, const c10::optional<at::Tensor>& b, const at::Tensor& t,
-                            const at::Tensor& table, const c10::optional<at::Tensor>& noise,
-                            const c10::optional<at::Tensor>& seed);
-
-at::Tensor ddpm_step_cpu(const at::Tensor& eps, const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& table,
-                         const c10::optional<at::Tensor>& noise, const c10::optional<at::Tensor>& seed,
-                         bool clip_x0);
+struct CpuKernels {
+  static constexpr c10::DeviceType kDevice = c10::DeviceType::CPU;
+  template <typename Op>
+  static void run(const StepArgs& args, const Op& op);
+};
 
 }  // namespace fastddgan

@@ -3,5 +3,6 @@
 #include "steps_cuda.h"
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  fastddgan::bind_steps(m, &fastddgan::affine_noise_cuda, &fastddgan::ddpm_step_cuda);
+  fastddgan::bind_steps(m, &fastddgan::affine_noise_entry<fastddgan::CudaKernels>,
+                       &fastddgan::ddpm_step_entry<fastddgan::CudaKernels>);
 }

@@ -13,8 +13,6 @@
 
 #include <algorithm>
 
-#include "../common/step_args.h"
-#include "../common/step_ops.h"
 #include "steps_cuda.h"
 
 namespace fastddgan {
@@ -104,28 +102,15 @@ void launch_step(const StepArgs& args, const Op& op) {
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
+}  // namespace
+
 template <typename Op>
-at::Tensor dispatch_step(const StepArgs& args, const Op& op) {
+void CudaKernels::run(const StepArgs& args, const Op& op) {
   const c10::cuda::CUDAGuard guard(args.a.device());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, args.a.scalar_type(), "fastddgan_step_cuda",
                                   [&] { launch_step<Op, scalar_t>(args, op); });
-  return args.out;
 }
 
-}  // namespace
-
-at::Tensor affine_noise_cuda(const at::Tensor& a, const c10::optional<at::Tensor>& b, const at::Tensor& t,
-                             const at::Tensor& table, const c10::optional<at::Tensor>& noise,
-                             const c10::optional<at::Tensor>& seed) {
-  const StepArgs args = prepare_step_args(a, b, t, table, noise, seed, 3, false, c10::DeviceType::CUDA);
-  return args.b.defined() ? dispatch_step(args, AffineNoiseOp<true>{}) : dispatch_step(args, AffineNoiseOp<false>{});
-}
-
-at::Tensor ddpm_step_cuda(const at::Tensor& eps, const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& table,
-                          const c10::optional<at::Tensor>& noise, const c10::optional<at::Tensor>& seed,
-                          bool clip_x0) {
-  const StepArgs args = prepare_step_args(eps, x_t, t, table, noise, seed, 5, true, c10::DeviceType::CUDA);
-  return clip_x0 ? dispatch_step(args, DdpmStepOp<true>{}) : dispatch_step(args, DdpmStepOp<false>{});
-}
+FASTDDGAN_INSTANTIATE_STEP_KERNELS(CudaKernels);
 
 }  // namespace fastddgan

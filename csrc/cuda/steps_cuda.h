@@ -1,16 +1,14 @@
-// CUDA entry points of the fused ops; see steps_cuda.cu and fastddgan/ops/_library.py for the op contract.
+// The CUDA backend of the fused ops: kernels in steps_cuda.cu, entry points bound in bindings.cpp.
 #pragma once
 
-#include <ATen/ATen.h>
+#include "../common/step_args.h"
 
 namespace fastddgan {
 
-at::Tensor affine_noise_cuda(const at::Tensor& a, const c10::optional<at::Tensor>& b, const at::Tensor& t,
-                             const at::Tensor& table, const c10::optional<at::Tensor>& noise,
-                             const c10::optional<at::Tensor>& seed);
-
-at::Tensor ddpm_step_cuda(const at::Tensor& eps, const at::Tensor& x_t, const at::Tensor& t, const at::Tensor& table,
-                          const c10::optional<at::Tensor>& noise, const c10::optional<at::Tensor>& seed,
-                          bool clip_x0);
+struct CudaKernels {
+  static constexpr c10::DeviceType kDevice = c10::DeviceType::CUDA;
+  template <typename Op>
+  static void run(const StepArgs& args, const Op& op);
+};
 
 }  // namespace fastddgan
