@@ -18,7 +18,9 @@ BLOCK_COUNTERS = 256  # 1024 elements per program
 
 @triton.jit
 def _normal4(seed, counters):
-    r0, r1, r2, r3 = tl.randint4x(seed, counters)
+    # uint32 counters select the 32-bit Philox4x32-10 on every Triton version (older ones switch to a 64-bit
+    # variant for 64-bit offsets); equal to the C++ stream for the first 2**32 counters (16 Gi elements).
+    r0, r1, r2, r3 = tl.randint4x(seed, counters.to(tl.uint32))
     inv = 1.1920928955078125e-07  # 2**-23
     u0 = ((r0 >> 9).to(tl.float32) + 0.5) * inv
     u1 = ((r1 >> 9).to(tl.float32) + 0.5) * inv

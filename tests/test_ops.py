@@ -94,8 +94,9 @@ def test_q_sample_pairs_statistics(backend, device):
     n, t_val, c = 20000, 2, 0.7
     x0 = torch.full((n, 4), c, device=device)
     t = torch.full((n,), t_val, device=device)
+    gen = torch.Generator(device).manual_seed(0)
     with ops.use_backend(backend):
-        x_prev, x_t = (v.double().cpu().flatten() for v in ops.q_sample_pairs(x0, t, s))
+        x_prev, x_t = (v.double().cpu().flatten() for v in ops.q_sample_pairs(x0, t, s, generator=gen))
     ab, ab_prev, alpha = (float(getattr(s, k)[t_val]) for k in ("alphas_cumprod", "alphas_cumprod_prev", "alphas"))
     m = x_t.numel()
     tol = 5 / m**0.5
