@@ -183,3 +183,26 @@ def test_empty_batch(backend, device):
     x = torch.zeros(0, 3, 4, 4, device=device)
     with ops.use_backend(backend):
         assert ops.posterior_sample(x, x, torch.zeros(0, dtype=torch.long, device=device), s).shape == x.shape
+
+
+@pytest.mark.parametrize("backend,device", FUSED)
+def test_mean_and_variance_over_many_draws_match_the_coefficients(backend, device):
+    """One (x0, x_t) pair repeated over a large batch: per element, the draws' mean is coef1 x0 + coef2 x_t and
+    their variance is posterior_variance, at every timestep."""
+    s = Schedule.ddgan(4)
+    draws, inner = (4000, 12) if backend != "triton" or torch.cuda.is_available() else (2000, 12)
+    x0, x_t = rand((1, inner), device, 1), rand((1, inner), device, 2)
+    for step in range(4):
+        t = torch.full((draws,), step, device=device)
+        with ops.use_backend(backend):
+            out = ops.posterior_sample(x0.expand(draws, inner).contiguous(), x_t.expand(draws, inner).contiguous(),
+                                       t, s, generator=torch.Generator(device).manual_seed(step))
+        out = out.double().cpu()
+        mean = float(s.posterior_mean_coef1[step]) * x0.double().cpu() + \
+            float(s.posterior_mean_coef2[step]) * x_t.double().cpu()
+        var = float(s.posterior_variance[step])
+        if var == 0:
+            torch.testing.assert_close(out, mean.expand_as(out), rtol=0, atol=1e-6)
+            continue
+        assert ((out.mean(0) - mean[0]).abs() < 5 * math.sqrt(var / draws)).all()
+        assert ((out.var(0) / var - 1).abs() < 5 * math.sqrt(2 / draws)).all()
