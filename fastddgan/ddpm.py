@@ -1,0 +1,154 @@
+"""DDPM (Ho et al. 2020) with x0 / v prediction options and classifier-free guidance (Ho & Salimans 2022).
+
+Training (L_simple): t ~ U{0..T-1}, eps ~ N(0, I), x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) eps, and the network
+``model(x_t, t, y)`` regresses its target with a mean squared error:
+
+    prediction="eps"  target eps                                   (the paper's L_simple, default)
+    prediction="x0"   target x0
+    prediction="v"    target v = sqrt(ab_t) eps - sqrt(1 - ab_t) x0  (Salimans & Ho 2022)
+
+Sampling runs at any respaced T' <= T (``Schedule.respace``): the network sees the original timestep index
+(``schedule.timesteps``), each ancestral step is the fused ``fastddgan.ops.ddpm_step``, and ``ddim=True`` takes the
+deterministic DDIM (eta = 0) update instead. Guidance: eps~ = (1 + w) eps(x, y) - w eps(x, null).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+
+from . import ops
+from .ema import EMA
+from .guidance import check_guidance, check_labels, drop_labels, guided
+from .schedule import Schedule
+
+PREDICTIONS = ("eps", "x0", "v")
+
+
+class DDPM(nn.Module):
+    """A DDPM: the network ``model(x_t, t, y=None)``, its schedule, an EMA copy and an Adam optimiser.
+
+    Args:
+        model: the denoiser; ``t`` is the index into the training schedule; class ``num_classes`` is "null".
+        schedule: the training schedule (default ``Schedule.linear(1000)``) or an int T for a linear one.
+        prediction: "eps", "x0" or "v" (what the network outputs).
+        num_classes: number of classes for class-conditional training (None: unconditional).
+        p_uncond: probability of dropping the label during training (classifier-free guidance).
+        sample_shape: the shape of one sample, e.g. (1, 28, 28) or (2,) for 2-D data.
+        clip_x0: clip the x0 estimate to [-1, 1] while sampling (images in [-1, 1]; off for 2-D data).
+        lr, ema_decay, grad_clip: optimiser settings.
+    """
+
+    def __init__(self, model: nn.Module, schedule: Schedule | int = 1000, prediction: str = "eps",
+                 num_classes: Optional[int] = None, p_uncond: float = 0.1, sample_shape: Sequence[int] = (1, 28, 28),
+                 clip_x0: bool = True, lr: float = 2e-4, ema_decay: float = 0.9999,
+                 grad_clip: Optional[float] = 1.0):
+        super().__init__()
+        self.sample_shape = tuple(int(v) for v in sample_shape)
+        self.clip_x0 = bool(clip_x0)
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction: expected one of {PREDICTIONS}, got {prediction!r}")
+        if not 0.0 <= p_uncond < 1.0:
+            raise ValueError(f"p_uncond: expected a probability in [0, 1), got {p_uncond!r}")
+        self.model = model
+        self.schedule = Schedule.linear(schedule) if isinstance(schedule, int) else schedule
+        self.prediction = prediction
+        self.num_classes = num_classes
+        self.p_uncond = p_uncond if num_classes is not None else 0.0
+        self.grad_clip = grad_clip
+        self.ema = EMA(model, ema_decay)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+
+    @property
+    def T(self) -> int:
+        return self.schedule.T
+
+    # ------------------------------------------------------------------ training
+    def _coef(self, name: str, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        values = getattr(self.schedule, name).to(like.device, torch.float32)[t]
+        return values.view(-1, *[1] * (like.dim() - 1))
+
+    def loss(self, x0: torch.Tensor, y: Optional[torch.Tensor] = None,
+             generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """L_simple for one batch (labels dropped with probability p_uncond)."""
+        y = drop_labels(check_labels(y, self.num_classes, x0.shape[0], x0.device), self.num_classes,
+                        self.p_uncond, generator)
+        t = torch.randint(0, self.T, (x0.shape[0],), device=x0.device, generator=generator)
+        eps = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
+        x_t = ops.q_sample(x0, t, self.schedule, noise=eps)
+        out = self.model(x_t, t, y)
+        if self.prediction == "eps":
+            target = eps
+        elif self.prediction == "x0":
+            target = x0
+        else:
+            target = self._coef("sqrt_alphas_cumprod", t, x0) * eps - \
+                self._coef("sqrt_one_minus_alphas_cumprod", t, x0) * x0
+        return (out.float() - target.float()).pow(2).mean()
+
+    def train_step(self, x0: torch.Tensor, y: Optional[torch.Tensor] = None,
+                   generator: Optional[torch.Generator] = None) -> dict:
+        """One optimiser step on L_simple, then the EMA update. Returns {"loss": float}."""
+        self.model.train()
+        loss = self.loss(x0, y, generator)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.optimizer.step()
+        self.ema.update(self.model)
+        return {"loss": float(loss.detach())}
+
+    # ------------------------------------------------------------------ sampling
+    def predict_eps(self, net: nn.Module, x_t: torch.Tensor, t: torch.Tensor, t_model: torch.Tensor,
+                    schedule: Schedule, y: Optional[torch.Tensor] = None, guidance: float = 0.0) -> torch.Tensor:
+        """The (guided) eps prediction at respaced step ``t`` whose network time index is ``t_model``."""
+        out = guided(lambda x, tm, yy: net(x, tm, yy), (x_t, t_model), y, guidance, self.num_classes)
+        if self.prediction == "eps":
+            return out
+        ab = schedule.alphas_cumprod.to(x_t.device, torch.float32)[t].view(-1, *[1] * (x_t.dim() - 1))
+        if self.prediction == "x0":
+            return (x_t - ab.sqrt() * out) / (1 - ab).sqrt()
+        return ab.sqrt() * out + (1 - ab).sqrt() * x_t  # v -> eps
+
+    @torch.inference_mode()
+    def sample(self, n: int, T: Optional[int] = None, shape: Optional[Sequence[int]] = None,
+               y: Optional[torch.Tensor] = None, guidance: float = 0.0, ddim: bool = False,
+               variance: str = "small", generator: Optional[torch.Generator] = None, use_ema: bool = True,
+               device=None) -> torch.Tensor:
+        """``n`` samples with ``T`` steps (default: the training T; any T <= it, evenly respaced)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n: expected an integer >= 1, got {n!r}")
+        T = self.T if T is None else T
+        if isinstance(T, bool) or not isinstance(T, int) or not 1 <= T <= self.T:
+            raise ValueError(f"T: expected an integer in [1, {self.T}] (the training T), got {T!r}")
+        net = self.ema.module if use_ema else self.model
+        net.eval()
+        device = torch.device(device) if device is not None else next(net.parameters()).device
+        shape = tuple(shape) if shape is not None else self.sample_shape
+        y = check_labels(y, self.num_classes, n, device)
+        guidance = check_guidance(guidance, self.num_classes, y)
+        schedule = self.schedule.respace(T) if T != self.T else self.schedule
+        timesteps = schedule.timesteps.to(device)
+        x = torch.randn((n, *shape), device=device, generator=generator)
+        for i in reversed(range(T)):
+            t = torch.full((n,), i, dtype=torch.long, device=device)
+            eps = self.predict_eps(net, x, t, timesteps[t], schedule, y, guidance)
+            if ddim:
+                x = ddim_step(eps, x, i, schedule, self.clip_x0)
+            else:
+                x = ops.ddpm_step(eps, x, t, schedule, generator=generator, variance=variance,
+                                  clip_x0=self.clip_x0)
+        return x
+
+
+def ddim_step(eps: torch.Tensor, x_t: torch.Tensor, i: int, schedule: Schedule, clip_x0: bool = True):
+    """Deterministic DDIM (eta = 0): x0 from eps (clipped), then x_{t-1} = sqrt(ab_prev) x0 + sqrt(1-ab_prev) eps'."""
+    ab, ab_prev = float(schedule.alphas_cumprod[i]), float(schedule.alphas_cumprod_prev[i])
+    x0 = (x_t - (1 - ab) ** 0.5 * eps) / ab**0.5
+    if clip_x0:
+        x0 = x0.clamp(-1, 1)
+        eps = (x_t - ab**0.5 * x0) / (1 - ab) ** 0.5
+    return ab_prev**0.5 * x0 + (1 - ab_prev) ** 0.5 * eps

@@ -1,0 +1,65 @@
+"""Classifier-free guidance helpers shared by DDPM and DDGAN (Ho & Salimans 2022).
+
+Training drops the label with probability ``p_uncond`` (replaced by the reserved null class ``num_classes``);
+sampling combines the conditional and unconditional predictions as ``(1 + w) cond - w uncond``.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+
+def check_labels(y: Optional[torch.Tensor], num_classes: Optional[int], batch: int, device) -> Optional[torch.Tensor]:
+    """Validated class labels (int64 on ``device``) or None for an unconditional call."""
+    if y is None:
+        return None
+    if num_classes is None:
+        raise ValueError("y: this model is unconditional (num_classes=None); pass y=None")
+    y = torch.as_tensor(y, device=device)
+    if y.dtype.is_floating_point or y.dtype == torch.bool:
+        raise TypeError(f"y: expected integer class labels, got {y.dtype}")
+    if y.dim() == 0:
+        y = y.expand(batch)
+    if y.shape != (batch,):
+        raise ValueError(f"y: expected {batch} labels, one per sample, got shape {tuple(y.shape)}")
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) > num_classes):
+        raise ValueError(f"y: expected labels in [0, {num_classes}] ({num_classes} = the null class), "
+                         f"got values from {int(y.min())} to {int(y.max())}")
+    return y.long()
+
+
+def drop_labels(y: Optional[torch.Tensor], num_classes: Optional[int], p_uncond: float,
+                generator: Optional[torch.Generator] = None) -> Optional[torch.Tensor]:
+    """Replace each label by the null class ``num_classes`` with probability ``p_uncond``."""
+    if y is None or p_uncond <= 0:
+        return y
+    drop = torch.rand(y.shape, device=y.device, generator=generator) < p_uncond
+    return torch.where(drop, torch.full_like(y, num_classes), y)
+
+
+def null_labels(batch: int, num_classes: int, device) -> torch.Tensor:
+    return torch.full((batch,), num_classes, dtype=torch.long, device=device)
+
+
+def check_guidance(guidance: float, num_classes: Optional[int], y: Optional[torch.Tensor]) -> float:
+    guidance = float(guidance)
+    if guidance != 0.0 and num_classes is None:
+        raise ValueError(f"guidance: classifier-free guidance needs a class-conditional model, got guidance="
+                         f"{guidance} for an unconditional one")
+    if guidance != 0.0 and y is None:
+        raise ValueError("guidance: guided sampling needs class labels y")
+    return guidance
+
+
+def guided(predict, inputs, y: Optional[torch.Tensor], guidance: float, num_classes: Optional[int]):
+    """``(1 + w) predict(*inputs, y) - w predict(*inputs, null)`` with the same inputs (x_t, t and, for DDGAN, the
+    same z) for both halves, evaluated in one batched call of ``predict``."""
+    if guidance == 0.0 or y is None:
+        return predict(*inputs, y)
+    batch = y.shape[0]
+    doubled = [torch.cat([v, v]) for v in inputs]
+    both = predict(*doubled, torch.cat([y, null_labels(batch, num_classes, y.device)]))
+    cond, uncond = both[:batch], both[batch:]
+    return (1.0 + guidance) * cond - guidance * uncond
