@@ -1,0 +1,101 @@
+"""DDGAN (Xiao et al. 2022) generator and discriminator for images, built from the U-Net blocks.
+
+One reverse step of DDGAN is a conditional GAN: G(x_t, z, t) predicts x0 and x_{t-1} ~ q(x_{t-1} | x_t, x0) is
+drawn from the Gaussian posterior; D(x_{t-1}, x_t, t) tells true pairs from generated ones.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
+
+from . import _checks
+from .embeddings import ConditionEmbedding
+from .layers import Norm
+from .unet import Encoder, UNet
+
+__all__ = ["DDGANGenerator", "DDGANDiscriminator", "minibatch_std", "apply_spectral_norm"]
+
+
+class DDGANGenerator(UNet):
+    """G(x_t, z, t[, y]) -> x0 in [-1, 1]: a :class:`UNet` with latent input ``nz`` (mapping MLP + adaptive
+    GroupNorm in every residual block) and a tanh output.
+
+    x_t (B, in_channels, S, S), z (B, nz) ~ N(0, I), t (B,) int64, y (B,) labels or None -> (B, in_channels, S, S).
+    ``unet_kwargs`` are those of :class:`UNet` (ch, ch_mult, num_res_blocks, attn_resolutions, dropout,
+    image_size, num_classes, z_emb_dim, n_mapping_layers, ...).
+    """
+
+    def __init__(self, in_channels: int = 1, nz: int = 100, **unet_kwargs):
+        for fixed in ("out_channels", "out_activation"):
+            if fixed in unet_kwargs:
+                raise ValueError(f"{fixed}: fixed by DDGANGenerator (x0 has in_channels channels, tanh output)")
+        super().__init__(in_channels=in_channels, nz=_checks.positive_int("nz", nz), out_activation="tanh",
+                         **unet_kwargs)
+
+    def forward(self, x_t: torch.Tensor, z: torch.Tensor, t: torch.Tensor,  # type: ignore[override]
+                y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self._run(x_t, t, y, z, "x_t")
+
+
+def minibatch_std(h: torch.Tensor) -> torch.Tensor:
+    """Minibatch-stddev feature (Karras et al. 2018): the per-feature standard deviation over the batch, averaged
+    to one scalar and appended to every sample: (B, C) -> (B, C + 1). Couples the samples of a batch (opt-in)."""
+    s = h.float().var(dim=0, unbiased=False).add(1e-8).sqrt().mean()
+    return torch.cat([h, s.to(h.dtype).expand(h.shape[0], 1)], dim=1)
+
+
+def apply_spectral_norm(module: nn.Module) -> nn.Module:
+    """Wrap every Conv2d and Linear of ``module`` (in place) with spectral normalisation W / sigma_max(W)."""
+    for m in list(module.modules()):
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            _spectral_norm(m)
+    return module
+
+
+class DDGANDiscriminator(nn.Module):
+    """D(x_{t-1}, x_t, t[, y]) -> one logit per sample (B,).
+
+    The contracting half of the U-Net (:class:`~fastddgan.models.unet.Encoder`, time + class embedding added as a
+    per-channel bias in every residual block) on the channel concatenation [x_{t-1}, x_t] (B, 2C, S, S), then
+    GN, SiLU, a global mean over positions (B, C') and a linear head. (DDGAN sums over positions; the mean keeps
+    the initial logits O(1) whatever the resolution, which the exponential f-GAN losses need.) GroupNorm only (no BatchNorm), so the logit of
+    sample i depends on sample i alone, unless ``minibatch_std=True`` appends the minibatch-stddev feature before
+    the head. ``spectral_norm=True`` wraps every conv / linear layer with spectral normalisation.
+    """
+
+    def __init__(self, in_channels: int = 1, ch: int = 64, ch_mult: Sequence[int] = (1, 2, 2),
+                 num_res_blocks: int = 1, attn_resolutions: Sequence[int] = (), image_size: int = 32,
+                 num_classes: Optional[int] = None, dropout: float = 0.0, minibatch_std: bool = False,
+                 spectral_norm: bool = False):
+        super().__init__()
+        _checks.positive_int("in_channels", in_channels)
+        self.in_channels = in_channels
+        self.image_size = image_size
+        self.num_classes = _checks.optional_classes(num_classes)
+        self.minibatch_std = bool(minibatch_std)
+        self.cond = ConditionEmbedding(ch, 4 * ch, num_classes)
+        self.encoder = Encoder(2 * in_channels, ch, tuple(ch_mult), num_res_blocks, tuple(attn_resolutions),
+                               dropout, image_size, 4 * ch)
+        c = self.encoder.out_channels
+        self.norm_out = Norm(c)
+        self.head = nn.Linear(c + int(self.minibatch_std), 1)
+        if spectral_norm:
+            apply_spectral_norm(self)
+
+    def forward(self, x_prev: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor,
+                y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        _checks.data("x_t", x_t, (None, self.in_channels, self.image_size, self.image_size))
+        _checks.data("x_prev", x_prev, x_t.shape)
+        _checks.same_batch("x_prev", x_prev, x_t, "x_t")
+        batch = x_t.shape[0]
+        temb = F.silu(self.cond(t, y, batch, x_t.device, x_t.dtype))
+        h, _ = self.encoder(torch.cat([x_prev, x_t], dim=1), temb, keep_skips=False)
+        h = F.silu(self.norm_out(h)).mean(dim=(2, 3))
+        if self.minibatch_std:
+            h = minibatch_std(h)
+        return self.head(h).squeeze(1)

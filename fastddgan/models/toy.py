@@ -1,0 +1,98 @@
+"""MLP models for 2-D (or any low-dimensional) data, with the interfaces of the image models.
+
+All three share one trunk (:class:`ConditionalMLP`):
+
+    c = SiLU(MLP(sinusoid(t)) + E[y]),   h_0 = input,
+    h_l = act(W_l h_{l-1} + U_l c)   for l = 1..num_layers,   out = W_out h_L
+
+i.e. the time (+ class) embedding is added as a bias in every hidden layer. Outputs are unbounded (2-D toy data
+has scale ~4, so no tanh). The sinusoid's longest period is 10 * T_max.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import _checks
+from .embeddings import ConditionEmbedding
+
+__all__ = ["ConditionalMLP", "ToyGenerator", "ToyDiscriminator", "ToyDenoiser"]
+
+
+class ConditionalMLP(nn.Module):
+    """(B, in_dim), t (B,), y (B,) or None -> (B, out_dim); see the module docstring for the math."""
+
+    def __init__(self, in_dim: int, out_dim: int, hidden: int = 128, num_layers: int = 3,
+                 num_classes: Optional[int] = None, T_max: int = 1000, act: str = "silu"):
+        super().__init__()
+        _checks.positive_int("hidden", hidden, 2)
+        self.num_layers = _checks.positive_int("num_layers", num_layers)
+        _checks.positive_int("T_max", T_max)
+        self.num_classes = _checks.optional_classes(num_classes)
+        self.act = nn.SiLU() if act == "silu" else nn.LeakyReLU(0.2)
+        self.cond = ConditionEmbedding(hidden, hidden, num_classes, max_period=10.0 * T_max)
+        self.cond_proj = nn.Linear(hidden, hidden * num_layers)  # all layers' U_l c in one matmul
+        self.layers = nn.ModuleList(nn.Linear(in_dim if i == 0 else hidden, hidden) for i in range(num_layers))
+        self.out = nn.Linear(hidden, out_dim)
+
+    def forward(self, h: torch.Tensor, t, y=None) -> torch.Tensor:
+        c = F.silu(self.cond(t, y, h.shape[0], h.device, h.dtype))
+        biases = self.cond_proj(c).chunk(self.num_layers, dim=1)
+        for layer, bias in zip(self.layers, biases):
+            h = self.act(layer(h) + bias)
+        return self.out(h)
+
+
+class ToyGenerator(nn.Module):
+    """G(x_t, z, t[, y]) -> x0 prediction (B, dim), unbounded. x_t (B, dim), z (B, nz) ~ N(0, I), concatenated
+    as the MLP's input."""
+
+    def __init__(self, dim: int = 2, nz: int = 2, hidden: int = 128, num_layers: int = 3, T_max: int = 1000,
+                 num_classes: Optional[int] = None):
+        super().__init__()
+        self.dim = _checks.positive_int("dim", dim)
+        self.nz = _checks.positive_int("nz", nz)
+        self.num_classes = _checks.optional_classes(num_classes)
+        self.net = ConditionalMLP(dim + nz, dim, hidden, num_layers, num_classes, T_max, act="silu")
+
+    def forward(self, x_t: torch.Tensor, z: torch.Tensor, t, y=None) -> torch.Tensor:
+        _checks.data("x_t", x_t, (None, self.dim))
+        z = _checks.latent(z, x_t.shape[0], self.nz, x_t.device)
+        return self.net(torch.cat([x_t, z.to(x_t.dtype)], dim=1), t, y)
+
+
+class ToyDiscriminator(nn.Module):
+    """D(x_prev, x_t, t[, y]) -> one logit per sample (B,); LeakyReLU(0.2) MLP on [x_prev, x_t]. Per-sample only
+    (no coupling across the batch)."""
+
+    def __init__(self, dim: int = 2, hidden: int = 128, num_layers: int = 3, num_classes: Optional[int] = None,
+                 T_max: int = 1000):
+        super().__init__()
+        self.dim = _checks.positive_int("dim", dim)
+        self.num_classes = _checks.optional_classes(num_classes)
+        self.net = ConditionalMLP(2 * dim, 1, hidden, num_layers, num_classes, T_max, act="leaky_relu")
+
+    def forward(self, x_prev: torch.Tensor, x_t: torch.Tensor, t, y=None) -> torch.Tensor:
+        _checks.data("x_t", x_t, (None, self.dim))
+        _checks.data("x_prev", x_prev, x_t.shape)
+        _checks.same_batch("x_prev", x_prev, x_t, "x_t")
+        return self.net(torch.cat([x_prev, x_t], dim=1), t, y).squeeze(1)
+
+
+class ToyDenoiser(nn.Module):
+    """DDPM network for low-dimensional data: (x (B, dim), t (B,)[, y]) -> (B, dim), an eps / x0 / v prediction."""
+
+    def __init__(self, dim: int = 2, hidden: int = 128, num_layers: int = 3, num_classes: Optional[int] = None,
+                 T_max: int = 1000):
+        super().__init__()
+        self.dim = _checks.positive_int("dim", dim)
+        self.num_classes = _checks.optional_classes(num_classes)
+        self.net = ConditionalMLP(dim, dim, hidden, num_layers, num_classes, T_max, act="silu")
+
+    def forward(self, x: torch.Tensor, t, y=None) -> torch.Tensor:
+        _checks.data("x", x, (None, self.dim))
+        return self.net(x, t, y)
