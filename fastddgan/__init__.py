@@ -1,14 +1,21 @@
 """fastddgan: Denoising Diffusion GANs and DDPM for PyTorch, with fused C++/CUDA/Triton ops.
 
     import fastddgan
-    schedule = fastddgan.Schedule.ddgan(T=4)
-    x_prev = fastddgan.ops.posterior_sample(x0, x_t, t, schedule)
+    G, D = fastddgan.models.build("mnist", "generator"), fastddgan.models.build("mnist", "discriminator")
+    model = fastddgan.DDGAN(G, D, schedule=4, loss="js")
+    model.train_step(x0)               # x0: a batch of images in [-1, 1]
+    images = model.sample(64)
 
 See :class:`fastddgan.Schedule` for the index convention used throughout.
 """
 
-from . import ops
+from . import data, losses, models, ops
+from .ddgan import DDGAN
+from .ddpm import DDPM
+from .ema import EMA
+from .losses import LOSSES, get_loss
 from .schedule import Schedule
 
 __version__ = "0.1.0"
-__all__ = ["Schedule", "ops", "__version__"]
+__all__ = ["Schedule", "DDPM", "DDGAN", "EMA", "LOSSES", "get_loss", "ops", "losses", "models", "data",
+           "__version__"]

@@ -79,3 +79,19 @@ def test_compile_fullgraph_cpu():
     torch.manual_seed(3)
     expect = step(x0, x_t, t, eps)
     torch.testing.assert_close(got, expect)
+
+
+def test_compile_fullgraph_in_a_fresh_process():
+    """Backends are loaded at import, so the very first call of an op may happen inside a torch.compile trace."""
+    import subprocess
+    import sys
+
+    code = ("import torch, fastddgan\n"
+            "from fastddgan import ops\n"
+            "s = fastddgan.Schedule.ddgan(4)\n"
+            "f = torch.compile(lambda a, b, t: ops.posterior_sample(a, b, t, s), fullgraph=True)\n"
+            "x = torch.zeros(2, 3)\n"
+            "print(f(x, x, torch.tensor([0, 1])).shape)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "torch.Size([2, 3])" in out.stdout

@@ -73,7 +73,7 @@ def test_import_survives_a_broken_triton(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "cuda backends: []" in out.stdout
-    assert "backend 'triton' was requested but fastddgan.kernels.steps could not be imported" in out.stdout
+    assert "backend 'triton' was requested but fastddgan.kernels.backend could not be imported" in out.stdout
     assert "triton is broken here" in out.stdout
 
 

@@ -4,7 +4,7 @@ Backends
     torch   pure-PyTorch reference (``reference.py``); noise from ``torch.randn`` and the torch Generator.
     cpp     C++ CPU kernels, ``fastddgan._C``.
     cuda    CUDA C++ kernels, ``fastddgan._C_cuda``.
-    triton  Triton kernels, ``fastddgan.kernels`` (GPU; CPU only under ``TRITON_INTERPRET=1``).
+    triton  Triton kernels, ``fastddgan.kernels.backend`` (GPU; CPU only under ``TRITON_INTERPRET=1``).
 
 Automatic choice: ``cpp`` on CPU, ``cuda`` then ``triton`` on GPU, ``torch`` where nothing faster is available (with
 one warning). ``FASTDDGAN_BACKEND=torch|cpp|cuda|triton`` or :func:`set_backend` forces one; forcing a backend that
@@ -22,7 +22,7 @@ from typing import Dict, Optional
 import torch
 
 BACKENDS = ("torch", "cpp", "cuda", "triton")
-_MODULES = {"cpp": "fastddgan._C", "cuda": "fastddgan._C_cuda", "triton": "fastddgan.kernels.steps"}
+_MODULES = {"cpp": "fastddgan._C", "cuda": "fastddgan._C_cuda", "triton": "fastddgan.kernels.backend"}
 _loaded: Dict[str, object] = {}
 _load_errors: Dict[str, str] = {}
 _warned = False
@@ -40,12 +40,13 @@ _forced: Optional[str] = _check_name(os.environ.get("FASTDDGAN_BACKEND"), "FASTD
 
 
 def module(name: str):
-    """The module implementing backend ``name`` (``affine_noise`` and ``ddpm_step``), or None if it cannot load."""
+    """The module implementing backend ``name`` (``affine_noise``, ``ddpm_step``, ``gan_loss``), or None if it
+    cannot load."""
     if name not in _loaded and name not in _load_errors:
         try:
             _loaded[name] = importlib.import_module(_MODULES[name])
         except Exception as err:  # noqa: BLE001 - a missing or broken optional part must not break the package
-            _load_errors[name] = f"{type(err).__name__}: {err}"
+            _load_errors[name] = f"{_MODULES[name]} could not be imported ({type(err).__name__}: {err})"
     return _loaded.get(name)
 
 
@@ -66,7 +67,7 @@ def why_unavailable(name: str, device_type: str) -> Optional[str]:
     if name == "triton" and device_type not in ("cpu", "cuda"):
         return f"the triton backend does not support {device_type} tensors"
     if module(name) is None:
-        return f"{_MODULES[name]} could not be imported ({_load_errors[name]})"
+        return _load_errors[name]
     return None
 
 
@@ -115,3 +116,18 @@ def use_backend(name: Optional[str]):
         yield
     finally:
         set_backend(previous)
+
+
+def _preload() -> None:
+    """Import the backends that can be chosen here now, so that choosing one later (possibly while torch.compile
+    traces the ops, where imports are not allowed) is a dictionary lookup. Triton is imported only where it can
+    run (a visible GPU, or TRITON_INTERPRET=1)."""
+    module("cpp")
+    if torch.cuda.is_available():
+        module("cuda")
+    if torch.cuda.is_available() or _triton_on_cpu():
+        module("triton")
+
+
+_preload()
+

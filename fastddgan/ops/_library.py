@@ -10,6 +10,13 @@ differentiable. At run time the op routes to the selected backend's kernel (``_b
         x0 = table[0, t] x_t - table[1, t] eps (clipped to [-1, 1]),
         out = table[2, t] x0 + table[3, t] x_t + table[4, t] noise
 
+    gan_loss(real?, fake, kind, part, clamp) -> (loss, grad_real, grad_fake)
+        the fused reduction of a GAN objective: mean loss over the batch and its gradient w.r.t. the logits in
+        one pass (codes and per-logit terms in ``fastddgan/losses/reference.py``); real only for the
+        discriminator part. Outputs in float32 (float64 for float64 logits). Backward multiplies the saved
+        per-logit gradients by the incoming gradient (under create_graph it recomputes them differentiably with
+        the reference, so double backward is exact too).
+
 ``t`` is int64 of shape (B,), ``table`` is (rows, T) in the compute dtype (float64 for float64 data, float32
 otherwise). Exactly one of ``noise`` (explicit, same shape as ``a``) and ``seed`` (int64 tensor holding a 64-bit
 Philox key, see ``philox.py``) is given.
@@ -17,7 +24,7 @@ Philox key, see ``philox.py``) is given.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -40,6 +47,12 @@ class _TorchKernels:
     @staticmethod
     def ddpm_step(eps, x_t, t, table, noise, seed, clip_x0):
         return reference.ddpm_step(eps, x_t, t, table, _TorchKernels._noise(eps, noise, seed), clip_x0)
+
+    @staticmethod
+    def gan_loss(real, fake, kind, part, clamp):
+        from ..losses import reference as loss_reference  # lazy: fastddgan.losses imports this module
+
+        return loss_reference.gan_loss(real, fake, kind, part, clamp)
 
 
 def _kernels(device: torch.device):
@@ -85,3 +98,39 @@ def ddpm_step(eps: Tensor, x_t: Tensor, t: Tensor, table: Tensor, noise: Optiona
 @ddpm_step.register_fake
 def _ddpm_step_fake(eps, x_t, t, table, noise, seed, clip_x0):
     return torch.empty_like(x_t, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op("fastddgan::gan_loss", mutates_args=())
+def gan_loss(real: Optional[Tensor], fake: Tensor, kind: int, part: int,
+             clamp: float) -> Tuple[Tensor, Tensor, Tensor]:
+    return _kernels(fake.device).gan_loss(real, fake, kind, part, clamp)
+
+
+@gan_loss.register_fake
+def _gan_loss_fake(real, fake, kind, part, clamp):
+    acc = torch.float64 if fake.dtype == torch.float64 else torch.float32
+    n_real = real.shape[0] if real is not None else 0
+    return fake.new_empty((), dtype=acc), fake.new_empty((n_real,), dtype=acc), fake.new_empty(fake.shape, dtype=acc)
+
+
+def _gan_loss_setup(ctx, inputs, output):
+    real, fake, kind, part, clamp = inputs
+    _, grad_real, grad_fake = output
+    ctx.save_for_backward(real, fake, grad_real, grad_fake)
+    ctx.args = (kind, part, clamp)
+    ctx.mark_non_differentiable(grad_real, grad_fake)
+
+
+def _gan_loss_backward(ctx, grad, _grad_real_out, _grad_fake_out):
+    real, fake, grad_real, grad_fake = ctx.saved_tensors
+    kind, part, clamp = ctx.args
+    if torch.is_grad_enabled():  # create_graph=True: the per-logit gradients again, differentiably
+        from ..losses import reference as loss_reference
+
+        _, grad_real, grad_fake = loss_reference.gan_loss(real, fake, kind, part, clamp)
+    need_real, need_fake = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+    return ((grad * grad_real).to(real.dtype) if need_real and real is not None else None,
+            (grad * grad_fake).to(fake.dtype) if need_fake else None, None, None, None)
+
+
+gan_loss.register_autograd(_gan_loss_backward, setup_context=_gan_loss_setup)

@@ -1,0 +1,50 @@
+// CPU kernel of the fused GAN loss: one pass over the logits writes each logit's gradient and sums the loss terms.
+//
+// Discriminator logits are one per sample (B is small, typically <= 1024), so a single thread does the whole
+// batch: no threading overhead, and the sum (in double, in index order) is deterministic.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+
+#include "losses_cpu.h"
+
+namespace fastddgan {
+namespace {
+
+// Writes term'(x_i) / n to grad and returns sum_i term(x_i) / n.
+template <typename scalar_t, typename acc_t, typename TermFn>
+double reduce_terms(const scalar_t* __restrict x, int64_t n, acc_t* __restrict grad, const TermFn& term) {
+  double sum = 0.0;
+  const acc_t inv_n = acc_t(1) / static_cast<acc_t>(n);
+  for (int64_t i = 0; i < n; ++i) {
+    const LossTerm<acc_t> r = term(static_cast<acc_t>(x[i]));
+    sum += static_cast<double>(r.value);
+    grad[i] = r.grad * inv_n;
+  }
+  return sum / static_cast<double>(n);
+}
+
+template <typename scalar_t>
+void run_loss(const LossArgs& args) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const int64_t kind = args.kind, part = args.part;
+  const acc_t clamp = static_cast<acc_t>(args.clamp);
+  double loss = reduce_terms<scalar_t, acc_t>(
+      args.fake.const_data_ptr<scalar_t>(), args.fake.numel(), args.grad_fake.mutable_data_ptr<acc_t>(),
+      [&](acc_t v) { return fake_loss_term(kind, part, v, clamp); });
+  if (args.real.defined()) {
+    loss += reduce_terms<scalar_t, acc_t>(
+        args.real.const_data_ptr<scalar_t>(), args.real.numel(), args.grad_real.mutable_data_ptr<acc_t>(),
+        [&](acc_t v) { return real_loss_term(kind, v, clamp); });
+  }
+  *args.loss.mutable_data_ptr<acc_t>() = static_cast<acc_t>(loss);
+}
+
+}  // namespace
+
+void CpuLossKernels::run(const LossArgs& args) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, args.fake.scalar_type(), "fastddgan_gan_loss_cpu",
+                                  [&] { run_loss<scalar_t>(args); });
+}
+
+}  // namespace fastddgan

@@ -1,0 +1,189 @@
+"""Denoising Diffusion GAN (Xiao, Kreis & Vahdat 2022): a few-step reverse diffusion whose every step is a
+conditional GAN, trained with any of the objectives of :mod:`fastddgan.losses`.
+
+One training iteration (indices as in :class:`fastddgan.Schedule`):
+
+1. t ~ U{0..T-1}; a true pair (x_{t-1}, x_t) ~ q from ``ops.q_sample_pairs``.
+2. D step: fake x'_{t-1} = posterior_sample(G(x_t, z, t), x_t, t) drawn under ``no_grad`` (no graph through G:
+   the D step never pays for a generator backward); D loss on real and fake pairs, plus
+   R1 gamma/2 E||grad_{x_{t-1}} D(x_{t-1}, x_t, t)||^2 on real pairs every ``lazy_reg`` steps (scaled by
+   ``lazy_reg``), or for the Wasserstein critic the gradient penalty on interpolated x_{t-1}. The critic takes
+   ``n_critic`` such steps per generator step.
+3. G step: a new t, pair and z; the generator loss through the differentiable fused posterior draw.
+4. EMA of G, used for sampling.
+
+Class-conditional training drops the label jointly for G and D with probability ``p_uncond``; guided sampling
+combines predictions in x0 space with the same z: x0~ = clamp((1 + w) G(x_t, z, t, y) - w G(x_t, z, t, null)),
+then the usual posterior draw (for the same x_t this equals guidance on eps exactly).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+
+from . import losses, ops
+from .ema import EMA
+from .guidance import check_guidance, check_labels, drop_labels, guided
+from .schedule import Schedule
+
+
+class DDGAN(nn.Module):
+    """Generator ``G(x_t, z, t, y=None) -> x0``, discriminator ``D(x_{t-1}, x_t, t, y=None) -> (B,) logits``.
+
+    Args:
+        generator, discriminator: the networks (``generator.nz`` is the latent size).
+        schedule: a Schedule or an int T for ``Schedule.ddgan(T)``.
+        loss: an objective name of ``fastddgan.losses.LOSSES`` or a loss object; ``loss_options`` go to
+            ``losses.get_loss`` (e.g. generator_form, gp_lambda, n_critic).
+        r1_gamma, lazy_reg: R1 weight and interval (f-GAN objectives).
+        lr_g, lr_d, betas: Adam settings; ``total_steps`` enables cosine decay of both learning rates.
+        ema_decay: EMA decay of G.
+        num_classes, p_uncond: class conditioning and label dropout for classifier-free guidance.
+        sample_shape: the shape of one sample; clip_x0: clamp guided x0 to [-1, 1] (images).
+        amp: None, "bf16" or "fp16" autocast of the network calls.
+    """
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, schedule: Schedule | int = 4,
+                 loss="js", loss_options: Optional[dict] = None, r1_gamma: float = 0.02, lazy_reg: int = 1,
+                 lr_g: float = 1.6e-4, lr_d: float = 1.25e-4, betas=(0.5, 0.9), total_steps: Optional[int] = None,
+                 ema_decay: float = 0.999, num_classes: Optional[int] = None, p_uncond: float = 0.1,
+                 sample_shape: Sequence[int] = (1, 28, 28), clip_x0: bool = True, amp: Optional[str] = None):
+        super().__init__()
+        if isinstance(lazy_reg, bool) or not isinstance(lazy_reg, int) or lazy_reg < 1:
+            raise ValueError(f"lazy_reg: expected an integer >= 1, got {lazy_reg!r}")
+        if amp not in (None, "bf16", "fp16"):
+            raise ValueError(f"amp: expected None, 'bf16' or 'fp16', got {amp!r}")
+        if not 0.0 <= p_uncond < 1.0:
+            raise ValueError(f"p_uncond: expected a probability in [0, 1), got {p_uncond!r}")
+        self.generator = generator
+        self.discriminator = discriminator
+        self.schedule = Schedule.ddgan(schedule) if isinstance(schedule, int) else schedule
+        self.loss = losses.get_loss(loss, **(loss_options or {})) if isinstance(loss, str) else loss
+        self.r1_gamma = float(r1_gamma)
+        self.lazy_reg = lazy_reg
+        self.num_classes = num_classes
+        self.p_uncond = p_uncond if num_classes is not None else 0.0
+        self.sample_shape = tuple(int(v) for v in sample_shape)
+        self.clip_x0 = bool(clip_x0)
+        self.amp = amp
+        self.nz = int(generator.nz)
+        self.ema = EMA(generator, ema_decay)
+        self.opt_g = torch.optim.Adam(generator.parameters(), lr=lr_g, betas=tuple(betas))
+        self.opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr_d, betas=tuple(betas))
+        self.schedulers = []
+        if total_steps:
+            self.schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(opt, total_steps, eta_min=1e-5)
+                               for opt in (self.opt_g, self.opt_d)]
+        self.step = 0
+
+    @property
+    def T(self) -> int:
+        return self.schedule.T
+
+    def _autocast(self, device: torch.device):
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.amp)
+        return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+    def _pair(self, x0: torch.Tensor, generator):
+        t = torch.randint(0, self.T, (x0.shape[0],), device=x0.device, generator=generator)
+        x_prev, x_t = ops.q_sample_pairs(x0, t, self.schedule, generator=generator)
+        return t, x_prev, x_t
+
+    def _latent(self, batch: int, device, generator) -> torch.Tensor:
+        return torch.randn(batch, self.nz, device=device, generator=generator)
+
+    def _fake_prev(self, x_t, t, y, generator) -> torch.Tensor:
+        with self._autocast(x_t.device):
+            x0_pred = self.generator(x_t, self._latent(x_t.shape[0], x_t.device, generator), t, y)
+        return ops.posterior_sample(x0_pred.to(x_t.dtype), x_t, t, self.schedule, generator=generator)
+
+    def _d(self, x_prev, x_t, t, y) -> torch.Tensor:
+        with self._autocast(x_t.device):
+            return self.discriminator(x_prev, x_t, t, y).float()
+
+    # ------------------------------------------------------------------ training
+    def discriminator_step(self, x0: torch.Tensor, y: Optional[torch.Tensor], generator=None) -> dict:
+        t, x_prev, x_t = self._pair(x0, generator)
+        r1_now = not self.loss.needs_gradient_penalty and self.r1_gamma > 0 and self.step % self.lazy_reg == 0
+        x_prev.requires_grad_(r1_now)
+        real = self._d(x_prev, x_t, t, y)
+        with torch.no_grad():
+            fake_prev = self._fake_prev(x_t, t, y, generator)
+        fake = self._d(fake_prev, x_t, t, y)
+        loss_d = self.loss.discriminator(real, fake)
+        metrics = {"loss_d": float(loss_d.detach()),
+                   "divergence": float(self.loss.divergence(real.detach(), fake.detach()))}
+        if r1_now:
+            r1 = losses.r1_penalty(real, x_prev)
+            loss_d = loss_d + 0.5 * self.r1_gamma * self.lazy_reg * r1
+            metrics["r1"] = float(r1.detach())
+        if self.loss.needs_gradient_penalty:
+            gp = losses.gradient_penalty(lambda xp, xt, tt, yy: self._d(xp, xt, tt, yy),
+                                         x_prev.detach(), fake_prev, x_t, t, y, generator=generator)
+            loss_d = loss_d + self.loss.gp_lambda * gp
+            metrics["gp"] = float(gp.detach())
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+        return metrics
+
+    def generator_step(self, x0: torch.Tensor, y: Optional[torch.Tensor], generator=None) -> dict:
+        t, _, x_t = self._pair(x0, generator)
+        self.discriminator.requires_grad_(False)  # no D weight gradients in the G step
+        try:
+            fake = self._d(self._fake_prev(x_t, t, y, generator), x_t, t, y)
+            loss_g = self.loss.generator(fake)
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+        finally:
+            self.discriminator.requires_grad_(True)
+        self.opt_g.step()
+        self.ema.update(self.generator)
+        return {"loss_g": float(loss_g.detach())}
+
+    def train_step(self, x0: torch.Tensor, y: Optional[torch.Tensor] = None,
+                   generator: Optional[torch.Generator] = None) -> dict:
+        """One iteration: ``n_critic`` discriminator steps (1 for f-GANs), one generator step, the EMA update."""
+        self.generator.train()
+        self.discriminator.train()
+        y = drop_labels(check_labels(y, self.num_classes, x0.shape[0], x0.device), self.num_classes,
+                        self.p_uncond, generator)
+        metrics = {}
+        for _ in range(getattr(self.loss, "n_critic", 1)):
+            metrics = self.discriminator_step(x0, y, generator)
+        metrics.update(self.generator_step(x0, y, generator))
+        for scheduler in self.schedulers:
+            scheduler.step()
+        self.step += 1
+        return metrics
+
+    # ------------------------------------------------------------------ sampling
+    def predict_x0(self, net: nn.Module, x_t, z, t, y=None, guidance: float = 0.0) -> torch.Tensor:
+        """G's x0 prediction; with guidance, (1 + w) G(x_t, z, t, y) - w G(x_t, z, t, null) (same z), clamped."""
+        x0 = guided(lambda x, zz, tt, yy: net(x, zz, tt, yy), (x_t, z, t), y, guidance, self.num_classes)
+        return x0.clamp(-1, 1) if guidance != 0.0 and self.clip_x0 else x0
+
+    @torch.inference_mode()
+    def sample(self, n: int, T: Optional[int] = None, y: Optional[torch.Tensor] = None, guidance: float = 0.0,
+               generator: Optional[torch.Generator] = None, use_ema: bool = True, device=None) -> torch.Tensor:
+        """``n`` samples: x_{T-1} ~ N(0, I), then T generator calls and fused posterior draws."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n: expected an integer >= 1, got {n!r}")
+        if T is not None and T != self.T:
+            raise ValueError(f"T: a DDGAN samples with the T it was trained with ({self.T}), got T={T}")
+        net = self.ema.module if use_ema else self.generator
+        net.eval()
+        device = torch.device(device) if device is not None else next(net.parameters()).device
+        y = check_labels(y, self.num_classes, n, device)
+        guidance = check_guidance(guidance, self.num_classes, y)
+        x = torch.randn((n, *self.sample_shape), device=device, generator=generator)
+        for i in reversed(range(self.T)):
+            t = torch.full((n,), i, dtype=torch.long, device=device)
+            z = self._latent(n, device, generator)
+            with self._autocast(device):
+                x0 = self.predict_x0(net, x, z, t, y, guidance).to(x.dtype)
+            x = ops.posterior_sample(x0, x, t, self.schedule, generator=generator)
+        return x

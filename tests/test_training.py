@@ -1,0 +1,154 @@
+"""DDPM and DDGAN training and sampling on tiny models (CPU)."""
+
+import pytest
+import torch
+
+from fastddgan import Schedule
+from fastddgan.ddgan import DDGAN
+from fastddgan.ddpm import DDPM
+from fastddgan.models import build
+
+
+def tiny_ddpm(**kwargs):
+    kwargs.setdefault("sample_shape", (1, 28, 28))
+    return DDPM(build("tiny", "denoiser", num_classes=kwargs.get("num_classes")), Schedule.linear(100), **kwargs)
+
+
+def tiny_ddgan(**kwargs):
+    n = kwargs.get("num_classes")
+    return DDGAN(build("tiny", "generator", num_classes=n), build("tiny", "discriminator", num_classes=n), 4,
+                 sample_shape=(1, 28, 28), **kwargs)
+
+
+def batch(n=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 1, 28, 28, generator=g) * 2 - 1, torch.randint(0, 10, (n,), generator=g)
+
+
+@pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
+def test_ddpm_steps_on_a_fixed_batch_reduce_the_loss(prediction):
+    torch.manual_seed(0)
+    model = tiny_ddpm(prediction=prediction, lr=2e-3)
+    x0, _ = batch()
+    fixed = lambda: torch.Generator().manual_seed(1)  # same t and eps every step: a fixed objective
+    with torch.no_grad():
+        first = float(model.loss(x0, generator=fixed()))
+    for _ in range(15):
+        model.train_step(x0, generator=fixed())
+    with torch.no_grad():
+        assert float(model.loss(x0, generator=fixed())) < 0.9 * first
+    assert any(not torch.equal(p, q) for p, q in zip(model.model.parameters(), model.ema.module.parameters()))
+
+
+def test_ddpm_sampling_respaced_ddim_and_guidance():
+    torch.manual_seed(0)
+    model = tiny_ddpm(num_classes=10)
+    x0, y = batch()
+    model.train_step(x0, y)
+    for T in (1, 5, 100):
+        out = model.sample(2, T=T, y=y[:2], generator=torch.Generator().manual_seed(0))
+        assert out.shape == (2, 1, 28, 28) and torch.isfinite(out).all()
+    a = model.sample(2, T=5, ddim=True, y=y[:2], generator=torch.Generator().manual_seed(3))
+    b = model.sample(2, T=5, ddim=True, y=y[:2], generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    plain = model.sample(2, T=5, y=y[:2], generator=torch.Generator().manual_seed(4))
+    w0 = model.sample(2, T=5, y=y[:2], guidance=0.0, generator=torch.Generator().manual_seed(4))
+    w2 = model.sample(2, T=5, y=y[:2], guidance=2.0, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(plain, w0) and not torch.allclose(plain, w2)
+
+
+def test_ddpm_bad_input():
+    model = tiny_ddpm()
+    with pytest.raises(ValueError, match=r"T: expected an integer in \[1, 100\]"):
+        model.sample(1, T=101)
+    with pytest.raises(ValueError, match="guidance: classifier-free guidance needs a class-conditional model"):
+        model.sample(1, guidance=1.0)
+    with pytest.raises(ValueError, match="y: this model is unconditional"):
+        model.sample(1, y=torch.tensor([1]))
+    with pytest.raises(ValueError, match="prediction: expected one of"):
+        tiny_ddpm(prediction="score")
+    cond = tiny_ddpm(num_classes=10)
+    with pytest.raises(ValueError, match=r"y: expected labels in \[0, 10\]"):
+        cond.sample(1, y=torch.tensor([11]))
+    with pytest.raises(ValueError, match="y: expected 2 labels"):
+        cond.sample(2, y=torch.tensor([1, 2, 3]))
+
+
+def test_ddgan_discriminator_steps_reduce_its_loss_without_generator_gradients():
+    torch.manual_seed(0)
+    model = tiny_ddgan(lr_d=2e-3)
+    x0, _ = batch()
+    fixed = lambda: torch.Generator().manual_seed(5)
+    losses = [model.discriminator_step(x0, None, fixed())["loss_d"] for _ in range(10)]
+    assert losses[-1] < losses[0]
+    assert all(p.grad is None for p in model.generator.parameters()), "the D step must not backprop into G"
+
+
+def test_ddgan_generator_step_leaves_discriminator_gradients_alone():
+    torch.manual_seed(0)
+    model = tiny_ddgan()
+    x0, _ = batch()
+    model.discriminator_step(x0, None)
+    d_grads = [p.grad.clone() for p in model.discriminator.parameters()]
+    metrics = model.generator_step(x0, None)
+    assert set(metrics) == {"loss_g"}
+    assert all(torch.equal(g, p.grad) for g, p in zip(d_grads, model.discriminator.parameters()))
+    assert all(p.grad is not None for p in model.generator.parameters())
+    assert all(p.requires_grad for p in model.discriminator.parameters())
+
+
+@pytest.mark.parametrize("loss", ["js", "hellinger", "rkl", "tv", "wasserstein"])
+def test_ddgan_train_step_every_objective(loss):
+    torch.manual_seed(0)
+    model = tiny_ddgan(loss=loss, lazy_reg=2)
+    x0, _ = batch()
+    for _ in range(2):
+        metrics = model.train_step(x0)
+    assert {"loss_d", "loss_g", "divergence"} <= set(metrics)
+    assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+    assert ("gp" in metrics) == (loss == "wasserstein")
+    assert any(not torch.equal(p, q) for p, q in zip(model.generator.parameters(), model.ema.module.parameters()))
+
+
+def test_ddgan_sampling_and_guidance():
+    torch.manual_seed(0)
+    model = tiny_ddgan(num_classes=10)
+    x0, y = batch()
+    model.train_step(x0, y)
+    out = model.sample(3, y=y[:3], generator=torch.Generator().manual_seed(0))
+    assert out.shape == (3, 1, 28, 28) and torch.isfinite(out).all()
+    again = model.sample(3, y=y[:3], generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)
+    w0 = model.sample(3, y=y[:3], guidance=0.0, generator=torch.Generator().manual_seed(0))
+    w1 = model.sample(3, y=y[:3], guidance=1.0, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out, w0) and not torch.allclose(out, w1)
+    with pytest.raises(ValueError, match=r"T: a DDGAN samples with the T it was trained with \(4\), got T=2"):
+        model.sample(1, T=2)
+    with pytest.raises(ValueError, match="guidance: guided sampling needs class labels"):
+        model.sample(1, guidance=1.0)
+
+
+def test_ddgan_guidance_is_x0_space_guidance_with_the_same_z():
+    torch.manual_seed(0)
+    model = tiny_ddgan(num_classes=10)
+    G = model.ema.module.eval()
+    x_t = torch.randn(2, 1, 28, 28)
+    z = torch.randn(2, model.nz)
+    t = torch.tensor([3, 1])
+    y = torch.tensor([4, 7])
+    w = 0.5
+    with torch.no_grad():
+        expect = ((1 + w) * G(x_t, z, t, y) - w * G(x_t, z, t, torch.tensor([10, 10]))).clamp(-1, 1)
+        got = model.predict_x0(G, x_t, z, t, y, guidance=w)
+    torch.testing.assert_close(got, expect, rtol=1e-5, atol=1e-5)
+
+
+def test_ddgan_bad_input():
+    with pytest.raises(ValueError, match="lazy_reg: expected an integer >= 1"):
+        tiny_ddgan(lazy_reg=0)
+    with pytest.raises(ValueError, match="amp: expected None"):
+        tiny_ddgan(amp="fp8")
+    with pytest.raises(ValueError, match="loss|name"):
+        tiny_ddgan(loss="kl")
+    with pytest.raises(ValueError, match="T: expected an integer >= 1"):
+        DDGAN(build("tiny", "generator"), build("tiny", "discriminator"), 0)
