@@ -44,13 +44,15 @@ class DDGAN(nn.Module):
         num_classes, p_uncond: class conditioning and label dropout for classifier-free guidance.
         sample_shape: the shape of one sample; clip_x0: clamp guided x0 to [-1, 1] (images).
         amp: None, "bf16" or "fp16" autocast of the network calls.
+        compile: wrap G and D in ``torch.compile`` for training (the fused ops trace without graph breaks).
     """
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, schedule: Schedule | int = 4,
                  loss="js", loss_options: Optional[dict] = None, r1_gamma: float = 0.02, lazy_reg: int = 1,
                  lr_g: float = 1.6e-4, lr_d: float = 1.25e-4, betas=(0.5, 0.9), total_steps: Optional[int] = None,
                  ema_decay: float = 0.999, num_classes: Optional[int] = None, p_uncond: float = 0.1,
-                 sample_shape: Sequence[int] = (1, 28, 28), clip_x0: bool = True, amp: Optional[str] = None):
+                 sample_shape: Sequence[int] = (1, 28, 28), clip_x0: bool = True, amp: Optional[str] = None,
+                 compile: bool = False):
         super().__init__()
         if isinstance(lazy_reg, bool) or not isinstance(lazy_reg, int) or lazy_reg < 1:
             raise ValueError(f"lazy_reg: expected an integer >= 1, got {lazy_reg!r}")
@@ -62,6 +64,13 @@ class DDGAN(nn.Module):
         self.discriminator = discriminator
         self.schedule = Schedule.ddgan(schedule) if isinstance(schedule, int) else schedule
         self.loss = losses.get_loss(loss, **(loss_options or {})) if isinstance(loss, str) else loss
+        if self.loss.needs_gradient_penalty and getattr(discriminator, "minibatch_std", False):
+            raise ValueError("discriminator: a Wasserstein critic must not couple samples (minibatch_std=True); "
+                             "the gradient penalty assumes each logit depends on its own sample only")
+        # (G, D) as called in training, compiled or not; a tuple, so that nothing is registered twice. Passes that
+        # need double backward (R1, the gradient penalty) use the eager D: compiled graphs do not support it.
+        self._train_nets = (torch.compile(generator), torch.compile(discriminator)) if compile else \
+            (generator, discriminator)
         self.r1_gamma = float(r1_gamma)
         self.lazy_reg = lazy_reg
         self.num_classes = num_classes
@@ -97,19 +106,20 @@ class DDGAN(nn.Module):
 
     def _fake_prev(self, x_t, t, y, generator) -> torch.Tensor:
         with self._autocast(x_t.device):
-            x0_pred = self.generator(x_t, self._latent(x_t.shape[0], x_t.device, generator), t, y)
+            x0_pred = self._train_nets[0](x_t, self._latent(x_t.shape[0], x_t.device, generator), t, y)
         return ops.posterior_sample(x0_pred.to(x_t.dtype), x_t, t, self.schedule, generator=generator)
 
-    def _d(self, x_prev, x_t, t, y) -> torch.Tensor:
+    def _d(self, x_prev, x_t, t, y, eager: bool = False) -> torch.Tensor:
+        net = self.discriminator if eager else self._train_nets[1]
         with self._autocast(x_t.device):
-            return self.discriminator(x_prev, x_t, t, y).float()
+            return net(x_prev, x_t, t, y).float()
 
     # ------------------------------------------------------------------ training
     def discriminator_step(self, x0: torch.Tensor, y: Optional[torch.Tensor], generator=None) -> dict:
         t, x_prev, x_t = self._pair(x0, generator)
         r1_now = not self.loss.needs_gradient_penalty and self.r1_gamma > 0 and self.step % self.lazy_reg == 0
         x_prev.requires_grad_(r1_now)
-        real = self._d(x_prev, x_t, t, y)
+        real = self._d(x_prev, x_t, t, y, eager=r1_now)
         with torch.no_grad():
             fake_prev = self._fake_prev(x_t, t, y, generator)
         fake = self._d(fake_prev, x_t, t, y)
@@ -121,7 +131,7 @@ class DDGAN(nn.Module):
             loss_d = loss_d + 0.5 * self.r1_gamma * self.lazy_reg * r1
             metrics["r1"] = float(r1.detach())
         if self.loss.needs_gradient_penalty:
-            gp = losses.gradient_penalty(lambda xp, xt, tt, yy: self._d(xp, xt, tt, yy),
+            gp = losses.gradient_penalty(lambda xp, xt, tt, yy: self._d(xp, xt, tt, yy, eager=True),
                                          x_prev.detach(), fake_prev, x_t, t, y, generator=generator)
             loss_d = loss_d + self.loss.gp_lambda * gp
             metrics["gp"] = float(gp.detach())

@@ -6,7 +6,7 @@ import torch
 from fastddgan import Schedule
 from fastddgan.ddgan import DDGAN
 from fastddgan.ddpm import DDPM
-from fastddgan.models import build
+from fastddgan.models import build, preset
 
 
 def tiny_ddpm(**kwargs):
@@ -152,3 +152,23 @@ def test_ddgan_bad_input():
         tiny_ddgan(loss="kl")
     with pytest.raises(ValueError, match="T: expected an integer >= 1"):
         DDGAN(build("tiny", "generator"), build("tiny", "discriminator"), 0)
+
+
+def test_ddgan_bf16_autocast_and_compiled_networks_train():
+    torch.manual_seed(0)
+    G, D = build("toy2d", "generator"), build("toy2d", "discriminator")
+    model = DDGAN(G, D, 4, sample_shape=(2,), clip_x0=False, amp="bf16", compile=True, lazy_reg=2)
+    assert not any(key.startswith("_train_nets") for key in model.state_dict())
+    x0 = torch.randn(16, 2)
+    for _ in range(3):  # steps 0 and 2 use R1 (eager D for the double backward), step 1 the compiled D
+        metrics = model.train_step(x0)
+    assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+    assert model.sample(4).shape == (4, 2)
+
+
+def test_wasserstein_critic_rejects_minibatch_std():
+    config = preset("tiny")
+    config["discriminator"]["minibatch_std"] = True
+    D = build(config, "discriminator")
+    with pytest.raises(ValueError, match="discriminator: a Wasserstein critic must not couple samples"):
+        DDGAN(build("tiny", "generator"), D, 4, loss="wasserstein")
