@@ -12,6 +12,8 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
+from ..ops import _validate
+
 
 def _sq_norms(grad: Tensor) -> Tensor:
     acc = torch.float64 if grad.dtype == torch.float64 else torch.float32
@@ -50,19 +52,11 @@ def gradient_penalty(discriminator_fn: Callable, real_prev: Tensor, fake_prev: T
     if not callable(discriminator_fn):
         raise TypeError(f"discriminator_fn: expected a callable D(x_prev, x_t, t, y), got "
                         f"{type(discriminator_fn).__name__}")
-    if not isinstance(real_prev, Tensor) or not isinstance(fake_prev, Tensor):
-        raise TypeError("gradient_penalty: expected tensors real_prev and fake_prev")
-    if real_prev.shape != fake_prev.shape:
-        raise ValueError(f"fake_prev: expected shape {tuple(real_prev.shape)} (the shape of real_prev), "
-                         f"got {tuple(fake_prev.shape)}")
-    if real_prev.device != fake_prev.device:
-        raise ValueError(f"fake_prev: expected a tensor on {real_prev.device} (the device of real_prev), "
-                         f"got {fake_prev.device}")
-    if not real_prev.is_floating_point():
-        raise TypeError(f"real_prev: expected a floating-point tensor, got {real_prev.dtype}")
+    real_prev = _validate.data("real_prev", real_prev)
+    fake_prev = _validate.data("fake_prev", fake_prev, like=real_prev, like_name="real_prev")
     batch = real_prev.shape[0]
     alpha = torch.rand((batch,) + (1,) * (real_prev.dim() - 1), device=real_prev.device, generator=generator)
-    real_prev, fake_prev = real_prev.detach(), fake_prev.detach().to(real_prev.dtype)
+    real_prev, fake_prev = real_prev.detach(), fake_prev.detach()
     with torch.enable_grad():
         x_hat = (fake_prev + alpha.to(real_prev.dtype) * (real_prev - fake_prev)).requires_grad_(True)
         v = discriminator_fn(x_hat, x_t, t, y)
