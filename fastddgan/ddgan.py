@@ -124,17 +124,16 @@ class DDGAN(nn.Module):
             fake_prev = self._fake_prev(x_t, t, y, generator)
         fake = self._d(fake_prev, x_t, t, y)
         loss_d = self.loss.discriminator(real, fake)
-        metrics = {"loss_d": float(loss_d.detach()),
-                   "divergence": float(self.loss.divergence(real.detach(), fake.detach()))}
+        metrics = {"loss_d": loss_d.detach(), "divergence": self.loss.divergence(real.detach(), fake.detach())}
         if r1_now:
             r1 = losses.r1_penalty(real, x_prev)
             loss_d = loss_d + 0.5 * self.r1_gamma * self.lazy_reg * r1
-            metrics["r1"] = float(r1.detach())
+            metrics["r1"] = r1.detach()
         if self.loss.needs_gradient_penalty:
             gp = losses.gradient_penalty(lambda xp, xt, tt, yy: self._d(xp, xt, tt, yy, eager=True),
                                          x_prev.detach(), fake_prev, x_t, t, y, generator=generator)
             loss_d = loss_d + self.loss.gp_lambda * gp
-            metrics["gp"] = float(gp.detach())
+            metrics["gp"] = gp.detach()
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
@@ -152,11 +151,13 @@ class DDGAN(nn.Module):
             self.discriminator.requires_grad_(True)
         self.opt_g.step()
         self.ema.update(self.generator)
-        return {"loss_g": float(loss_g.detach())}
+        return {"loss_g": loss_g.detach()}
 
     def train_step(self, x0: torch.Tensor, y: Optional[torch.Tensor] = None,
                    generator: Optional[torch.Generator] = None) -> dict:
-        """One iteration: ``n_critic`` discriminator steps (1 for f-GANs), one generator step, the EMA update."""
+        """One iteration: ``n_critic`` discriminator steps (1 for f-GANs), one generator step, the EMA update.
+
+        Returns the metrics as detached 0-d tensors (no host sync here; call ``.item()`` when logging)."""
         self.generator.train()
         self.discriminator.train()
         y = drop_labels(check_labels(y, self.num_classes, x0.shape[0], x0.device), self.num_classes,

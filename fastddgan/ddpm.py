@@ -90,7 +90,7 @@ class DDPM(nn.Module):
 
     def train_step(self, x0: torch.Tensor, y: Optional[torch.Tensor] = None,
                    generator: Optional[torch.Generator] = None) -> dict:
-        """One optimiser step on L_simple, then the EMA update. Returns {"loss": float}."""
+        """One optimiser step on L_simple, then the EMA update. Returns {"loss": detached 0-d tensor}."""
         self.model.train()
         loss = self.loss(x0, y, generator)
         self.optimizer.zero_grad(set_to_none=True)
@@ -99,7 +99,7 @@ class DDPM(nn.Module):
             nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.optimizer.step()
         self.ema.update(self.model)
-        return {"loss": float(loss.detach())}
+        return {"loss": loss.detach()}
 
     # ------------------------------------------------------------------ sampling
     def predict_eps(self, net: nn.Module, x_t: torch.Tensor, t: torch.Tensor, t_model: torch.Tensor,

@@ -6,28 +6,35 @@ sampling combines the conditional and unconditional predictions as ``(1 + w) con
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import torch
 
 
 def check_labels(y: Optional[torch.Tensor], num_classes: Optional[int], batch: int, device) -> Optional[torch.Tensor]:
-    """Validated class labels (int64 on ``device``) or None for an unconditional call."""
+    """Validated class labels (int64 on ``device``) or None for an unconditional call.
+
+    The range check reads the values, so it runs where they are on the host (CPU labels, checked before they are
+    moved) and, for labels already on a GPU, only with FASTDDGAN_DEBUG=1 (it would cost a sync every step).
+    """
     if y is None:
         return None
     if num_classes is None:
         raise ValueError("y: this model is unconditional (num_classes=None); pass y=None")
-    y = torch.as_tensor(y, device=device)
+    y = torch.as_tensor(y)
     if y.dtype.is_floating_point or y.dtype == torch.bool:
         raise TypeError(f"y: expected integer class labels, got {y.dtype}")
     if y.dim() == 0:
         y = y.expand(batch)
     if y.shape != (batch,):
         raise ValueError(f"y: expected {batch} labels, one per sample, got shape {tuple(y.shape)}")
-    if y.numel() and (int(y.min()) < 0 or int(y.max()) > num_classes):
-        raise ValueError(f"y: expected labels in [0, {num_classes}] ({num_classes} = the null class), "
-                         f"got values from {int(y.min())} to {int(y.max())}")
-    return y.long()
+    if y.numel() and (y.device.type == "cpu" or os.environ.get("FASTDDGAN_DEBUG") == "1"):
+        lo, hi = (int(v) for v in torch.aminmax(y))
+        if lo < 0 or hi > num_classes:
+            raise ValueError(f"y: expected labels in [0, {num_classes}] ({num_classes} = the null class), "
+                             f"got values from {lo} to {hi}")
+    return y.to(device=device, dtype=torch.long)
 
 
 def drop_labels(y: Optional[torch.Tensor], num_classes: Optional[int], p_uncond: float,
