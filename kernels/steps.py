@@ -1,8 +1,9 @@
 """Triton kernels of the fused ops (``affine_noise`` and ``ddpm_step``), one kernel for both.
 
-Same contract and noise stream as the C++ backends (see ``fastddgan/ops/philox.py``): program ``p`` owns Philox
-counters ``[p*BLOCK, (p+1)*BLOCK)``, i.e. elements ``4c + lane``; the 64-bit seed is loaded from device memory,
-so CUDA-graph replays draw fresh noise. Runs on CPU tensors under ``TRITON_INTERPRET=1`` (tests).
+Same contract and noise stream as the C++ backends (see ``fastddgan/ops/philox.py``): program ``p`` owns the items
+``[p*BLOCK, (p+1)*BLOCK)``, item ``w`` being Philox counter ``c = w % per_sample`` of sample ``b = w // per_sample``
+(elements ``4c + lane`` of that sample); the seed ``[key, sample_offset]`` is loaded from device memory, so
+CUDA-graph replays draw fresh noise. Runs on CPU tensors under ``TRITON_INTERPRET=1`` (tests).
 """
 
 from __future__ import annotations
@@ -17,10 +18,28 @@ BLOCK_COUNTERS = 256  # 1024 elements per program
 
 
 @triton.jit
-def _normal4(seed, counters):
-    # uint32 counters select the 32-bit Philox4x32-10 on every Triton version (older ones switch to a 64-bit
-    # variant for 64-bit offsets); equal to the C++ stream for the first 2**32 counters (16 Gi elements).
-    r0, r1, r2, r3 = tl.randint4x(seed, counters.to(tl.uint32))
+def _philox4x32_10(c0, c1, k0, k1):
+    """Philox4x32-10 of the counters (c0, c1, 0, 0) under the key (k0, k1), all uint32 (written out here rather than
+    taken from tl.randint4x, whose handling of the second counter word differs between Triton versions)."""
+    c2 = c0 * 0
+    c3 = c0 * 0
+    for _ in tl.static_range(10):
+        prev0 = c0
+        prev2 = c2
+        c0 = tl.umulhi(prev2, 0xCD9E8D57) ^ c1 ^ k0
+        c2 = tl.umulhi(prev0, 0xD2511F53) ^ c3 ^ k1
+        c1 = prev2 * 0xCD9E8D57
+        c3 = prev0 * 0xD2511F53
+        k0 = k0 + 0x9E3779B9
+        k1 = k1 + 0xBB67AE85
+    return c0, c1, c2, c3
+
+
+@triton.jit
+def _normal4(key, c0, c1):
+    k0 = (key & 0xFFFFFFFF).to(tl.uint32)
+    k1 = ((key >> 32) & 0xFFFFFFFF).to(tl.uint32)
+    r0, r1, r2, r3 = _philox4x32_10(c0, c1, k0, k1)
     inv = 1.1920928955078125e-07  # 2**-23
     u0 = ((r0 >> 9).to(tl.float32) + 0.5) * inv
     u1 = ((r1 >> 9).to(tl.float32) + 0.5) * inv
@@ -34,10 +53,9 @@ def _normal4(seed, counters):
 
 
 @triton.jit
-def _step_lane(idx, gen, a_ptr, b_ptr, noise_ptr, t_ptr, table_ptr, out_ptr, numel, inner, steps,
+def _step_lane(idx, sample, mask, gen, a_ptr, b_ptr, noise_ptr, t_ptr, table_ptr, out_ptr, steps,
                DDPM: tl.constexpr, HAS_B: tl.constexpr, HAS_NOISE: tl.constexpr, CLIP: tl.constexpr):
-    mask = idx < numel
-    step = tl.load(t_ptr + idx // inner, mask=mask, other=0)
+    step = tl.load(t_ptr + sample, mask=mask, other=0)
     step = tl.minimum(tl.maximum(step, 0), steps - 1)
     c0 = tl.load(table_ptr + step, mask=mask, other=0.0)
     c1 = tl.load(table_ptr + steps + step, mask=mask, other=0.0)
@@ -63,26 +81,30 @@ def _step_lane(idx, gen, a_ptr, b_ptr, noise_ptr, t_ptr, table_ptr, out_ptr, num
 
 
 @triton.jit
-def _step_kernel(a_ptr, b_ptr, noise_ptr, seed_ptr, t_ptr, table_ptr, out_ptr, numel, inner, steps,
+def _step_kernel(a_ptr, b_ptr, noise_ptr, seed_ptr, t_ptr, table_ptr, out_ptr, n_items, per_sample, inner, steps,
                  DDPM: tl.constexpr, HAS_B: tl.constexpr, HAS_NOISE: tl.constexpr, CLIP: tl.constexpr,
                  BLOCK: tl.constexpr):
-    counters = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    items = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    sample = items // per_sample
+    counter = items % per_sample
     if HAS_NOISE:
         n0 = tl.zeros([BLOCK], tl.float32)
         n1 = n0
         n2 = n0
         n3 = n0
     else:
-        n0, n1, n2, n3 = _normal4(tl.load(seed_ptr), counters)
-    base = counters * 4
-    _step_lane(base, n0, a_ptr, b_ptr, noise_ptr, t_ptr, table_ptr, out_ptr, numel, inner, steps,
-               DDPM, HAS_B, HAS_NOISE, CLIP)
-    _step_lane(base + 1, n1, a_ptr, b_ptr, noise_ptr, t_ptr, table_ptr, out_ptr, numel, inner, steps,
-               DDPM, HAS_B, HAS_NOISE, CLIP)
-    _step_lane(base + 2, n2, a_ptr, b_ptr, noise_ptr, t_ptr, table_ptr, out_ptr, numel, inner, steps,
-               DDPM, HAS_B, HAS_NOISE, CLIP)
-    _step_lane(base + 3, n3, a_ptr, b_ptr, noise_ptr, t_ptr, table_ptr, out_ptr, numel, inner, steps,
-               DDPM, HAS_B, HAS_NOISE, CLIP)
+        row = ((sample + tl.load(seed_ptr + 1)) & 0xFFFFFFFF).to(tl.uint32)
+        n0, n1, n2, n3 = _normal4(tl.load(seed_ptr), counter.to(tl.uint32), row)
+    live = items < n_items
+    base = sample * inner + 4 * counter
+    _step_lane(base, sample, live & (4 * counter < inner), n0, a_ptr, b_ptr, noise_ptr, t_ptr, table_ptr,
+               out_ptr, steps, DDPM, HAS_B, HAS_NOISE, CLIP)
+    _step_lane(base + 1, sample, live & (4 * counter + 1 < inner), n1, a_ptr, b_ptr, noise_ptr, t_ptr, table_ptr,
+               out_ptr, steps, DDPM, HAS_B, HAS_NOISE, CLIP)
+    _step_lane(base + 2, sample, live & (4 * counter + 2 < inner), n2, a_ptr, b_ptr, noise_ptr, t_ptr, table_ptr,
+               out_ptr, steps, DDPM, HAS_B, HAS_NOISE, CLIP)
+    _step_lane(base + 3, sample, live & (4 * counter + 3 < inner), n3, a_ptr, b_ptr, noise_ptr, t_ptr, table_ptr,
+               out_ptr, steps, DDPM, HAS_B, HAS_NOISE, CLIP)
 
 
 def _launch(a: torch.Tensor, b: Optional[torch.Tensor], t: torch.Tensor, table: torch.Tensor,
@@ -94,10 +116,13 @@ def _launch(a: torch.Tensor, b: Optional[torch.Tensor], t: torch.Tensor, table: 
         return out
     b = b.contiguous() if b is not None else None
     noise = noise.contiguous() if noise is not None else None
-    grid = (triton.cdiv(triton.cdiv(numel, 4), BLOCK_COUNTERS),)
+    inner = numel // a.shape[0]
+    per_sample = triton.cdiv(inner, 4)
+    n_items = a.shape[0] * per_sample
+    grid = (triton.cdiv(n_items, BLOCK_COUNTERS),)
     _step_kernel[grid](
         a, b if b is not None else a, noise if noise is not None else a, seed if seed is not None else t,
-        t.contiguous(), table.contiguous(), out, numel, numel // a.shape[0], table.shape[1],
+        t.contiguous(), table.contiguous(), out, n_items, per_sample, inner, table.shape[1],
         DDPM=ddpm, HAS_B=b is not None, HAS_NOISE=noise is not None, CLIP=clip, BLOCK=BLOCK_COUNTERS,
     )
     return out

@@ -8,7 +8,7 @@ import torch
 
 from backend_cases import backend_params, fused_backends
 from fastddgan import Schedule, ops
-from fastddgan.ops import _library, philox_normal, reference
+from fastddgan.ops import _library, philox_normal, reference, seed_tensor
 
 FUSED = backend_params()
 # shapes: channels, odd sizes (numel and per-sample size not multiples of 4), one sample, flat 2-D data
@@ -65,22 +65,31 @@ def test_ddpm_step_explicit_noise_matches_reference(backend, device, variance):
             torch.testing.assert_close(got, expect, rtol=DTYPES[dtype], atol=DTYPES[dtype] * 10)
 
 
-def raw_noise(backend, device, shape, seed):
+def raw_noise(backend, device, shape, key, sample_offset=0):
     """The kernel's in-kernel noise itself: affine_noise with table rows (0, 0, 1)."""
     table = torch.tensor([[0.0], [0.0], [1.0]], device=device)
     zeros = torch.zeros(shape, device=device)
     t = torch.zeros(shape[0], dtype=torch.long, device=device)
     with ops.use_backend(backend):
-        return _library.affine_noise(zeros, None, t, table, None, torch.tensor([seed], device=device))
+        return _library.affine_noise(zeros, None, t, table, None, seed_tensor(key, sample_offset, device))
 
 
 @pytest.mark.parametrize("backend,device", FUSED)
-@pytest.mark.parametrize("seed", [0, 1, 2**62 + 12345, -7])
-def test_in_kernel_noise_is_the_philox_stream(backend, device, seed):
-    shape = (3, 1031)  # odd size: the last counter is partly used
-    got = raw_noise(backend, device, shape, seed).double().cpu().flatten()
-    expect = philox_normal(torch.tensor([seed]), got.numel())
+@pytest.mark.parametrize("key,offset", [(0, 0), (1, 0), (2**62 + 12345, 7), (-7, 2**31 + 5)])
+@pytest.mark.parametrize("shape", [(3, 1031), (5, 2, 4), (70, 3)], ids=str)  # per-sample sizes 1031, 8, 3
+def test_in_kernel_noise_is_the_philox_stream(backend, device, key, offset, shape):
+    got = raw_noise(backend, device, shape, key, offset).double().cpu().reshape(shape[0], -1)
+    expect = philox_normal(seed_tensor(key, offset), shape[0], got.shape[1])
     torch.testing.assert_close(got, expect, rtol=0, atol=2e-5)
+
+
+@pytest.mark.parametrize("backend,device", FUSED)
+def test_a_samples_noise_does_not_depend_on_the_rest_of_the_batch(backend, device):
+    """Chunks with the right sample_offset reproduce the whole batch's noise exactly."""
+    whole = raw_noise(backend, device, (6, 3, 5), 42)
+    chunks = torch.cat([raw_noise(backend, device, (4, 3, 5), 42, 0), raw_noise(backend, device, (2, 3, 5), 42, 4)])
+    assert torch.equal(whole, chunks)
+    assert not torch.allclose(whole[:2], whole[2:4])
 
 
 @pytest.mark.parametrize("backend,device", FUSED)
@@ -92,7 +101,8 @@ def test_seeded_op_uses_the_seed_drawn_from_the_generator(backend, device):
     with ops.use_backend(backend):
         got = ops.posterior_sample(x0, x_t, t, s, generator=gen.manual_seed(123))
     seed = ops.draw_seed(torch.device(device), gen.manual_seed(123))
-    noise = philox_normal(seed, x0.numel(), device).view(x0.shape)
+    assert seed.shape == (2,) and int(seed[1]) == 0
+    noise = philox_normal(seed, x0.shape[0], x0[0].numel(), device).view(x0.shape)
     expect = reference.affine_noise(x0, x_t, t, s.kernel_table("posterior", torch.float32, device), noise)
     torch.testing.assert_close(got, expect, rtol=1e-5, atol=2e-5)
 
@@ -132,6 +142,7 @@ def test_noise_independent_across_elements_lanes_and_calls(backend, device):
     n = 4 * 4096 if backend != "triton" or torch.cuda.is_available() else 4 * 1024
     first = raw_noise(backend, device, (1, n), 11).double().cpu().flatten()
     second = raw_noise(backend, device, (1, n), 12).double().cpu().flatten()
+    neighbour = raw_noise(backend, device, (2, n), 11).double().cpu()[1]  # the next sample's stream
     bound = 5 / math.sqrt(n / 4)
     assert abs(corr(first[:-1], first[1:])) < bound
     lanes = first.view(-1, 4)  # the four normals of one Philox counter
@@ -140,6 +151,7 @@ def test_noise_independent_across_elements_lanes_and_calls(backend, device):
             assert abs(corr(lanes[:, i], lanes[:, j])) < bound
             assert abs(corr(lanes[:, i] ** 2, lanes[:, j] ** 2)) < bound  # Box-Muller pairs share a radius
     assert abs(corr(first, second)) < bound
+    assert abs(corr(first, neighbour)) < bound
 
 
 @pytest.mark.parametrize("backend,device", FUSED)

@@ -42,8 +42,8 @@ inline StepArgs prepare_step_args(const at::Tensor& a, const c10::optional<at::T
                 "fastddgan: noise must match the data in shape and device");
     args.noise = noise->to(a.scalar_type()).contiguous();
   } else {
-    TORCH_CHECK(seed->scalar_type() == at::kLong && seed->numel() >= 1 && seed->device() == a.device(),
-                "fastddgan: seed must be an int64 tensor on the data's device");
+    TORCH_CHECK(seed->scalar_type() == at::kLong && seed->numel() == 2 && seed->device() == a.device(),
+                "fastddgan: seed must be an int64 tensor [key, sample_offset] on the data's device");
     args.seed = seed->contiguous();
   }
   args.out = at::empty_like(args.a, at::MemoryFormat::Contiguous);

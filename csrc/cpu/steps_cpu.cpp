@@ -1,8 +1,9 @@
 // CPU kernels of the fused ops (affine_noise, ddpm_step): one pass over the inputs, noise drawn in-kernel.
 //
-// Work is split over Philox counters (4 elements each) with at::parallel_for. Each chunk first fills a small
-// stack buffer with its normals (a structure-of-arrays loop the compiler vectorises; an AVX-512 or AVX2 clone is picked
-// at run time where the CPU has it), then walks the samples the chunk overlaps, so the per-sample coefficients
+// Work is split over Philox counters ("items": counter c of sample b covers elements 4c..4c+3 of that sample)
+// with at::parallel_for. Each chunk of items first fills a small stack buffer with its normals (a
+// structure-of-arrays loop the compiler vectorises; an AVX-512 or AVX2 clone is picked at run time where the CPU
+// has it), packed in element order, then walks the samples the chunk overlaps, so the per-sample coefficients
 // are loop invariants of a plain contiguous loop.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
@@ -19,18 +20,29 @@ namespace {
 constexpr int64_t kChunkCounters = 64;    // 256 elements of noise on the stack per chunk
 constexpr int64_t kGrainCounters = 4096;  // below 16k elements one thread does it all
 
+// Items [first, first + n) of a call whose samples have `per_sample` counters each.
+struct ItemRange {
+  int64_t first, n, per_sample, inner;
+  int64_t sample(int64_t item) const { return item / per_sample; }
+  int64_t counter(int64_t item) const { return item % per_sample; }
+  // the flat index of the item's first element, and how many of its 4 lanes are elements
+  int64_t element(int64_t item) const { return sample(item) * inner + 4 * counter(item); }
+  int64_t lanes(int64_t item) const { return std::min<int64_t>(4, inner - 4 * counter(item)); }
+};
+
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define FDG_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define FDG_MULTIVERSION
 #endif
 
-// buf[4 j + lane] = normal `lane` of counter (first + j), for j < n <= kChunkCounters.
-FDG_MULTIVERSION void fill_normals(uint64_t seed, int64_t first, int64_t n, float* __restrict buf) {
+// buf[4 j + lane] = normal `lane` of the Philox counters counters[j], for j < n <= kChunkCounters.
+FDG_MULTIVERSION void fill_normals(uint64_t key, const uint64_t* __restrict counters, int64_t n,
+                                   float* __restrict buf) {
   float lane0[kChunkCounters], lane1[kChunkCounters], lane2[kChunkCounters], lane3[kChunkCounters];
   for (int64_t j = 0; j < n; ++j) {
     uint32_t r[4];
-    philox4x32_10(static_cast<uint64_t>(first + j), seed, r);
+    philox4x32_10(counters[j], key, r);
     const float rad01 = std::sqrt(-2.0f * fast_logf(uniform_open(r[0])));
     const float rad23 = std::sqrt(-2.0f * fast_logf(uniform_open(r[2])));
     float s01, c01, s23, c23;
@@ -46,6 +58,23 @@ FDG_MULTIVERSION void fill_normals(uint64_t seed, int64_t first, int64_t n, floa
     buf[4 * j + 1] = lane1[j];
     buf[4 * j + 2] = lane2[j];
     buf[4 * j + 3] = lane3[j];
+  }
+}
+
+// The normals of `items`, in element order (the lanes past a sample's last element dropped).
+void item_normals(uint64_t key, uint64_t sample_offset, const ItemRange& items, float* __restrict buf) {
+  uint64_t counters[kChunkCounters];
+  for (int64_t j = 0; j < items.n; ++j) {  // Philox counter (c, b + sample_offset): see fastddgan/ops/philox.py
+    const int64_t item = items.first + j;
+    counters[j] = ((static_cast<uint64_t>(items.sample(item)) + sample_offset) << 32) |
+                  static_cast<uint64_t>(items.counter(item));
+  }
+  fill_normals(key, counters, items.n, buf);
+  if (items.inner % 4 == 0) return;  // every lane is an element: already in element order
+  int64_t packed = 0;
+  for (int64_t j = 0; j < items.n; ++j) {
+    const int64_t lanes = items.lanes(items.first + j);
+    for (int64_t lane = 0; lane < lanes; ++lane) buf[packed++] = buf[4 * j + lane];
   }
 }
 
@@ -68,18 +97,22 @@ void run_step(const StepArgs& args, const Op& op) {
   const scalar_t* a = args.a.const_data_ptr<scalar_t>();
   const scalar_t* b = args.b.defined() ? args.b.const_data_ptr<scalar_t>() : nullptr;
   const scalar_t* noise = args.noise.defined() ? args.noise.const_data_ptr<scalar_t>() : nullptr;
-  const uint64_t seed = args.seed.defined() ? static_cast<uint64_t>(args.seed.const_data_ptr<int64_t>()[0]) : 0;
+  const int64_t* seed = args.seed.defined() ? args.seed.const_data_ptr<int64_t>() : nullptr;
+  const uint64_t key = seed != nullptr ? static_cast<uint64_t>(seed[0]) : 0;
+  const uint64_t sample_offset = seed != nullptr ? static_cast<uint64_t>(seed[1]) : 0;
   const int64_t* t = args.t.const_data_ptr<int64_t>();
   const acc_t* table = args.table.const_data_ptr<acc_t>();
   scalar_t* out = args.out.mutable_data_ptr<scalar_t>();
   const int64_t inner = args.inner, steps = args.steps;
 
-  at::parallel_for(0, (numel + 3) / 4, kGrainCounters, [&](int64_t begin, int64_t end) {
+  const int64_t per_sample = (inner + 3) / 4;
+  at::parallel_for(0, args.batch * per_sample, kGrainCounters, [&](int64_t begin, int64_t end) {
     float buf[4 * kChunkCounters];
     for (int64_t c = begin; c < end; c += kChunkCounters) {
-      const int64_t n_counters = std::min(kChunkCounters, end - c);
-      const int64_t first = 4 * c, last = std::min(numel, 4 * (c + n_counters));
-      if (noise == nullptr) fill_normals(seed, c, n_counters, buf);
+      const ItemRange items{c, std::min(kChunkCounters, end - c), per_sample, inner};
+      const int64_t last_item = items.first + items.n - 1;
+      const int64_t first = items.element(items.first), last = items.element(last_item) + items.lanes(last_item);
+      if (noise == nullptr) item_normals(key, sample_offset, items, buf);
       for (int64_t i = first; i < last;) {
         const int64_t sample = i / inner;
         const int64_t stop = std::min(last, (sample + 1) * inner);

@@ -1,8 +1,9 @@
 // CUDA kernels of the fused ops (affine_noise, ddpm_step): one pass over the inputs, noise drawn in-kernel.
 //
-// One thread per Philox counter (4 consecutive elements, 16-byte vector loads when aligned), grid-stride loop.
-// The seed is read from device memory inside the kernel, so a captured CUDA graph draws fresh noise on every
-// replay once the seed tensor is refreshed by a (captured) torch RNG call; t is read on the device too.
+// One thread per item, i.e. Philox counter c of sample b (elements 4c..4c+3 of the sample; 16-byte vector loads
+// when every sample's size is a multiple of 4 and the pointers are aligned), grid-stride loop. The seed
+// [key, sample_offset] is read from device memory inside the kernel, so a captured CUDA graph draws fresh noise on
+// every replay once the seed tensor is refreshed by a (captured) torch RNG call; t is read on the device too.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -35,19 +36,23 @@ __device__ __forceinline__ void load_coef(const acc_t* __restrict__ table, const
 
 template <bool VEC, typename Op, typename scalar_t, typename acc_t>
 __global__ void step_kernel(Op op, const scalar_t* __restrict__ a, const scalar_t* __restrict__ b,
-                            const scalar_t* __restrict__ noise, const int64_t* __restrict__ seed_ptr,
+                            const scalar_t* __restrict__ noise, const int64_t* __restrict__ seed,
                             const int64_t* __restrict__ t, const acc_t* __restrict__ table,
-                            scalar_t* __restrict__ out, int64_t numel, int64_t inner, int64_t steps) {
-  const uint64_t seed = noise == nullptr ? static_cast<uint64_t>(seed_ptr[0]) : 0ull;
-  const int64_t n_counters = (numel + 3) / 4;
+                            scalar_t* __restrict__ out, int64_t n_items, int64_t per_sample, int64_t inner,
+                            int64_t steps) {
+  const uint64_t key = noise == nullptr ? static_cast<uint64_t>(seed[0]) : 0ull;
+  const uint64_t sample_offset = noise == nullptr ? static_cast<uint64_t>(seed[1]) : 0ull;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; c < n_counters; c += stride) {
-    const int64_t i0 = 4 * c;
+  for (int64_t item = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; item < n_items; item += stride) {
+    const int64_t sample = item / per_sample, counter = item - sample * per_sample;
+    const int64_t i0 = sample * inner + 4 * counter;
     float gen[4];
-    if (noise == nullptr) normal4(seed, static_cast<uint64_t>(c), gen);
-    if constexpr (VEC) {  // all 4 elements exist and lie in one sample (inner % 4 == 0)
-      acc_t coef[Op::kRows];
-      load_coef<Op::kRows>(table, t, i0 / inner, steps, coef);
+    if (noise == nullptr) {  // Philox counter (c, b + sample_offset): see fastddgan/ops/philox.py
+      normal4(key, ((static_cast<uint64_t>(sample) + sample_offset) << 32) | static_cast<uint64_t>(counter), gen);
+    }
+    acc_t coef[Op::kRows];
+    load_coef<Op::kRows>(table, t, sample, steps, coef);
+    if constexpr (VEC) {  // inner % 4 == 0: all 4 lanes are elements, contiguous and aligned
       const Vec4<scalar_t> av = *reinterpret_cast<const Vec4<scalar_t>*>(a + i0);
       Vec4<scalar_t> bv{}, nv{}, ov;
       if constexpr (Op::kHasB) bv = *reinterpret_cast<const Vec4<scalar_t>*>(b + i0);
@@ -59,12 +64,11 @@ __global__ void step_kernel(Op op, const scalar_t* __restrict__ a, const scalar_
       }
       *reinterpret_cast<Vec4<scalar_t>*>(out + i0) = ov;
     } else {
+      const int lanes = static_cast<int>(inner - 4 * counter < 4 ? inner - 4 * counter : 4);
 #pragma unroll
       for (int k = 0; k < 4; ++k) {
-        const int64_t i = i0 + k;
-        if (i < numel) {
-          acc_t coef[Op::kRows];
-          load_coef<Op::kRows>(table, t, i / inner, steps, coef);
+        if (k < lanes) {
+          const int64_t i = i0 + k;
           acc_t bk = acc_t(0);
           if constexpr (Op::kHasB) bk = static_cast<acc_t>(b[i]);
           const acc_t nk = noise != nullptr ? static_cast<acc_t>(noise[i]) : static_cast<acc_t>(gen[k]);
@@ -85,10 +89,11 @@ void launch_step(const StepArgs& args, const Op& op) {
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t numel = args.a.numel();
   if (numel == 0) return;
-  const int64_t n_counters = (numel + 3) / 4;
+  const int64_t per_sample = (args.inner + 3) / 4;
+  const int64_t n_items = args.batch * per_sample;
   int sms = 0;
   C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, args.a.get_device()));
-  const int64_t blocks = std::min<int64_t>((n_counters + kThreads - 1) / kThreads, static_cast<int64_t>(sms) * 32);
+  const int64_t blocks = std::min<int64_t>((n_items + kThreads - 1) / kThreads, static_cast<int64_t>(sms) * 32);
   const bool vec = args.inner % 4 == 0 && aligned16<scalar_t>(args.a) && aligned16<scalar_t>(args.b) &&
                    aligned16<scalar_t>(args.noise) && aligned16<scalar_t>(args.out);
   const scalar_t* b = args.b.defined() ? args.b.const_data_ptr<scalar_t>() : nullptr;
@@ -98,7 +103,8 @@ void launch_step(const StepArgs& args, const Op& op) {
   auto kernel = vec ? step_kernel<true, Op, scalar_t, acc_t> : step_kernel<false, Op, scalar_t, acc_t>;
   kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
       op, args.a.const_data_ptr<scalar_t>(), b, noise, seed, args.t.const_data_ptr<int64_t>(),
-      args.table.const_data_ptr<acc_t>(), args.out.mutable_data_ptr<scalar_t>(), numel, args.inner, args.steps);
+      args.table.const_data_ptr<acc_t>(), args.out.mutable_data_ptr<scalar_t>(), n_items, per_sample, args.inner,
+      args.steps);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 

@@ -20,11 +20,12 @@ import torch
 
 from . import _library, _validate, reference
 from ._backends import BACKENDS, available, get_forced_backend, select, set_backend, use_backend
-from .philox import philox_normal
+from .philox import philox_normal, seed_tensor
 
 __all__ = [
     "q_sample", "q_sample_pairs", "posterior_sample", "ddpm_step", "draw_seed", "compute_dtype",
     "BACKENDS", "available", "select", "set_backend", "use_backend", "get_forced_backend", "philox_normal",
+    "seed_tensor",
     "reference",
 ]
 
@@ -37,9 +38,11 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def draw_seed(device: torch.device, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """A fresh 64-bit Philox seed from ``generator`` (default: the device's default generator), as a (1,) int64
-    tensor on ``device``. On CUDA this is a graph-capturable RNG call: each replay of a graph gives a new seed."""
-    return torch.randint(0, _SEED_HIGH, (1,), dtype=torch.int64, device=device, generator=generator)
+    """A seed tensor ``[key, 0]`` (int64, on ``device``) with a fresh Philox key drawn from ``generator`` (default:
+    the device's default generator). On CUDA this is a graph-capturable RNG call: each replay of a graph gives a
+    new key."""
+    key = torch.randint(0, _SEED_HIGH, (1,), dtype=torch.int64, device=device, generator=generator)
+    return torch.nn.functional.pad(key, (0, 1))  # [key, 0]
 
 
 def _affine(kind: str, a, b, t, schedule, noise, generator) -> torch.Tensor:

@@ -18,8 +18,8 @@ differentiable. At run time the op routes to the selected backend's kernel (``_b
         the reference, so double backward is exact too).
 
 ``t`` is int64 of shape (B,), ``table`` is (rows, T) in the compute dtype (float64 for float64 data, float32
-otherwise). Exactly one of ``noise`` (explicit, same shape as ``a``) and ``seed`` (int64 tensor holding a 64-bit
-Philox key, see ``philox.py``) is given.
+otherwise). Exactly one of ``noise`` (explicit, same shape as ``a``) and ``seed`` (int64 tensor
+``[key, sample_offset]``: the Philox key and the index of the call's first sample, see ``philox.py``) is given.
 """
 
 from __future__ import annotations
@@ -38,7 +38,10 @@ class _TorchKernels:
 
     @staticmethod
     def _noise(like: Tensor, noise: Optional[Tensor], seed: Optional[Tensor]) -> Tensor:
-        return noise if noise is not None else philox_normal(seed, like.numel(), like.device).view(like.shape)
+        if noise is not None:
+            return noise
+        batch = like.shape[0]
+        return philox_normal(seed, batch, like.numel() // max(batch, 1), like.device).view(like.shape)
 
     @staticmethod
     def affine_noise(a, b, t, table, noise, seed):

@@ -1,15 +1,18 @@
 """The counter-based Gaussian stream of the fused kernels, written in plain PyTorch (the reference for tests).
 
-Every fused backend (C++ CPU, CUDA, Triton) draws the noise of a call from one 64-bit ``seed`` the same way:
+Every fused backend (C++ CPU, CUDA, Triton) draws the noise of a call from a seed tensor ``[key, sample_offset]``
+(int64) the same way:
 
-* element ``i`` of the output (flat index in storage order) uses counter ``c = i // 4`` and lane ``i % 4``;
-* Philox4x32-10 (Salmon et al. 2011) maps counter ``(lo32(c), hi32(c), 0, 0)`` and key ``(lo32(seed), hi32(seed))``
-  to four 32-bit words ``r0..r3`` (the same generator as ``triton.language.randint4x``);
+* element ``e`` (flat index within its sample, storage order) of sample ``b`` (index within the call) uses the
+  Philox counter ``(e // 4, b + sample_offset, 0, 0)`` and lane ``e % 4``, so each sample has a stream of its own:
+  its noise does not depend on which other samples share the call, and a batch split into chunks (with
+  ``sample_offset`` = the chunk's first sample) draws exactly the noise of the whole batch;
+* Philox4x32-10 (Salmon et al. 2011) with key ``(lo32(key), hi32(key))`` gives four 32-bit words ``r0..r3``;
 * each word becomes a uniform ``u = ((r >> 9) + 0.5) / 2**23`` in the open interval (0, 1) (exact in float32);
 * Box-Muller: ``n0, n1 = sqrt(-2 ln u0) (cos, sin)(2 pi u1)``, ``n2, n3 = sqrt(-2 ln u2) (cos, sin)(2 pi u3)``.
 
 So the same seed gives the same noise on every backend and device, up to float rounding of log/sin/cos.
-The seed itself is drawn from a torch Generator (see ``fastddgan.ops.draw_seed``).
+The key is drawn from a torch Generator (see ``fastddgan.ops.draw_seed``).
 """
 
 from __future__ import annotations
@@ -35,16 +38,14 @@ def _mul_hi_lo(x: torch.Tensor, const: int):
     return hi & _MASK32, lo
 
 
-def philox4x32_10(counter: torch.Tensor, seed):
-    """Four uint32 words (as int64 tensors) for each int64 ``counter`` under the 64-bit ``seed``.
+def philox4x32_10(c0: torch.Tensor, c1: torch.Tensor, key):
+    """Four uint32 words (as int64 tensors) for the counters ``(c0, c1, 0, 0)`` (uint32 values in int64 tensors).
 
-    ``seed`` is a Python int or a one-element int64 tensor holding the seed's bits (two's complement).
+    ``key`` is a Python int or a one-element int64 tensor holding the key's 64 bits (two's complement).
     """
-    c0 = counter & _MASK32
-    c1 = (counter >> 32) & _MASK32
-    c2 = torch.zeros_like(counter)
-    c3 = torch.zeros_like(counter)
-    k0, k1 = seed & _MASK32, (seed >> 32) & _MASK32
+    c2 = torch.zeros_like(c0)
+    c3 = torch.zeros_like(c0)
+    k0, k1 = key & _MASK32, (key >> 32) & _MASK32
     for _ in range(10):
         hi_b, lo_b = _mul_hi_lo(c2, _ROUND_B)
         hi_a, lo_a = _mul_hi_lo(c0, _ROUND_A)
@@ -58,19 +59,25 @@ def uniform_open(word: torch.Tensor) -> torch.Tensor:
     return ((word >> 9).double() + 0.5) * 2.0**-23
 
 
-def philox_normal(seed, numel: int, device=None) -> torch.Tensor:
-    """The first ``numel`` values of the stream for ``seed`` (int or one-element int64 tensor), in float64."""
-    if isinstance(seed, torch.Tensor):
-        seed = seed.reshape(-1)[:1].to(device=device, dtype=torch.int64)
-    else:
-        seed = int(seed) & 0xFFFFFFFFFFFFFFFF
-    n_counters = (numel + 3) // 4
-    counter = torch.arange(n_counters, dtype=torch.int64, device=device)
-    r = [uniform_open(w) for w in philox4x32_10(counter, seed)]
+def seed_tensor(key: int, sample_offset: int = 0, device=None) -> torch.Tensor:
+    """The (2,) int64 seed tensor ``[key, sample_offset]`` the fused kernels read (key taken modulo 2**64)."""
+    key = int(key) & 0xFFFFFFFFFFFFFFFF
+    key = key - (1 << 64) if key >= 1 << 63 else key
+    return torch.tensor([key, int(sample_offset)], dtype=torch.int64, device=device)
+
+
+def philox_normal(seed: torch.Tensor, batch: int, inner: int, device=None) -> torch.Tensor:
+    """The (batch, inner) float64 noise the kernels draw for the seed tensor ``[key, sample_offset]``."""
+    seed = seed.reshape(-1).to(device=device, dtype=torch.int64)
+    key, offset = seed[:1], (seed[1:2] if seed.numel() > 1 else torch.zeros_like(seed[:1]))
+    n_counters = (inner + 3) // 4
+    c0 = torch.arange(n_counters, dtype=torch.int64, device=device).expand(batch, n_counters)
+    c1 = (torch.arange(batch, dtype=torch.int64, device=device) + offset).unsqueeze(1).expand(batch, n_counters)
+    r = [uniform_open(w) for w in philox4x32_10(c0.reshape(-1), c1.reshape(-1) & _MASK32, key)]
     rad01 = torch.sqrt(-2.0 * torch.log(r[0]))
     rad23 = torch.sqrt(-2.0 * torch.log(r[2]))
     th01 = 2.0 * math.pi * r[1]
     th23 = 2.0 * math.pi * r[3]
     lanes = torch.stack([rad01 * torch.cos(th01), rad01 * torch.sin(th01),
                          rad23 * torch.cos(th23), rad23 * torch.sin(th23)], dim=1)
-    return lanes.reshape(-1)[:numel]
+    return lanes.reshape(batch, 4 * n_counters)[:, :inner]
