@@ -64,10 +64,14 @@ FDG_MULTIVERSION void fill_normals(uint64_t key, const uint64_t* __restrict coun
 // The normals of `items`, in element order (the lanes past a sample's last element dropped).
 void item_normals(uint64_t key, uint64_t sample_offset, const ItemRange& items, float* __restrict buf) {
   uint64_t counters[kChunkCounters];
+  uint64_t row = static_cast<uint64_t>(items.sample(items.first)) + sample_offset;
+  int64_t counter = items.counter(items.first);
   for (int64_t j = 0; j < items.n; ++j) {  // Philox counter (c, b + sample_offset): see fastddgan/ops/philox.py
-    const int64_t item = items.first + j;
-    counters[j] = ((static_cast<uint64_t>(items.sample(item)) + sample_offset) << 32) |
-                  static_cast<uint64_t>(items.counter(item));
+    counters[j] = (row << 32) | static_cast<uint64_t>(counter);
+    if (++counter == items.per_sample) {
+      counter = 0;
+      ++row;
+    }
   }
   fill_normals(key, counters, items.n, buf);
   if (items.inner % 4 == 0) return;  // every lane is an element: already in element order
