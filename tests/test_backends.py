@@ -218,3 +218,23 @@ def test_mean_and_variance_over_many_draws_match_the_coefficients(backend, devic
             continue
         assert ((out.mean(0) - mean[0]).abs() < 5 * math.sqrt(var / draws)).all()
         assert ((out.var(0) / var - 1).abs() < 5 * math.sqrt(2 / draws)).all()
+
+
+@pytest.mark.parametrize("backend,device", [pytest.param("torch", "cpu", id="torch-cpu")] + FUSED)
+def test_explicit_seed_gives_the_same_stream_on_every_backend(backend, device):
+    """With seed=[key, sample_offset] every backend, the eager reference included, draws the Philox stream."""
+    s = Schedule.ddgan(4)
+    x0, x_t = rand((3, 2, 5), device, 1), rand((3, 2, 5), device, 2)
+    t = torch.tensor([1, 2, 3], device=device)
+    seed = seed_tensor(99, 5, device)
+    with ops.use_backend(backend):
+        got = ops.posterior_sample(x0, x_t, t, s, seed=seed)
+        z = ops.normal((3, 7), seed)
+        eps_step = ops.ddpm_step(x0, x_t, t, s, seed=seed)
+    noise = philox_normal(seed, 3, 10, device).view(3, 2, 5)
+    table = s.kernel_table("posterior", torch.float32, device)
+    torch.testing.assert_close(got, reference.affine_noise(x0, x_t, t, table, noise), rtol=1e-5, atol=2e-5)
+    torch.testing.assert_close(z.double(), philox_normal(seed, 3, 7, device), rtol=0, atol=2e-5)
+    ddpm_table = s.kernel_table("ddpm_small", torch.float32, device)
+    torch.testing.assert_close(eps_step, reference.ddpm_step(x0, x_t, t, ddpm_table, noise, True), rtol=1e-5,
+                               atol=2e-5)

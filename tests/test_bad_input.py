@@ -60,3 +60,19 @@ def test_schedule_on_another_device_is_moved_once():
     tables = dict(s._kernel_cache)
     ops.posterior_sample(x, x, T3, s)
     assert s._kernel_cache == tables
+
+
+@pytest.mark.parametrize("seed,error,match", [
+    (torch.tensor([1]), TypeError, r"seed: expected an int64 tensor \[key, sample_offset\] of shape \(2,\)"),
+    (torch.tensor([1.0, 0.0]), TypeError, "seed: expected an int64 tensor"),
+    (7, TypeError, "seed: expected an int64 tensor"),
+    (torch.tensor([1, 0], device="meta"), ValueError, "seed: expected a tensor on cpu"),
+])
+def test_bad_seed(seed, error, match):
+    with pytest.raises(error, match=match):
+        ops.posterior_sample(X, X, T3, S, seed=seed)
+
+
+def test_noise_and_seed_together():
+    with pytest.raises(ValueError, match="seed: give either noise or seed, not both"):
+        ops.posterior_sample(X, X, T3, S, noise=X, seed=ops.seed_tensor(1))

@@ -23,7 +23,7 @@ from ._backends import BACKENDS, available, get_forced_backend, select, set_back
 from .philox import philox_normal, seed_tensor
 
 __all__ = [
-    "q_sample", "q_sample_pairs", "posterior_sample", "ddpm_step", "draw_seed", "compute_dtype",
+    "q_sample", "q_sample_pairs", "posterior_sample", "ddpm_step", "normal", "draw_seed", "compute_dtype",
     "BACKENDS", "available", "select", "set_backend", "use_backend", "get_forced_backend", "philox_normal",
     "seed_tensor",
     "reference",
@@ -45,14 +45,49 @@ def draw_seed(device: torch.device, generator: Optional[torch.Generator] = None)
     return torch.nn.functional.pad(key, (0, 1))  # [key, 0]
 
 
-def _affine(kind: str, a, b, t, schedule, noise, generator) -> torch.Tensor:
-    table = schedule.kernel_table(kind, compute_dtype(a.dtype), a.device)
-    if select(a.device) == "torch":
+def _run(fused, eager, like: torch.Tensor, noise, seed, generator) -> torch.Tensor:
+    """Run an op: ``eager(noise)`` (the torch backend, noise from torch.randn) or ``fused(noise, seed)``.
+
+    An explicit ``seed`` always takes the fused op's path, whose torch kernel draws the same Philox stream as the
+    compiled backends; without noise or seed the fused backends draw a seed from ``generator``."""
+    if seed is None and select(like.device) == "torch":
         if noise is None:
-            noise = torch.randn(a.shape, dtype=a.dtype, device=a.device, generator=generator)
-        return reference.affine_noise(a, b, t, table, noise)
-    seed = draw_seed(a.device, generator) if noise is None else None
-    return _library.affine_noise(a, b, t, table, noise, seed)
+            noise = torch.randn(like.shape, dtype=like.dtype, device=like.device, generator=generator)
+        return eager(noise)
+    if noise is None and seed is None:
+        seed = draw_seed(like.device, generator)
+    return fused(noise, seed)
+
+
+def _affine(kind: str, a, b, t, schedule, noise, generator, seed=None) -> torch.Tensor:
+    table = schedule.kernel_table(kind, compute_dtype(a.dtype), a.device)
+    return _run(lambda n, sd: _library.affine_noise(a, b, t, table, n, sd),
+                lambda n: reference.affine_noise(a, b, t, table, n), a, noise, seed, generator)
+
+
+def normal(shape, seed: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Standard normal noise of ``shape`` (batch first) from the Philox stream of ``seed`` = [key, sample_offset]
+    on ``seed``'s device: sample ``b`` gets the stream of sample ``b + sample_offset``, as in the fused ops."""
+    seed = _validate.seed(seed, None)
+    shape = tuple(int(v) for v in shape)
+    if len(shape) < 1 or min(shape) < 0:
+        raise ValueError(f"shape: expected a batch-first shape of non-negative sizes, got {shape}")
+    if dtype not in _validate.FLOAT_DTYPES:
+        raise TypeError(f"dtype: expected a floating-point dtype, got {dtype}")
+    zeros = torch.zeros(shape, dtype=dtype, device=seed.device)
+    t = torch.zeros(shape[0], dtype=torch.long, device=seed.device)
+    table = _unit_noise_table(compute_dtype(dtype), seed.device)
+    return _library.affine_noise(zeros, None, t, table, None, seed)
+
+
+_UNIT_TABLES = {}
+
+
+def _unit_noise_table(dtype, device) -> torch.Tensor:
+    key = (dtype, device)
+    if key not in _UNIT_TABLES:  # out = 0 * a + 1 * noise
+        _UNIT_TABLES[key] = torch.tensor([[0.0], [0.0], [1.0]], dtype=dtype, device=device)
+    return _UNIT_TABLES[key]
 
 
 def q_sample(x0: torch.Tensor, t, schedule, noise: Optional[torch.Tensor] = None,
@@ -90,28 +125,32 @@ def q_sample_pairs(x0: torch.Tensor, t, schedule, generator: Optional[torch.Gene
 
 
 def posterior_sample(x0: torch.Tensor, x_t: torch.Tensor, t, schedule, generator: Optional[torch.Generator] = None,
-                     noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+                     noise: Optional[torch.Tensor] = None, seed: Optional[torch.Tensor] = None) -> torch.Tensor:
     """x_{t-1} ~ q(x_{t-1} | x_t, x0) = N(coef1[t] x0 + coef2[t] x_t, posterior_variance[t] I), fused.
 
     One pass reads x0 and x_t, draws the noise in-kernel and writes x_{t-1} (x0 itself at t == 0).
-    Differentiable with respect to x0 and x_t (gradients coef1[t] and coef2[t]).
+    Differentiable with respect to x0 and x_t (gradients coef1[t] and coef2[t]). ``seed`` (an int64 tensor
+    [key, sample_offset] on x0's device) selects the Philox stream explicitly instead of drawing a key from
+    ``generator`` (samplers use it for chunk- and graph-independent results).
     """
     schedule = _validate.schedule(schedule)
     x0 = _validate.data("x0", x0)
     x_t = _validate.data("x_t", x_t, like=x0)
     t = _validate.timesteps(t, x0, schedule.T)
     noise = None if noise is None else _validate.data("noise", noise, like=x0)
+    seed = _validate.seed(seed, x0.device, noise)
     generator = _validate.generator(generator, x0.device)
-    return _affine("posterior", x0, x_t, t, schedule, noise, generator)
+    return _affine("posterior", x0, x_t, t, schedule, noise, generator, seed)
 
 
 def ddpm_step(eps: torch.Tensor, x_t: torch.Tensor, t, schedule, generator: Optional[torch.Generator] = None,
-              variance: str = "small", clip_x0: bool = True, noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+              variance: str = "small", clip_x0: bool = True, noise: Optional[torch.Tensor] = None,
+              seed: Optional[torch.Tensor] = None) -> torch.Tensor:
     """One fused DDPM ancestral step from an eps prediction: x_t -> x_{t-1}.
 
     x0 = (x_t - sqrt(1 - alphas_cumprod[t]) eps) / sqrt(alphas_cumprod[t]), clipped to [-1, 1] if ``clip_x0``,
     then x_{t-1} = coef1[t] x0 + coef2[t] x_t + sigma_t z with sigma_t^2 = posterior_variance[t] ("small") or
-    betas[t] ("large"); no noise at t == 0. Inference only (not differentiable).
+    betas[t] ("large"); no noise at t == 0. Inference only (not differentiable). ``seed`` as in posterior_sample.
     """
     schedule = _validate.schedule(schedule)
     eps = _validate.data("eps", eps)
@@ -119,12 +158,9 @@ def ddpm_step(eps: torch.Tensor, x_t: torch.Tensor, t, schedule, generator: Opti
     t = _validate.timesteps(t, eps, schedule.T)
     variance = _validate.choice("variance", variance, ("small", "large"))
     noise = None if noise is None else _validate.data("noise", noise, like=eps, like_name="eps")
+    seed = _validate.seed(seed, eps.device, noise)
     generator = _validate.generator(generator, eps.device)
     table = schedule.kernel_table(f"ddpm_{variance}", compute_dtype(eps.dtype), eps.device)
     clip_x0 = bool(clip_x0)
-    if select(eps.device) == "torch":
-        if noise is None:
-            noise = torch.randn(eps.shape, dtype=eps.dtype, device=eps.device, generator=generator)
-        return reference.ddpm_step(eps, x_t, t, table, noise, clip_x0)
-    seed = draw_seed(eps.device, generator) if noise is None else None
-    return _library.ddpm_step(eps, x_t, t, table, noise, seed, clip_x0)
+    return _run(lambda n, sd: _library.ddpm_step(eps, x_t, t, table, n, sd, clip_x0),
+                lambda n: reference.ddpm_step(eps, x_t, t, table, n, clip_x0), eps, noise, seed, generator)

@@ -80,6 +80,20 @@ def generator(g, device: torch.device) -> Optional[torch.Generator]:
     return g
 
 
+def seed(s, device: Optional[torch.device], noise: Optional[torch.Tensor] = None) -> Optional[torch.Tensor]:
+    """An explicit Philox seed: an int64 tensor [key, sample_offset] (on ``device`` when one is given)."""
+    if s is None:
+        return None
+    if noise is not None:
+        raise ValueError("seed: give either noise or seed, not both")
+    if not isinstance(s, torch.Tensor) or s.dtype != torch.int64 or s.shape != (2,):
+        got = f"{s.dtype} tensor of shape {tuple(s.shape)}" if isinstance(s, torch.Tensor) else type(s).__name__
+        raise TypeError(f"seed: expected an int64 tensor [key, sample_offset] of shape (2,), got {got}")
+    if device is not None and s.device != device:
+        raise ValueError(f"seed: expected a tensor on {device} (the device of the data), got {s.device}")
+    return s
+
+
 def choice(name: str, value, options) -> str:
     if value not in options:
         raise ValueError(f"{name}: expected one of {tuple(options)}, got {value!r}")
