@@ -14,8 +14,9 @@ from .ddgan import DDGAN
 from .ddpm import DDPM
 from .ema import EMA
 from .losses import LOSSES, get_loss
+from .sampling import sample
 from .schedule import Schedule
 
 __version__ = "0.1.0"
-__all__ = ["Schedule", "DDPM", "DDGAN", "EMA", "LOSSES", "get_loss", "ops", "losses", "models", "data",
+__all__ = ["Schedule", "DDPM", "DDGAN", "EMA", "LOSSES", "get_loss", "sample", "ops", "losses", "models", "data",
            "__version__"]

@@ -26,7 +26,7 @@ from torch import nn
 
 from . import losses, ops
 from .ema import EMA
-from .guidance import check_guidance, check_labels, drop_labels, guided
+from .guidance import check_labels, drop_labels, guided
 from .schedule import Schedule
 
 
@@ -177,24 +177,10 @@ class DDGAN(nn.Module):
         x0 = guided(lambda x, zz, tt, yy: net(x, zz, tt, yy), (x_t, z, t), y, guidance, self.num_classes)
         return x0.clamp(-1, 1) if guidance != 0.0 and self.clip_x0 else x0
 
-    @torch.inference_mode()
     def sample(self, n: int, T: Optional[int] = None, y: Optional[torch.Tensor] = None, guidance: float = 0.0,
-               generator: Optional[torch.Generator] = None, use_ema: bool = True, device=None) -> torch.Tensor:
-        """``n`` samples: x_{T-1} ~ N(0, I), then T generator calls and fused posterior draws."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n: expected an integer >= 1, got {n!r}")
-        if T is not None and T != self.T:
-            raise ValueError(f"T: a DDGAN samples with the T it was trained with ({self.T}), got T={T}")
-        net = self.ema.module if use_ema else self.generator
-        net.eval()
-        device = torch.device(device) if device is not None else next(net.parameters()).device
-        y = check_labels(y, self.num_classes, n, device)
-        guidance = check_guidance(guidance, self.num_classes, y)
-        x = torch.randn((n, *self.sample_shape), device=device, generator=generator)
-        for i in reversed(range(self.T)):
-            t = torch.full((n,), i, dtype=torch.long, device=device)
-            z = self._latent(n, device, generator)
-            with self._autocast(device):
-                x0 = self.predict_x0(net, x, z, t, y, guidance).to(x.dtype)
-            x = ops.posterior_sample(x0, x, t, self.schedule, generator=generator)
-        return x
+               generator: Optional[torch.Generator] = None, **kwargs) -> torch.Tensor:
+        """``n`` samples: x_{T-1} ~ N(0, I), then T generator calls (EMA weights) and fused posterior draws; see
+        :func:`fastddgan.sample` for the other options."""
+        from .sampling import sample
+
+        return sample(self, T, n, class_labels=y, guidance=guidance, generator=generator, **kwargs)

@@ -21,7 +21,7 @@ from torch import nn
 
 from . import ops
 from .ema import EMA
-from .guidance import check_guidance, check_labels, drop_labels, guided
+from .guidance import check_labels, drop_labels, guided
 from .schedule import Schedule
 
 PREDICTIONS = ("eps", "x0", "v")
@@ -66,9 +66,12 @@ class DDPM(nn.Module):
         return self.schedule.T
 
     # ------------------------------------------------------------------ training
-    def _coef(self, name: str, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        values = getattr(self.schedule, name).to(like.device, torch.float32)[t]
-        return values.view(-1, *[1] * (like.dim() - 1))
+    @staticmethod
+    def _signal_noise(schedule: Schedule, t: torch.Tensor, like: torch.Tensor):
+        """(sqrt(ab_t), sqrt(1 - ab_t)) per sample, from the schedule's cached device table (no host copy)."""
+        table = schedule.kernel_table("q_sample", torch.float32, like.device)
+        shape = (-1,) + (1,) * (like.dim() - 1)
+        return table[0][t].view(shape), table[2][t].view(shape)
 
     def loss(self, x0: torch.Tensor, y: Optional[torch.Tensor] = None,
              generator: Optional[torch.Generator] = None) -> torch.Tensor:
@@ -84,8 +87,8 @@ class DDPM(nn.Module):
         elif self.prediction == "x0":
             target = x0
         else:
-            target = self._coef("sqrt_alphas_cumprod", t, x0) * eps - \
-                self._coef("sqrt_one_minus_alphas_cumprod", t, x0) * x0
+            signal, noise = self._signal_noise(self.schedule, t, x0)
+            target = signal * eps - noise * x0
         return (out.float() - target.float()).pow(2).mean()
 
     def train_step(self, x0: torch.Tensor, y: Optional[torch.Tensor] = None,
@@ -108,40 +111,20 @@ class DDPM(nn.Module):
         out = guided(lambda x, tm, yy: net(x, tm, yy), (x_t, t_model), y, guidance, self.num_classes)
         if self.prediction == "eps":
             return out
-        ab = schedule.alphas_cumprod.to(x_t.device, torch.float32)[t].view(-1, *[1] * (x_t.dim() - 1))
+        signal, noise = self._signal_noise(schedule, t, x_t)
         if self.prediction == "x0":
-            return (x_t - ab.sqrt() * out) / (1 - ab).sqrt()
-        return ab.sqrt() * out + (1 - ab).sqrt() * x_t  # v -> eps
+            return (x_t - signal * out) / noise
+        return signal * out + noise * x_t  # v -> eps
 
-    @torch.inference_mode()
-    def sample(self, n: int, T: Optional[int] = None, shape: Optional[Sequence[int]] = None,
-               y: Optional[torch.Tensor] = None, guidance: float = 0.0, ddim: bool = False,
-               variance: str = "small", generator: Optional[torch.Generator] = None, use_ema: bool = True,
-               device=None) -> torch.Tensor:
-        """``n`` samples with ``T`` steps (default: the training T; any T <= it, evenly respaced)."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n: expected an integer >= 1, got {n!r}")
-        T = self.T if T is None else T
-        if isinstance(T, bool) or not isinstance(T, int) or not 1 <= T <= self.T:
-            raise ValueError(f"T: expected an integer in [1, {self.T}] (the training T), got {T!r}")
-        net = self.ema.module if use_ema else self.model
-        net.eval()
-        device = torch.device(device) if device is not None else next(net.parameters()).device
-        shape = tuple(shape) if shape is not None else self.sample_shape
-        y = check_labels(y, self.num_classes, n, device)
-        guidance = check_guidance(guidance, self.num_classes, y)
-        schedule = self.schedule.respace(T) if T != self.T else self.schedule
-        timesteps = schedule.timesteps.to(device)
-        x = torch.randn((n, *shape), device=device, generator=generator)
-        for i in reversed(range(T)):
-            t = torch.full((n,), i, dtype=torch.long, device=device)
-            eps = self.predict_eps(net, x, t, timesteps[t], schedule, y, guidance)
-            if ddim:
-                x = ddim_step(eps, x, i, schedule, self.clip_x0)
-            else:
-                x = ops.ddpm_step(eps, x, t, schedule, generator=generator, variance=variance,
-                                  clip_x0=self.clip_x0)
-        return x
+    def sample(self, n: int, T: Optional[int] = None, y: Optional[torch.Tensor] = None, guidance: float = 0.0,
+               ddim: bool = False, variance: str = "small", generator: Optional[torch.Generator] = None,
+               **kwargs) -> torch.Tensor:
+        """``n`` samples with ``T`` steps (default: the training T; any T <= it, evenly respaced), from the EMA
+        network; see :func:`fastddgan.sample` for the other options."""
+        from .sampling import sample
+
+        return sample(self, T, n, class_labels=y, guidance=guidance, ddim=ddim, variance=variance,
+                      generator=generator, **kwargs)
 
 
 def ddim_step(eps: torch.Tensor, x_t: torch.Tensor, i: int, schedule: Schedule, clip_x0: bool = True):

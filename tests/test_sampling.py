@@ -1,0 +1,147 @@
+"""fastddgan.sample: shapes, determinism, chunk invariance, DDPM respacing, guidance and bad input (CPU), and the
+CUDA-graph path against the eager one (GPU only)."""
+
+import pytest
+import torch
+
+import fastddgan
+from fastddgan import DDGAN, DDPM, Schedule
+from fastddgan.models import build
+
+
+@pytest.fixture(scope="module")
+def ddgan():
+    torch.manual_seed(0)
+    model = DDGAN(build("tiny", "generator", num_classes=10), build("tiny", "discriminator", num_classes=10), 4,
+                  num_classes=10, sample_shape=(1, 28, 28))
+    model.train_step(torch.rand(4, 1, 28, 28) * 2 - 1, torch.tensor([0, 1, 2, 3]))
+    return model
+
+
+@pytest.fixture(scope="module")
+def ddpm():
+    torch.manual_seed(0)
+    return DDPM(build("toy2d", "denoiser"), Schedule.linear(100), sample_shape=(2,), clip_x0=False, p_uncond=0.0)
+
+
+def test_ddgan_shapes_range_and_determinism(ddgan):
+    a = fastddgan.sample(ddgan, T=4, n=5, seed=1, class_labels=torch.arange(5))
+    b = fastddgan.sample(ddgan, n=5, seed=1, class_labels=torch.arange(5))
+    c = fastddgan.sample(ddgan, n=5, seed=2, class_labels=torch.arange(5))
+    assert a.shape == (5, 1, 28, 28) and torch.isfinite(a).all()
+    assert a.abs().max() <= 1.0 + 1e-5  # the last step returns the generator's tanh output
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3])
+def test_chunking_equals_one_batch(ddgan, ddpm, batch_size):
+    labels = torch.tensor([3, 1, 4, 1, 5])
+    whole = fastddgan.sample(ddgan, n=5, seed=7, class_labels=labels, guidance=0.5)
+    chunked = fastddgan.sample(ddgan, n=5, seed=7, class_labels=labels, guidance=0.5, batch_size=batch_size)
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-5)
+    whole = fastddgan.sample(ddpm, T=10, n=5, seed=7)
+    torch.testing.assert_close(fastddgan.sample(ddpm, T=10, n=5, seed=7, batch_size=batch_size), whole,
+                               rtol=0, atol=1e-5)
+
+
+def test_same_results_on_every_backend(ddgan):
+    """The eager reference backend draws the same Philox streams as the fused one (explicit seeds)."""
+    labels = torch.arange(3)
+    fused = fastddgan.sample(ddgan, n=3, seed=3, class_labels=labels)
+    with fastddgan.ops.use_backend("torch"):
+        eager = fastddgan.sample(ddgan, n=3, seed=3, class_labels=labels)
+    torch.testing.assert_close(fused, eager, rtol=1e-4, atol=1e-4)
+
+
+def test_generator_and_default_rng(ddgan):
+    y = torch.arange(2)
+    a = fastddgan.sample(ddgan, n=2, class_labels=y, generator=torch.Generator().manual_seed(4))
+    b = fastddgan.sample(ddgan, n=2, class_labels=y, generator=torch.Generator().manual_seed(4))
+    torch.manual_seed(5)
+    c = fastddgan.sample(ddgan, n=2, class_labels=y)
+    torch.manual_seed(5)
+    d = fastddgan.sample(ddgan, n=2, class_labels=y)
+    assert torch.equal(a, b) and torch.equal(c, d) and not torch.allclose(a, c)
+
+
+def test_guidance(ddgan):
+    y = torch.tensor([2, 7])
+    plain = fastddgan.sample(ddgan, n=2, seed=0, class_labels=y)
+    assert torch.equal(plain, fastddgan.sample(ddgan, n=2, seed=0, class_labels=y, guidance=0.0))
+    assert not torch.allclose(plain, fastddgan.sample(ddgan, n=2, seed=0, class_labels=y, guidance=2.0))
+
+
+def test_ddpm_respaced_ddim_and_trajectory(ddpm):
+    for T in (1, 3, 50, 100):
+        out = fastddgan.sample(ddpm, T=T, n=4, seed=0)
+        assert out.shape == (4, 2) and torch.isfinite(out).all()
+    a = fastddgan.sample(ddpm, T=5, n=4, seed=0, ddim=True)
+    assert torch.equal(a, fastddgan.sample(ddpm, T=5, n=4, seed=0, ddim=True))
+    assert not torch.allclose(a, fastddgan.sample(ddpm, T=5, n=4, seed=1, ddim=True))
+    images, trajectory = fastddgan.sample(ddpm, T=5, n=4, seed=0, return_trajectory=True, batch_size=3)
+    assert len(trajectory) == 6 and all(x.shape == (4, 2) for x in trajectory)
+    assert torch.equal(trajectory[-1], images)
+    torch.testing.assert_close(images, fastddgan.sample(ddpm, T=5, n=4, seed=0), rtol=0, atol=1e-5)
+
+
+def test_model_sample_methods_use_the_engine(ddgan):
+    y = torch.arange(3)
+    torch.testing.assert_close(ddgan.sample(3, y=y, seed=9), fastddgan.sample(ddgan, n=3, seed=9, class_labels=y))
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    (dict(n=0), ValueError, "n: expected an integer >= 1"),
+    (dict(T=2), ValueError, "T: this DDGAN was trained with T=4"),
+    (dict(class_labels=torch.arange(3)), ValueError, "y: expected 2 labels"),
+    (dict(class_labels=torch.tensor([0, 11])), ValueError, r"y: expected labels in \[0, 10\]"),
+    (dict(dtype="fp8"), ValueError, "dtype: expected one of"),
+    (dict(guidance=1.0), ValueError, "guidance: guided sampling needs class labels"),
+    (dict(batch_size=0), ValueError, "batch_size: expected an integer >= 1"),
+    (dict(cuda_graph="yes"), ValueError, "cuda_graph: expected 'auto', True or False"),
+    (dict(cuda_graph=True), ValueError, "cuda_graph: CUDA graphs need a CUDA device"),
+    (dict(ddim=True), ValueError, "ddim: DDIM steps are for DDPM models"),
+])
+def test_bad_input(ddgan, kwargs, error, match):
+    kwargs = {"n": 2, **kwargs}
+    with pytest.raises(error, match=match):
+        fastddgan.sample(ddgan, **kwargs)
+
+
+def test_bad_model_and_unconditional_guidance(ddpm):
+    with pytest.raises(TypeError, match="model: expected a fastddgan.DDGAN or fastddgan.DDPM"):
+        fastddgan.sample(torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="guidance: classifier-free guidance needs a class-conditional model"):
+        fastddgan.sample(ddpm, n=2, guidance=1.0)
+    with pytest.raises(ValueError, match=r"T: expected an integer in \[1, 100\]"):
+        fastddgan.sample(ddpm, T=101, n=2)
+
+
+# ------------------------------------------------------------------------------------------------ GPU only
+gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@gpu
+def test_graph_path_equals_eager_and_replays_fresh(ddgan):
+    model = ddgan.to("cuda")
+    y = torch.arange(16, device="cuda") % 10
+    eager = fastddgan.sample(model, n=16, seed=3, class_labels=y, cuda_graph=False)
+    graphed = fastddgan.sample(model, n=16, seed=3, class_labels=y, cuda_graph=True)
+    again = fastddgan.sample(model, n=16, seed=3, class_labels=y, cuda_graph=True)
+    other = fastddgan.sample(model, n=16, seed=4, class_labels=y, cuda_graph=True)
+    torch.testing.assert_close(graphed, eager, rtol=1e-4, atol=1e-4)
+    assert torch.equal(graphed, again) and not torch.allclose(graphed, other)
+    chunked = fastddgan.sample(model, n=16, seed=3, class_labels=y, cuda_graph=True, batch_size=8)
+    torch.testing.assert_close(chunked, eager, rtol=1e-4, atol=1e-4)
+
+
+@gpu
+def test_graph_replay_has_no_host_sync(ddgan):
+    model = ddgan.to("cuda")
+    y = torch.arange(8, device="cuda")
+    fastddgan.sample(model, n=8, seed=0, class_labels=y)  # capture
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        fastddgan.sample(model, n=8, seed=1, class_labels=y)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
