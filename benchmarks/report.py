@@ -7,6 +7,9 @@
 For every benchmark group (one op, shape, dtype and device) it lists each backend's median time, its speed-up over
 the eager reference backend (``torch`` by default) measured in the same run, and the achieved bandwidth
 ``extra_info["bytes"] / median`` (the op's minimum traffic, so a lower bound on what the hardware moved).
+Sampling benchmarks (``bench_sampling.py``) name their group's reference row in ``extra_info["reference"]`` (it
+overrides ``--baseline`` for that group) and give ``extra_info["images"]`` per call (-> images/s) and
+``extra_info["nfe"]`` (network evaluations per sample).
 Only the standard library is used, so the script runs anywhere the JSON is.
 """
 
@@ -43,13 +46,44 @@ def _backend(bench: dict) -> str:
     return str(params.get("backend", bench.get("name", "?")))
 
 
+def _info(bench: dict) -> dict:
+    return bench.get("extra_info") or {}
+
+
+def _reference(rows: List[dict]) -> Optional[str]:
+    """The group's own reference row (``extra_info["reference"]``), if its benchmarks name one."""
+    return next((str(_info(b)["reference"]) for b in rows if _info(b).get("reference")), None)
+
+
+def group_baseline(rows: List[dict], default: str) -> str:
+    return _reference(rows) or default
+
+
+def _row_key(bench: dict, reference: Optional[str]):
+    name = _backend(bench)
+    nfe = _info(bench).get("nfe")
+    return (name != reference, _backend_key(name)[0], -nfe if isinstance(nfe, (int, float)) else 0, name)
+
+
 def group_benchmarks(benchmarks: List[dict]) -> "OrderedDict[str, List[dict]]":
     groups: "OrderedDict[str, List[dict]]" = OrderedDict()
     for bench in benchmarks:
         groups.setdefault(bench.get("group") or bench.get("name", "?"), []).append(bench)
     for rows in groups.values():
-        rows.sort(key=lambda b: _backend_key(_backend(b)))
+        reference = _reference(rows)
+        rows.sort(key=lambda b: _row_key(b, reference))
     return groups
+
+
+def images_per_second(bench: dict) -> Optional[float]:
+    images, median = _info(bench).get("images"), bench["stats"]["median"]
+    return images / median if images and median > 0 else None
+
+
+def format_rate(rate: Optional[float]) -> str:
+    if rate is None:
+        return "n/a"
+    return f"{rate:.0f}" if rate >= 100 else f"{rate:.3g}"
 
 
 def _cell(value) -> str:
@@ -92,25 +126,53 @@ def machine_section(data: dict) -> List[str]:
 def group_table(rows: List[dict], baseline: str) -> List[str]:
     base = next((b for b in rows if _backend(b) == baseline), None)
     base_median = base["stats"]["median"] if base else None
-    lines = [
-        f"| Backend | Median | Min | Rounds | Speed-up vs {baseline} | GB/s |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
+    show_images = any(_info(b).get("images") for b in rows)
+    show_nfe = any(_info(b).get("nfe") for b in rows)
+    show_bytes = any(_info(b).get("bytes") for b in rows) or not (show_images or show_nfe)
+    header = ["Backend", "Median", "Min", "Rounds", f"Speed-up vs {baseline}"]
+    header += (["images/s"] if show_images else []) + (["NFE"] if show_nfe else []) + (["GB/s"] if show_bytes else [])
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     for bench in rows:
         stats = bench["stats"]
         median = stats["median"]
-        info = bench.get("extra_info") or {}
+        info = _info(bench)
         speedup = f"{base_median / median:.2f}x" if base_median and median > 0 else "n/a"
-        gbps = f"{info['bytes'] / median / 1e9:.2f}" if info.get("bytes") and median > 0 else "n/a"
-        lines.append(f"| {_backend(bench)} | {format_time(median)} | {format_time(stats['min'])} | "
-                     f"{stats['rounds']} | {speedup} | {gbps} |")
+        cells = [_backend(bench), format_time(median), format_time(stats["min"]), str(stats["rounds"]), speedup]
+        if show_images:
+            cells.append(format_rate(images_per_second(bench)))
+        if show_nfe:
+            cells.append(_cell(info.get("nfe")))
+        if show_bytes:
+            cells.append(f"{info['bytes'] / median / 1e9:.2f}" if info.get("bytes") and median > 0 else "n/a")
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
 def summary_table(groups: "OrderedDict[str, List[dict]]", baseline: str) -> List[str]:
-    backends = sorted({_backend(b) for rows in groups.values() for b in rows} - {baseline}, key=_backend_key)
-    lines = [f"| Group | {baseline} median | " + " | ".join(f"{name} speed-up" for name in backends) + " |",
-             "|---|---:|" + "---:|" * len(backends)]
+    """One table per baseline (groups whose speed-ups share a reference row name), one line per group; with
+    ``extra_info["images"]``, the baseline's images/s and every backend's images/s next to its speed-up."""
+    parts: "OrderedDict[str, OrderedDict[str, List[dict]]]" = OrderedDict()
+    for group, rows in groups.items():
+        parts.setdefault(group_baseline(rows, baseline), OrderedDict())[group] = rows
+    lines: List[str] = []
+    for base_name, part in parts.items():
+        if lines:
+            lines.append("")
+        lines += _summary_part(part, base_name)
+    return lines
+
+
+def _summary_part(groups: "OrderedDict[str, List[dict]]", baseline: str) -> List[str]:
+    all_rows = [b for rows in groups.values() for b in rows]
+    order = {}
+    for rows in groups.values():
+        for i, bench in enumerate(rows):
+            order.setdefault(_backend(bench), (i, _backend_key(_backend(bench))))
+    backends = sorted({_backend(b) for b in all_rows} - {baseline}, key=lambda name: order[name])
+    rates = any(_info(b).get("images") for b in all_rows)
+    header = f"| Group | {baseline} median | " + (f"{baseline} images/s | " if rates else "")
+    header += " | ".join(f"{name} speed-up" + (" (images/s)" if rates else "") for name in backends) + " |"
+    lines = [header, "|---|---:|" + ("---:|" if rates else "") + "---:|" * len(backends)]
     for group, rows in groups.items():
         by_name: Dict[str, dict] = {_backend(b): b for b in rows}
         base: Optional[dict] = by_name.get(baseline)
@@ -121,10 +183,14 @@ def summary_table(groups: "OrderedDict[str, List[dict]]", baseline: str) -> List
             if bench is None:
                 cells.append("—")
             elif base_median:
-                cells.append(f"{base_median / bench['stats']['median']:.2f}x")
+                rate = f" ({format_rate(images_per_second(bench))})" if rates else ""
+                cells.append(f"{base_median / bench['stats']['median']:.2f}x{rate}")
             else:
                 cells.append("n/a")
-        lines.append(f"| {group} | {format_time(base_median) if base_median else '—'} | " + " | ".join(cells) + " |")
+        first = [group, format_time(base_median) if base_median else "—"]
+        if rates:
+            first.append(format_rate(images_per_second(base)) if base else "—")
+        lines.append("| " + " | ".join(first + cells) + " |")
     return lines
 
 
@@ -135,24 +201,41 @@ def render(data: dict, baseline: str = "torch", source: str = "") -> str:
     if source:
         out += [f"Source: `{source}`", ""]
     out += machine_section(data) + [""]
-    out += [
-        f"Times are per call (median over rounds). Speed-up = median of the eager `{baseline}` reference / median of "
-        "the backend, both from this run. GB/s = minimum bytes moved (`extra_info.bytes`: inputs read + output "
-        "written, noise generated in-kernel) / median.",
-        "",
-        "## Summary",
-        "",
-    ]
+    has_bytes = any(_info(b).get("bytes") for b in benchmarks)
+    has_images = any(_info(b).get("images") for b in benchmarks)
+    references = sorted({group_baseline(rows, baseline) for rows in groups.values()})
+    ref_text = ", ".join(f"`{name}`" for name in references)
+    if references == [baseline]:
+        text = (f"Times are per call (median over rounds). Speed-up = median of the eager `{baseline}` reference / "
+                "median of the backend, both from this run.")
+    else:
+        text = (f"Times are per call (median over rounds). Speed-up = median of the group's reference row "
+                f"({ref_text}) / median of the row, both from this run.")
+    if has_bytes or not has_images:
+        text += (" GB/s = minimum bytes moved (`extra_info.bytes`: inputs read + output written, noise generated "
+                 "in-kernel) / median.")
+    if has_images:
+        text += (" images/s = images per call (`extra_info.images`) / median; NFE = network evaluations per "
+                 "sample.")
+    out += [text, "", "## Summary", ""]
     out += summary_table(groups, baseline) + [""]
     for group, rows in groups.items():
         info = rows[0].get("extra_info") or {}
         out += [f"## {group}", ""]
-        if info:
+        if info.get("images"):
+            shape = "x".join(str(n) for n in info.get("sample_shape", []))
+            ts = sorted({_info(b).get("T") for b in rows if _info(b).get("T") is not None})
+            t_text = f"T={ts[0]}" if len(ts) == 1 else "T=" + "/".join(str(t) for t in ts)
+            out += [f"op `{info.get('op', '?')}`, preset `{info.get('preset', '?')}` ({shape}), {t_text}, "
+                    f"{info['images']} image{'s' if info['images'] != 1 else ''} per call, {info.get('dtype', '?')}, device "
+                    f"{info.get('device_name') or info.get('device', '?')}, fused kernels: "
+                    f"{info.get('kernel_backend', '?')}", ""]
+        elif info:
             shape = "x".join(str(n) for n in info.get("shape", []))
             out += [f"op `{info.get('op', '?')}`, shape {shape}, {info.get('dtype', '?')}, device "
                     f"{info.get('device_name') or info.get('device', '?')}, {info.get('bytes', 0) / 1e6:.1f} MB moved "
                     "per call", ""]
-        out += group_table(rows, baseline) + [""]
+        out += group_table(rows, group_baseline(rows, baseline)) + [""]
     return "\n".join(out)
 
 
