@@ -1,15 +1,16 @@
 """fastddgan: Denoising Diffusion GANs and DDPM for PyTorch, with fused C++/CUDA/Triton ops.
 
     import fastddgan
-    G, D = fastddgan.models.build("mnist", "generator"), fastddgan.models.build("mnist", "discriminator")
-    model = fastddgan.DDGAN(G, D, schedule=4, loss="js")
-    model.train_step(x0)               # x0: a batch of images in [-1, 1]
-    images = model.sample(64)
+    model = fastddgan.from_preset("ddgan", "mnist", schedule=4, loss="js")   # or DDGAN(G, D, ...) by hand
+    model.train_step(x0)                        # x0: a batch of images in [-1, 1]
+    fastddgan.save(model, "ckpt.pt")
+    images = fastddgan.sample("ckpt.pt", n=64, seed=0)
 
 See :class:`fastddgan.Schedule` for the index convention used throughout.
 """
 
-from . import data, losses, models, ops
+from . import checkpoint, data, losses, models, ops
+from .checkpoint import from_preset, load, save
 from .ddgan import DDGAN
 from .ddpm import DDPM
 from .ema import EMA
@@ -18,5 +19,5 @@ from .sampling import sample
 from .schedule import Schedule
 
 __version__ = "0.1.0"
-__all__ = ["Schedule", "DDPM", "DDGAN", "EMA", "LOSSES", "get_loss", "sample", "ops", "losses", "models", "data",
-           "__version__"]
+__all__ = ["Schedule", "DDPM", "DDGAN", "EMA", "LOSSES", "get_loss", "sample", "save", "load", "from_preset",
+           "ops", "losses", "models", "data", "checkpoint", "__version__"]

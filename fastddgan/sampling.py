@@ -13,6 +13,7 @@ The samplers themselves are small pure functions of (network, x, schedule, keys)
 
 from __future__ import annotations
 
+import os
 from typing import Callable, Dict, Optional
 
 import torch
@@ -164,7 +165,7 @@ def sample(model, T: Optional[int] = None, n: int = 64, *, seed: Optional[int] =
     """``n`` images (or 2-D points) in the model's data range from a trained DDGAN or DDPM (EMA weights).
 
     Args:
-        model: a ``fastddgan.DDGAN`` or ``fastddgan.DDPM``.
+        model: a ``fastddgan.DDGAN`` or ``fastddgan.DDPM``, or the path of a fastddgan checkpoint.
         T: steps; a DDGAN samples with its training T, a DDPM with any T <= its training T (respaced).
         seed: makes the result reproducible (same seed -> same images, chunked or not, graph or eager);
             otherwise a base key is drawn from ``generator`` (default: the device's default generator).
@@ -176,8 +177,13 @@ def sample(model, T: Optional[int] = None, n: int = 64, *, seed: Optional[int] =
         return_trajectory: also return the list of intermediate samples, x_T first (eager loop).
         batch_size: the chunk size (default: n).
     """
+    if isinstance(model, (str, os.PathLike)):
+        from .checkpoint import load
+
+        model = load(model, map_location=device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if not isinstance(model, (DDGAN, DDPM)):
-        raise TypeError(f"model: expected a fastddgan.DDGAN or fastddgan.DDPM, got {type(model).__name__}")
+        raise TypeError(f"model: expected a fastddgan.DDGAN, a fastddgan.DDPM or a checkpoint path, got "
+                        f"{type(model).__name__}")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n: expected an integer >= 1, got {n!r}")
     if isinstance(model, DDGAN):

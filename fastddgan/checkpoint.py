@@ -1,0 +1,132 @@
+"""Building models from presets, and checkpoints that rebuild them.
+
+    model = fastddgan.checkpoint.from_preset("ddgan", "mnist", schedule=4, loss="hellinger")
+    fastddgan.save(model, "runs/mnist/ckpt.pt")      # atomic: a crash never leaves a half-written file
+    model = fastddgan.load("runs/mnist/ckpt.pt")     # networks, EMA, optimisers, step, schedule
+
+A checkpoint is a ``torch.save`` dict: ``{"format": "fastddgan", "version": 1, "kind": "ddgan" | "ddpm",
+"config": <what from_preset was given>, "schedule": {betas, timesteps, name}, "model": state_dict,
+"optimizers": {...}, "step": int, "extra": {...}}``. It holds tensors and plain Python values only, so it loads
+with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+from typing import Any, Dict, Optional, Union
+
+import torch
+
+from .ddgan import DDGAN
+from .ddpm import DDPM
+from .models import build, preset as preset_config
+from .schedule import Schedule
+
+FORMAT, VERSION = "fastddgan", 1
+KINDS = ("ddgan", "ddpm")
+
+
+def _sample_shape(config: Dict[str, Any]):
+    if config["kind"] == "toy":
+        return (config["channels"],)
+    return (config["channels"], config["image_size"], config["image_size"])
+
+
+def from_preset(kind: str, preset: Union[str, Dict[str, Any]], schedule: Union[Schedule, int, None] = None,
+                num_classes: Optional[int] = None, **options):
+    """A DDGAN or DDPM whose networks are the preset's, remembering how it was built (so it can be saved).
+
+    ``schedule``: a Schedule or T (DDGAN: ``Schedule.ddgan(T)``, default 4; DDPM: ``Schedule.linear(T)``, default
+    1000). ``options`` go to ``DDGAN(...)`` / ``DDPM(...)`` (loss, lr_g, ema_decay, p_uncond, ...).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
+    config = preset_config(preset) if isinstance(preset, str) else copy.deepcopy(preset)
+    if isinstance(schedule, Schedule):
+        sched = schedule
+    elif kind == "ddgan":
+        sched = Schedule.ddgan(4 if schedule is None else schedule)
+    else:
+        sched = Schedule.linear(1000 if schedule is None else schedule)
+    options = dict(options)
+    options.setdefault("sample_shape", _sample_shape(config))
+    options.setdefault("clip_x0", config["kind"] == "image")
+    if kind == "ddgan":
+        model = DDGAN(build(config, "generator", num_classes), build(config, "discriminator", num_classes), sched,
+                      num_classes=num_classes, **options)
+    else:
+        model = DDPM(build(config, "denoiser", num_classes), sched, num_classes=num_classes, **options)
+    model.build_config = {"kind": kind, "preset": config, "num_classes": num_classes, "options": options}
+    return model
+
+
+def _optimizers(model) -> Dict[str, torch.optim.Optimizer]:
+    if isinstance(model, DDGAN):
+        return {"g": model.opt_g, "d": model.opt_d}
+    return {"model": model.optimizer}
+
+
+def save(model, path: Union[str, os.PathLike], extra: Optional[Dict[str, Any]] = None) -> None:
+    """Write ``model`` (built by :func:`from_preset`) to ``path`` atomically (temporary file, then rename)."""
+    if not isinstance(model, (DDGAN, DDPM)):
+        raise TypeError(f"model: expected a fastddgan.DDGAN or fastddgan.DDPM, got {type(model).__name__}")
+    config = getattr(model, "build_config", None)
+    if config is None:
+        raise ValueError("model: only models built with fastddgan.checkpoint.from_preset can be saved and rebuilt "
+                         "(it records the preset); save model.state_dict() yourself for hand-built networks")
+    state = {
+        "format": FORMAT, "version": VERSION, "kind": config["kind"], "config": config,
+        "schedule": {"betas": model.schedule.betas.cpu(), "timesteps": model.schedule.timesteps.cpu(),
+                     "name": model.schedule.name},
+        "model": model.state_dict(),
+        "optimizers": {name: opt.state_dict() for name, opt in _optimizers(model).items()},
+        "schedulers": [s.state_dict() for s in getattr(model, "schedulers", [])],
+        "step": int(getattr(model, "step", 0)),
+        "extra": extra or {},
+    }
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load(path: Union[str, os.PathLike], map_location="cpu"):
+    """Rebuild the model saved at ``path`` (networks, EMA, optimisers, LR schedules, step, schedule)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"path: no checkpoint at {path!r}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - anything torch cannot read is not our checkpoint
+        raise ValueError(f"path: {path!r} is not a fastddgan checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"path: {path!r} is not a fastddgan checkpoint (no 'format': {FORMAT!r} entry)")
+    if state.get("version") != VERSION:
+        raise ValueError(f"path: {path!r} has checkpoint version {state.get('version')!r}; this fastddgan reads "
+                         f"version {VERSION}")
+    config = state["config"]
+    sched = state["schedule"]
+    schedule = Schedule(sched["betas"], timesteps=sched["timesteps"], name=sched["name"])
+    model = from_preset(config["kind"], config["preset"], schedule, config["num_classes"], **config["options"])
+    model.load_state_dict(state["model"])
+    model.to(map_location)
+    for name, opt in _optimizers(model).items():
+        opt.load_state_dict(state["optimizers"][name])
+    for scheduler, s in zip(getattr(model, "schedulers", []), state.get("schedulers", [])):
+        scheduler.load_state_dict(s)
+    if isinstance(model, DDGAN):
+        model.step = state["step"]
+    model.checkpoint_extra = state.get("extra", {})
+    return model

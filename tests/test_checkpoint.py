@@ -1,0 +1,82 @@
+"""Checkpoints: atomic writes, a full round trip, sampling from a path, and clear errors for foreign files."""
+
+import os
+
+import pytest
+import torch
+
+import fastddgan
+from fastddgan import checkpoint
+
+
+@pytest.fixture
+def trained():
+    torch.manual_seed(0)
+    model = fastddgan.from_preset("ddgan", "tiny", schedule=2, num_classes=10, loss="hellinger", lazy_reg=2,
+                                  total_steps=100)
+    x0, y = torch.rand(4, 1, 28, 28) * 2 - 1, torch.tensor([1, 2, 3, 4])
+    for _ in range(2):
+        model.train_step(x0, y)
+    return model
+
+
+def test_round_trip(trained, tmp_path):
+    path = tmp_path / "run" / "ckpt.pt"
+    fastddgan.save(trained, path, extra={"epoch": 3})
+    assert os.listdir(path.parent) == ["ckpt.pt"]  # no temporary file left behind
+    loaded = fastddgan.load(path)
+    assert isinstance(loaded, fastddgan.DDGAN) and loaded.T == 2 and loaded.step == 2
+    assert loaded.loss.name == "hellinger" and loaded.num_classes == 10 and loaded.lazy_reg == 2
+    assert loaded.checkpoint_extra == {"epoch": 3}
+    for a, b in zip(trained.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a, b)
+    assert loaded.opt_g.state_dict()["state"].keys() == trained.opt_g.state_dict()["state"].keys()
+    torch.testing.assert_close(loaded.schedulers[0].get_last_lr(), trained.schedulers[0].get_last_lr())
+    y = torch.arange(3)
+    expect = fastddgan.sample(trained, n=3, seed=5, class_labels=y)
+    torch.testing.assert_close(fastddgan.sample(loaded, n=3, seed=5, class_labels=y), expect)
+    torch.testing.assert_close(fastddgan.sample(str(path), n=3, seed=5, class_labels=y), expect)
+
+
+def test_ddpm_round_trip(tmp_path):
+    model = fastddgan.from_preset("ddpm", "toy2d", schedule=50, prediction="v", p_uncond=0.0)
+    model.train_step(torch.randn(8, 2))
+    fastddgan.save(model, tmp_path / "ddpm.pt")
+    loaded = fastddgan.load(tmp_path / "ddpm.pt")
+    assert isinstance(loaded, fastddgan.DDPM) and loaded.prediction == "v" and loaded.T == 50
+    assert loaded.sample_shape == (2,) and not loaded.clip_x0
+    torch.testing.assert_close(fastddgan.sample(loaded, T=5, n=4, seed=1), fastddgan.sample(model, T=5, n=4, seed=1))
+
+
+def test_failed_write_keeps_the_previous_checkpoint(trained, tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.pt"
+    fastddgan.save(trained, path)
+    before = path.read_bytes()
+
+    def broken_save(obj, f):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint.torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        fastddgan.save(trained, path)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["ckpt.pt"]
+
+
+def test_foreign_files_and_hand_built_models(tmp_path, trained):
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, other)
+    with pytest.raises(ValueError, match="is not a fastddgan checkpoint"):
+        fastddgan.load(other)
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(ValueError, match="is not a fastddgan checkpoint"):
+        fastddgan.sample(str(text))
+    with pytest.raises(FileNotFoundError, match="path: no checkpoint at"):
+        fastddgan.load(tmp_path / "missing.pt")
+    hand_built = fastddgan.DDGAN(fastddgan.models.build("tiny", "generator"),
+                                 fastddgan.models.build("tiny", "discriminator"), 2)
+    with pytest.raises(ValueError, match="only models built with fastddgan.checkpoint.from_preset"):
+        fastddgan.save(hand_built, tmp_path / "x.pt")
+    with pytest.raises(ValueError, match="kind: expected one of"):
+        fastddgan.from_preset("gan", "tiny")
