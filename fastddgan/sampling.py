@@ -14,9 +14,11 @@ The samplers themselves are small pure functions of (network, x, schedule, keys)
 from __future__ import annotations
 
 import os
+import weakref
 from typing import Callable, Dict, Optional
 
 import torch
+from torch import nn
 
 from . import ops
 from .ddgan import DDGAN
@@ -81,7 +83,9 @@ class _Chunk:
 
     def __init__(self, model, T: int, n: int, device: torch.device, dtype, guidance: float, ddim: bool,
                  variance: str, conditional: bool, compile: bool):
-        self.model, self.n, self.device, self.dtype = model, n, device, dtype
+        # a weak reference: the graph cache is keyed weakly by the model, and must not keep it alive
+        self.model_ref = weakref.ref(model)
+        self.n, self.device, self.dtype = n, device, dtype
         self.guidance, self.ddim, self.variance, self.conditional = guidance, ddim, variance, conditional
         net = model.ema.module
         if net.training:  # walking the modules costs ~0.3 ms per call for a small U-Net: only when needed
@@ -102,7 +106,7 @@ class _Chunk:
 
     def run(self, base_key: torch.Tensor, offset: torch.Tensor, y: Optional[torch.Tensor],
             trajectory: Optional[list] = None) -> torch.Tensor:
-        model, n = self.model, self.n
+        model, n = self.model_ref(), self.n
         seeds = stream_seeds(base_key, self.streams, offset)
         shape = (n, *model.sample_shape)
         x = ops.normal(shape, seeds[0])
@@ -142,7 +146,8 @@ class _Chunk:
         return self.static_out.clone()  # the next replay overwrites the static output
 
 
-_GRAPH_CACHE: Dict[tuple, _Chunk] = {}
+# model -> {configuration: captured chunk}; weak keys, so a freed model's graphs (and memory pools) go with it
+_GRAPH_CACHE: "weakref.WeakKeyDictionary[nn.Module, Dict[tuple, _Chunk]]" = weakref.WeakKeyDictionary()
 
 
 def _use_graph(cuda_graph, device: torch.device, trajectory: bool) -> bool:
@@ -220,12 +225,12 @@ def sample(model, T: Optional[int] = None, n: int = 64, *, seed: Optional[int] =
         y_chunk = None if y is None else y[start:start + size]
         config = (size, T, dtype, guidance, ddim, variance, y is not None, compile)
         if graphed:
-            key = (id(model), device) + config
-            chunk = _GRAPH_CACHE.get(key)
+            graphs = _GRAPH_CACHE.setdefault(model, {})
+            chunk = graphs.get((device,) + config)
             if chunk is None:
                 chunk = _Chunk(model, T, size, device, dtype, guidance, ddim, variance, y is not None, compile)
                 chunk.capture()
-                _GRAPH_CACHE[key] = chunk
+                graphs[(device,) + config] = chunk
             outputs.append(chunk.replay(base_key, offset, y_chunk))
         else:
             chunk = _Chunk(model, T, size, device, dtype, guidance, ddim, variance, y is not None, compile)

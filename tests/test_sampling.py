@@ -108,7 +108,7 @@ def test_bad_input(ddgan, kwargs, error, match):
 
 
 def test_bad_model_and_unconditional_guidance(ddpm):
-    with pytest.raises(TypeError, match="model: expected a fastddgan.DDGAN or fastddgan.DDPM"):
+    with pytest.raises(TypeError, match="model: expected a fastddgan.DDGAN, a fastddgan.DDPM or a checkpoint path"):
         fastddgan.sample(torch.nn.Linear(2, 2))
     with pytest.raises(ValueError, match="guidance: classifier-free guidance needs a class-conditional model"):
         fastddgan.sample(ddpm, n=2, guidance=1.0)
