@@ -22,6 +22,7 @@ import torch
 
 import fastddgan
 from fastddgan import ops
+from timing import timed
 
 POSTERIOR_SHAPES: List[Tuple[int, ...]] = [(64, 1, 32, 32), (256, 3, 32, 32), (64, 3, 64, 64)]
 DDPM_SHAPES: List[Tuple[int, ...]] = [(64, 3, 64, 64)]
@@ -81,18 +82,8 @@ def _setup(benchmark, op: str, device: str, backend: str, shape, dtype) -> None:
     })
 
 
-def _timed(fn, device: str):
-    if device == "cuda":
-        def run():
-            out = fn()
-            torch.cuda.synchronize()
-            return out
-        return run
-    return fn
-
-
 def _run(benchmark, fn, device: str, backend: str):
-    run = _timed(fn, device)
+    run = timed(fn, device)
     with ops.use_backend(backend):
         assert ops.select(torch.device(device)) == backend
         if benchmark.enabled:

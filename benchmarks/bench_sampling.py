@@ -32,6 +32,7 @@ import fastddgan
 from fastddgan import ops
 from fastddgan.models import build
 from fastddgan.sampling import stream_seeds
+from timing import timed
 
 PRESET = "tiny"
 SAMPLE_SHAPE = (1, 28, 28)
@@ -148,14 +149,6 @@ def _philox_draw(T: int, seed: int, device) -> Callable[[tuple, int], torch.Tens
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _timed(fn, device: str):
-    if device == "cuda":
-        def run():
-            out = fn()
-            torch.cuda.synchronize()
-            return out
-        return run
-    return fn
 
 
 def _info(benchmark, device: str, **extra) -> None:
@@ -195,7 +188,7 @@ def test_ddgan_sample(benchmark, device, T, n, path):
     else:
         graph, compiled = "graph" in path, "compile" in path
         fn = lambda: fastddgan.sample(model, n=n, seed=SEED, cuda_graph=graph, compile=compiled)  # noqa: E731
-    run = _timed(fn, device)
+    run = timed(fn, device)
     if benchmark.enabled:
         for _ in range(WARMUP_CALLS):  # CUDA-graph capture and compilation happen here, untimed
             run()
@@ -225,7 +218,7 @@ def test_ddpm_vs_ddgan(benchmark, device, kind, T):
     benchmark.group = f"ddpm-vs-ddgan {PRESET} n={VS_N} {device}"
     _info(benchmark, device, op="sample", backend=name, path=name, reference=VS_REFERENCE, model=kind, T=T, n=VS_N,
           images=VS_N, nfe=T, params=_params(model.ema.module))
-    run = _timed(lambda: fastddgan.sample(model, T=T, n=VS_N, seed=SEED), device)
+    run = timed(lambda: fastddgan.sample(model, T=T, n=VS_N, seed=SEED), device)
     # DDPM samples go through the clipped x0 at the last step (no noise at t = 0), so they lie in [-1, 1].
     bound = 1.0 + 1e-5 if kind == "ddpm" else None
     if long_chain and device == "cpu" and benchmark.enabled:  # seconds per call: a few rounds, no warm-up
