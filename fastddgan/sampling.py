@@ -214,7 +214,7 @@ def sample(model, T: Optional[int] = None, n: int = 64, *, seed: Optional[int] =
     if seed is not None:
         base_key = ops.seed_tensor(seed, 0, device)[:1]
     else:
-        base_key = torch.randint(0, 2**63 - 1, (1,), dtype=torch.int64, device=device, generator=generator)
+        base_key = ops.draw_seed(device, generator)[:1]  # the key of a fresh [key, 0] seed
     if variance not in ("small", "large"):
         raise ValueError(f"variance: expected 'small' or 'large', got {variance!r}")
     graphed = _use_graph(cuda_graph, device, return_trajectory)
