@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import copy
 import os
-import tempfile
 from typing import Any, Dict, Optional, Union
 
 import torch
 
+from ._io import atomic_write
 from .ddgan import DDGAN
 from .ddpm import DDPM
 from .models import build, preset as preset_config
@@ -26,6 +26,7 @@ from .schedule import Schedule
 
 FORMAT, VERSION = "fastddgan", 1
 KINDS = ("ddgan", "ddpm")
+RUNTIME_OPTIONS = ("amp", "compile")
 
 
 def _sample_shape(config: Dict[str, Any]):
@@ -58,11 +59,13 @@ def from_preset(kind: str, preset: Union[str, Dict[str, Any]], schedule: Union[S
                       num_classes=num_classes, **options)
     else:
         model = DDPM(build(config, "denoiser", num_classes), sched, num_classes=num_classes, **options)
-    model.build_config = {"kind": kind, "preset": config, "num_classes": num_classes, "options": options}
+    # how the model is run (autocast, compilation) is not part of what it is: a checkpoint rebuilds it without them
+    saved = {k: v for k, v in options.items() if k not in RUNTIME_OPTIONS}
+    model.build_config = {"kind": kind, "preset": config, "num_classes": num_classes, "options": saved}
     return model
 
 
-def _optimizers(model) -> Dict[str, torch.optim.Optimizer]:
+def optimizers(model) -> Dict[str, torch.optim.Optimizer]:
     if isinstance(model, DDGAN):
         return {"g": model.opt_g, "d": model.opt_d}
     return {"model": model.optimizer}
@@ -81,52 +84,64 @@ def save(model, path: Union[str, os.PathLike], extra: Optional[Dict[str, Any]] =
         "schedule": {"betas": model.schedule.betas.cpu(), "timesteps": model.schedule.timesteps.cpu(),
                      "name": model.schedule.name},
         "model": model.state_dict(),
-        "optimizers": {name: opt.state_dict() for name, opt in _optimizers(model).items()},
+        "optimizers": {name: opt.state_dict() for name, opt in optimizers(model).items()},
         "schedulers": [s.state_dict() for s in getattr(model, "schedulers", [])],
         "step": int(getattr(model, "step", 0)),
         "extra": extra or {},
     }
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, lambda f: torch.save(state, f))
 
 
-def load(path: Union[str, os.PathLike], map_location="cpu"):
-    """Rebuild the model saved at ``path`` (networks, EMA, optimisers, LR schedules, step, schedule)."""
+def read(path: Union[str, os.PathLike], map_location="cpu") -> Dict[str, Any]:
+    """The validated contents of the checkpoint at ``path`` (errors name the file: missing, truncated, corrupt,
+    not a fastddgan checkpoint, or another format version)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"path: no checkpoint at {path!r}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - anything torch cannot read is not our checkpoint
-        raise ValueError(f"path: {path!r} is not a fastddgan checkpoint ({type(err).__name__}: {err})") from None
+        raise ValueError(f"path: {path!r} is not a fastddgan checkpoint, or it is truncated or corrupt "
+                         f"({type(err).__name__}: {err})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"path: {path!r} is not a fastddgan checkpoint (no 'format': {FORMAT!r} entry)")
     if state.get("version") != VERSION:
         raise ValueError(f"path: {path!r} has checkpoint version {state.get('version')!r}; this fastddgan reads "
                          f"version {VERSION}")
-    config = state["config"]
+    missing = [k for k in ("kind", "config", "schedule", "model") if k not in state]
+    if missing:
+        raise ValueError(f"path: {path!r} is an incomplete fastddgan checkpoint (missing {missing})")
+    return state
+
+
+def schedule_of(state: Dict[str, Any]) -> Schedule:
     sched = state["schedule"]
-    schedule = Schedule(sched["betas"], timesteps=sched["timesteps"], name=sched["name"])
-    model = from_preset(config["kind"], config["preset"], schedule, config["num_classes"], **config["options"])
+    return Schedule(sched["betas"], timesteps=sched["timesteps"], name=sched["name"])
+
+
+def restore(model, state: Dict[str, Any], with_optimizers: bool = True) -> None:
+    """Load a checkpoint's networks, EMA and (``with_optimizers=True``) optimisers, LR schedules and step into
+    ``model``, which must have been built with the same config (tensors are moved to the model's device)."""
     model.load_state_dict(state["model"])
-    model.to(map_location)
-    for name, opt in _optimizers(model).items():
-        opt.load_state_dict(state["optimizers"][name])
-    for scheduler, s in zip(getattr(model, "schedulers", []), state.get("schedulers", [])):
-        scheduler.load_state_dict(s)
-    if isinstance(model, DDGAN):
-        model.step = state["step"]
+    if with_optimizers:
+        for name, opt in optimizers(model).items():
+            opt.load_state_dict(state["optimizers"][name])
+        for scheduler, s in zip(getattr(model, "schedulers", []), state.get("schedulers", [])):
+            scheduler.load_state_dict(s)
+    model.step = int(state.get("step", 0))
     model.checkpoint_extra = state.get("extra", {})
-    return model
+
+
+def load(path: Union[str, os.PathLike], map_location="cpu"):
+    """Rebuild the model saved at ``path``: a checkpoint file (networks, EMA, optimisers, LR schedules, step,
+    schedule) or a folder written by :func:`fastddgan.export.export` (the EMA network only, for sampling)."""
+    if os.path.isdir(os.fspath(path)):
+        from .export import load_export
+
+        return load_export(path, map_location)
+    state = read(path)
+    config = state["config"]
+    model = from_preset(config["kind"], config["preset"], schedule_of(state), config["num_classes"],
+                        **config["options"])
+    restore(model, state)
+    return model.to(map_location)

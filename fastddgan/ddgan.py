@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from . import losses, ops
+from ._amp import autocast, check_amp
 from .ema import EMA
 from .guidance import check_labels, drop_labels, guided
 from .schedule import Schedule
@@ -56,8 +57,6 @@ class DDGAN(nn.Module):
         super().__init__()
         if isinstance(lazy_reg, bool) or not isinstance(lazy_reg, int) or lazy_reg < 1:
             raise ValueError(f"lazy_reg: expected an integer >= 1, got {lazy_reg!r}")
-        if amp not in (None, "bf16", "fp16"):
-            raise ValueError(f"amp: expected None, 'bf16' or 'fp16', got {amp!r}")
         if not 0.0 <= p_uncond < 1.0:
             raise ValueError(f"p_uncond: expected a probability in [0, 1), got {p_uncond!r}")
         self.generator = generator
@@ -77,7 +76,7 @@ class DDGAN(nn.Module):
         self.p_uncond = p_uncond if num_classes is not None else 0.0
         self.sample_shape = tuple(int(v) for v in sample_shape)
         self.clip_x0 = bool(clip_x0)
-        self.amp = amp
+        self.amp = check_amp(amp)
         self.nz = int(generator.nz)
         self.ema = EMA(generator, ema_decay)
         self.opt_g = torch.optim.Adam(generator.parameters(), lr=lr_g, betas=tuple(betas))
@@ -93,8 +92,7 @@ class DDGAN(nn.Module):
         return self.schedule.T
 
     def _autocast(self, device: torch.device):
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.amp)
-        return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+        return autocast(self.amp, device)
 
     def _pair(self, x0: torch.Tensor, generator):
         t = torch.randint(0, self.T, (x0.shape[0],), device=x0.device, generator=generator)

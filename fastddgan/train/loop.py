@@ -1,0 +1,365 @@
+"""The training loop behind ``python -m fastddgan.train`` (see :mod:`fastddgan.train` for the command).
+
+Per step: the batch of this step (:mod:`.batches`), the step's generators seeded from (seed, process, step), one
+``model.train_step``, metrics kept on the device and averaged over each log interval. Checkpoints every
+``ckpt_every`` steps, sample grids every ``sample_every`` steps, ``final.pt`` and an export at the end.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any, Dict, List, Optional
+
+import torch
+
+from .. import checkpoint
+from ..data import load_dataset
+from ..export import export
+from ..models.presets import preset as preset_config
+from ..sampling import sample
+from ..schedule import Schedule
+from . import distributed
+from .batches import STREAM_INIT, STREAM_TRAIN, Batches, step_seed
+from .config import ConfigError, incompatible, resolve
+from .run_folder import FINAL, RunFolder, scatter_image
+
+SAMPLE_SEED = 1234  # the fixed seed of the sample grids, so that grids of different steps compare
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss stayed non-finite after the allowed recoveries."""
+
+
+class Interrupted(Exception):
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+# ---------------------------------------------------------------------------------------------- building
+def dataset_info(dataset) -> Dict[str, Any]:
+    return {"kind": dataset.kind, "channels": dataset.channels, "image_size": dataset.image_size,
+            "num_classes": dataset.num_classes, "size": len(dataset) if dataset.kind == "image" else None}
+
+
+def _network_config(c: Dict[str, Any], info: Dict[str, Any]) -> Dict[str, Any]:
+    """The preset, fitted to the data (image size, channels) and to --nz."""
+    net = preset_config(c["preset"])
+    if info["kind"] == "image" and (net["image_size"], net["channels"]) != (info["image_size"], info["channels"]):
+        net["image_size"], net["channels"] = info["image_size"], info["channels"]
+        for role in ("generator", "discriminator", "denoiser"):
+            net[role].update(image_size=info["image_size"], in_channels=info["channels"])
+    if c["nz"] is not None:
+        net["generator"]["nz"] = c["nz"]
+    return net
+
+
+def _schedule(c: Dict[str, Any]) -> Schedule:
+    return {"ddgan": Schedule.ddgan, "linear": Schedule.linear, "cosine": Schedule.cosine}[c["schedule"]](c["T"])
+
+
+def build_model(c: Dict[str, Any], info: Dict[str, Any]):
+    """A DDGAN or DDPM from the resolved config (initialised from the run seed)."""
+    torch.manual_seed(step_seed(c["seed"], 0, 0, STREAM_INIT))
+    num_classes = info["num_classes"] if c["cond"] else None
+    if c["model"] == "ddgan":
+        loss_options = {k: c[k] for k in ("gp_lambda", "n_critic") if c[k] is not None}
+        options = dict(loss=c["loss"], loss_options={**loss_options, "generator_form": c["generator_form"]},
+                       r1_gamma=c["r1_gamma"], lazy_reg=c["lazy_reg"], lr_g=c["lr_g"], lr_d=c["lr_d"],
+                       total_steps=c["steps"] if c["lr_decay"] == "cosine" else None, ema_decay=c["ema_decay"],
+                       p_uncond=c["p_uncond"], amp=c["amp"], compile=c["compile"])
+    else:
+        options = dict(prediction=c["prediction"], p_uncond=c["p_uncond"], lr=c["lr"], ema_decay=c["ema_decay"],
+                       amp=c["amp"], compile=c["compile"])
+    try:
+        return checkpoint.from_preset(c["model"], _network_config(c, info), _schedule(c), num_classes, **options)
+    except ValueError as err:
+        raise ConfigError(f"--preset {c['preset']}: cannot build it for this data ({err})") from None
+
+
+def _optimizers(model) -> List[torch.optim.Optimizer]:
+    return list(checkpoint.optimizers(model).values())
+
+
+# ---------------------------------------------------------------------------------------------- guards
+class NonFiniteGuard:
+    """Optimiser pre-step hooks that skip a step whose gradients are not finite (its gradients are dropped, so
+    Adam leaves those parameters and their moments untouched). One host sync per optimiser step."""
+
+    def __init__(self, optimizers: List[torch.optim.Optimizer]):
+        self.skipped_total = 0
+        self.skipped_now = False
+        for opt in optimizers:
+            opt.register_step_pre_hook(self._hook)
+
+    def _hook(self, opt, args, kwargs):
+        grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
+        if not grads:
+            return
+        norms = torch.stack(torch._foreach_norm(grads))
+        if not bool(torch.isfinite(norms).all()):
+            for group in opt.param_groups:
+                for p in group["params"]:
+                    p.grad = None
+            self.skipped_total += 1
+            self.skipped_now = True
+
+
+def _all_finite(model) -> bool:
+    tensors = [p.detach() for p in model.parameters() if p.dtype.is_floating_point]
+    return bool(torch.isfinite(torch.stack(torch._foreach_norm(tensors))).all())
+
+
+# ---------------------------------------------------------------------------------------------- the trainer
+class Trainer:
+    def __init__(self, raw: Dict[str, Any]):
+        self.ctx = distributed.init(raw.get("device"))
+        self.dataset = load_dataset(raw["dataset"], data_dir=raw["data_dir"], image_size=raw["image_size"],
+                                    channels=raw["channels"]) if raw.get("dataset") else None
+        if self.dataset is None:
+            raise ConfigError("--dataset: required (on the command line or in --config)")
+        self.info = {**dataset_info(self.dataset), "world_size": self.ctx.world_size}
+        self.c = c = resolve(raw, self.info)
+        c["world_size"] = self.ctx.world_size
+        self.run = RunFolder(c["out"], active=self.ctx.main)
+        state = self._checkpoint_to_resume()
+        self.model = build_model(c, self.info).to(self.ctx.device)
+        if state is not None:
+            checkpoint.restore(self.model, state)
+        self.start_step = self.model.step
+        optimizers = _optimizers(self.model)
+        if self.ctx.active:
+            distributed.broadcast_module(self.model)
+            for opt in optimizers:
+                distributed.average_gradients(opt, self.ctx.world_size)
+        self.guard = NonFiniteGuard(optimizers)
+        self.generator = torch.Generator(self.ctx.device)
+        self.batches = Batches(self.dataset, c["batch_size"], self.ctx.device, c["seed"], self.ctx.rank,
+                               self.ctx.world_size, labels=c["cond"], hflip=c["hflip"],
+                               num_workers=c["num_workers"], start_step=self.start_step, total_steps=c["steps"])
+        self.recoveries = 0
+        self._signal = None
+        self.resumed_from = state.get("path") if state is not None else None
+
+    # ------------------------------------------------------------------ resuming
+    def _checkpoint_to_resume(self) -> Optional[Dict[str, Any]]:
+        c, run = self.c, self.run
+        if c["resume"] is None:
+            if run.holds_run():
+                raise ConfigError(f"--out: {run.out} already holds a run (config.json / checkpoints); pass "
+                                  f"--resume auto to continue it, or choose another --out")
+            return None
+        if c["resume"] == "auto":
+            state = self._newest_valid()
+            if state is None:
+                return None  # nothing to resume: a fresh run in this folder
+        else:
+            state = checkpoint.read(c["resume"])
+            state["path"] = os.path.abspath(c["resume"])
+        stored = state.get("extra", {}).get("train_config")
+        if stored is None:
+            raise ConfigError(f"--resume: {state['path']} was not written by python -m fastddgan.train (no "
+                              f"training config in it)")
+        stored = {**stored}
+        differ = incompatible(stored, c)
+        if stored.get("world_size", 1) * stored["batch_size"] != c["world_size"] * c["batch_size"]:
+            differ.append(f"global batch (checkpoint {stored.get('world_size', 1)} x {stored['batch_size']}, "
+                          f"now {c['world_size']} x {c['batch_size']})")
+        if differ:
+            raise ConfigError(f"--resume: {state['path']} belongs to a run with a different config: "
+                              + "; ".join(differ))
+        return state
+
+    def _newest_valid(self) -> Optional[Dict[str, Any]]:
+        for _, path in self.run.list_checkpoints():
+            try:
+                state = checkpoint.read(path)
+            except ValueError as err:
+                self._say(f"warning: skipping unreadable checkpoint {path} ({err})")
+                continue
+            state["path"] = path
+            return state
+        return None
+
+    # ------------------------------------------------------------------ output
+    def _say(self, text: str) -> None:
+        if self.ctx.main:
+            print(text, file=sys.stderr if text.startswith("warning") else sys.stdout, flush=True)
+
+    def _event(self, event: str, **fields) -> None:
+        self.run.log({"event": event, "step": self.model.step, "time": time.time(), **fields})
+
+    def save_checkpoint(self, path: str) -> bool:
+        """Write a checkpoint unless the weights are not finite (never save a NaN checkpoint)."""
+        if not _all_finite(self.model):
+            self._say(f"warning: weights not finite at step {self.model.step}; checkpoint {path} not written")
+            self._event("nonfinite_weights")
+            return False
+        if self.ctx.main:
+            checkpoint.save(self.model, path, extra={"train_config": self.c})
+        return True
+
+    def write_samples(self) -> Optional[str]:
+        if not self.ctx.main:
+            return None
+        c, n = self.c, self.c["sample_n"]
+        labels = torch.arange(n) % self.info["num_classes"] if c["cond"] else None
+        T = c["sample_steps"] if c["model"] == "ddpm" else None
+        x = sample(self.model, T, n, seed=SAMPLE_SEED, device=self.ctx.device, class_labels=labels)
+        if self.info["kind"] == "toy":
+            reference = self.dataset.sample(n, generator=torch.Generator().manual_seed(SAMPLE_SEED))
+            return self.run.save_png(scatter_image(x, reference), self.model.step, nrow=1)
+        return self.run.save_png((x.float() + 1) / 2, self.model.step, nrow=max(1, round(math.sqrt(n))))
+
+    # ------------------------------------------------------------------ the loop
+    def _recover(self) -> None:
+        """Reload the newest valid checkpoint with half the learning rate, or stop."""
+        c = self.c
+        state = self._newest_valid() if self.recoveries < 2 else None
+        if state is None:
+            self._event("diverged", skipped=self.guard.skipped_total)
+            raise TrainingDiverged(
+                f"the loss was not finite for {c['max_nonfinite']} steps in a row at step {self.model.step}"
+                + (" after 2 restarts with halved learning rates" if self.recoveries else
+                   " and there is no checkpoint to go back to")
+                + "; try lower --lr-g/--lr-d (or --lr), a larger --r1-gamma, or --amp bf16 instead of fp16")
+        checkpoint.restore(self.model, state)
+        for opt in _optimizers(self.model):
+            for group in opt.param_groups:
+                group["lr"] *= 0.5
+        for scheduler in getattr(self.model, "schedulers", []):
+            scheduler.base_lrs = [lr * 0.5 for lr in scheduler.base_lrs]
+        self.recoveries += 1
+        self.batches.restart(self.model.step)
+        self._event("recovered", checkpoint=state["path"], lr_scale=0.5**self.recoveries)
+        self._say(f"warning: non-finite loss for {c['max_nonfinite']} steps; went back to {state['path']} "
+                  f"with half the learning rate")
+
+    def _handle_signal(self, signum, frame) -> None:
+        if self._signal is not None:  # a second signal: stop now
+            raise KeyboardInterrupt
+        self._signal = signum
+        self._say(f"\n{signal.Signals(signum).name}: finishing step {self.model.step + 1}, writing a checkpoint, then "
+                  f"stopping (send it again to stop at once)")
+
+    def fit(self) -> Dict[str, Any]:
+        c, run, model = self.c, self.run, self.model
+        total = c["steps"]
+        if self.resumed_from is not None:
+            run.truncate_metrics(self.start_step)
+        run.prepare(c)
+        if self.resumed_from is not None:
+            self._event("resumed", checkpoint=self.resumed_from)
+            self._say(f"resumed from {self.resumed_from} at step {self.start_step}")
+        if self.start_step >= total:
+            self._say(f"{run.out}: the run is already complete ({self.start_step} of {total} steps); raise --steps "
+                      f"to train longer")
+            return {"step": self.start_step, "out": run.out, "complete": True}
+        handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                handlers[signum] = signal.signal(signum, self._handle_signal)
+        progress = _progress(total, self.start_step, self.ctx.main)
+        sums: Dict[str, torch.Tensor] = {}
+        count, consecutive = 0, 0
+        t_last, step_last = time.time(), model.step
+        try:
+            while model.step < total:
+                if self._signal is not None:
+                    raise Interrupted(self._signal)
+                step = model.step
+                x0, y = self.batches.get(step)
+                self.generator.manual_seed(step_seed(c["seed"], self.ctx.rank, step, STREAM_TRAIN))
+                torch.manual_seed(step_seed(c["seed"], self.ctx.rank, step, STREAM_TRAIN) + 1)  # dropout
+                self.guard.skipped_now = False
+                metrics = model.train_step(x0, y, generator=self.generator)
+                consecutive = consecutive + 1 if self.guard.skipped_now else 0
+                if consecutive >= c["max_nonfinite"]:
+                    self._recover()
+                    consecutive, sums, count = 0, {}, 0
+                    continue
+                for key, value in metrics.items():
+                    sums[key] = sums[key] + value.float() if key in sums else value.float()
+                count += 1
+                done = model.step
+                progress.update(1)
+                if done % c["log_every"] == 0 or done == total:
+                    now = time.time()
+                    record = {"step": done, "time": now, "it_per_s": (done - step_last) / max(now - t_last, 1e-9),
+                              "lr": _optimizers(model)[0].param_groups[0]["lr"],
+                              "skipped_steps": self.guard.skipped_total,
+                              **{k: float(v) / count for k, v in sums.items()}}
+                    epoch = self.batches.epoch(done)
+                    if epoch is not None:
+                        record["epoch"] = epoch
+                    run.log(record)
+                    progress.show(record, total)
+                    sums, count, t_last, step_last = {}, 0, now, done
+                if done % c["ckpt_every"] == 0 and done < total:
+                    if self.save_checkpoint(run.checkpoint_path(done)):
+                        run.prune(c["keep"])
+                if c["sample_every"] and done % c["sample_every"] == 0 and done < total:
+                    self.write_samples()
+        except Interrupted as stop:
+            progress.close()
+            path = run.checkpoint_path(model.step)
+            if self.save_checkpoint(path):
+                run.prune(c["keep"])
+            self._event("interrupted", signal=str(stop), checkpoint=path)
+            self._say(f"stopped by {stop} at step {model.step}; checkpoint {path}; continue with --resume auto")
+            raise
+        finally:
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+        progress.close()
+        saved = self.save_checkpoint(run.final_path)
+        grid = self.write_samples()
+        exported = export(model, os.path.join(run.out, "export")) if (saved and self.ctx.main) else None
+        self._event("finished", checkpoint=run.final_path if saved else None, samples=grid)
+        distributed.barrier(self.ctx)
+        run.close()
+        self._say(f"done: {total} steps; checkpoint {run.final_path}; samples {grid}; export {exported}")
+        return {"step": model.step, "out": run.out, "checkpoint": run.final_path if saved else None,
+                "samples": grid, "export": exported, "complete": True}
+
+
+class _progress:
+    """tqdm on a terminal (process 0); plain log lines otherwise."""
+
+    def __init__(self, total: int, initial: int, active: bool):
+        self.bar = None
+        self.active = active
+        if active and sys.stderr.isatty():
+            try:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, initial=initial, dynamic_ncols=True, unit="it")
+            except ImportError:
+                self.bar = None
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def show(self, record: Dict[str, Any], total: int) -> None:
+        losses = {k: v for k, v in record.items() if k.startswith(("loss", "divergence", "r1", "gp"))}
+        if self.bar is not None:
+            self.bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()}, refresh=False)
+        elif self.active:
+            eta = (total - record["step"]) / max(record["it_per_s"], 1e-9)
+            text = " | ".join(f"{k} {v:.4g}" for k, v in losses.items())
+            print(f"step {record['step']}/{total} | {text} | {record['it_per_s']:.1f} it/s | "
+                  f"eta {time.strftime('%H:%M:%S', time.gmtime(eta))}", flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+__all__ = ["Trainer", "TrainingDiverged", "Interrupted", "build_model", "FINAL"]

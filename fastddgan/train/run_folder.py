@@ -1,0 +1,145 @@
+"""The run folder of ``python -m fastddgan.train``:
+
+    OUT/config.json            the resolved config (every option, "auto" values filled in)
+    OUT/metrics.jsonl          one JSON record per log interval (and events: resumed, nonfinite, stopped)
+    OUT/samples/step-N.png     sample grids from a fixed seed (2-D data: scatter plots, red = model, blue = data)
+    OUT/checkpoints/ckpt-N.pt  the last --keep periodic checkpoints; final.pt at the end (or on SIGINT/SIGTERM)
+    OUT/export/                the EMA network as safetensors + config.json (at the end)
+    OUT/tensorboard/           when tensorboard is installed
+
+Only process 0 writes. Every file is written atomically (temporary file, then rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+
+from .._io import atomic_write, atomic_write_json
+
+_CKPT = re.compile(r"^ckpt-(\d+)\.pt$")
+FINAL = "final.pt"
+
+
+class RunFolder:
+    def __init__(self, out: str, active: bool = True):
+        self.out = os.path.abspath(out)
+        self.active = active
+        self.config_path = os.path.join(self.out, "config.json")
+        self.metrics_path = os.path.join(self.out, "metrics.jsonl")
+        self.samples = os.path.join(self.out, "samples")
+        self.checkpoints = os.path.join(self.out, "checkpoints")
+        self._tb = None
+
+    # ------------------------------------------------------------------ state of the folder
+    def holds_run(self) -> bool:
+        return os.path.isfile(self.config_path) or bool(self.list_checkpoints())
+
+    def list_checkpoints(self) -> List[Tuple[int, str]]:
+        """(step, path) of the checkpoints, newest first (final.pt first among equals; its step is read from the
+        sidecar name ``final.pt`` + the config's record, so it is listed with step = +inf)."""
+        if not os.path.isdir(self.checkpoints):
+            return []
+        found = []
+        for name in os.listdir(self.checkpoints):
+            m = _CKPT.match(name)
+            if m:
+                found.append((int(m.group(1)), os.path.join(self.checkpoints, name)))
+            elif name == FINAL:
+                found.append((2**62, os.path.join(self.checkpoints, name)))
+        return sorted(found, reverse=True)
+
+    def checkpoint_path(self, step: int) -> str:
+        return os.path.join(self.checkpoints, f"ckpt-{step:08d}.pt")
+
+    @property
+    def final_path(self) -> str:
+        return os.path.join(self.checkpoints, FINAL)
+
+    # ------------------------------------------------------------------ writing
+    def prepare(self, config: Dict[str, Any]) -> None:
+        if not self.active:
+            return
+        os.makedirs(self.samples, exist_ok=True)
+        os.makedirs(self.checkpoints, exist_ok=True)
+        atomic_write_json(self.config_path, config)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(os.path.join(self.out, "tensorboard"))
+        except ImportError:  # tensorboard is optional
+            self._tb = None
+
+    def truncate_metrics(self, step: int) -> None:
+        """Drop records past ``step`` (written after the checkpoint a resumed run starts from)."""
+        if not self.active or not os.path.isfile(self.metrics_path):
+            return
+        keep = []
+        with open(self.metrics_path) as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by a kill
+                if record.get("step", 0) <= step:
+                    keep.append(json.dumps(record) + "\n")
+        atomic_write(self.metrics_path, lambda f: f.write("".join(keep).encode()))
+
+    def log(self, record: Dict[str, Any]) -> None:
+        if not self.active:
+            return
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self._tb is not None and "event" not in record:
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and key != "step":
+                    self._tb.add_scalar(key, value, record["step"])
+
+    def prune(self, keep: int) -> None:
+        """Keep the newest ``keep`` periodic checkpoints (final.pt is never removed)."""
+        if not self.active:
+            return
+        periodic = [(s, p) for s, p in self.list_checkpoints() if os.path.basename(p) != FINAL]
+        for _, path in periodic[keep:]:
+            os.remove(path)
+
+    def save_png(self, image: torch.Tensor, step: int, nrow: int = 8) -> Optional[str]:
+        """Save an image grid or scatter plot (values in [0, 1]) as samples/step-N.png."""
+        if not self.active:
+            return None
+        import torchvision.utils as vutils
+
+        path = os.path.join(self.samples, f"step-{step:08d}.png")
+        atomic_write(path, lambda f: vutils.save_image(image, f, nrow=nrow, format="png"))
+        return path
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+
+
+def scatter_image(points: torch.Tensor, reference: torch.Tensor, size: int = 512) -> torch.Tensor:
+    """A (3, size, size) image in [0, 1]: ``reference`` points light blue, ``points`` red, on white, within the
+    square that holds the reference with a 15% margin (points outside it are not drawn)."""
+    points, reference = points.detach().float().cpu(), reference.detach().float().cpu()
+    lo, hi = reference.min(0).values, reference.max(0).values
+    centre, half = (lo + hi) / 2, float((hi - lo).max()) * 0.575 + 1e-6
+    image = torch.ones(3, size, size)
+
+    def draw(p: torch.Tensor, colour) -> None:
+        ij = ((p - (centre - half)) / (2 * half) * (size - 1)).round().long()
+        col, row = ij[:, 0], size - 1 - ij[:, 1]
+        for dr in (-1, 0, 1):
+            for dc in (-1, 0, 1):
+                r, c = row + dr, col + dc
+                inside = (r >= 0) & (r < size) & (c >= 0) & (c < size)
+                for ch, v in enumerate(colour):
+                    image[ch, r[inside], c[inside]] = v
+
+    draw(reference, (0.55, 0.7, 1.0))
+    draw(points, (0.85, 0.1, 0.1))
+    return image
