@@ -23,10 +23,9 @@ EXIT_USAGE, EXIT_DIVERGED = 2, 3
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command; returns the exit status (0 done, 2 bad input, 3 diverged, 128 + signal if stopped)."""
-    config = parse(argv)
     trainer = None
     try:
-        trainer = Trainer(config)
+        trainer = Trainer(parse(argv))
         trainer.fit()
     except (ConfigError, DataNotFoundError, FileNotFoundError, ValueError) as err:
         print(f"python -m fastddgan.train: error: {err}", file=sys.stderr)

