@@ -134,9 +134,12 @@ setup(
     packages=find_packages(include=["fastddgan", "fastddgan.*"]) + ["fastddgan.kernels"],
     package_dir={"fastddgan.kernels": "kernels"},
     python_requires=">=3.9",
-    install_requires=["torch>=2.4", "numpy"],
+    # torchvision (data downloads, PNG grids) is not listed: it pins one torch version; install the one matching
+    # your torch (pip install torch==X torchvision==Y), as the README does.
+    install_requires=["torch>=2.4", "numpy", "tqdm", "pyyaml", "safetensors", "pillow"],
     extras_require={
         "triton": ["triton"],
+        "eval": ["torchmetrics", "torch-fidelity", "scipy"],
         "test": ["pytest", "pytest-benchmark", "ninja", "pybind11"],
     },
     ext_modules=extensions(build_cuda),

@@ -1,0 +1,285 @@
+"""``python -m fastddgan.evaluate``: quality and speed of a trained model, as a JSON record and a one-line summary.
+
+    python -m fastddgan.evaluate runs/ring8/checkpoints/final.pt                      # 2-D: exact metrics
+    python -m fastddgan.evaluate --train-classifier --dataset mnist5k                 # once per data set
+    python -m fastddgan.evaluate runs/mnist5k/checkpoints/final.pt --n 10000 --out eval.json
+    python -m fastddgan.evaluate CKPT --metrics fid,is --inception-weights weights-inception-2015-12-05-6726825d.pth
+
+Metrics (``--metrics``, comma-separated; default ``auto``: ``toy`` for 2-D data; for images ``fid-dom,is-dom``
+when the data set's classifier exists, plus ``fid,is`` when the Inception weights are found):
+
+    fid, is          FID / IS with the TF-Inception (2015-12-05) weights through torch-fidelity (its resize,
+                     grayscale repeated to 3 channels, IS over 10 splits), float64 statistics
+    fid-dom, is-dom  the same formulas on a small classifier trained on the data set (``--train-classifier``):
+                     "FID-dom" / "IS-dom", offline, never comparable with Inception numbers
+    toy              2-D mixtures: modes covered, high-quality share (within 3 std), sliced W1, MMD^2
+
+Reference statistics of the real data (train split) are cached per data set and feature extractor in
+``--cache-dir``. Speed: images/s of the sampling itself (after a warm-up call) and network evaluations per image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import os
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+
+from . import metrics as M
+from ._io import atomic_write_json
+from .checkpoint import load
+from .data import DataNotFoundError, load_dataset
+from .sampling import sample
+
+IMAGE_METRICS = ("fid", "is", "fid-dom", "is-dom")
+ALL_METRICS = IMAGE_METRICS + ("toy",)
+
+
+class EvaluationError(ValueError):
+    """Bad evaluation input; the message names the option."""
+
+
+def _train_config(model) -> Dict[str, Any]:
+    return getattr(model, "checkpoint_extra", {}).get("train_config", {}) or {}
+
+
+def default_cache_dir(data_dir: str) -> str:
+    return os.path.join(data_dir, "fastddgan-cache")
+
+
+def classifier_path(cache_dir: str, dataset: str) -> str:
+    return os.path.join(cache_dir, f"classifier-{dataset.replace(':', '_').replace(os.sep, '_')}.pt")
+
+
+def nfe_per_image(model, T: int, guidance: float) -> int:
+    """Network evaluations per image: one per step (two with classifier-free guidance)."""
+    return T * (2 if guidance else 1)
+
+
+def timed_sample(model, T: Optional[int], n: int, seed: int, batch_size: Optional[int], device, guidance: float,
+                 ddim: bool) -> Dict[str, Any]:
+    """Samples (CPU float32) and the images/s of the sampling (after one warm-up chunk, synchronised)."""
+    labels = torch.arange(n) % model.num_classes if model.num_classes else None
+    kwargs = dict(seed=seed, device=device, guidance=guidance, batch_size=batch_size)
+    if hasattr(model, "prediction"):
+        kwargs["ddim"] = ddim
+    warm = min(n, batch_size or n, 64)
+    sample(model, T, warm, class_labels=None if labels is None else labels[:warm], **kwargs)
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    x = sample(model, T, n, class_labels=labels, **kwargs)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    steps = T or model.T
+    return {"samples": x.float().cpu(), "seconds": seconds, "images_per_s": n / seconds,
+            "nfe_per_image": nfe_per_image(model, steps, guidance), "T": steps}
+
+
+def _file_tag(path: str) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:10]
+
+
+def real_stats(dataset, feature_name: str, featurize, cache_dir: str, batch_size: int = 500):
+    """(mu, sigma) of ``featurize`` over the whole (train) data set, cached as an .npz per data set and feature."""
+    path = os.path.join(cache_dir, f"stats-{dataset.name.replace(':', '_').replace(os.sep, '_')}-{feature_name}.npz")
+    if os.path.isfile(path):
+        mu, sigma, _ = M.load_stats(path)
+        return mu, sigma
+    stats = M.RunningStats()
+    for i in range(0, len(dataset), batch_size):
+        if dataset.images is not None:
+            batch = dataset.images[i:i + batch_size]
+        else:
+            batch = torch.stack([dataset[j][0] for j in range(i, min(i + batch_size, len(dataset)))])
+        stats.update(featurize(batch.float() / 127.5 - 1))
+    mu, sigma = stats.compute()
+    M.save_stats(path, mu, sigma, {"dataset": dataset.name, "feature": feature_name, "n": len(dataset),
+                                   "split": "train"})
+    return mu, sigma
+
+
+def _choose_metrics(requested: str, toy: bool, clf_path: str, weights: Optional[str]) -> List[str]:
+    if requested != "auto":
+        chosen = [m.strip() for m in requested.split(",") if m.strip()]
+        unknown = [m for m in chosen if m not in ALL_METRICS]
+        if unknown:
+            raise EvaluationError(f"--metrics: unknown {unknown}; expected a comma-separated list of {ALL_METRICS} "
+                                  f"or auto")
+        if toy and any(m in IMAGE_METRICS for m in chosen):
+            raise EvaluationError("--metrics: fid / is / fid-dom / is-dom are for images; 2-D data uses toy")
+        if not toy and "toy" in chosen:
+            raise EvaluationError("--metrics: toy is for the 2-D data sets")
+        return chosen
+    if toy:
+        return ["toy"]
+    chosen = ["fid-dom", "is-dom"] if os.path.isfile(clf_path) else []
+    try:
+        M.resolve_weights(weights)
+        chosen += ["fid", "is"]
+    except M.InceptionWeightsNotFound:
+        pass
+    if not chosen:
+        raise EvaluationError(f"--metrics auto: nothing to compute for images: no domain classifier at {clf_path} "
+                              f"(python -m fastddgan.evaluate --train-classifier --dataset NAME) and no Inception "
+                              f"weights (--inception-weights PATH)")
+    return chosen
+
+
+def evaluate(model, *, metrics: str = "auto", n: int = 10000, T: Optional[int] = None, seed: int = 0,
+             batch_size: Optional[int] = 500, dataset: Optional[str] = None, data_dir: Optional[str] = None,
+             cache_dir: Optional[str] = None, inception_weights: Optional[str] = None,
+             classifier: Optional[str] = None, guidance: float = 0.0, ddim: bool = False,
+             device: Optional[str] = None, keep_samples: bool = False) -> Dict[str, Any]:
+    """Evaluate ``model`` (a model or a checkpoint / export path); returns the JSON record (see module doc), with
+    the samples under "samples" when ``keep_samples``."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise EvaluationError(f"--n: expected an integer >= 2, got {n!r}")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    source = os.fspath(model) if isinstance(model, (str, os.PathLike)) else None
+    if source is not None:
+        model = load(source, map_location=device)
+    train_config = _train_config(model)
+    dataset = dataset or train_config.get("dataset")
+    if dataset is None:
+        raise EvaluationError("--dataset: required (the model does not say which data set it was trained on)")
+    data_dir = data_dir or train_config.get("data_dir", "data")
+    cache_dir = cache_dir or default_cache_dir(data_dir)
+    data = load_dataset(dataset, data_dir=data_dir, image_size=train_config.get("image_size"),
+                        channels=train_config.get("channels"))
+    toy = data.kind == "toy"
+    clf_path = classifier or classifier_path(cache_dir, dataset)
+    chosen = _choose_metrics(metrics, toy, clf_path, inception_weights)
+    if not toy and tuple(model.sample_shape) != (data.channels, data.image_size, data.image_size):
+        raise EvaluationError(f"--dataset: {dataset} holds {data.channels}x{data.image_size}x{data.image_size} "
+                              f"images but the model makes {tuple(model.sample_shape)}")
+    run = timed_sample(model, T, n, seed, batch_size, device, guidance, ddim)
+    x = run.pop("samples")
+    results: Dict[str, Any] = {}
+    if "toy" in chosen:
+        results.update(M.toy2d_metrics(x, dataset, generator=torch.Generator().manual_seed(seed)))
+    if "fid-dom" in chosen or "is-dom" in chosen:
+        if not os.path.isfile(clf_path):
+            raise EvaluationError(f"--classifier: no domain classifier at {clf_path}; train one with python -m "
+                                  f"fastddgan.evaluate --train-classifier --dataset {dataset}")
+        clf = M.DomainClassifier.load(clf_path, device=device)
+        feats, logits = clf.features_and_logits(x)
+        if "fid-dom" in chosen:
+            stats = real_stats(data, f"dom-{_file_tag(clf_path)}", clf.features, cache_dir)
+            results[M.FID_DOM] = M.fid_dom(feats, stats)
+        if "is-dom" in chosen:
+            results[M.IS_DOM], results[M.IS_DOM + "-std"] = M.is_dom(logits)
+        results["classifier"] = {"path": os.path.abspath(clf_path), "heldout_accuracy": clf.heldout_accuracy}
+    if "fid" in chosen or "is" in chosen:
+        inception = M.InceptionMetrics(inception_weights, device=device)
+        feats, logits = inception.features(x)
+        if "fid" in chosen:
+            mu_r, sigma_r = real_stats(data, "inception-2015-12-05", lambda b: inception.features(b)[0], cache_dir)
+            mu, sigma = M.feature_stats(feats)
+            results["FID"] = M.frechet_distance(mu, sigma, mu_r, sigma_r)
+        if "is" in chosen:
+            results["IS"], results["IS-std"] = M.inception_score(logits)
+    record = {"checkpoint": source, "kind": "ddgan" if hasattr(model, "generator") else "ddpm",
+              "dataset": dataset, "n": n, "seed": seed, "guidance": guidance, "ddim": ddim, "metrics": results,
+              "speed": run, "device": torch.cuda.get_device_name(device) if torch.device(device).type == "cuda"
+              else "cpu", "torch": torch.__version__, "date": datetime.date.today().isoformat()}
+    if keep_samples:
+        record["samples"] = x
+    return record
+
+
+def summary(record: Dict[str, Any]) -> str:
+    m, s = record["metrics"], record["speed"]
+    parts = []
+    for key in ("FID", "IS", M.FID_DOM, M.IS_DOM, "modes_covered", "high_quality", "sliced_wasserstein", "mmd2"):
+        if key not in m:
+            continue
+        if key == "modes_covered":
+            parts.append(f"modes {m[key]}/{m['num_modes']}")
+        elif key in ("IS", M.IS_DOM):
+            parts.append(f"{key} {m[key]:.3f}±{m[key + '-std']:.3f}")
+        else:
+            parts.append(f"{key} {m[key]:.4g}")
+    name = record["checkpoint"] or "model"
+    return (f"{name} [{record['kind']} T={s['T']}, n={record['n']}, {record['dataset']}]: " + ", ".join(parts)
+            + f" | {s['images_per_s']:.1f} images/s, {s['nfe_per_image']} NFE/image ({record['device']})")
+
+
+def train_domain_classifier(dataset: str, data_dir: str, out: str, epochs: int, seed: int, device) -> str:
+    data = load_dataset(dataset, data_dir=data_dir)
+    if data.kind != "image" or not data.num_classes:
+        raise EvaluationError(f"--dataset: a domain classifier needs a labelled image data set, not {dataset!r}")
+    images = data.images if data.images is not None else torch.stack([data[i][0] for i in range(len(data))])
+    labels = data.labels if data.labels is not None else torch.tensor([data[i][1] for i in range(len(data))])
+    start = time.time()
+    clf = M.train_classifier(images, labels, data.num_classes, epochs=epochs, seed=seed, device=device,
+                             dataset=dataset, verbose=True)
+    clf.save(out)
+    print(f"classifier for {dataset}: held-out accuracy {clf.heldout_accuracy:.4f}, trained in "
+          f"{time.time() - start:.0f} s; saved to {out}")
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m fastddgan.evaluate", description=__doc__.split("\n\n")[0],
+                                epilog=__doc__.split("\n\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", nargs="?", help="a fastddgan checkpoint (.pt) or export folder")
+    p.add_argument("--metrics", default="auto", help="comma-separated: fid,is,fid-dom,is-dom,toy (default: auto)")
+    p.add_argument("--n", type=int, default=10000, help="number of samples (default: 10000)")
+    p.add_argument("--T", "-T", type=int, default=None, help="sampling steps (default: the model's T)")
+    p.add_argument("--batch-size", type=int, default=500, help="sampling batch (default: 500)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    p.add_argument("--guidance", type=float, default=0.0, help="classifier-free guidance weight (default: 0)")
+    p.add_argument("--ddim", action="store_true", help="DDPM: deterministic DDIM steps")
+    p.add_argument("--dataset", help="data set of the reference statistics (default: the run's)")
+    p.add_argument("--data-dir", help="where the data set is (default: the run's, else data)")
+    p.add_argument("--cache-dir", help="reference statistics and classifiers (default: DATA_DIR/fastddgan-cache)")
+    p.add_argument("--inception-weights", help="TF-Inception weights file (weights-inception-2015-12-05-"
+                   "6726825d.pth) for machines without internet")
+    p.add_argument("--classifier", help="domain classifier file (default: CACHE_DIR/classifier-DATASET.pt)")
+    p.add_argument("--train-classifier", action="store_true", help="train the domain classifier of --dataset")
+    p.add_argument("--epochs", type=int, default=6, help="--train-classifier: epochs (default: 6)")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
+    p.add_argument("--out", help="write the JSON record here")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.train_classifier:
+            if not args.dataset:
+                raise EvaluationError("--dataset: required with --train-classifier")
+            data_dir = args.data_dir or "data"
+            out = args.classifier or classifier_path(args.cache_dir or default_cache_dir(data_dir), args.dataset)
+            train_domain_classifier(args.dataset, data_dir, out, args.epochs, args.seed, args.device)
+            return 0
+        if not args.checkpoint:
+            raise EvaluationError("checkpoint: required (or --train-classifier)")
+        record = evaluate(args.checkpoint, metrics=args.metrics, n=args.n, T=args.T, seed=args.seed,
+                          batch_size=args.batch_size, dataset=args.dataset, data_dir=args.data_dir,
+                          cache_dir=args.cache_dir, inception_weights=args.inception_weights,
+                          classifier=args.classifier, guidance=args.guidance, ddim=args.ddim, device=args.device)
+    except (EvaluationError, DataNotFoundError, M.InceptionWeightsNotFound, FileNotFoundError, ValueError) as err:
+        print(f"python -m fastddgan.evaluate: error: {err}", file=sys.stderr)
+        return 2
+    record["command"] = "python -m fastddgan.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.out:
+        atomic_write_json(args.out, record)
+    print(summary(record))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

