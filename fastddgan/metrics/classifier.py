@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._io import PathLike, atomic_write
+from .._io import PathLike, atomic_write
 from .fid import ArrayLike, RunningStats, feature_stats, frechet_distance
 from .inception import inception_score
 

@@ -17,7 +17,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 import numpy as np
 import torch
 
-from ._io import PathLike, atomic_write
+from .._io import PathLike, atomic_write
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 STATS_FORMAT = "fastddgan.metrics.stats"
