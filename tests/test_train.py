@@ -57,6 +57,11 @@ def test_toy_run_writes_the_run_folder_and_samples_from_it(tmp_path):
     assert x.shape == (16, 2) and torch.isfinite(x).all()
     exported = fastddgan.load(out / "export")
     assert torch.equal(fastddgan.sample(exported, n=16, seed=3), x)
+    from fastddgan.export import main as export_main
+
+    assert export_main([str(out / "checkpoints" / "ckpt-00000010.pt"), str(tmp_path / "exp10")]) == 0
+    assert fastddgan.load(tmp_path / "exp10").step == 10
+    assert export_main([str(tmp_path / "nope.pt"), str(tmp_path / "exp")]) == 2
     from PIL import Image
 
     assert Image.open(out / "samples" / "step-00000020.png").size == (512, 512)
