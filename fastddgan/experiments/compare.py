@@ -41,6 +41,13 @@ def _ints(text: str) -> List[int]:
     return [int(v) for v in text.split(",") if v.strip()]
 
 
+def _read_seconds(path: str, default: float) -> float:
+    if not os.path.isfile(path):
+        return default
+    with open(path) as f:
+        return json.load(f)["train_seconds"]
+
+
 def _run(name: str, argv: List[str], runs: str) -> Dict[str, Any]:
     """Train (or reuse / resume) one run; returns its folder, final checkpoint and training wall time."""
     out = os.path.join(runs, name)
@@ -53,10 +60,10 @@ def _run(name: str, argv: List[str], runs: str) -> Dict[str, Any]:
         if rc != 0:
             return {"name": name, "out": out, "checkpoint": None, "train_seconds": time.time() - start,
                     "status": f"training failed (exit {rc})"}
-        previous = json.load(open(timing_path))["train_seconds"] if os.path.isfile(timing_path) else 0.0
+        previous = _read_seconds(timing_path, 0.0)
         with open(timing_path, "w") as f:
             json.dump({"train_seconds": previous + time.time() - start}, f)
-    seconds = json.load(open(timing_path))["train_seconds"] if os.path.isfile(timing_path) else float("nan")
+    seconds = _read_seconds(timing_path, float("nan"))
     return {"name": name, "out": out, "checkpoint": final, "train_seconds": seconds, "status": "ok"}
 
 

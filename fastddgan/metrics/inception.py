@@ -22,6 +22,8 @@ from typing import Optional, Tuple, Union
 import numpy as np
 import torch
 
+from ..data.images import to_uint8 as data_to_uint8
+
 WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + WEIGHTS_FILE
 WEIGHTS_ENV = "FASTDDGAN_INCEPTION_WEIGHTS"
@@ -84,7 +86,7 @@ def to_uint8(images: torch.Tensor, name: str = "images") -> torch.Tensor:
         if images.numel() and (float(images.min()) < -1.5 or float(images.max()) > 1.5):
             raise ValueError(f"{name}: expected float values in [-1, 1] (or uint8 in [0, 255]), got the range "
                              f"[{float(images.min()):.3g}, {float(images.max()):.3g}]")
-        u = ((images.float() + 1) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
+        u = data_to_uint8(images)
     else:
         raise TypeError(f"{name}: expected a float tensor in [-1, 1] or uint8, got dtype {images.dtype}")
     return u.expand(-1, 3, -1, -1) if u.shape[1] == 1 else u

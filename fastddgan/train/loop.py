@@ -281,7 +281,7 @@ class Trainer:
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 handlers[signum] = signal.signal(signum, self._handle_signal)
-        progress = _progress(total, self.start_step, self.ctx.main)
+        progress = _Progress(total, self.start_step, self.ctx.main)
         sums: Dict[str, torch.Tensor] = {}
         count, consecutive = 0, 0
         t_last, step_last = time.time(), model.step
@@ -345,7 +345,7 @@ class Trainer:
                 "samples": grid, "export": exported, "complete": True}
 
 
-class _progress:
+class _Progress:
     """tqdm on a terminal (process 0); plain log lines otherwise."""
 
     def __init__(self, total: int, initial: int, active: bool):
