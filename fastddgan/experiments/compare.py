@@ -67,7 +67,7 @@ def _run(name: str, argv: List[str], runs: str) -> Dict[str, Any]:
     return {"name": name, "out": out, "checkpoint": final, "train_seconds": seconds, "status": "ok"}
 
 
-def _tile(record: Dict[str, Any], samples: torch.Tensor, reference: Optional[torch.Tensor]) -> torch.Tensor:
+def _tile(samples: torch.Tensor, reference: Optional[torch.Tensor]) -> torch.Tensor:
     """A (3, 256, 256) picture of the samples: scatter plot (2-D) or an 8x8 grid (images)."""
     if reference is not None:
         return scatter_image(samples[:2000], reference, size=256)
@@ -207,7 +207,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                     device=args.device, keep_samples=True)
                 row.update(metrics=record["metrics"], nfe=record["speed"]["nfe_per_image"],
                            images_per_s=record["speed"]["images_per_s"], device=record["device"])
-                tiles[row["row"]] = _tile(row, record.pop("samples"), reference)
+                tiles[row["row"]] = _tile(record.pop("samples"), reference)
                 print(E.summary(record), flush=True)
             rows.append(row)
             with open(os.path.join(args.out, "results.json"), "w") as f:

@@ -15,6 +15,7 @@ import sys
 from typing import Optional, Sequence
 
 from ..data import DataNotFoundError
+from . import distributed
 from .config import OPTIONS, ConfigError, build_parser, parse, resolve
 from .loop import Interrupted, Trainer, TrainingDiverged
 
@@ -37,8 +38,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 128 + stop.signum
     finally:
         if trainer is not None:
-            from . import distributed
-
             distributed.shutdown(trainer.ctx)
     return 0
 

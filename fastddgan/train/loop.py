@@ -135,10 +135,10 @@ def _all_finite(model) -> bool:
 class Trainer:
     def __init__(self, raw: Dict[str, Any]):
         self.ctx = distributed.init(raw.get("device"))
-        self.dataset = load_dataset(raw["dataset"], data_dir=raw["data_dir"], image_size=raw["image_size"],
-                                    channels=raw["channels"]) if raw.get("dataset") else None
-        if self.dataset is None:
+        if not raw.get("dataset"):
             raise ConfigError("--dataset: required (on the command line or in --config)")
+        self.dataset = load_dataset(raw["dataset"], data_dir=raw["data_dir"], image_size=raw["image_size"],
+                                    channels=raw["channels"])
         self.info = {**dataset_info(self.dataset), "world_size": self.ctx.world_size}
         self.c = c = resolve(raw, self.info)
         c["world_size"] = self.ctx.world_size
@@ -182,7 +182,6 @@ class Trainer:
         if stored is None:
             raise ConfigError(f"--resume: {state['path']} was not written by python -m fastddgan.train (no "
                               f"training config in it)")
-        stored = {**stored}
         differ = incompatible(stored, c)
         if stored.get("world_size", 1) * stored["batch_size"] != c["world_size"] * c["batch_size"]:
             differ.append(f"global batch (checkpoint {stored.get('world_size', 1)} x {stored['batch_size']}, "
@@ -291,8 +290,9 @@ class Trainer:
                     raise Interrupted(self._signal)
                 step = model.step
                 x0, y = self.batches.get(step)
-                self.generator.manual_seed(step_seed(c["seed"], self.ctx.rank, step, STREAM_TRAIN))
-                torch.manual_seed(step_seed(c["seed"], self.ctx.rank, step, STREAM_TRAIN) + 1)  # dropout
+                seed = step_seed(c["seed"], self.ctx.rank, step, STREAM_TRAIN)
+                self.generator.manual_seed(seed)
+                torch.manual_seed(seed + 1)  # dropout
                 self.guard.skipped_now = False
                 metrics = model.train_step(x0, y, generator=self.generator)
                 consecutive = consecutive + 1 if self.guard.skipped_now else 0

@@ -40,8 +40,8 @@ class RunFolder:
         return os.path.isfile(self.config_path) or bool(self.list_checkpoints())
 
     def list_checkpoints(self) -> List[Tuple[int, str]]:
-        """(step, path) of the checkpoints, newest first (final.pt first among equals; its step is read from the
-        sidecar name ``final.pt`` + the config's record, so it is listed with step = +inf)."""
+        """(step, path) of the checkpoints, newest first; final.pt (the end of a run) is listed first, with the
+        placeholder step 2**62 (its real step is inside the file)."""
         if not os.path.isdir(self.checkpoints):
             return []
         found = []
