@@ -18,20 +18,13 @@ from datetime import datetime, timezone
 
 import torch
 
-# Options of pytest-benchmark 5.x (dest names of its ``--benchmark-*`` flags) that ask for real timings.
-_TIMING_OPTIONS = ("benchmark_only", "benchmark_enable", "benchmark_json", "benchmark_save", "benchmark_autosave")
-
-
-def _timings_requested(config) -> bool:
-    return any(config.getoption(name, None) for name in _TIMING_OPTIONS)
-
 
 def pytest_configure(config):
     # pytest-benchmark reads ``benchmark_disable`` in its own (trylast) pytest_configure, which runs after this one
     # because benchmarks/conftest.py is an initial conftest (benchmarks/ is in testpaths or given on the command line).
     if not hasattr(config.option, "benchmark_disable"):  # pytest-benchmark not installed / disabled with -p no:
         return
-    if not _timings_requested(config):
+    if not config.fastddgan_timings:  # set by the root conftest.py (tryfirst)
         config.option.benchmark_disable = True
         bs = getattr(config, "_benchmarksession", None)
         if bs is not None:  # this conftest was loaded late (after pytest-benchmark configured itself)

@@ -51,9 +51,10 @@ def self_check(device: torch.device, shape=(64, 3, 64, 64), repeats: int = 10) -
         passed = chain_error < 1e-5 and exact_error < 1e-5
         ok &= passed
         gbps = 12 * x0.numel() / fused / 1e9
-        print(f"  {backend:6s} {'ok  ' if passed else 'FAIL'} chain end |x-x0| {chain_error:.1e}, vs reference "
-              f"{exact_error:.1e}; posterior_sample {tuple(shape)} fp32: {fused * 1e3:.3f} ms "
-              f"({gbps:.1f} GB/s), eager reference {eager * 1e3:.3f} ms -> {eager / fused:.1f}x")
+        print(f"  {backend:6s} {'ok  ' if passed else 'FAIL'} a T=4 chain given the true x0 ends at x0 (max error "
+              f"{chain_error:.1e}); on fixed noise it matches the reference (max difference {exact_error:.1e})\n"
+              f"         posterior_sample {'x'.join(map(str, shape))} fp32: {fused * 1e3:.3f} ms ({gbps:.1f} GB/s) "
+              f"vs eager PyTorch {eager * 1e3:.3f} ms: {eager / fused:.1f}x faster")
     return ok
 
 

@@ -71,6 +71,17 @@ def optimizers(model) -> Dict[str, torch.optim.Optimizer]:
     return {"model": model.optimizer}
 
 
+def estimated_size(model) -> int:
+    """About how many bytes :func:`save` writes for ``model``: its state dict (networks, EMA) plus the optimisers'
+    state (Adam: two moments per parameter), whether or not a step has created that state yet."""
+    tensors = {id(t): t for t in model.state_dict().values() if isinstance(t, torch.Tensor)}
+    size = sum(t.numel() * t.element_size() for t in tensors.values())
+    for opt in optimizers(model).values():
+        for group in opt.param_groups:
+            size += 2 * sum(p.numel() * p.element_size() for p in group["params"])
+    return size
+
+
 def save(model, path: Union[str, os.PathLike], extra: Optional[Dict[str, Any]] = None) -> None:
     """Write ``model`` (built by :func:`from_preset`) to ``path`` atomically (temporary file, then rename)."""
     if not isinstance(model, (DDGAN, DDPM)):
@@ -134,11 +145,13 @@ def restore(model, state: Dict[str, Any], with_optimizers: bool = True) -> None:
 
 def load(path: Union[str, os.PathLike], map_location="cpu"):
     """Rebuild the model saved at ``path``: a checkpoint file (networks, EMA, optimisers, LR schedules, step,
-    schedule) or a folder written by :func:`fastddgan.export.export` (the EMA network only, for sampling)."""
-    if os.path.isdir(os.fspath(path)):
-        from .export import load_export
+    schedule) or a folder written by :func:`fastddgan.export.export` (the EMA network only, for sampling), given
+    as the folder or as one of its two files (``network.safetensors``, ``config.json``)."""
+    from .export import export_folder, load_export
 
-        return load_export(path, map_location)
+    folder = export_folder(path)
+    if folder is not None:
+        return load_export(folder, map_location)
     state = read(path)
     config = state["config"]
     model = from_preset(config["kind"], config["preset"], schedule_of(state), config["num_classes"],

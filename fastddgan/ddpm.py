@@ -22,7 +22,7 @@ from torch import nn
 from . import ops
 from ._amp import autocast, check_amp
 from .ema import EMA
-from .guidance import check_labels, drop_labels, guided
+from .guidance import check_guidance, check_labels, drop_labels, guided
 from .schedule import Schedule
 
 PREDICTIONS = ("eps", "x0", "v")
@@ -132,6 +132,7 @@ class DDPM(nn.Module):
         network; see :func:`fastddgan.sample` for the other options."""
         from .sampling import sample
 
+        check_guidance(guidance, self.num_classes, check_labels(y, self.num_classes, n, None), labels_name="y")
         return sample(self, T, n, class_labels=y, guidance=guidance, ddim=ddim, variance=variance,
                       generator=generator, **kwargs)
 

@@ -12,7 +12,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Union
+from typing import Optional, Union
 
 import torch
 
@@ -53,6 +53,19 @@ def export(model, folder: Union[str, os.PathLike]) -> str:
     atomic_write(os.path.join(folder, WEIGHTS), lambda f: f.write(st.save(weights)))
     atomic_write_json(os.path.join(folder, CONFIG), meta)
     return folder
+
+
+def export_folder(path: Union[str, os.PathLike]) -> Optional[str]:
+    """The export folder that ``path`` names (the folder itself, or its ``network.safetensors`` or ``config.json``
+    file), or None when ``path`` is not about an export."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        return path
+    if os.path.basename(path) in (WEIGHTS, CONFIG) and os.path.isfile(path):
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.basename(path) == WEIGHTS or os.path.isfile(os.path.join(folder, WEIGHTS)):
+            return folder
+    return None
 
 
 def load_export(folder: Union[str, os.PathLike], map_location="cpu"):

@@ -12,8 +12,10 @@ from typing import Optional
 import torch
 
 
-def check_labels(y: Optional[torch.Tensor], num_classes: Optional[int], batch: int, device) -> Optional[torch.Tensor]:
-    """Validated class labels (int64 on ``device``) or None for an unconditional call.
+def check_labels(y: Optional[torch.Tensor], num_classes: Optional[int], batch: int, device,
+                 name: str = "y") -> Optional[torch.Tensor]:
+    """Validated class labels (int64 on ``device``) or None for an unconditional call; errors name the argument
+    ``name`` (``y`` in training, ``class_labels`` when sampling).
 
     The range check reads the values, so it runs where they are on the host (CPU labels, checked before they are
     moved) and, for labels already on a GPU, only with FASTDDGAN_DEBUG=1 (it would cost a sync every step).
@@ -21,18 +23,18 @@ def check_labels(y: Optional[torch.Tensor], num_classes: Optional[int], batch: i
     if y is None:
         return None
     if num_classes is None:
-        raise ValueError("y: this model is unconditional (num_classes=None); pass y=None")
+        raise ValueError(f"{name}: this model is unconditional (num_classes=None); pass {name}=None")
     y = torch.as_tensor(y)
     if y.dtype.is_floating_point or y.dtype == torch.bool:
-        raise TypeError(f"y: expected integer class labels, got {y.dtype}")
+        raise TypeError(f"{name}: expected integer class labels, got {y.dtype}")
     if y.dim() == 0:
         y = y.expand(batch)
     if y.shape != (batch,):
-        raise ValueError(f"y: expected {batch} labels, one per sample, got shape {tuple(y.shape)}")
+        raise ValueError(f"{name}: expected {batch} labels, one per sample, got shape {tuple(y.shape)}")
     if y.numel() and (y.device.type == "cpu" or os.environ.get("FASTDDGAN_DEBUG") == "1"):
         lo, hi = (int(v) for v in torch.aminmax(y))
         if lo < 0 or hi > num_classes:
-            raise ValueError(f"y: expected labels in [0, {num_classes}] ({num_classes} = the null class), "
+            raise ValueError(f"{name}: expected labels in [0, {num_classes}] ({num_classes} = the null class), "
                              f"got values from {lo} to {hi}")
     return y.to(device=device, dtype=torch.long)
 
@@ -50,13 +52,14 @@ def null_labels(batch: int, num_classes: int, device) -> torch.Tensor:
     return torch.full((batch,), num_classes, dtype=torch.long, device=device)
 
 
-def check_guidance(guidance: float, num_classes: Optional[int], y: Optional[torch.Tensor]) -> float:
+def check_guidance(guidance: float, num_classes: Optional[int], y: Optional[torch.Tensor],
+                   labels_name: str = "y") -> float:
     guidance = float(guidance)
     if guidance != 0.0 and num_classes is None:
         raise ValueError(f"guidance: classifier-free guidance needs a class-conditional model, got guidance="
                          f"{guidance} for an unconditional one")
     if guidance != 0.0 and y is None:
-        raise ValueError("guidance: guided sampling needs class labels y")
+        raise ValueError(f"guidance: guided sampling needs class labels ({labels_name}=...)")
     return guidance
 
 

@@ -209,8 +209,8 @@ def sample(model, T: Optional[int] = None, n: int = 64, *, seed: Optional[int] =
     device = net_device if device is None else torch.device(device)
     if device != net_device:
         raise ValueError(f"device: the model is on {net_device}; move it (model.to(device)) or pass device=None")
-    y = check_labels(class_labels, model.num_classes, n, device)
-    guidance = check_guidance(guidance, model.num_classes, y)
+    y = check_labels(class_labels, model.num_classes, n, device, name="class_labels")
+    guidance = check_guidance(guidance, model.num_classes, y, labels_name="class_labels")
     if seed is not None:
         base_key = ops.seed_tensor(seed, 0, device)[:1]
     else:

@@ -214,8 +214,11 @@ class Schedule:
         key = (kind, dtype, device)
         table = self._kernel_cache.get(key)
         if table is None:
-            rows = [self._derived(name) for name in _KERNEL_TABLES[kind]]
-            table = torch.stack(rows).to(device=device, dtype=dtype).contiguous()
+            # built outside inference mode: a table first made while sampling (fastddgan.sample runs under
+            # torch.inference_mode) must still be usable by a later training step's autograd
+            with torch.inference_mode(False):
+                rows = [self._derived(name) for name in _KERNEL_TABLES[kind]]
+                table = torch.stack(rows).to(device=device, dtype=dtype).contiguous()
             self._kernel_cache[key] = table
         return table
 

@@ -1,7 +1,9 @@
-"""Test setup: Triton kernels run on the CPU through the interpreter when there is no GPU.
+"""Test setup.
 
-TRITON_INTERPRET must be set before fastddgan.kernels (and so triton.jit) is first imported; fastddgan imports
-its Triton kernels lazily, so setting it here is early enough.
+* Triton kernels run on the CPU through the interpreter when there is no GPU. TRITON_INTERPRET must be set before
+  fastddgan.kernels (and so triton.jit) is first imported; fastddgan imports its Triton kernels lazily, so setting
+  it here is early enough.
+* The thread policy (one per process) is in the repository's root conftest.py.
 """
 
 import os

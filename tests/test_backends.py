@@ -238,3 +238,23 @@ def test_explicit_seed_gives_the_same_stream_on_every_backend(backend, device):
     ddpm_table = s.kernel_table("ddpm_small", torch.float32, device)
     torch.testing.assert_close(eps_step, reference.ddpm_step(x0, x_t, t, ddpm_table, noise, True), rtol=1e-5,
                                atol=2e-5)
+
+
+def test_cpu_kernel_gives_the_same_draws_with_one_or_two_threads():
+    """The tests run single-threaded (tests/conftest.py); this one splits the C++ kernel's work over two threads
+    (more than its 16k-element grain) and checks that the draws do not depend on the split."""
+    s = Schedule.ddgan(4)
+    x0, x_t = rand((8, 3, 32, 32), "cpu", 1), rand((8, 3, 32, 32), "cpu", 2)
+    t = torch.arange(8) % 4
+    seed = seed_tensor(11, 0, "cpu")
+    before = torch.get_num_threads()
+    outs = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            with ops.use_backend("cpp"):
+                outs.append((ops.posterior_sample(x0, x_t, t, s, seed=seed),
+                             ops.ddpm_step(x0, x_t, t, s, seed=seed)))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])

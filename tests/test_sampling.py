@@ -92,10 +92,10 @@ def test_model_sample_methods_use_the_engine(ddgan):
 @pytest.mark.parametrize("kwargs,error,match", [
     (dict(n=0), ValueError, "n: expected an integer >= 1"),
     (dict(T=2), ValueError, "T: this DDGAN was trained with T=4"),
-    (dict(class_labels=torch.arange(3)), ValueError, "y: expected 2 labels"),
-    (dict(class_labels=torch.tensor([0, 11])), ValueError, r"y: expected labels in \[0, 10\]"),
+    (dict(class_labels=torch.arange(3)), ValueError, "class_labels: expected 2 labels"),
+    (dict(class_labels=torch.tensor([0, 11])), ValueError, r"class_labels: expected labels in \[0, 10\]"),
     (dict(dtype="fp8"), ValueError, "dtype: expected one of"),
-    (dict(guidance=1.0), ValueError, "guidance: guided sampling needs class labels"),
+    (dict(guidance=1.0), ValueError, r"guidance: guided sampling needs class labels \(class_labels="),
     (dict(batch_size=0), ValueError, "batch_size: expected an integer >= 1"),
     (dict(cuda_graph="yes"), ValueError, "cuda_graph: expected 'auto', True or False"),
     (dict(cuda_graph=True), ValueError, "cuda_graph: CUDA graphs need a CUDA device"),

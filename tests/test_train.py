@@ -64,7 +64,11 @@ def test_toy_run_writes_the_run_folder_and_samples_from_it(tmp_path):
     assert export_main([str(tmp_path / "nope.pt"), str(tmp_path / "exp")]) == 2
     from PIL import Image
 
-    assert Image.open(out / "samples" / "step-00000020.png").size == (512, 512)
+    scatter = Image.open(out / "samples" / "step-00000020.png")
+    assert min(scatter.size) >= 400  # a labelled scatter plot (tests/test_plots.py checks what it shows)
+    assert (out / "curves.png").is_file()
+    exported_file = fastddgan.load(out / "export" / "network.safetensors")  # the file names its folder too
+    assert torch.equal(fastddgan.sample(exported_file, n=16, seed=3), x)
 
 
 def test_keeps_the_last_k_checkpoints(tmp_path):
@@ -228,32 +232,22 @@ def test_help_lists_every_flag_with_its_default(capsys):
     assert "(default: 1000)" in text and "(default: js)" in text
 
 
-_RANK_CHECK = """
-import sys, torch, torch.distributed as dist
-from fastddgan.train import Trainer, parse
-trainer = Trainer(parse(sys.argv[1:]))
-trainer.fit()
-flat = torch.cat([p.detach().reshape(-1) for p in trainer.model.parameters()])
-gathered = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]
-dist.all_gather(gathered, flat)
-if dist.get_rank() == 0:
-    assert all(torch.equal(gathered[0], g) for g in gathered[1:]), "ranks diverged"
-    print("RANKS-EQUAL", dist.get_world_size())
-dist.destroy_process_group()
-"""
-
-
 def test_two_process_gloo_run(tmp_path):
-    script = tmp_path / "rank_check.py"
-    script.write_text(_RANK_CHECK)
+    """The README's torchrun command on CPU: both processes end with identical weights and exit cleanly (this
+    run used to abort at exit now and then, a gloo worker thread dropping a tensor during interpreter shutdown;
+    tests/stress_gloo_exit.sh repeats it many times)."""
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
-           *TOY, "--out", str(out), "--steps", "12", "--ckpt-every", "6", "--device", "cpu"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+           "fastddgan.train", *TOY, "--out", str(out), "--steps", "12", "--ckpt-every", "6", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "RANKS-EQUAL 2" in proc.stdout
+    assert "terminate called" not in proc.stderr
     config = json.loads((out / "config.json").read_text())
     assert config["world_size"] == 2
+    finished = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()
+                if '"finished"' in line]
+    assert finished and finished[-1]["replicas_equal"] is True
     assert fastddgan.load(out / "checkpoints" / "final.pt").step == 12
 
 
@@ -270,7 +264,8 @@ def test_mnist5k_runs_end_to_end(tmp_path, model):
     from PIL import Image
 
     grid = Image.open(out / "samples" / "step-00000003.png")
-    assert grid.size == (2 + 3 * 30, 2 + 4 * 30)  # 10 images of 28x28, 3 per row, 2-pixel padding
+    # 10 images of 28x28, 3 per row, 2-pixel padding (92 x 122), enlarged 2x, under a caption
+    assert grid.size[0] >= 2 * 92 and grid.size[1] > 2 * 122
     labels = torch.arange(10)
     x = fastddgan.sample(out / "checkpoints" / "final.pt", T=4, n=10, seed=0, class_labels=labels, guidance=0.5)
     assert x.shape == (10, 1, 28, 28) and x.abs().max() <= 1

