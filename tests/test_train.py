@@ -269,3 +269,78 @@ def test_mnist5k_runs_end_to_end(tmp_path, model):
     labels = torch.arange(10)
     x = fastddgan.sample(out / "checkpoints" / "final.pt", T=4, n=10, seed=0, class_labels=labels, guidance=0.5)
     assert x.shape == (10, 1, 28, 28) and x.abs().max() <= 1
+
+
+def test_out_pointing_to_a_file_is_one_line(tmp_path, capsys):
+    path = tmp_path / "a-file"
+    path.write_text("not a folder")
+    assert main(TOY + ["--out", str(path), "--steps", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "--out:" in err and "is a file" in err and err.count("\n") == 1
+    assert path.read_text() == "not a folder"
+
+
+def test_help_states_each_default_once_and_says_what_auto_means(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "(default: auto)" not in text
+    assert text.count("(default:") >= 40 and "(default 20000" not in text
+    assert "--steps STEPS training iterations (default: 20000, or from --epochs)" in text
+    assert "(default: off: a new run; an --out that holds a run is refused)" in text  # not "auto"
+    from fastddgan.train.config import OPTIONS, option_help
+
+    for opt in OPTIONS:
+        assert option_help(opt).count("default") <= 1, opt.name
+
+
+def test_resume_beyond_or_at_the_requested_steps(tmp_path, capsys, monkeypatch):
+    real_get = Batches.get
+
+    def interrupt_at_7(self, step):
+        if step == 7:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_get(self, step)
+
+    monkeypatch.setattr(Batches, "get", interrupt_at_7)
+    rc, out = _run(tmp_path, "cut", "--ckpt-every", "100", steps=20)
+    assert rc == 128 + signal.SIGINT
+    monkeypatch.setattr(Batches, "get", real_get)
+    capsys.readouterr()
+    # asking for fewer steps than the run already has: refused, nothing written
+    rc, _ = _run(tmp_path, "cut", "--ckpt-every", "100", "--resume", steps=5)
+    err = capsys.readouterr().err
+    assert rc == 2 and "--steps: the run is already at step 8" in err and "--steps 8 or more" in err
+    assert not (out / "checkpoints" / "final.pt").exists()
+    # exactly at its step: the run is finished properly (final.pt, samples, export), not called complete
+    rc, _ = _run(tmp_path, "cut", "--ckpt-every", "100", "--resume", steps=8)
+    assert rc == 0 and "already complete" not in capsys.readouterr().out
+    assert fastddgan.load(out / "checkpoints" / "final.pt").step == 8
+    assert (out / "export" / "network.safetensors").is_file() and (out / "samples" / "step-00000008.png").is_file()
+    rc, _ = _run(tmp_path, "cut", "--ckpt-every", "100", "--resume", steps=8)
+    assert rc == 0 and "already complete" in capsys.readouterr().out
+
+
+def test_speed_line_and_the_thread_policy(tmp_path, capsys):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # as a caller might have it; 2-D training runs on one thread anyway
+    try:
+        rc, out = _run(tmp_path, "speed", steps=30)
+        assert torch.get_num_threads() == 2  # the caller's setting is back afterwards
+    finally:
+        torch.set_num_threads(threads)
+    assert rc == 0
+    text = capsys.readouterr().out
+    line = next(line for line in text.splitlines() if line.startswith("speed:"))
+    assert "s/step over 20 steps on cpu (1 thread)" in line and "for the 9 steps left" in line
+    assert "checkpoints about" in line and "MB each" in line
+    estimate = [json.loads(r) for r in (out / "metrics.jsonl").read_text().splitlines() if '"estimate"' in r]
+    assert estimate[0]["checkpoint_bytes"] > 0 and estimate[0]["seconds_per_step"] > 0
+    model = fastddgan.load(out / "checkpoints" / "final.pt")
+    # the estimate is the checkpoint's real size within 10%
+    assert estimate[0]["checkpoint_bytes"] == pytest.approx(os.path.getsize(out / "checkpoints" / "final.pt"),
+                                                            rel=0.1)
+    assert model.step == 30
+    config = json.loads((out / "config.json").read_text())
+    assert config["threads"] == 1  # 2-D data: one thread
+    assert os.path.isabs(config["data_dir"])

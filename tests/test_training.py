@@ -172,3 +172,17 @@ def test_wasserstein_critic_rejects_minibatch_std():
     D = build(config, "discriminator")
     with pytest.raises(ValueError, match="discriminator: a Wasserstein critic must not couple samples"):
         DDGAN(build("tiny", "generator"), D, 4, loss="wasserstein")
+
+
+@pytest.mark.parametrize("make", [tiny_ddgan, tiny_ddpm])
+def test_training_continues_after_sampling(make):
+    """fastddgan.sample runs under inference mode; what it caches (the kernels' coefficient tables) must still
+    serve a training step's autograd afterwards ('Inference tensors cannot be saved for backward' before)."""
+    import fastddgan
+
+    model = make()
+    x0, _ = batch()
+    fastddgan.sample(model, n=2, seed=0)  # first: the tables are built here, under inference mode
+    metrics = model.train_step(x0)
+    assert all(torch.isfinite(v) for v in metrics.values())
+    assert model.step == 1

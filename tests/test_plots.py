@@ -1,0 +1,72 @@
+"""The pictures of a run: captioned sample grids, scatter plots that show model against data, training curves;
+with matplotlib and with the Pillow fallback."""
+
+import numpy as np
+import pytest
+import torch
+
+from fastddgan.data import TOY2D
+from fastddgan.train import plots
+
+RECORDS = [{"step": s, "loss_d": 1.4 - s / 1000, "loss_g": 0.7, "divergence": -1.4 + s / 1000, "r1": 0.05,
+            "lr": 1e-3, "it_per_s": 60.0} for s in range(50, 501, 50)] + [{"event": "finished", "step": 500}]
+
+
+@pytest.fixture(params=["matplotlib", "pillow"])
+def backend(request, monkeypatch):
+    if request.param == "matplotlib":
+        pytest.importorskip("matplotlib")
+    else:
+        monkeypatch.setattr(plots, "have_matplotlib", lambda: False)
+    return request.param
+
+
+def _share(image, colour):
+    """Share of pixels of a clearly red (model) or blue (data) hue, blended with white or not."""
+    a = np.asarray(image.convert("RGB")).astype(int)
+    r, g, b = a[..., 0], a[..., 1], a[..., 2]
+    mask = (r - b > 50) & (r - g > 50) if colour == "red" else (b - r > 50) & (b - g > 20)
+    return float(mask.mean())
+
+
+def _dark_rows(image, top, bottom):
+    a = np.asarray(image.convert("L"))[top:bottom]
+    return int((a < 100).any(axis=1).sum())
+
+
+def test_scatter_plot_shows_model_and_data_with_a_title(backend):
+    data = TOY2D["ring8"].sample(1000, generator=torch.Generator().manual_seed(0))
+    model = torch.randn(1000, 2, generator=torch.Generator().manual_seed(1))
+    image = plots.scatter_plot(model, data, ["DDGAN js, T=4 on ring8: step 300 of 3000", "modes 3/8"])
+    assert min(image.size) >= 400
+    assert _share(image, "red") > 1e-3 and _share(image, "blue") > 1e-4  # both clouds are drawn
+    assert _dark_rows(image, 0, 40) > 5  # text above the plot
+
+
+def test_scatter_plot_without_model_points_has_no_red(backend):
+    data = TOY2D["ring8"].sample(500, generator=torch.Generator().manual_seed(0))
+    image = plots.scatter_plot(torch.full((10, 2), 100.0), data, ["far away"])  # outside the frame
+    assert _share(image, "red") < 1e-3  # only the legend's marker is red
+
+
+def test_sample_grid_is_captioned_and_enlarged():
+    images = torch.zeros(10, 1, 28, 28)
+    images[:, :, 10:18, 10:18] = 1.0
+    grid = plots.sample_grid(images, nrow=3, caption=["DDPM eps, T=1000 on mnist5k: step 2 of 2", "EMA"])
+    # 3 x 4 tiles of 30 px + 2 px border = 92 x 122, enlarged 2x, with a caption strip above
+    assert grid.width >= 184 and grid.height > 244
+    strip = grid.height - 244
+    assert _dark_rows(grid, 0, strip) > 5
+    text = np.asarray(grid.convert("L"))[:strip] < 100
+    assert grid.width > 184 and text[:, 184:].any()  # widened so that the caption line fits
+
+
+def test_training_curves_one_panel_per_quantity(backend):
+    image = plots.training_curves(RECORDS, "DDGAN js, T=4 on ring8: training curves")
+    assert image is not None and image.height > 400
+    assert plots.training_curves([{"event": "started", "step": 0}], "nothing") is None
+
+
+def test_training_curves_skip_non_finite_values(backend):
+    records = RECORDS + [{"step": 550, "loss_d": float("nan"), "lr": 1e-3}]
+    assert plots.training_curves(records, "with a NaN") is not None
