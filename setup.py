@@ -140,6 +140,7 @@ setup(
     extras_require={
         "triton": ["triton"],
         "eval": ["torchmetrics", "torch-fidelity", "scipy"],
+        "plots": ["matplotlib"],  # labelled scatter plots and training curves (Pillow draws simpler ones without)
         "test": ["pytest", "pytest-benchmark", "ninja", "pybind11"],
     },
     ext_modules=extensions(build_cuda),

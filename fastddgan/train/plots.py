@@ -114,8 +114,9 @@ def scatter_plot(points: torch.Tensor, reference: torch.Tensor, title: Sequence[
     if have_matplotlib():
         plt = _pyplot()
         fig, ax = plt.subplots(figsize=(size / 100, size / 100 + 0.3 * len(title)))
-        ax.scatter(reference[:, 0], reference[:, 1], s=3, color=DATA_COLOUR, alpha=0.5, label="data", lw=0)
-        ax.scatter(points[:, 0], points[:, 1], s=3, color=MODEL_COLOUR, alpha=0.6, label="model", lw=0)
+        # the model below, the data on top (smaller, translucent), so that mass in the right place shows both
+        ax.scatter(points[:, 0], points[:, 1], s=4, color=MODEL_COLOUR, alpha=0.6, label="model", lw=0)
+        ax.scatter(reference[:, 0], reference[:, 1], s=2, color=DATA_COLOUR, alpha=0.5, label="data", lw=0)
         ax.set_xlim(float(centre[0]) - half, float(centre[0]) + half)
         ax.set_ylim(float(centre[1]) - half, float(centre[1]) + half)
         ax.set_aspect("equal")
