@@ -58,6 +58,17 @@ def self_check(device: torch.device, shape=(64, 3, 64, 64), repeats: int = 10) -
     return ok
 
 
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown model"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fastddgan", description=__doc__.splitlines()[0])
     parser.add_argument("--no-check", action="store_true", help="only list the backends")
@@ -67,7 +78,7 @@ def main(argv=None) -> int:
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     ok = True
     for device in devices:
-        name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
         print(f"{device.type} ({name}): backends {ops.available(device.type)}, automatic choice "
               f"{ops.select(device)!r}")
         if not args.no_check:

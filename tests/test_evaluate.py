@@ -122,3 +122,22 @@ def test_evaluate_finds_the_runs_classifier_from_another_folder(tmp_path, monkey
     record = E.evaluate(str(tmp_path / "project" / "runs" / "r" / "checkpoints" / "final.pt"), n=20, batch_size=20)
     assert record["metrics"]["classifier"]["path"].startswith(str(tmp_path / "project" / "data"))
     assert not os.path.exists(tmp_path / "elsewhere" / "data")
+
+
+def test_sweep_records_each_cell_and_resumes(tmp_path, capsys):
+    from fastddgan.experiments import sweep
+
+    out = tmp_path / "sweep"
+    argv = ["--dataset", "ring8", "--out", str(out), "--seeds", "0,1", "--n", "300",
+            "--cell", "a=--steps 4 --batch-size 32", "--cell", "b=--steps 4 --batch-size 32 --lr-g 1e-4"]
+    assert sweep.main(argv) == 0
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [(r["cell"], r["seed"]) for r in records] == [("a", 0), ("a", 1), ("b", 0), ("b", 1)]
+    assert all(r["metrics"]["num_modes"] == 8 and r["steps"] == 4 for r in records)
+    table = (out / "table.md").read_text()
+    assert "| a | `--steps 4 --batch-size 32` | 2 |" in table and " ± " in table
+    capsys.readouterr()
+    assert sweep.main(argv) == 0  # everything done: nothing trained again
+    assert "[sweep]" not in capsys.readouterr().out
+    assert len((out / "results.jsonl").read_text().splitlines()) == 4
+    assert sweep.main(["--dataset", "ring8", "--out", str(out), "--cell", "no-equals"]) == 2
