@@ -73,8 +73,10 @@ def _mean_std(values: List[float]) -> str:
     if not values:
         return "—"
     mean = sum(values) / len(values)
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
     fmt = (lambda v: f"{v:.3g}") if abs(mean) < 100 else (lambda v: f"{v:.0f}")
+    if len(values) == 1:
+        return fmt(mean)  # one seed: no spread to state
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
     return f"{fmt(mean)} ± {fmt(std)}"
 
 
