@@ -141,3 +141,13 @@ def test_sweep_records_each_cell_and_resumes(tmp_path, capsys):
     assert "[sweep]" not in capsys.readouterr().out
     assert len((out / "results.jsonl").read_text().splitlines()) == 4
     assert sweep.main(["--dataset", "ring8", "--out", str(out), "--cell", "no-equals"]) == 2
+
+
+def test_sweep_stops_when_a_training_is_stopped(tmp_path, monkeypatch, capsys):
+    from fastddgan.experiments import sweep
+
+    monkeypatch.setattr(sweep, "train_main", lambda argv: 128 + 15)  # SIGTERM: the run checkpointed and stopped
+    out = tmp_path / "sweep"
+    assert sweep.main(["--dataset", "ring8", "--out", str(out), "--seeds", "0,1", "--cell", "a=--steps 4"]) == 130
+    assert "run the same command to continue" in capsys.readouterr().err
+    assert not (out / "results.jsonl").exists()  # nothing recorded for the stopped cell, nor the next one started

@@ -55,6 +55,8 @@ def run_cell(name: str, flags: List[str], seed: int, dataset: str, runs: str, n:
     start = time.time()
     rc = train_main(argv)
     seconds = time.time() - start
+    if rc >= 128:  # stopped by a signal (the run wrote a checkpoint): stop the sweep too; a re-run resumes it
+        raise KeyboardInterrupt(f"training of {name} seed {seed} was stopped (exit {rc})")
     record: Dict[str, Any] = {"cell": name, "seed": seed, "flags": flags, "train_exit": rc,
                               "train_seconds": seconds}
     final = os.path.join(out, "checkpoints", "final.pt")
@@ -124,7 +126,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for seed in seeds:
             if (name, seed) in done and done[(name, seed)].get("flags") == flags:
                 continue
-            record = run_cell(name, flags, seed, args.dataset, runs, args.n, args.metrics)
+            try:
+                record = run_cell(name, flags, seed, args.dataset, runs, args.n, args.metrics)
+            except KeyboardInterrupt as stop:
+                print(f"python -m fastddgan.experiments.sweep: stopped: {stop}; run the same command to continue",
+                      file=sys.stderr)
+                return 130
             with open(results, "a") as f:
                 f.write(json.dumps(record, default=str) + "\n")
             done[(name, seed)] = record
