@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from typing import Any, Callable, IO, Union
+from typing import Any, Callable, Dict, IO, List, Union
 
 PathLike = Union[str, os.PathLike]
 
@@ -33,3 +33,17 @@ def atomic_write(path: PathLike, write: Callable[[IO[bytes]], None]) -> None:
 def atomic_write_json(path: PathLike, obj: Any) -> None:
     text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
     atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def read_jsonl(path: PathLike) -> List[Dict[str, Any]]:
+    """The records of a JSON-lines file ([] when it does not exist); a line cut short by a kill is skipped."""
+    if not os.path.isfile(path):
+        return []
+    records = []
+    with open(path) as f:
+        for line in f:
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+    return records

@@ -23,7 +23,9 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .. import evaluate as E
+from .._io import read_jsonl
 from ..train import main as train_main
+from .compare import _fmt
 
 
 def parse_cell(text: str) -> Tuple[str, List[str]]:
@@ -34,16 +36,7 @@ def parse_cell(text: str) -> Tuple[str, List[str]]:
 
 
 def done_records(path: str) -> Dict[Tuple[str, int], Dict[str, Any]]:
-    records = {}
-    if os.path.isfile(path):
-        with open(path) as f:
-            for line in f:
-                try:
-                    r = json.loads(line)
-                except ValueError:
-                    continue  # a line cut short by a kill
-                records[(r["cell"], r["seed"])] = r
-    return records
+    return {(r["cell"], r["seed"]): r for r in read_jsonl(path)}
 
 
 def run_cell(name: str, flags: List[str], seed: int, dataset: str, runs: str, n: int,
@@ -75,11 +68,10 @@ def _mean_std(values: List[float]) -> str:
     if not values:
         return "—"
     mean = sum(values) / len(values)
-    fmt = (lambda v: f"{v:.3g}") if abs(mean) < 100 else (lambda v: f"{v:.0f}")
     if len(values) == 1:
-        return fmt(mean)  # one seed: no spread to state
+        return _fmt(mean)  # one seed: no spread to state
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    return f"{fmt(mean)} ± {fmt(std)}"
+    return f"{_fmt(mean)} ± {_fmt(std)}"
 
 
 TOY_COLUMNS = [("modes_covered", "modes", 1), ("high_quality", "within 3 std (%)", 100),

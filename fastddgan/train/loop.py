@@ -23,10 +23,9 @@ from ..export import export
 from ..models.presets import preset as preset_config
 from ..sampling import sample
 from ..schedule import Schedule
-from . import distributed
+from . import distributed, plots
 from .batches import STREAM_INIT, STREAM_TRAIN, Batches, step_seed
 from .config import ConfigError, incompatible, resolve
-from . import plots
 from .run_folder import FINAL, RunFolder
 
 SAMPLE_SEED = 1234  # the fixed seed of the sample grids, so that grids of different steps compare

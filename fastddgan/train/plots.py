@@ -110,8 +110,8 @@ def _frame(reference: torch.Tensor):
 def scatter_plot(points: torch.Tensor, reference: torch.Tensor, title: Sequence[str], size: int = 512):
     """Model samples (red) over data samples (blue) in the square that holds the data with a 15% margin."""
     points, reference = points.detach().float().cpu(), reference.detach().float().cpu()
-    centre, half = _frame(reference)
     if have_matplotlib():
+        centre, half = _frame(reference)
         plt = _pyplot()
         fig, ax = plt.subplots(figsize=(size / 100, size / 100 + 0.3 * len(title)))
         # the model below, the data on top (smaller, translucent), so that mass in the right place shows both

@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from .._io import atomic_write, atomic_write_json
+from .._io import atomic_write, atomic_write_json, read_jsonl
 
 _CKPT = re.compile(r"^ckpt-(\d+)\.pt$")
 FINAL = "final.pt"
@@ -114,16 +114,7 @@ class RunFolder:
 
     def read_metrics(self) -> List[Dict[str, Any]]:
         """The records of metrics.jsonl (a line cut short by a kill is skipped)."""
-        if not os.path.isfile(self.metrics_path):
-            return []
-        records = []
-        with open(self.metrics_path) as f:
-            for line in f:
-                try:
-                    records.append(json.loads(line))
-                except ValueError:
-                    continue
-        return records
+        return read_jsonl(self.metrics_path)
 
     def close(self) -> None:
         if self._tb is not None:
