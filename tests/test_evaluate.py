@@ -83,23 +83,32 @@ def test_fid_dom_with_a_domain_classifier_and_cached_reference(mnist_ckpt, tmp_p
 
 def test_compare_writes_the_table(tmp_path):
     out = tmp_path / "cmp"
-    assert compare.main(["--dataset", "ring8", "--out", str(out), "--losses", "js,wasserstein", "--ddgan-T", "2",
-                         "--steps", "5", "--ddpm-T", "20", "--ddpm-steps", "5", "--ddpm-sample-T", "2,20",
-                         "--n", "200"]) == 0
+    args = ["--dataset", "ring8", "--out", str(out), "--ddgan-T", "2", "--steps", "5", "--ddpm-T", "20",
+            "--ddpm-steps", "5", "--n", "200"]
+    assert compare.main(args + ["--losses", "js,wasserstein", "--ddpm-sample-T", "2,20", "--seeds", "0,1"]) == 0
     rows = json.loads((out / "results.json").read_text())["rows"]
     assert [(r["model"], r["objective"], r["T_sampled"]) for r in rows] == [
         ("ddpm", "—", 2), ("ddpm", "—", 20), ("ddgan", "js", 2), ("ddgan", "wasserstein", 2)]
+    assert all([s["seed"] for s in r["seeds"]] == [0, 1] and all("metrics" in s for s in r["seeds"]) for r in rows)
+    # the two seeds are two different runs
+    js = rows[2]["seeds"]
+    assert js[0]["metrics"]["sliced_wasserstein"] != js[1]["metrics"]["sliced_wasserstein"]
     table = (out / "table.md").read_text()
-    assert table.count("\n| dd") == 4 and "modes" in table
+    assert table.count("\n| dd") == 4 and "modes" in table and " ± " in table and "seeds 0,1" in table
     assert (out / "table.csv").read_text().count("\n") == 5
     from PIL import Image
 
     assert Image.open(out / "figure.png").size == (4 * 256, 284)
-    # re-running reuses the finished runs
-    mtime = os.path.getmtime(out / "runs" / "ddgan-js-T2" / "checkpoints" / "final.pt")
-    assert compare.main(["--dataset", "ring8", "--out", str(out), "--losses", "js", "--ddgan-T", "2", "--steps",
-                         "5", "--ddpm-T", "20", "--ddpm-steps", "5", "--ddpm-sample-T", "2", "--n", "200"]) == 0
-    assert os.path.getmtime(out / "runs" / "ddgan-js-T2" / "checkpoints" / "final.pt") == mtime
+    # re-running reuses the finished runs and their evaluations
+    final = out / "runs" / "ddgan-js-T2-seed1" / "checkpoints" / "final.pt"
+    evaluations = sorted((out / "runs" / "ddgan-js-T2-seed1").glob("evaluation-*.pt"))
+    mtimes = [os.path.getmtime(p) for p in [final] + evaluations]
+    assert len(evaluations) == 1
+    assert compare.main(args + ["--losses", "js", "--ddpm-sample-T", "2", "--seeds", "0,1"]) == 0
+    assert [os.path.getmtime(p) for p in [final] + evaluations] == mtimes
+    again = json.loads((out / "results.json").read_text())["rows"]
+    assert again[1]["seeds"] == rows[2]["seeds"]
+    assert compare.main(args + ["--seeds", "x"]) == 2
 
 
 def test_evaluate_finds_the_runs_classifier_from_another_folder(tmp_path, monkeypatch):

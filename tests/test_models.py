@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fastddgan import models as M
@@ -167,6 +168,33 @@ def test_toy_generator_gradients_and_z():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in g.parameters())
 
 
+def test_toy_discriminator_fourier_features_resolve_a_fine_grid():
+    """With random Fourier features of its input, the same small D separates points on a grid of spacing 0.5
+    from the same points shifted by half a cell, which the plain MLP cannot in the same number of steps
+    (measured: 0.99 against 0.54 accuracy)."""
+    def accuracy(**fourier):
+        torch.manual_seed(0)
+        d = M.ToyDiscriminator(2, 64, 2, **fourier)
+        opt = torch.optim.Adam(d.parameters(), 3e-3)
+        g = torch.Generator().manual_seed(0)
+        t = torch.zeros(256, dtype=torch.long)
+        for _ in range(200):
+            real = torch.randint(-4, 5, (256, 2), generator=g).float() * 0.5
+            fake = real + 0.25
+            x_t = torch.randn(256, 2, generator=g)  # carries no information about the pair
+            logits_real, logits_fake = d(real, x_t, t), d(fake, x_t, t)
+            loss = F.softplus(-logits_real).mean() + F.softplus(logits_fake).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return ((logits_real > 0).float().mean() + (logits_fake < 0).float().mean()).item() / 2
+
+    plain, fourier = accuracy(), accuracy(fourier=32, fourier_scale=1.0)
+    assert fourier > 0.95 and plain < 0.75, (plain, fourier)
+    d = M.ToyDiscriminator(fourier=8, fourier_scale=0.3)
+    assert d.net.fourier_b.shape == (4, 8) and "net.fourier_b" in d.state_dict()  # saved with the weights
+
+
 # ---- conditioning ------------------------------------------------------------------------------------------
 
 def _conditional(kind, role, classes=3):
@@ -265,6 +293,8 @@ _T = torch.tensor([0, 3])
     (lambda: _D(_X, torch.zeros(2, 1, 32, 32), _T), ValueError, r"x_t: expected shape"),
     (lambda: _D(_X, _X.long(), _T), TypeError, "x_t: expected a floating-point tensor"),
     (lambda: M.build("toy2d", "denoiser")(torch.zeros(2, 3), _T), ValueError, r"x: expected shape \(B, 2\)"),
+    (lambda: M.ToyDiscriminator(fourier=-1), ValueError, r"fourier: expected an int >= 0, got -1"),
+    (lambda: M.ToyDiscriminator(fourier=8, fourier_scale=0.0), ValueError, "fourier_scale: expected a positive"),
     (lambda: _E(_X, torch.tensor([0, 1, 2])), ValueError, r"t: expected shape \(2,\)"),
     (lambda: _E(_X, "0"), TypeError, "t: expected an int64 tensor"),
     (lambda: M.UNet(image_size=28, ch_mult=(1, 2, 2, 2)), ValueError, "image_size: 28 is not divisible by 2"),

@@ -287,7 +287,7 @@ def test_help_states_each_default_once_and_says_what_auto_means(capsys):
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     assert "(default: auto)" not in text
     assert text.count("(default:") >= 40 and "(default 20000" not in text
-    assert "--steps STEPS training iterations (default: 20000, or from --epochs)" in text
+    assert "--steps STEPS training iterations (default: 20000, or from --epochs; 50000 for a DDPM on 2-D data)" in text
     assert "(default: off: a new run; an --out that holds a run is refused)" in text  # not "auto"
     from fastddgan.train.config import OPTIONS, option_help
 

@@ -5,11 +5,13 @@
 
 One DDPM (trained at ``--ddpm-T``, sampled with ``--ddpm-sample-T`` ancestral steps: the many-step settings, and
 the few-step ones that show the Gaussian reverse step failing) and one DDGAN per (objective, T) in
-``--losses`` x ``--ddgan-T``. Each run is ``python -m fastddgan.train`` in ``RUNS/<name>`` (a finished run is
-reused, an interrupted one resumed, so the command can be re-run), then ``fastddgan.evaluate``: exact metrics on
-2-D data, FID-dom / IS-dom on images (the data set's classifier is trained first if missing), and FID / IS with
-``--inception-weights``. Outputs in ``--out``: ``table.md``, ``table.csv``, ``results.json`` and ``figure.png``
-(one scatter plot or sample grid per row).
+``--losses`` x ``--ddgan-T``, each trained once per seed of ``--seeds``. Each run is ``python -m fastddgan.train``
+with the trainer's defaults (unless ``--steps`` / ``--train-args`` say otherwise) in ``RUNS/<name>-seed<S>`` (a
+finished run is reused, an interrupted one resumed, an evaluation already made is read back, so the command can be
+stopped and re-run), then ``fastddgan.evaluate``: exact metrics on 2-D data, FID-dom / IS-dom on images (the data
+set's classifier is trained first if missing), and FID / IS with ``--inception-weights``. Outputs in ``--out``:
+``table.md`` (mean ± std over seeds), ``table.csv``, ``results.json`` (every seed's record) and ``figure.png``
+(one scatter plot or sample grid per row, first seed).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ..data import load_dataset
 from ..losses import LOSSES
 from ..train import main as train_main
 from ..train.plots import scatter_tile
+from ._numbers import mean_std as _mean_std
 
 # R1 weights per objective for this study: reverse KL needs a larger R1 to keep both modes (measured with
 # python -m fastddgan.losses.probe); Wasserstein uses its gradient penalty instead.
@@ -49,7 +52,7 @@ def _read_seconds(path: str, default: float) -> float:
 
 
 def _run(name: str, argv: List[str], runs: str) -> Dict[str, Any]:
-    """Train (or reuse / resume) one run; returns its folder, final checkpoint and training wall time."""
+    """Train (or reuse / resume) one run; returns its folder, final checkpoint, training length and wall time."""
     out = os.path.join(runs, name)
     final = os.path.join(out, "checkpoints", "final.pt")
     timing_path = os.path.join(out, "timing.json")
@@ -64,7 +67,26 @@ def _run(name: str, argv: List[str], runs: str) -> Dict[str, Any]:
         with open(timing_path, "w") as f:
             json.dump({"train_seconds": previous + time.time() - start}, f)
     seconds = _read_seconds(timing_path, float("nan"))
-    return {"name": name, "out": out, "checkpoint": final, "train_seconds": seconds, "status": "ok"}
+    with open(os.path.join(out, "config.json")) as f:
+        steps = json.load(f)["steps"]
+    return {"name": name, "out": out, "checkpoint": final, "train_seconds": seconds, "steps": steps, "status": "ok"}
+
+
+def _evaluate(run: Dict[str, Any], T: int, n: int, seed: int, metrics: str, args) -> Dict[str, Any]:
+    """``fastddgan.evaluate`` of a run at T sampling steps, stored in the run folder (with the first 2,000
+    samples, for the figure) and read back when the same evaluation is asked again."""
+    path = os.path.join(run["out"], f"evaluation-T{T}-n{n}-seed{seed}-{metrics.replace(',', '+')}.pt")
+    if os.path.isfile(path):
+        return torch.load(path, weights_only=True)
+    record = E.evaluate(run["checkpoint"], metrics=metrics, n=n, T=T, seed=seed, data_dir=args.data_dir,
+                        inception_weights=args.inception_weights, device=args.device, keep_samples=True)
+    samples = record.pop("samples")[:2000].cpu()
+    record = json.loads(json.dumps(record, default=str))  # plain types only: read back with weights_only=True
+    record["samples"] = samples
+    tmp = path + ".tmp"
+    torch.save(record, tmp)
+    os.replace(tmp, path)
+    return record
 
 
 def _tile(samples: torch.Tensor, reference: Optional[torch.Tensor]) -> torch.Tensor:
@@ -106,25 +128,27 @@ METRIC_COLUMNS = {"toy": [("modes_covered", "modes"), ("high_quality", "high qua
                   "image": [("FID-dom", "FID-dom"), ("IS-dom", "IS-dom"), ("FID", "FID"), ("IS", "IS")]}
 
 
-def _fmt(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
-    return str(value)
-
-
 def write_table(rows: List[Dict[str, Any]], kind: str, out: str, header: str) -> None:
+    """``table.md`` / ``table.csv``: one line per row, each metric as mean ± std over the row's seeds."""
     cols = METRIC_COLUMNS[kind]
-    names = ["model", "objective", "T trained", "T sampled", "NFE", "steps trained", "train time (s)"] + \
+    names = ["model", "objective", "T trained", "T sampled", "NFE", "steps trained", "seeds", "train time (s)"] + \
         [label for _, label in cols] + ["images/s"]
     lines = []
     for r in rows:
-        m = r.get("metrics", {})
-        metric_cells = [(f"{m['modes_covered']}/{m['num_modes']}" if key == "modes_covered" and key in m
-                         else _fmt(m.get(key))) for key, _ in cols]
-        lines.append([r["model"], r["objective"], r["T_trained"], r["T_sampled"], r.get("nfe", "—"), r["steps"],
-                      _fmt(r["train_seconds"])] + metric_cells + [_fmt(r.get("images_per_s"))])
+        seeds = r["seeds"]
+        done = [s for s in seeds if "metrics" in s]
+
+        def stat(key):
+            return _mean_std([s["metrics"].get(key) for s in done])
+
+        metric_cells = [(f"{stat(key)} / {done[0]['metrics']['num_modes']}" if key == "modes_covered" and done
+                         else stat(key)) for key, _ in cols]
+        failed = len(seeds) - len(done)
+        lines.append([r["model"], r["objective"], r["T_trained"], r["T_sampled"], r.get("nfe", "—"),
+                      _mean_std([s.get("steps") for s in seeds]), f"{len(done)}" + (f" (+{failed} failed)" if
+                                                                                  failed else ""),
+                      _mean_std([s["train_seconds"] for s in seeds])] + metric_cells +
+                     [_mean_std([s.get("images_per_s") for s in done])])
     with open(os.path.join(out, "table.csv"), "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(names)
@@ -146,11 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ddpm-T", type=int, default=1000, help="DDPM training T (default: 1000)")
     p.add_argument("--ddpm-sample-T", default="3,5,10,50,300,1000", help="DDPM sampling steps (default: "
                    "3,5,10,50,300,1000)")
-    p.add_argument("--steps", type=int, default=3000, help="DDGAN training steps per run (default: 3000)")
-    p.add_argument("--ddpm-steps", type=int, default=None, help="DDPM training steps (default: 3 x --steps)")
+    p.add_argument("--steps", type=int, default=None, help="DDGAN training steps per run (default: the trainer's)")
+    p.add_argument("--ddpm-steps", type=int, default=None, help="DDPM training steps (default: the trainer's)")
     p.add_argument("--batch-size", type=int, default=None, help="training batch (default: the trainer's)")
     p.add_argument("--n", type=int, default=4000, help="samples per evaluation (default: 4000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", default="0,1,2", help="training (and sampling) seeds: each cell is trained once per "
+                   "seed and reported as mean ± std (default: 0,1,2)")
     p.add_argument("--device", choices=("cpu", "cuda"))
     p.add_argument("--data-dir", default="data")
     p.add_argument("--inception-weights", help="also compute Inception FID / IS (images)")
@@ -170,8 +195,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"python -m fastddgan.experiments.compare: error: --losses: unknown {unknown}; expected {list(LOSSES)}",
               file=sys.stderr)
         return 2
-    common = ["--dataset", args.dataset, "--data-dir", args.data_dir, "--seed", str(args.seed),
-              "--sample-every", "0", "--log-every", "100"] + args.train_args.split()
+    try:
+        seeds = _ints(args.seeds)
+    except ValueError:
+        seeds = []
+    if not seeds:
+        print(f"python -m fastddgan.experiments.compare: error: --seeds: expected comma-separated integers, got "
+              f"{args.seeds!r}", file=sys.stderr)
+        return 2
+    common = ["--dataset", args.dataset, "--data-dir", args.data_dir, "--sample-every", "0",
+              "--log-every", "100"] + args.train_args.split()
     if args.batch_size:
         common += ["--batch-size", str(args.batch_size)]
     if args.device:
@@ -180,44 +213,46 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if kind != "toy":
         clf = E.classifier_path(E.default_cache_dir(args.data_dir), args.dataset)
         if not os.path.isfile(clf):
-            E.train_domain_classifier(args.dataset, args.data_dir, clf, epochs=6, seed=args.seed, device=args.device)
-    reference = data.sample(2000, generator=torch.Generator().manual_seed(args.seed)) if kind == "toy" else None
+            E.train_domain_classifier(args.dataset, args.data_dir, clf, epochs=6, seed=seeds[0], device=args.device)
+    reference = data.sample(2000, generator=torch.Generator().manual_seed(seeds[0])) if kind == "toy" else None
 
-    plan = [("ddpm", "—", args.ddpm_T, ["--model", "ddpm", "--T", str(args.ddpm_T), "--steps",
-                                         str(args.ddpm_steps or 3 * args.steps)])]
+    ddpm_steps = ["--steps", str(args.ddpm_steps)] if args.ddpm_steps else []
+    ddgan_steps = ["--steps", str(args.steps)] if args.steps else []
+    plan = [("ddpm", "—", args.ddpm_T, ["--model", "ddpm", "--T", str(args.ddpm_T)] + ddpm_steps)]
     for loss in losses:
         for T in _ints(args.ddgan_T):
             extra = ["--r1-gamma", str(R1_GAMMA[loss])] if loss in R1_GAMMA and "--r1-gamma" not in args.train_args \
                 else []
-            plan.append(("ddgan", loss, T, ["--model", "ddgan", "--loss", loss, "--T", str(T), "--steps",
-                                            str(args.steps)] + extra))
+            plan.append(("ddgan", loss, T, ["--model", "ddgan", "--loss", loss, "--T", str(T)] + ddgan_steps + extra))
     rows, tiles = [], {}
     for model, objective, T, argv_run in plan:
         name = f"ddpm-T{T}" if model == "ddpm" else f"ddgan-{objective}-T{T}"
-        run = _run(name, common + argv_run, runs)
         sample_Ts = _ints(args.ddpm_sample_T) if model == "ddpm" else [T]
-        for T_s in sample_Ts:
-            row = {"row": f"{name}" + (f" sampled T={T_s}" if model == "ddpm" else ""), "model": model,
-                   "objective": objective, "T_trained": T, "T_sampled": T_s,
-                   "steps": int(argv_run[argv_run.index("--steps") + 1]), "train_seconds": run["train_seconds"],
-                   "status": run["status"]}
-            if run["checkpoint"] is not None:
-                record = E.evaluate(run["checkpoint"], metrics=metrics, n=args.n, T=T_s, seed=args.seed,
-                                    data_dir=args.data_dir, inception_weights=args.inception_weights,
-                                    device=args.device, keep_samples=True)
-                row.update(metrics=record["metrics"], nfe=record["speed"]["nfe_per_image"],
-                           images_per_s=record["speed"]["images_per_s"], device=record["device"])
-                tiles[row["row"]] = _tile(record.pop("samples"), reference)
-                print(E.summary(record), flush=True)
-            rows.append(row)
+        cells = [{"row": f"{name}" + (f" sampled T={T_s}" if model == "ddpm" else ""), "model": model,
+                  "objective": objective, "T_trained": T, "T_sampled": T_s, "seeds": []} for T_s in sample_Ts]
+        rows += cells
+        for seed in seeds:
+            run = _run(f"{name}-seed{seed}", common + argv_run + ["--seed", str(seed)], runs)
+            for cell in cells:
+                record = {"seed": seed, "steps": run.get("steps"), "train_seconds": run["train_seconds"],
+                          "status": run["status"]}
+                if run["checkpoint"] is not None:
+                    evaluation = _evaluate(run, cell["T_sampled"], args.n, seed, metrics, args)
+                    record.update(metrics=evaluation["metrics"], images_per_s=evaluation["speed"]["images_per_s"])
+                    cell.update(nfe=evaluation["speed"]["nfe_per_image"], device=evaluation["device"])
+                    if cell["row"] not in tiles:
+                        tiles[cell["row"]] = _tile(evaluation["samples"], reference)
+                    print(f"seed {seed}: " + E.summary(evaluation), flush=True)
+                cell["seeds"].append(record)
             with open(os.path.join(args.out, "results.json"), "w") as f:
                 json.dump({"dataset": args.dataset, "torch": torch.__version__, "argv": list(argv or sys.argv[1:]),
                            "rows": rows}, f, indent=2, default=str)
-    device = rows[0].get("device", "cpu") if rows else "cpu"
+    device = next((r["device"] for r in rows if "device" in r), "cpu")
     header = (f"# DDPM vs DDGAN per-step objectives on {args.dataset}\n\n"
               f"Command: `python -m fastddgan.experiments.compare {' '.join(argv or sys.argv[1:])}`; device: "
-              f"{device}; torch {torch.__version__}; {time.strftime('%Y-%m-%d')}; {args.n} samples per row, seed "
-              f"{args.seed}. Train time is the wall time of the training run on this device.")
+              f"{device}; torch {torch.__version__}; {time.strftime('%Y-%m-%d')}; {args.n} samples per evaluation; "
+              f"mean ± std over seeds {','.join(map(str, seeds))} (training and sampling). Train time is the wall "
+              f"time of one training run on this device; the figure shows seed {seeds[0]}.")
     write_table(rows, kind, args.out, header)
     _figure(rows, tiles, os.path.join(args.out, "figure.png"))
     print(f"wrote {os.path.join(args.out, 'table.md')}, table.csv, results.json, figure.png")

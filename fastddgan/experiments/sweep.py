@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from .. import evaluate as E
 from .._io import read_jsonl
 from ..train import main as train_main
-from .compare import _fmt
+from ._numbers import mean_std as _mean_std
 
 
 def parse_cell(text: str) -> Tuple[str, List[str]]:
@@ -61,17 +61,6 @@ def run_cell(name: str, flags: List[str], seed: int, dataset: str, runs: str, n:
     record.update(metrics=evaluation["metrics"], steps=config["steps"], threads=config.get("threads"),
                   it_per_s=config["steps"] / seconds, images_per_s=evaluation["speed"]["images_per_s"])
     return record
-
-
-def _mean_std(values: List[float]) -> str:
-    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    if not values:
-        return "—"
-    mean = sum(values) / len(values)
-    if len(values) == 1:
-        return _fmt(mean)  # one seed: no spread to state
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    return f"{_fmt(mean)} ± {_fmt(std)}"
 
 
 TOY_COLUMNS = [("modes_covered", "modes", 1), ("high_quality", "within 3 std (%)", 100),

@@ -61,12 +61,13 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         d=dict(ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=()),
         eps=dict(ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(14,)),
     ),
-    # 2-D toy data (e.g. 8 Gaussians on a ring): MLPs that train on 2 CPU cores in minutes.
+    # 2-D toy data (e.g. 8 Gaussians on a ring): MLPs that train on 2 CPU cores in minutes. Four hidden layers
+    # for G and the denoiser, three for D: measured on ring8 / grid25 (benchmarks/results/sweep-2d/README.md).
     "toy2d": {
         "kind": "toy", "image_size": None, "channels": 2,
-        "generator": dict(dim=2, nz=2, hidden=128, num_layers=3),
+        "generator": dict(dim=2, nz=2, hidden=128, num_layers=4),
         "discriminator": dict(dim=2, hidden=128, num_layers=3),
-        "denoiser": dict(dim=2, hidden=128, num_layers=3),
+        "denoiser": dict(dim=2, hidden=128, num_layers=4),
     },
 }
 

@@ -7,10 +7,18 @@ All three share one trunk (:class:`ConditionalMLP`):
 
 i.e. the time (+ class) embedding is added as a bias in every hidden layer. Outputs are unbounded (2-D toy data
 has scale ~4, so no tanh). The sinusoid's longest period is 10 * T_max.
+
+With ``fourier = F > 0`` the input first gets F random Fourier features (Tancik et al. 2020),
+
+    h_0 = [x, sin(2 pi x B), cos(2 pi x B)],   B (in_dim, F) ~ N(0, fourier_scale^2), drawn once (a buffer),
+
+which lets a small MLP resolve structure finer than its input range (plain MLPs learn low frequencies first):
+``fourier_scale`` is in cycles per input unit.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -27,8 +35,16 @@ class ConditionalMLP(nn.Module):
     """(B, in_dim), t (B,), y (B,) or None -> (B, out_dim); see the module docstring for the math."""
 
     def __init__(self, in_dim: int, out_dim: int, hidden: int = 128, num_layers: int = 3,
-                 num_classes: Optional[int] = None, T_max: int = 1000, act: str = "silu"):
+                 num_classes: Optional[int] = None, T_max: int = 1000, act: str = "silu",
+                 fourier: int = 0, fourier_scale: float = 1.0):
         super().__init__()
+        self.fourier = _checks.positive_int("fourier", fourier, 0)
+        if fourier:
+            if isinstance(fourier_scale, bool) or not isinstance(fourier_scale, (int, float)) or \
+                    not 0 < fourier_scale < float("inf"):
+                raise ValueError(f"fourier_scale: expected a positive number, got {fourier_scale!r}")
+            self.register_buffer("fourier_b", torch.randn(in_dim, fourier) * (2 * math.pi * fourier_scale))
+            in_dim = in_dim + 2 * fourier
         _checks.positive_int("hidden", hidden, 2)
         self.num_layers = _checks.positive_int("num_layers", num_layers)
         _checks.positive_int("T_max", T_max)
@@ -42,6 +58,9 @@ class ConditionalMLP(nn.Module):
     def forward(self, h: torch.Tensor, t, y=None) -> torch.Tensor:
         c = F.silu(self.cond(t, y, h.shape[0], h.device, h.dtype))
         biases = self.cond_proj(c).chunk(self.num_layers, dim=1)
+        if self.fourier:
+            proj = h @ self.fourier_b
+            h = torch.cat([h, proj.sin(), proj.cos()], dim=1)
         for layer, bias in zip(self.layers, biases):
             h = self.act(layer(h) + bias)
         return self.out(h)
@@ -66,15 +85,16 @@ class ToyGenerator(nn.Module):
 
 
 class ToyDiscriminator(nn.Module):
-    """D(x_prev, x_t, t[, y]) -> one logit per sample (B,); LeakyReLU(0.2) MLP on [x_prev, x_t]. Per-sample only
-    (no coupling across the batch)."""
+    """D(x_prev, x_t, t[, y]) -> one logit per sample (B,); LeakyReLU(0.2) MLP on [x_prev, x_t] (optionally
+    with ``fourier`` random Fourier features of it). Per-sample only (no coupling across the batch)."""
 
     def __init__(self, dim: int = 2, hidden: int = 128, num_layers: int = 3, num_classes: Optional[int] = None,
-                 T_max: int = 1000):
+                 T_max: int = 1000, fourier: int = 0, fourier_scale: float = 1.0):
         super().__init__()
         self.dim = _checks.positive_int("dim", dim)
         self.num_classes = _checks.optional_classes(num_classes)
-        self.net = ConditionalMLP(2 * dim, 1, hidden, num_layers, num_classes, T_max, act="leaky_relu")
+        self.net = ConditionalMLP(2 * dim, 1, hidden, num_layers, num_classes, T_max, act="leaky_relu",
+                                  fourier=fourier, fourier_scale=fourier_scale)
 
     def forward(self, x_prev: torch.Tensor, x_t: torch.Tensor, t, y=None) -> torch.Tensor:
         _checks.data("x_t", x_t, (None, self.dim))

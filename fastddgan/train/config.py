@@ -59,7 +59,7 @@ OPTIONS: List[Option] = [
     Option("cond", bool, False, "class-conditional training (labels of the data set; for guidance)", compat=True),
     Option("p_uncond", float, 0.1, "probability of dropping the label (classifier-free guidance)", compat=True),
     # how long, how big
-    Option("steps", int, None, "training iterations", auto="20000, or from --epochs"),
+    Option("steps", int, None, "training iterations", auto="20000, or from --epochs; 50000 for a DDPM on 2-D data"),
     Option("epochs", float, None, "training length in passes over the data set (image data only)",
            auto="unset: --steps decides"),
     Option("batch_size", int, None, "batch size per process; the global batch is batch_size x processes",
@@ -68,7 +68,9 @@ OPTIONS: List[Option] = [
     Option("lr_g", float, None, "ddgan generator learning rate", compat=True, auto="1.6e-4; 1e-3 for 2-D data"),
     Option("lr_d", float, None, "ddgan discriminator learning rate", compat=True,
            auto="1.25e-4; 1e-3 for 2-D data"),
-    Option("lr", float, 2e-4, "ddpm learning rate", compat=True),
+    Option("lr", float, None, "ddpm learning rate", compat=True, auto="2e-4; 1e-3 for 2-D data"),
+    Option("adam_beta2", float, None, "ddgan: Adam's second-moment decay (beta1 is 0.5)", compat=True,
+           auto="0.9; 0.99 for 2-D data"),
     Option("lr_decay", str, "cosine", "learning-rate schedule over --steps (ddgan)", ("cosine", "none"),
            compat=True),
     Option("r1_gamma", float, None, "ddgan R1 penalty weight", compat=True, auto="0.02; 0.05 for 2-D data"),
@@ -250,12 +252,14 @@ def resolve(config: Dict[str, Any], dataset_info: Dict[str, Any]) -> Dict[str, A
             raise ConfigError(f"--epochs: expected a positive number, got {c['epochs']}")
         global_batch = c["batch_size"] * dataset_info.get("world_size", 1)
         c["steps"] = max(1, int(round(c["epochs"] * dataset_info["size"] / global_batch)))
-    c["steps"] = 20000 if c["steps"] is None else c["steps"]
+    c["steps"] = (50000 if toy and not ddgan else 20000) if c["steps"] is None else c["steps"]
     if c["steps"] < 1:
         raise ConfigError(f"--steps: expected an integer >= 1, got {c['steps']}")
     c["lr_g"] = c["lr_g"] if c["lr_g"] is not None else (1e-3 if toy else 1.6e-4)
     c["lr_d"] = c["lr_d"] if c["lr_d"] is not None else (1e-3 if toy else 1.25e-4)
     c["r1_gamma"] = c["r1_gamma"] if c["r1_gamma"] is not None else (0.05 if toy else 0.02)
+    c["lr"] = c["lr"] if c["lr"] is not None else (1e-3 if toy else 2e-4)
+    c["adam_beta2"] = c["adam_beta2"] if c["adam_beta2"] is not None else (0.99 if toy else 0.9)
     c["ema_decay"] = c["ema_decay"] if c["ema_decay"] is not None else \
         (0.995 if toy else (0.999 if ddgan else 0.9999))
     c["hflip"] = bool(c["hflip"]) if c["hflip"] is not None else \
@@ -276,6 +280,8 @@ def resolve(config: Dict[str, Any], dataset_info: Dict[str, Any]) -> Dict[str, A
             raise ConfigError(f"{_flag(name)}: expected an integer >= 0, got {c[name]}")
     if not 0.0 <= c["p_uncond"] < 1.0:
         raise ConfigError(f"--p-uncond: expected a probability in [0, 1), got {c['p_uncond']}")
+    if not 0.0 <= c["adam_beta2"] < 1.0:
+        raise ConfigError(f"--adam-beta2: expected a number in [0, 1), got {c['adam_beta2']}")
     if not 0.0 <= c["ema_decay"] < 1.0:
         raise ConfigError(f"--ema-decay: expected a number in [0, 1), got {c['ema_decay']}")
     return c

@@ -71,7 +71,8 @@ def build_model(c: Dict[str, Any], info: Dict[str, Any]):
         loss_options = {k: c[k] for k in ("gp_lambda", "n_critic") if c[k] is not None}
         options = dict(loss=c["loss"], loss_options={**loss_options, "generator_form": c["generator_form"]},
                        r1_gamma=c["r1_gamma"], lazy_reg=c["lazy_reg"], lr_g=c["lr_g"], lr_d=c["lr_d"],
-                       total_steps=c["steps"] if c["lr_decay"] == "cosine" else None, ema_decay=c["ema_decay"],
+                       betas=(0.5, c["adam_beta2"]), ema_decay=c["ema_decay"],
+                       total_steps=c["steps"] if c["lr_decay"] == "cosine" else None,
                        p_uncond=c["p_uncond"], amp=c["amp"], compile=c["compile"])
     else:
         options = dict(prediction=c["prediction"], p_uncond=c["p_uncond"], lr=c["lr"], ema_decay=c["ema_decay"],

@@ -1,0 +1,27 @@
+"""Number formatting shared by the experiment tables."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, List
+
+
+def fmt(value: Any) -> str:
+    """Three significant digits (whole numbers from 100 up); "—" for a missing value."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+    return str(value)
+
+
+def mean_std(values: List[Any]) -> str:
+    """"mean ± std" (sample std) of the values that are present; the bare mean for one value, "—" for none."""
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not values:
+        return "—"
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return fmt(mean)  # one seed: no spread to state
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return f"{fmt(mean)} ± {fmt(std)}"
