@@ -201,6 +201,17 @@ def test_out_folder_and_incompatible_resume(tmp_path, capsys):
     assert fastddgan.load(out / "checkpoints" / "final.pt").step == 8
 
 
+def test_resume_compares_a_new_option_with_the_value_older_runs_used():
+    """A checkpoint saved before --adam-beta2 existed trained with Adam (0.5, 0.9): resuming it with 0.9 is
+    compatible, with the new 2-D default 0.99 it is not, and the message says which value the checkpoint had."""
+    from fastddgan.train.config import incompatible
+
+    stored = {"loss": "js", "seed": 0}
+    assert incompatible(stored, {"loss": "js", "seed": 0, "adam_beta2": 0.9}) == []
+    assert incompatible(stored, {"loss": "js", "seed": 0, "adam_beta2": 0.99}) == [
+        "adam_beta2 (checkpoint 0.9, now 0.99)"]
+
+
 def test_nonfinite_steps_are_skipped_then_recovered_then_stopped(tmp_path, monkeypatch, capsys):
     real_get = Batches.get
 

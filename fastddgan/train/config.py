@@ -30,6 +30,7 @@ class Option:
     choices: Optional[Sequence[str]] = None
     compat: bool = False    # must equal the checkpoint's value when resuming
     auto: Optional[str] = None  # what an unset option means, for --help ("required" when it must be given)
+    before: Any = None      # the value runs saved before the option existed used (compared on resume)
 
 
 AMP = ("bf16", "fp16")
@@ -70,7 +71,7 @@ OPTIONS: List[Option] = [
            auto="1.25e-4; 1e-3 for 2-D data"),
     Option("lr", float, None, "ddpm learning rate", compat=True, auto="2e-4; 1e-3 for 2-D data"),
     Option("adam_beta2", float, None, "ddgan: Adam's second-moment decay (beta1 is 0.5)", compat=True,
-           auto="0.9; 0.99 for 2-D data"),
+           auto="0.9; 0.99 for 2-D data", before=0.9),
     Option("lr_decay", str, "cosine", "learning-rate schedule over --steps (ddgan)", ("cosine", "none"),
            compat=True),
     Option("r1_gamma", float, None, "ddgan R1 penalty weight", compat=True, auto="0.02; 0.05 for 2-D data"),
@@ -289,5 +290,5 @@ def resolve(config: Dict[str, Any], dataset_info: Dict[str, Any]) -> Dict[str, A
 
 def incompatible(stored: Dict[str, Any], current: Dict[str, Any]) -> List[str]:
     """The compat keys whose values differ between a checkpoint's resolved config and the current one."""
-    return [f"{o.name} (checkpoint {stored.get(o.name)!r}, now {current.get(o.name)!r})"
-            for o in OPTIONS if o.compat and stored.get(o.name) != current.get(o.name)]
+    return [f"{o.name} (checkpoint {stored.get(o.name, o.before)!r}, now {current.get(o.name)!r})"
+            for o in OPTIONS if o.compat and stored.get(o.name, o.before) != current.get(o.name)]
