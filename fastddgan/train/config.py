@@ -46,7 +46,8 @@ OPTIONS: List[Option] = [
            auto="the images' own size"),
     Option("channels", int, None, "1 or 3 channels for folder:PATH data sets", compat=True, auto="3"),
     Option("preset", str, None, "network preset", tuple(sorted(PRESETS)), compat=True,
-           auto="the data set's own; cifar10 for folders, toy2d for 2-D data"),
+           auto="the data set's own (mnist, fashion-mnist, cifar10, grid25); otherwise cifar10 for images, toy2d "
+                "for 2-D data"),
     Option("T", int, None, "diffusion steps", compat=True, auto="4 for ddgan, 1000 for ddpm"),
     Option("schedule", str, None, "noise schedule", ("ddgan", "linear", "cosine"), compat=True,
            auto="ddgan for ddgan, linear for ddpm"),
@@ -231,7 +232,7 @@ def resolve(config: Dict[str, Any], dataset_info: Dict[str, Any]) -> Dict[str, A
         raise ConfigError(f"--threads: expected an integer >= 1, got {c['threads']}")
     c["threads"] = c["threads"] or (1 if toy else None)
     if c["preset"] is None:
-        c["preset"] = "toy2d" if toy else (c["dataset"] if c["dataset"] in PRESETS else "cifar10")
+        c["preset"] = c["dataset"] if c["dataset"] in PRESETS else ("toy2d" if toy else "cifar10")
     preset_kind = PRESETS[c["preset"]]["kind"]
     if (preset_kind == "toy") != toy:
         raise ConfigError(f"--preset: {c['preset']!r} is a {preset_kind} preset but --dataset {c['dataset']!r} "
