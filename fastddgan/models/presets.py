@@ -70,12 +70,12 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         "denoiser": dict(dim=2, hidden=128, num_layers=4),
     },
 }
-# The 25-Gaussian grid: the same MLPs, the discriminator with 64 random Fourier features of its input (0.2
+# The 25-Gaussian grid: the same MLPs, the discriminator with 128 random Fourier features of its input (0.2
 # cycles per unit). A plain MLP discriminator stays at chance there (0/25 modes after 5k steps): it learns the
 # grid's 25 narrow bumps far slower than the generator matches the grid's coarse spread. Measured in
 # benchmarks/results/sweep-2d/README.md; on ring8 the same features cost mode balance, so toy2d keeps a plain D.
 PRESETS["grid25"] = copy.deepcopy(PRESETS["toy2d"])
-PRESETS["grid25"]["discriminator"].update(fourier=64, fourier_scale=0.2)
+PRESETS["grid25"]["discriminator"].update(fourier=128, fourier_scale=0.2)
 
 
 def preset(name: str) -> Dict[str, Any]:
