@@ -29,6 +29,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 
 from .. import evaluate as E
+from .._io import atomic_write
 from ..data import load_dataset
 from ..losses import LOSSES
 from ..train import main as train_main
@@ -83,9 +84,7 @@ def _evaluate(run: Dict[str, Any], T: int, n: int, seed: int, metrics: str, args
     samples = record.pop("samples")[:2000].cpu()
     record = json.loads(json.dumps(record, default=str))  # plain types only: read back with weights_only=True
     record["samples"] = samples
-    tmp = path + ".tmp"
-    torch.save(record, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: torch.save(record, f))
     return record
 
 
