@@ -166,6 +166,8 @@ def test_config_file_and_flag_override(tmp_path):
     (["--dataset", "ring8", "--out", "X", "--cond"], "--cond: the data set 'ring8' has no class labels"),
     (["--dataset", "ring8", "--out", "X", "--ckpt-every", "0"], "--ckpt-every: expected an integer >= 1"),
     (["--dataset", "ring8", "--out", "X", "--threads", "0"], "--threads: expected an integer >= 1"),
+    (["--dataset", "ring8", "--out", "X", "--adam-beta2", "1.0"], "--adam-beta2: expected a number in [0, 1), got 1.0"),
+    (["--dataset", "grid25", "--out", "X", "--preset", "tiny"], "--preset: 'tiny' is a image preset"),
 ])
 def test_bad_input_gives_one_line_and_exit_2(tmp_path, capsys, argv, message):
     argv = [a.replace("X", str(tmp_path / "x")) for a in argv]
