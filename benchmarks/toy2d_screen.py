@@ -4,7 +4,8 @@ evaluated with the exact mixture metrics. One JSON line per run is printed and a
 
     python benchmarks/toy2d_screen.py NAME STEPS [key=value ...]
 
-keys: ``model`` (ddgan | ddpm), ``data`` (ring8 | grid25), ``seed``, ``T``, ``batch``; ``g.X`` / ``d.X`` / ``e.X``
+keys: ``model`` (ddgan | ddpm), ``data`` (ring8 | grid25), ``seed``, ``T``, ``batch``, ``final_share`` (the
+share of each batch that trains the final step t = 0; default uniform); ``g.X`` / ``d.X`` / ``e.X``
 set the generator's / discriminator's / denoiser's constructor argument X (e.g. ``g.num_layers=4``,
 ``d.fourier=64``); anything else goes to ``DDGAN(...)`` / ``DDPM(...)`` (e.g. ``r1_gamma=0``,
 ``betas=(0.5,0.99)``, ``lr=1e-3``). Values are Python literals. Starts from the ``toy2d`` preset and the trainer's
@@ -46,6 +47,19 @@ def last_step_quality(model, data: str, n: int = 4000, seed: int = 123) -> float
     return TOY2D[data].mode_stats(out.double())["high_quality"]
 
 
+def _weight_final_step(model, share: float) -> None:
+    """Train the final step (t = 0) on ``share`` of each batch and the other steps uniformly on the rest."""
+    weights = torch.full((model.T,), (1 - share) / (model.T - 1))
+    weights[0] = share
+
+    def pair(x0, generator):
+        t = torch.multinomial(weights, x0.shape[0], replacement=True, generator=generator)
+        x_prev, x_t = ops.q_sample_pairs(x0, t, model.schedule, generator=generator)
+        return t, x_prev, x_t
+
+    model._pair = pair
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("name")
@@ -56,6 +70,7 @@ def main() -> None:
     kv = dict(a.split("=", 1) for a in args.settings)
     kind, data = kv.pop("model", "ddgan"), kv.pop("data", "ring8")
     seed, batch = int(kv.pop("seed", 0)), int(kv.pop("batch", 256))
+    final_share = float(kv.pop("final_share", 0))
     T = int(kv.pop("T", 4 if kind == "ddgan" else 1000))
     cfg = preset("toy2d")
     cfg["generator"]["num_layers"] = cfg["denoiser"]["num_layers"] = 3  # the baseline of 2026-11-29
@@ -67,6 +82,8 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     model = from_preset(kind, cfg, T, None, **options)
+    if final_share:
+        _weight_final_step(model, final_share)
     g = torch.Generator().manual_seed(seed)
     start = time.time()
     for _ in range(args.steps):
@@ -80,6 +97,7 @@ def main() -> None:
                         "sliced_w1": round(sliced_wasserstein(x, toy2d(data, 4000, torch.Generator().manual_seed(7))),
                                            4)}
     record = dict(name=args.name, model=kind, data=data, steps=args.steps, seed=seed, batch=batch,
+                  final_share=final_share,
                   train_seconds=round(seconds, 1), results=results,
                   networks={k: cfg[k] for k in ROLES.values()}, options=options)
     if kind == "ddgan":

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import pytest
 import torch
@@ -84,7 +85,7 @@ def test_fid_dom_with_a_domain_classifier_and_cached_reference(mnist_ckpt, tmp_p
 def test_compare_writes_the_table(tmp_path):
     out = tmp_path / "cmp"
     args = ["--dataset", "ring8", "--out", str(out), "--ddgan-T", "2", "--steps", "5", "--ddpm-T", "20",
-            "--ddpm-steps", "5", "--n", "200"]
+            "--ddpm-steps", "5", "--n", "200", "--extra", ""]
     assert compare.main(args + ["--losses", "js,wasserstein", "--ddpm-sample-T", "2,20", "--seeds", "0,1"]) == 0
     rows = json.loads((out / "results.json").read_text())["rows"]
     assert [(r["model"], r["objective"], r["T_sampled"]) for r in rows] == [
@@ -109,6 +110,30 @@ def test_compare_writes_the_table(tmp_path):
     again = json.loads((out / "results.json").read_text())["rows"]
     assert again[1]["seeds"] == rows[2]["seeds"]
     assert compare.main(args + ["--seeds", "x"]) == 2
+    assert compare.main(args + ["--extra", "js:0"]) == 2 and compare.main(args + ["--extra", "nope:2"]) == 2
+    # a study committed without its checkpoints is still reused: the stored evaluations are enough
+    for path in (out / "runs").glob("*/checkpoints"):
+        shutil.rmtree(path)
+    assert compare.main(args + ["--losses", "js", "--ddpm-sample-T", "2", "--seeds", "0,1"]) == 0
+    assert not (out / "runs" / "ddgan-js-T2-seed1" / "checkpoints").exists()
+    assert json.loads((out / "results.json").read_text())["rows"][1]["seeds"] == rows[2]["seeds"]
+
+
+def test_compare_trains_runs_in_parallel_jobs(tmp_path):
+    """--jobs 2 trains the runs in child processes first; the cells and their order are those of one job, and
+    --extra adds cells (T = 4 rows first in the training order, sorted in the table)."""
+    out = tmp_path / "cmp"
+    args = ["--dataset", "ring8", "--out", str(out), "--losses", "js", "--ddgan-T", "4", "--extra", "js:2",
+            "--steps", "5", "--ddpm-T", "10", "--ddpm-steps", "5", "--ddpm-sample-T", "10", "--n", "100",
+            "--seeds", "0", "--jobs", "2"]
+    assert compare.main(args) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [(r["model"], r["objective"], r["T_trained"]) for r in rows] == [
+        ("ddpm", "—", 10), ("ddgan", "js", 2), ("ddgan", "js", 4)]
+    assert all("metrics" in r["seeds"][0] for r in rows)
+    assert (out / "runs" / "ddgan-js-T2-seed0.log").is_file()
+    config = json.loads((out / "runs" / "ddgan-js-T2-seed0" / "config.json").read_text())
+    assert (config["T"], config["steps"], config["threads"]) == (2, 5, 1)
 
 
 def test_evaluate_finds_the_runs_classifier_from_another_folder(tmp_path, monkeypatch):

@@ -22,8 +22,10 @@ import io
 import json
 import math
 import os
+import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional, Sequence
 
 import torch
@@ -52,7 +54,16 @@ def _read_seconds(path: str, default: float) -> float:
         return json.load(f)["train_seconds"]
 
 
-def _run(name: str, argv: List[str], runs: str) -> Dict[str, Any]:
+def _train_in_subprocess(argv: List[str], out: str) -> int:
+    """``python -m fastddgan.train ARGV`` in a child process with one thread (for ``--jobs``), its output in
+    ``OUT.log`` beside the run folder."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    with open(out + ".log", "a") as log:
+        return subprocess.run([sys.executable, "-m", "fastddgan.train"] + argv, stdout=log, stderr=subprocess.STDOUT,
+                              env=env).returncode
+
+
+def _run(name: str, argv: List[str], runs: str, in_subprocess: bool = False) -> Dict[str, Any]:
     """Train (or reuse / resume) one run; returns its folder, final checkpoint, training length and wall time."""
     out = os.path.join(runs, name)
     final = os.path.join(out, "checkpoints", "final.pt")
@@ -60,7 +71,8 @@ def _run(name: str, argv: List[str], runs: str) -> Dict[str, Any]:
     if not os.path.isfile(final):
         resume = ["--resume", "auto"] if os.path.isdir(out) else []
         start = time.time()
-        rc = train_main(argv + ["--out", out] + resume)
+        argv = argv + ["--out", out] + resume
+        rc = _train_in_subprocess(argv, out) if in_subprocess else train_main(argv)
         if rc != 0:
             return {"name": name, "out": out, "checkpoint": None, "train_seconds": time.time() - start,
                     "status": f"training failed (exit {rc})"}
@@ -73,10 +85,74 @@ def _run(name: str, argv: List[str], runs: str) -> Dict[str, Any]:
     return {"name": name, "out": out, "checkpoint": final, "train_seconds": seconds, "steps": steps, "status": "ok"}
 
 
+def _evaluation_path(out: str, T: int, n: int, seed: int, metrics: str) -> str:
+    return os.path.join(out, f"evaluation-T{T}-n{n}-seed{seed}-{metrics.replace(',', '+')}.pt")
+
+
+def _finished(name: str, runs: str, paths: List[str]) -> Optional[Dict[str, Any]]:
+    """A run whose every evaluation is stored already, described from its folder without its checkpoints (which
+    need not be kept: a study committed without them is still reused in the next session)."""
+    out = os.path.join(runs, name)
+    config = os.path.join(out, "config.json")
+    if not (paths and all(os.path.isfile(p) for p in paths) and os.path.isfile(config)):
+        return None
+    with open(config) as f:
+        steps = json.load(f)["steps"]
+    return {"name": name, "out": out, "checkpoint": None, "steps": steps, "status": "ok",
+            "train_seconds": _read_seconds(os.path.join(out, "timing.json"), float("nan"))}
+
+
+def _run_name(cell: str, seed: int) -> str:
+    return f"{cell}-seed{seed}"
+
+
+def _evaluation_paths(runs: str, cell: str, sample_Ts: List[int], seed: int, metrics: str, args) -> List[str]:
+    return [_evaluation_path(os.path.join(runs, _run_name(cell, seed)), T, args.n, seed, metrics) for T in sample_Ts]
+
+
+def _train_ahead(plan, seeds: List[int], common: List[str], runs: str, metrics: str, args) -> None:
+    """With ``--jobs N > 1``: train every run still to train, N at a time in child processes (one thread each),
+    before the evaluations; prints each start with an estimate of the time left."""
+    todo = []
+    for model, objective, T, argv_run in plan:
+        name = _cell_name(model, objective, T)
+        sample_Ts = _ints(args.ddpm_sample_T) if model == "ddpm" else [T]
+        for seed in seeds:
+            run_name = _run_name(name, seed)
+            if not (os.path.isfile(os.path.join(runs, run_name, "checkpoints", "final.pt")) or
+                    _finished(run_name, runs, _evaluation_paths(runs, name, sample_Ts, seed, metrics, args))):
+                todo.append((run_name, common + argv_run + ["--seed", str(seed)]))
+    if args.jobs <= 1 or not todo:
+        return
+    os.makedirs(runs, exist_ok=True)
+    start, done = time.time(), []
+
+    def train(item):
+        run_name, argv = item
+        print(f"training {run_name} ({len(done)}/{len(todo)} done, {_eta(start, len(done), len(todo))})",
+              flush=True)
+        result = _run(run_name, argv, runs, in_subprocess=True)
+        done.append(result)
+        print(f"finished {run_name}: {result['status']}, {result['train_seconds']:.0f} s", flush=True)
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        list(pool.map(train, todo))
+
+
+def _eta(start: float, done: int, total: int) -> str:
+    if not done:
+        return "time left unknown yet"
+    return f"about {(time.time() - start) / done * (total - done) / 60:.0f} min left"
+
+
+def _cell_name(model: str, objective: str, T: int) -> str:
+    return f"ddpm-T{T}" if model == "ddpm" else f"ddgan-{objective}-T{T}"
+
+
 def _evaluate(run: Dict[str, Any], T: int, n: int, seed: int, metrics: str, args) -> Dict[str, Any]:
     """``fastddgan.evaluate`` of a run at T sampling steps, stored in the run folder (with the first 2,000
     samples, for the figure) and read back when the same evaluation is asked again."""
-    path = os.path.join(run["out"], f"evaluation-T{T}-n{n}-seed{seed}-{metrics.replace(',', '+')}.pt")
+    path = _evaluation_path(run["out"], T, n, seed, metrics)
     if os.path.isfile(path):
         return torch.load(path, weights_only=True)
     record = E.evaluate(run["checkpoint"], metrics=metrics, n=n, T=T, seed=seed, data_dir=args.data_dir,
@@ -158,6 +234,12 @@ def write_table(rows: List[Dict[str, Any]], kind: str, out: str, header: str) ->
         f.write("\n".join(md) + "\n")
 
 
+def _write_results(rows: List[Dict[str, Any]], args, argv: Optional[Sequence[str]]) -> None:
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump({"dataset": args.dataset, "torch": torch.__version__, "argv": list(argv or sys.argv[1:]),
+                   "rows": rows}, f, indent=2, default=str)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m fastddgan.experiments.compare", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -165,7 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for table.md, table.csv, results.json, figure.png")
     p.add_argument("--runs", help="folder for the training runs (default: OUT/runs)")
     p.add_argument("--losses", default=",".join(LOSSES), help="objectives (default: all five)")
-    p.add_argument("--ddgan-T", default="3,5,10", help="DDGAN step counts (default: 3,5,10)")
+    p.add_argument("--ddgan-T", default="3,4,5,10", help="DDGAN step counts of every objective (default: 3,4,5,10)")
+    p.add_argument("--extra", default="js:1,js:2,js:8", help="further DDGAN cells as OBJECTIVE:T, e.g. the few-step "
+                   "end of the standard GAN (default: js:1,js:2,js:8; '' for none)")
     p.add_argument("--ddpm-T", type=int, default=1000, help="DDPM training T (default: 1000)")
     p.add_argument("--ddpm-sample-T", default="3,5,10,50,300,1000", help="DDPM sampling steps (default: "
                    "3,5,10,50,300,1000)")
@@ -175,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=4000, help="samples per evaluation (default: 4000)")
     p.add_argument("--seeds", default="0,1,2", help="training (and sampling) seeds: each cell is trained once per "
                    "seed and reported as mean ± std (default: 0,1,2)")
+    p.add_argument("--jobs", type=int, default=1, help="training runs at a time, each a child process with one "
+                   "thread (e.g. 2 on a 2-core machine for 2-D data; default: 1, in this process)")
     p.add_argument("--device", choices=("cpu", "cuda"))
     p.add_argument("--data-dir", default="data")
     p.add_argument("--inception-weights", help="also compute Inception FID / IS (images)")
@@ -193,6 +279,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if unknown:
         print(f"python -m fastddgan.experiments.compare: error: --losses: unknown {unknown}; expected {list(LOSSES)}",
               file=sys.stderr)
+        return 2
+    try:
+        extra = [(cell.split(":")[0].strip(), int(cell.split(":")[1])) for cell in args.extra.split(",")
+                 if cell.strip()]
+    except (IndexError, ValueError):
+        extra = None
+    if extra is None or any(loss not in LOSSES or T < 1 for loss, T in extra):
+        print(f"python -m fastddgan.experiments.compare: error: --extra: expected OBJECTIVE:T cells with an objective "
+              f"of {list(LOSSES)} and T >= 1, e.g. js:1,js:2; got {args.extra!r}", file=sys.stderr)
         return 2
     try:
         seeds = _ints(args.seeds)
@@ -218,24 +313,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ddpm_steps = ["--steps", str(args.ddpm_steps)] if args.ddpm_steps else []
     ddgan_steps = ["--steps", str(args.steps)] if args.steps else []
     plan = [("ddpm", "—", args.ddpm_T, ["--model", "ddpm", "--T", str(args.ddpm_T)] + ddpm_steps)]
-    for loss in losses:
-        for T in _ints(args.ddgan_T):
-            extra = ["--r1-gamma", str(R1_GAMMA[loss])] if loss in R1_GAMMA and "--r1-gamma" not in args.train_args \
-                else []
-            plan.append(("ddgan", loss, T, ["--model", "ddgan", "--loss", loss, "--T", str(T)] + ddgan_steps + extra))
+    # the cells of T = 4 (the sampler's default) first, then the rest: a study stopped part-way has its main row
+    for loss, T in sorted({(loss, T) for loss in losses for T in _ints(args.ddgan_T)} | set(extra),
+                          key=lambda cell: (cell[1] != 4, list(LOSSES).index(cell[0]), cell[1])):
+        r1 = ["--r1-gamma", str(R1_GAMMA[loss])] if loss in R1_GAMMA and "--r1-gamma" not in args.train_args else []
+        plan.append(("ddgan", loss, T, ["--model", "ddgan", "--loss", loss, "--T", str(T)] + ddgan_steps + r1))
+    _train_ahead(plan, seeds, common, runs, metrics, args)
     rows, tiles = [], {}
     for model, objective, T, argv_run in plan:
-        name = f"ddpm-T{T}" if model == "ddpm" else f"ddgan-{objective}-T{T}"
+        name = _cell_name(model, objective, T)
         sample_Ts = _ints(args.ddpm_sample_T) if model == "ddpm" else [T]
         cells = [{"row": f"{name}" + (f" sampled T={T_s}" if model == "ddpm" else ""), "model": model,
                   "objective": objective, "T_trained": T, "T_sampled": T_s, "seeds": []} for T_s in sample_Ts]
         rows += cells
         for seed in seeds:
-            run = _run(f"{name}-seed{seed}", common + argv_run + ["--seed", str(seed)], runs)
+            run_name, paths = _run_name(name, seed), _evaluation_paths(runs, name, sample_Ts, seed, metrics, args)
+            run = _finished(run_name, runs, paths) or _run(run_name, common + argv_run + ["--seed", str(seed)], runs)
             for cell in cells:
                 record = {"seed": seed, "steps": run.get("steps"), "train_seconds": run["train_seconds"],
                           "status": run["status"]}
-                if run["checkpoint"] is not None:
+                if run["status"] == "ok":
                     evaluation = _evaluate(run, cell["T_sampled"], args.n, seed, metrics, args)
                     record.update(metrics=evaluation["metrics"], images_per_s=evaluation["speed"]["images_per_s"])
                     cell.update(nfe=evaluation["speed"]["nfe_per_image"], device=evaluation["device"])
@@ -243,15 +340,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         tiles[cell["row"]] = _tile(evaluation["samples"], reference)
                     print(f"seed {seed}: " + E.summary(evaluation), flush=True)
                 cell["seeds"].append(record)
-            with open(os.path.join(args.out, "results.json"), "w") as f:
-                json.dump({"dataset": args.dataset, "torch": torch.__version__, "argv": list(argv or sys.argv[1:]),
-                           "rows": rows}, f, indent=2, default=str)
+            _write_results(rows, args, argv)
     device = next((r["device"] for r in rows if "device" in r), "cpu")
     header = (f"# DDPM vs DDGAN per-step objectives on {args.dataset}\n\n"
               f"Command: `python -m fastddgan.experiments.compare {' '.join(argv or sys.argv[1:])}`; device: "
               f"{device}; torch {torch.__version__}; {time.strftime('%Y-%m-%d')}; {args.n} samples per evaluation; "
               f"mean ± std over seeds {','.join(map(str, seeds))} (training and sampling). Train time is the wall "
               f"time of one training run on this device; the figure shows seed {seeds[0]}.")
+    rows.sort(key=lambda r: (r["model"] != "ddpm", list(LOSSES).index(r["objective"]) if r["model"] == "ddgan"
+                             else 0, r["T_trained"], r["T_sampled"]))
+    _write_results(rows, args, argv)
     write_table(rows, kind, args.out, header)
     _figure(rows, tiles, os.path.join(args.out, "figure.png"))
     print(f"wrote {os.path.join(args.out, 'table.md')}, table.csv, results.json, figure.png")
