@@ -1,5 +1,7 @@
 """Atomic file writes: write a temporary file in the target folder, fsync, then ``os.replace`` it into place, so a
-crash or a full disk never leaves a half-written file under the final name (the previous file stays intact)."""
+crash or a full disk never leaves a half-written file under the final name (the previous file stays intact). Files
+get the mode a plain ``open(path, "w")`` would give (0666 less the umask). And :func:`load_tensors`: ``torch.load``
+that never runs code from the file."""
 
 from __future__ import annotations
 
@@ -9,6 +11,21 @@ import tempfile
 from typing import Any, Callable, Dict, IO, List, Union
 
 PathLike = Union[str, os.PathLike]
+TMP_PREFIX = ".tmp-"  # the temporary files of atomic_write (a kill -9 can leave one behind; see remove_stale_tmp)
+
+
+def _umask() -> int:
+    """The process's umask: read from /proc on Linux (setting it to read it back would race with other threads)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path: PathLike, write: Callable[[IO[bytes]], None]) -> None:
@@ -17,9 +34,10 @@ def atomic_write(path: PathLike, write: Callable[[IO[bytes]], None]) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=suffix, dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp makes it 0600
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -28,6 +46,66 @@ def atomic_write(path: PathLike, write: Callable[[IO[bytes]], None]) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def check_writable(path: PathLike, name: str) -> None:
+    """Raise a one-line ValueError naming the argument ``name`` unless a file can be written at ``path`` (making its
+    folder if missing): for checking an output path before the long work whose result goes there."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{name}: {path!r} is a folder; expected the path of a file to write")
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=folder)
+        os.close(fd)
+        os.remove(tmp)
+    except OSError as err:
+        raise ValueError(f"{name}: cannot write {path!r} ({err.strerror or err})") from None
+
+
+def remove_stale_tmp(folder: PathLike, suffix: str = "") -> List[str]:
+    """Remove the temporary files of :func:`atomic_write` (ending in ``suffix``) that a killed writer left in
+    ``folder``; returns their paths. Only for a folder no other process is writing to (e.g. under a run lock)."""
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        return []
+    removed = []
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if name.startswith(TMP_PREFIX) and name.endswith(suffix) and os.path.isfile(path):
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                continue
+            removed.append(path)
+    return removed
+
+
+def load_tensors(path: PathLike, map_location: Any = "cpu") -> Any:
+    """``torch.load(path, map_location, weights_only=True)``: tensors and plain Python values only, so that no code
+    in the file runs. Anything else raises a ValueError whose message is one line saying why."""
+    import torch
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - anything torch cannot read safely
+        text = str(err)
+        if "Weights only load failed" in text:  # torch's message: a paragraph of advice, then the reason
+            reasons = [p for p in text.split("\n\n")[1:] if p.strip() and not p.startswith("Check the documentation")]
+            raise ValueError(f"it holds more than tensors and plain values, and loading it could run code from the "
+                             f"file (refused: {one_line(reasons[0] if reasons else '')})") from None
+        if os.path.isfile(path) and os.path.getsize(path) == 0:
+            raise ValueError("it is empty (0 bytes)") from None
+        why = one_line(text)
+        raise ValueError(f"it is not a torch file, or it is truncated or corrupt ({type(err).__name__}"
+                         + (f": {why})" if why else ")")) from None
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """The first sentence of an error message, on one line (at most ``limit`` characters)."""
+    text = " ".join(text.split())
+    return text.split(". ")[0][:limit]
 
 
 def atomic_write_json(path: PathLike, obj: Any) -> None:

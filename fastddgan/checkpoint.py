@@ -18,10 +18,11 @@ from typing import Any, Dict, Optional, Union
 
 import torch
 
-from ._io import atomic_write
+from ._io import atomic_write, load_tensors
 from .ddgan import DDGAN
 from .ddpm import DDPM
 from .models import build, preset as preset_config
+from .models.presets import accepted_kwargs, check_config
 from .schedule import Schedule
 
 FORMAT, VERSION = "fastddgan", 1
@@ -30,9 +31,20 @@ RUNTIME_OPTIONS = ("amp", "compile")
 
 
 def _sample_shape(config: Dict[str, Any]):
+    for key in ("channels",) + (("image_size",) if config["kind"] == "image" else ()):
+        if not isinstance(config.get(key), int):
+            raise ValueError(f"preset: the config dict needs an integer {key!r} entry, got {config.get(key)!r}")
     if config["kind"] == "toy":
         return (config["channels"],)
     return (config["channels"], config["image_size"], config["image_size"])
+
+
+def _check_options(kind: str, options: Dict[str, Any]) -> None:
+    cls = DDGAN if kind == "ddgan" else DDPM
+    taken = accepted_kwargs(cls) - {"generator", "discriminator", "model", "schedule", "num_classes"}
+    unknown = sorted(str(k) for k in set(options) - taken)
+    if unknown:
+        raise ValueError(f"options: unknown {kind} option(s) {unknown}; {cls.__name__} takes {sorted(taken)}")
 
 
 def from_preset(kind: str, preset: Union[str, Dict[str, Any]], schedule: Union[Schedule, int, None] = None,
@@ -45,6 +57,9 @@ def from_preset(kind: str, preset: Union[str, Dict[str, Any]], schedule: Union[S
     if kind not in KINDS:
         raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
     config = preset_config(preset) if isinstance(preset, str) else copy.deepcopy(preset)
+    # every network's config and the options first, so that a bad or oversized config allocates nothing
+    check_config(config, ("generator", "discriminator") if kind == "ddgan" else ("denoiser",), num_classes)
+    _check_options(kind, options)
     if isinstance(schedule, Schedule):
         sched = schedule
     elif kind == "ddgan":
@@ -110,10 +125,9 @@ def read(path: Union[str, os.PathLike], map_location="cpu") -> Dict[str, Any]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"path: no checkpoint at {path!r}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - anything torch cannot read is not our checkpoint
-        raise ValueError(f"path: {path!r} is not a fastddgan checkpoint, or it is truncated or corrupt "
-                         f"({type(err).__name__}: {err})") from None
+        state = load_tensors(path, map_location)
+    except ValueError as err:
+        raise ValueError(f"path: {path!r} is not a fastddgan checkpoint: {err}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"path: {path!r} is not a fastddgan checkpoint (no 'format': {FORMAT!r} entry)")
     if state.get("version") != VERSION:
@@ -123,6 +137,17 @@ def read(path: Union[str, os.PathLike], map_location="cpu") -> Dict[str, Any]:
     if missing:
         raise ValueError(f"path: {path!r} is an incomplete fastddgan checkpoint (missing {missing})")
     return state
+
+
+def stored_step(path: Union[str, os.PathLike]) -> Optional[int]:
+    """The training step saved in the checkpoint at ``path``, read without loading its tensors (they are
+    memory-mapped, ``weights_only=True``); None when it cannot be read."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        step = state["step"]
+    except Exception:  # noqa: BLE001 - unreadable: the caller ranks it by its name, or last
+        return None
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
 
 
 def schedule_of(state: Dict[str, Any]) -> Schedule:
@@ -143,6 +168,27 @@ def restore(model, state: Dict[str, Any], with_optimizers: bool = True) -> None:
     model.checkpoint_extra = state.get("extra", {})
 
 
+def from_config(config: Any, schedule: Schedule, path: str):
+    """The model that a checkpoint's (or export's) build config ``config`` describes, untrained; a malformed,
+    unknown or oversized config is refused with one line naming ``path``, before any network is built."""
+    try:
+        if not isinstance(config, dict) or not isinstance(config.get("options"), dict) or any(
+                k not in config for k in ("kind", "preset", "num_classes")):
+            raise ValueError("expected a dict with 'kind', 'preset', 'num_classes' and 'options' (a dict)")
+        num_classes, options = config["num_classes"], config["options"]
+        if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
+                                        or num_classes < 1):
+            raise ValueError(f"num_classes: expected None or an integer >= 1, got {num_classes!r}")
+        model = from_preset(config["kind"], config["preset"], schedule, num_classes, **options)
+        shape = _sample_shape(model.build_config["preset"])
+        if tuple(model.sample_shape) != shape:
+            raise ValueError(f"options: sample_shape {options['sample_shape']!r} is not the shape of the preset's "
+                             f"data {shape}")
+        return model
+    except (ValueError, TypeError, KeyError) as err:
+        raise ValueError(f"path: {path!r} holds an invalid model config ({type(err).__name__}: {err})") from None
+
+
 def load(path: Union[str, os.PathLike], map_location="cpu"):
     """Rebuild the model saved at ``path``: a checkpoint file (networks, EMA, optimisers, LR schedules, step,
     schedule) or a folder written by :func:`fastddgan.export.export` (the EMA network only, for sampling), given
@@ -153,8 +199,6 @@ def load(path: Union[str, os.PathLike], map_location="cpu"):
     if folder is not None:
         return load_export(folder, map_location)
     state = read(path)
-    config = state["config"]
-    model = from_preset(config["kind"], config["preset"], schedule_of(state), config["num_classes"],
-                        **config["options"])
+    model = from_config(state["config"], schedule_of(state), os.fspath(path))
     restore(model, state)
     return model.to(map_location)

@@ -71,7 +71,7 @@ def export_folder(path: Union[str, os.PathLike]) -> Optional[str]:
 def load_export(folder: Union[str, os.PathLike], map_location="cpu"):
     """Rebuild a model from an :func:`export` folder (the network and its EMA copy both hold the exported
     weights)."""
-    from .checkpoint import from_preset
+    from .checkpoint import from_config
     from .schedule import Schedule
 
     folder = os.fspath(folder)
@@ -94,7 +94,7 @@ def load_export(folder: Union[str, os.PathLike], map_location="cpu"):
     config, sched = meta["config"], meta["schedule"]
     schedule = Schedule(torch.tensor(sched["betas"], dtype=torch.float64),
                         timesteps=torch.tensor(sched["timesteps"], dtype=torch.long), name=sched["name"])
-    model = from_preset(config["kind"], config["preset"], schedule, config["num_classes"], **config["options"])
+    model = from_config(config, schedule, config_path)
     model.ema.module.load_state_dict(weights)
     net = model.generator if config["kind"] == "ddgan" else model.model
     net.load_state_dict(weights)

@@ -11,17 +11,20 @@ bilinear interpolation (``interpolate_bilinear_2d_like_tensorflow1x``), the resi
 Weights (``weights-inception-2015-12-05-6726825d.pth``) are looked up, in order, at ``weights_path``, at
 ``$FASTDDGAN_INCEPTION_WEIGHTS``, and in torch.hub's cache (``$TORCH_HOME/hub/checkpoints/``, where torch-fidelity
 and torchmetrics download it). Nothing is downloaded unless ``download=True``; a missing file raises
-:class:`InceptionWeightsNotFound`.
+:class:`InceptionWeightsNotFound`. The file is read with ``weights_only=True`` (no code in it runs) and must hold
+the network's state dict; otherwise :class:`InceptionWeightsInvalid`.
 """
 
 from __future__ import annotations
 
+import io
 import os
-from typing import Optional, Tuple, Union
+from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 import torch
 
+from .._io import load_tensors, one_line
 from ..data.images import to_uint8 as data_to_uint8
 
 WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -33,6 +36,11 @@ NUM_LOGITS = 1008
 
 class InceptionWeightsNotFound(FileNotFoundError):
     """The TF-Inception (2015-12-05) weights file is not on this machine."""
+
+
+class InceptionWeightsInvalid(ValueError):
+    """The weights file cannot be loaded safely (``weights_only=True``), or it does not hold the network's
+    weights."""
 
 
 def default_weights_path() -> str:
@@ -49,28 +57,67 @@ def _not_found(looked: str) -> InceptionWeightsNotFound:
         f"{WEIGHTS_URL} (or pass download=True here).")
 
 
-def resolve_weights(weights_path: Optional[Union[str, os.PathLike]] = None, download: bool = False) -> str:
-    """The weights file to load: ``weights_path``, else ``$FASTDDGAN_INCEPTION_WEIGHTS``, else torch.hub's cache
-    (downloaded there from torch-fidelity's release only when ``download=True``)."""
+def _resolve(weights_path: Optional[Union[str, os.PathLike]], download: bool) -> Tuple[str, str]:
+    """(path, where it came from: the argument, the environment variable or torch.hub's cache)."""
     if weights_path is not None:
         path = os.fspath(weights_path)
         if not os.path.isfile(path):
             raise _not_found(f"weights_path {path!r} is not a file")
-        return path
+        return path, "--inception-weights (weights_path)"
     env = os.environ.get(WEIGHTS_ENV)
     if env:
         if not os.path.isfile(env):
             raise _not_found(f"${WEIGHTS_ENV}={env!r} is not a file")
-        return env
+        return env, f"${WEIGHTS_ENV}"
     path = default_weights_path()
-    if os.path.isfile(path):
-        return path
-    if not download:
-        raise _not_found(f"not in torch.hub's cache {os.path.dirname(path)!r}, and neither weights_path nor "
-                         f"${WEIGHTS_ENV} given")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    torch.hub.download_url_to_file(WEIGHTS_URL, path)
-    return path
+    if not os.path.isfile(path):
+        if not download:
+            raise _not_found(f"not in torch.hub's cache {os.path.dirname(path)!r}, and neither weights_path nor "
+                             f"${WEIGHTS_ENV} given")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        torch.hub.download_url_to_file(WEIGHTS_URL, path)
+    return path, "Inception weights in torch.hub's cache"
+
+
+def resolve_weights(weights_path: Optional[Union[str, os.PathLike]] = None, download: bool = False) -> str:
+    """The weights file to load: ``weights_path``, else ``$FASTDDGAN_INCEPTION_WEIGHTS``, else torch.hub's cache
+    (downloaded there from torch-fidelity's release only when ``download=True``)."""
+    return _resolve(weights_path, download)[0]
+
+
+def load_weights(path: Union[str, os.PathLike], source: str = "weights_path") -> Dict[str, torch.Tensor]:
+    """The state dict in the weights file at ``path``, read with ``weights_only=True``: a file whose pickle would
+    run code, an empty or corrupt file, or anything but a dict of tensors raises :class:`InceptionWeightsInvalid`
+    (one line, naming ``source``: the argument or variable that gave the path)."""
+    path = os.fspath(path)
+    try:
+        state = load_tensors(path)
+    except ValueError as err:
+        raise InceptionWeightsInvalid(f"{source}: cannot use {path!r} as the Inception weights: {err}") from None
+    if not isinstance(state, dict) or not state or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise InceptionWeightsInvalid(f"{source}: {path!r} does not hold a state dict of tensors (expected "
+                                      f"torch-fidelity's {WEIGHTS_FILE})")
+    return state
+
+
+def _extractor(state: Dict[str, torch.Tensor], path: str, source: str):
+    """torch-fidelity's FeatureExtractorInceptionV3 with the weights ``state``."""
+    try:
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+    except ImportError as err:
+        raise ImportError(f"InceptionMetrics needs torch-fidelity (pip install torch-fidelity): {err}") from err
+    # The library takes a file and unpickles it with weights_only=False: give it our own pickle of the tensors
+    # already loaded safely, never the user's file.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    try:
+        return FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
+                                           feature_extractor_weights_path=buffer)
+    except RuntimeError as err:  # load_state_dict: missing or unexpected keys, wrong shapes
+        raise InceptionWeightsInvalid(f"{source}: {path!r} does not hold the Inception-v3 weights of "
+                                      f"{WEIGHTS_FILE} ({one_line(str(err), 300)})") from None
 
 
 def to_uint8(images: torch.Tensor, name: str = "images") -> torch.Tensor:
@@ -104,17 +151,12 @@ class InceptionMetrics:
                  batch_size: int = 100) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
-        self.weights_path = resolve_weights(weights_path, download)   # before the library could try to download
-        try:
-            from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-        except ImportError as err:
-            raise ImportError(f"InceptionMetrics needs torch-fidelity (pip install torch-fidelity): {err}") from err
-
+        self.weights_path, source = _resolve(weights_path, download)   # before the library could try to download
+        state = load_weights(self.weights_path, source)
         self.device = torch.device(device if device is not None else
                                    ("cuda" if torch.cuda.is_available() else "cpu"))
         self.batch_size = batch_size
-        self.net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
-                                               feature_extractor_weights_path=self.weights_path).to(self.device)
+        self.net = _extractor(state, self.weights_path, source).to(self.device)
 
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -3,20 +3,26 @@
 A preset is a dict ``{"kind": "image" | "toy", "image_size": S (None for toy), "channels": C (data dim for toy),
 "generator": {...}, "discriminator": {...}, "denoiser": {...}}``; the role dicts are the keyword arguments of
 DDGANGenerator / DDGANDiscriminator / UNet (image) or ToyGenerator / ToyDiscriminator / ToyDenoiser (toy).
+
+A config dict (one read from a checkpoint, say) is checked by :func:`check_config` before any network is built:
+option names the constructors take, sizes within :data:`LIMITS`, and at most :data:`MAX_PARAMETERS` parameters per
+network (counted on the meta device, so nothing is allocated).
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict, Optional, Union
+import inspect
+from typing import Any, Dict, Iterable, Optional, Set, Union
 
+import torch
 from torch import nn
 
 from .ddgan import DDGANDiscriminator, DDGANGenerator
 from .toy import ToyDenoiser, ToyDiscriminator, ToyGenerator
 from .unet import UNet
 
-__all__ = ["PRESETS", "ROLES", "preset", "build"]
+__all__ = ["PRESETS", "ROLES", "LIMITS", "MAX_PARAMETERS", "preset", "build", "check_config"]
 
 ROLES = ("generator", "discriminator", "denoiser")
 _CLASSES = {
@@ -78,6 +84,73 @@ PRESETS["grid25"] = copy.deepcopy(PRESETS["toy2d"])
 PRESETS["grid25"]["discriminator"].update(fourier=128, fourier_scale=0.2)
 
 
+# Bounds far above any preset on the sizes that set how many modules a constructor makes or how large its inputs
+# are (for sequences: their length); the parameter count bounds the rest.
+LIMITS = {"channels": 64, "in_channels": 64, "out_channels": 64, "image_size": 4096, "num_layers": 256,
+          "num_res_blocks": 64, "n_mapping_layers": 64, "num_heads": 256, "ch_mult": 16, "attn_resolutions": 16}
+MAX_PARAMETERS = 10**9  # per network (4 GB in float32); the largest preset network (cifar10's generator) has 42M
+
+
+def accepted_kwargs(cls) -> Set[str]:
+    """The keyword arguments ``cls(...)`` takes (following ``**kwargs`` into the base class)."""
+    names: Set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(klass.__init__).parameters.values()
+        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"self"}
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return names
+
+
+def _check_size(where: str, value: Any, limit: int) -> None:
+    if isinstance(value, (list, tuple)):
+        if len(value) > limit:
+            raise ValueError(f"{where}: at most {limit} entries, got {len(value)}")
+    elif isinstance(value, bool) or not isinstance(value, int) or value > limit:
+        raise ValueError(f"{where}: expected an integer <= {limit}, got {value!r}")
+
+
+def check_config(cfg: Any, roles: Iterable[str] = ROLES, num_classes: Optional[int] = None) -> None:
+    """Refuse a config dict (ValueError, one line naming the entry) whose ``roles`` networks could not be built
+    as asked or would be unreasonably large: unknown option names, sizes above :data:`LIMITS`, more than
+    :data:`MAX_PARAMETERS` parameters (built on the meta device to count them: nothing is allocated)."""
+    if not isinstance(cfg, dict) or cfg.get("kind") not in _CLASSES:
+        got = cfg.get("kind") if isinstance(cfg, dict) else type(cfg).__name__
+        raise ValueError(f"preset: a config dict needs 'kind' in {sorted(_CLASSES)}, got {got!r}")
+    for key in ("channels", "image_size"):
+        if cfg.get(key) is not None:
+            _check_size(f"preset: {key}", cfg[key], LIMITS[key])
+    for role in roles:
+        if role not in ROLES:
+            raise ValueError(f"role: expected one of {ROLES}, got {role!r}")
+        kwargs = cfg.get(role)
+        if not isinstance(kwargs, dict):
+            raise ValueError(f"preset: the config dict has no {role!r} entry (a dict of keyword arguments)")
+        cls = _CLASSES[cfg["kind"]][role]
+        unknown = sorted(str(k) for k in set(kwargs) - accepted_kwargs(cls))
+        if unknown:
+            raise ValueError(f"preset: unknown {role} option(s) {unknown}; {cls.__name__} takes "
+                             f"{sorted(accepted_kwargs(cls))}")
+        for key, value in kwargs.items():
+            if key in LIMITS:
+                _check_size(f"preset: {role} {key}", value, LIMITS[key])
+        with torch.device("meta"):
+            count = sum(p.numel() for p in _construct(cfg, role, num_classes).parameters())
+        if count > MAX_PARAMETERS:
+            sizes = f"{kwargs}" + (f", num_classes {num_classes}" if num_classes is not None else "")
+            raise ValueError(f"preset: the {role} would have {count:,} parameters; at most {MAX_PARAMETERS:,} "
+                             f"(check its sizes: {sizes})")
+
+
+def _construct(cfg: Dict[str, Any], role: str, num_classes: Optional[int]) -> nn.Module:
+    kwargs = dict(cfg[role])
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    return _CLASSES[cfg["kind"]][role](**kwargs)
+
+
 def preset(name: str) -> Dict[str, Any]:
     """A deep copy of the named preset (safe to modify)."""
     if not isinstance(name, str) or name not in PRESETS:
@@ -86,21 +159,16 @@ def preset(name: str) -> Dict[str, Any]:
 
 
 def build(preset_or_config: Union[str, Dict[str, Any]], role: str, num_classes: Optional[int] = None) -> nn.Module:
-    """The ``role`` network ("generator", "discriminator" or "denoiser") of a preset name or config dict;
-    ``num_classes`` (if given) makes it class-conditional (with the extra null class)."""
+    """The ``role`` network ("generator", "discriminator" or "denoiser") of a preset name or config dict (checked
+    by :func:`check_config` first); ``num_classes`` (if given) makes it class-conditional (with the extra null
+    class)."""
     if isinstance(preset_or_config, str):
         cfg = preset(preset_or_config)
+        if role not in ROLES:
+            raise ValueError(f"role: expected one of {ROLES}, got {role!r}")
     elif isinstance(preset_or_config, dict):
         cfg = copy.deepcopy(preset_or_config)
-        if cfg.get("kind") not in _CLASSES:
-            raise ValueError(f"preset: a config dict needs 'kind' in {sorted(_CLASSES)}, got {cfg.get('kind')!r}")
+        check_config(cfg, (role,), num_classes)
     else:
         raise TypeError(f"preset: expected a preset name or a config dict, got {type(preset_or_config).__name__}")
-    if role not in ROLES:
-        raise ValueError(f"role: expected one of {ROLES}, got {role!r}")
-    if role not in cfg:
-        raise ValueError(f"preset: the config dict has no {role!r} entry")
-    kwargs = dict(cfg[role])
-    if num_classes is not None:
-        kwargs["num_classes"] = num_classes
-    return _CLASSES[cfg["kind"]][role](**kwargs)
+    return _construct(cfg, role, num_classes)
