@@ -147,3 +147,100 @@ def test_a_crafted_export_config_is_refused(toy_state, tmp_path):
 def test_presets_are_within_the_limits():
     for name in fastddgan.models.PRESETS:
         fastddgan.models.presets.check_config(fastddgan.models.preset(name), num_classes=10)
+
+
+# ---------------------------------------------------------------------------------------------- the run folder
+class _Killed(BaseException):
+    """Stands in for a kill -9 right after a checkpoint was written and the older ones pruned."""
+
+
+def _train(out, steps, *extra):
+    return train(TOY + ["--out", str(out), "--steps", str(steps), "--ckpt-every", "10", *extra])
+
+
+def test_extending_a_finished_run_resumes_from_the_newest_checkpoint_after_a_kill(tmp_path, monkeypatch, capsys):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    for out in (straight, killed):
+        assert _train(out, 30) == 0
+    assert _train(straight, 60, "--resume", "auto") == 0
+    real_prune = RunFolder.prune
+
+    def prune_then_die(self, keep, written):
+        real_prune(self, keep, written)
+        if os.path.basename(written) == "ckpt-00000040.pt":
+            raise _Killed
+
+    monkeypatch.setattr(RunFolder, "prune", prune_then_die)
+    with pytest.raises(_Killed):
+        _train(killed, 60, "--resume", "auto", "--keep", "1")
+    monkeypatch.setattr(RunFolder, "prune", real_prune)
+    checkpoints = killed / "checkpoints"
+    # final.pt (step 30) ranks below the newer periodic checkpoint; pruning kept the one just written
+    assert [os.path.basename(p) for _, p in RunFolder(str(killed)).list_checkpoints()] == \
+        ["ckpt-00000040.pt", "final.pt"]
+    capsys.readouterr()
+    assert _train(killed, 60, "--resume", "auto") == 0
+    assert f"resumed from {checkpoints / 'ckpt-00000040.pt'} at step 40" in capsys.readouterr().out
+    a = torch.load(straight / "checkpoints" / "final.pt", weights_only=True)
+    b = torch.load(checkpoints / "final.pt", weights_only=True)
+    assert a["step"] == b["step"] == 60
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+
+
+def test_prune_never_removes_the_checkpoint_just_written(tmp_path):
+    run = RunFolder(str(tmp_path))
+    os.makedirs(run.checkpoints)
+    for step in (10, 15, 20):
+        open(run.checkpoint_path(step), "wb").close()  # unreadable: ranked by the step in the name
+    run.prune(1, run.checkpoint_path(15))
+    assert sorted(os.listdir(run.checkpoints)) == ["ckpt-00000015.pt", "ckpt-00000020.pt"]
+
+
+def test_a_second_training_into_the_same_folder_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys, time\n"
+         "f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX); f.write('4242\\n'); f.flush()\n"
+         "print('locked', flush=True); time.sleep(120)", str(out / ".lock")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert _train(out, 10) == 2
+        err = _one_line(capsys.readouterr().err)
+        assert "--out: another training is writing to" in err and "4242" in err
+        assert not (out / "config.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert _train(out, 10) == 0  # the lock went with the process that held it
+    assert _train(out, 20, "--resume", "auto") == 0  # and this process released its own at the end
+
+
+def test_stale_temporary_checkpoints_are_removed_at_the_next_start(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _train(out, 10) == 0
+    checkpoints = out / "checkpoints"
+    for name in (".tmp-abc123.pt", ".tmp-def456.pt"):
+        (checkpoints / name).write_bytes(b"half a checkpoint")
+    (checkpoints / ".tmp-other.json").write_text("{}")  # not a checkpoint's: left alone
+    (checkpoints / "notes.pt").write_text("mine")
+    assert _train(out, 20, "--resume", "auto") == 0
+    assert "removed 2 temporary checkpoint files left by a killed run" in capsys.readouterr().out
+    assert sorted(os.listdir(checkpoints)) == [".tmp-other.json", "final.pt", "notes.pt"]
+
+
+def test_resume_auto_with_only_unreadable_checkpoints_fails(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _train(out, 20) == 0
+    for name in os.listdir(out / "checkpoints"):
+        path = out / "checkpoints" / name
+        path.write_bytes(path.read_bytes()[:100])
+    capsys.readouterr()
+    assert _train(out, 30, "--resume", "auto") == 2
+    err = capsys.readouterr().err.strip().splitlines()  # a warning for each file skipped, then the error
+    assert len(err) == 3 and all(line.startswith("warning: skipping unreadable checkpoint") for line in err[:2])
+    assert err[-1].startswith("python -m fastddgan.train: error: --resume auto: no readable checkpoint in")
+    assert json.loads((out / "config.json").read_text())["steps"] == 20  # nothing was restarted
+    assert _train(tmp_path / "fresh", 5, "--resume", "auto") == 0  # an empty folder is a fresh run, as before

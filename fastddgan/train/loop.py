@@ -144,6 +144,17 @@ class Trainer:
         self.c = c = resolve(raw, self.info)
         c["world_size"] = self.ctx.world_size
         self.run = RunFolder(c["out"], active=self.ctx.main)
+        removed = self.run.lock()  # released by fit's end, by close(), or by the process's end (even kill -9)
+        try:
+            if removed:
+                self._say(f"removed {_plural(len(removed), 'temporary checkpoint file')} left by a killed run")
+            self._build()
+        except BaseException:
+            self.run.close()
+            raise
+
+    def _build(self) -> None:
+        c = self.c
         state = self._checkpoint_to_resume()
         self.model = build_model(c, self.info).to(self.ctx.device)
         if state is not None:
@@ -175,6 +186,10 @@ class Trainer:
         if c["resume"] == "auto":
             state = self._newest_valid()
             if state is None:
+                if run.list_checkpoints():
+                    raise ConfigError(f"--resume auto: no readable checkpoint in {run.checkpoints} (each is "
+                                      f"truncated or corrupt); pass --resume PATH, or move them away to start "
+                                      f"over")
                 return None  # nothing to resume: a fresh run in this folder
         else:
             state = checkpoint.read(c["resume"])
@@ -309,8 +324,18 @@ class Trainer:
         self._say(f"\n{signal.Signals(signum).name}: finishing step {self.model.step + 1}, writing a checkpoint, then "
                   f"stopping (send it again to stop at once)")
 
+    def close(self) -> None:
+        """Release the run folder (its lock, tensorboard); fit does it when it ends."""
+        self.run.close()
+
     def fit(self) -> Dict[str, Any]:
         """Train to ``steps`` (from the resumed step), then write final.pt, the last samples and the export."""
+        try:
+            return self._fit()
+        finally:
+            self.close()
+
+    def _fit(self) -> Dict[str, Any]:
         c, run = self.c, self.run
         total = c["steps"]
         if self.start_step > total:
@@ -386,15 +411,16 @@ class Trainer:
                     progress.show(record, total)
                     sums, count, t_last, step_last = {}, 0, now, done
                 if done % c["ckpt_every"] == 0 and done < total:
-                    if self.save_checkpoint(run.checkpoint_path(done)):
-                        run.prune(c["keep"])
+                    path = run.checkpoint_path(done)
+                    if self.save_checkpoint(path):
+                        run.prune(c["keep"], path)
                 if c["sample_every"] and done % c["sample_every"] == 0 and done < total:
                     self.write_samples()
         except Interrupted as stop:
             progress.close()
             path = run.checkpoint_path(model.step)
             if self.save_checkpoint(path):
-                run.prune(c["keep"])
+                run.prune(c["keep"], path)
             self._event("interrupted", signal=str(stop), checkpoint=path)
             self._say(f"stopped by {stop} at step {model.step}; checkpoint {path}; continue with --resume auto")
             raise

@@ -8,8 +8,10 @@
     OUT/checkpoints/ckpt-N.pt  the last --keep periodic checkpoints; final.pt at the end (or on SIGINT/SIGTERM)
     OUT/export/                the EMA network as safetensors + config.json (at the end)
     OUT/tensorboard/           when tensorboard is installed
+    OUT/.lock                  held (flock) by the training writing to OUT: a second one into OUT is refused
 
-Only process 0 writes. Every file is written atomically (temporary file, then rename).
+Only process 0 writes. Every file is written atomically (temporary file, then rename); the temporary checkpoint
+files a kill -9 leaves behind are removed when the next training takes the lock.
 """
 
 from __future__ import annotations
@@ -19,12 +21,18 @@ import os
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
-import torch
+from .._io import atomic_write, atomic_write_json, read_jsonl, remove_stale_tmp
+from ..checkpoint import stored_step
+from .config import ConfigError
 
-from .._io import atomic_write, atomic_write_json, read_jsonl
+try:
+    import fcntl
+except ImportError:  # not on Windows: no locking there
+    fcntl = None
 
 _CKPT = re.compile(r"^ckpt-(\d+)\.pt$")
 FINAL = "final.pt"
+LOCK = ".lock"
 
 
 class RunFolder:
@@ -36,24 +44,61 @@ class RunFolder:
         self.samples = os.path.join(self.out, "samples")
         self.checkpoints = os.path.join(self.out, "checkpoints")
         self._tb = None
+        self._lock = None
+
+    # ------------------------------------------------------------------ one training per folder
+    def lock(self) -> List[str]:
+        """Take OUT/.lock for this process's life (flock: a crash or kill releases it), or raise a ConfigError if
+        another training holds it; then remove the temporary checkpoint files a killed run left (returned)."""
+        if not self.active or self._lock is not None:
+            return []
+        path = os.path.join(self.out, LOCK)
+        try:
+            os.makedirs(self.out, exist_ok=True)
+            f = open(path, "a+")
+        except OSError as err:
+            raise ConfigError(f"--out: cannot write to {self.out!r} ({err.strerror or err})") from None
+        if fcntl is not None:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                f.seek(0)
+                holder = f.read().strip()
+                f.close()
+                raise ConfigError(f"--out: another training is writing to {self.out} (process "
+                                  f"{holder or 'unknown'} holds {path}); wait for it to end, or choose another "
+                                  f"--out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        self._lock = f
+        return remove_stale_tmp(self.checkpoints, ".pt")
+
+    def unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # closing the file releases the flock
+            self._lock = None
 
     # ------------------------------------------------------------------ state of the folder
     def holds_run(self) -> bool:
         return os.path.isfile(self.config_path) or bool(self.list_checkpoints())
 
     def list_checkpoints(self) -> List[Tuple[int, str]]:
-        """(step, path) of the checkpoints, newest first; final.pt (the end of a run) is listed first, with the
-        placeholder step 2**62 (its real step is inside the file)."""
+        """(step, path) of the checkpoints, newest first, by the step stored in each file (a file that cannot be
+        read ranks by the step in its name, final.pt then last); final.pt first among equal steps."""
         if not os.path.isdir(self.checkpoints):
             return []
         found = []
         for name in os.listdir(self.checkpoints):
             m = _CKPT.match(name)
-            if m:
-                found.append((int(m.group(1)), os.path.join(self.checkpoints, name)))
-            elif name == FINAL:
-                found.append((2**62, os.path.join(self.checkpoints, name)))
-        return sorted(found, reverse=True)
+            if m or name == FINAL:
+                path = os.path.join(self.checkpoints, name)
+                step = stored_step(path)
+                if step is None:
+                    step = int(m.group(1)) if m else -1
+                found.append((step, name == FINAL, path))
+        return [(step, path) for step, _, path in sorted(found, reverse=True)]
 
     def checkpoint_path(self, step: int) -> str:
         return os.path.join(self.checkpoints, f"ckpt-{step:08d}.pt")
@@ -93,13 +138,15 @@ class RunFolder:
                 if isinstance(value, (int, float)) and key != "step":
                     self._tb.add_scalar(key, value, record["step"])
 
-    def prune(self, keep: int) -> None:
-        """Keep the newest ``keep`` periodic checkpoints (final.pt is never removed)."""
+    def prune(self, keep: int, written: str) -> None:
+        """Keep the newest ``keep`` periodic checkpoints and ``written``, the one just written (even when older
+        ones of a higher step are in the folder); final.pt is never removed."""
         if not self.active:
             return
-        periodic = [(s, p) for s, p in self.list_checkpoints() if os.path.basename(p) != FINAL]
-        for _, path in periodic[keep:]:
-            os.remove(path)
+        periodic = [p for _, p in self.list_checkpoints() if os.path.basename(p) != FINAL]
+        for path in periodic[keep:]:
+            if os.path.abspath(path) != os.path.abspath(written):
+                os.remove(path)
 
     def save_png(self, image, name: str) -> Optional[str]:
         """Write a PIL image as ``name`` (a path inside the run folder) atomically; returns its path."""
@@ -117,5 +164,8 @@ class RunFolder:
         return read_jsonl(self.metrics_path)
 
     def close(self) -> None:
+        """Close tensorboard and release the lock."""
         if self._tb is not None:
             self._tb.close()
+            self._tb = None
+        self.unlock()
