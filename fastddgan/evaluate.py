@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 
 from . import metrics as M
-from ._io import atomic_write_json
+from ._io import atomic_write_json, check_writable
 from .checkpoint import load
 from .data import DataNotFoundError, load_dataset
 from .sampling import sample
@@ -164,6 +164,8 @@ def evaluate(model, *, metrics: str = "auto", n: int = 10000, T: Optional[int] =
     if not toy and tuple(model.sample_shape) != (data.channels, data.image_size, data.image_size):
         raise EvaluationError(f"--dataset: {dataset} holds {data.channels}x{data.image_size}x{data.image_size} "
                               f"images but the model makes {tuple(model.sample_shape)}")
+    # the Inception weights are read (and refused if unsafe or wrong) before the sampling, not after it
+    inception = M.InceptionMetrics(inception_weights, device=device) if {"fid", "is"} & set(chosen) else None
     run = timed_sample(model, T, n, seed, batch_size, device, guidance, ddim)
     x = run.pop("samples")
     results: Dict[str, Any] = {}
@@ -181,8 +183,7 @@ def evaluate(model, *, metrics: str = "auto", n: int = 10000, T: Optional[int] =
         if "is-dom" in chosen:
             results[M.IS_DOM], results[M.IS_DOM + "-std"] = M.is_dom(logits)
         results["classifier"] = {"path": os.path.abspath(clf_path), "heldout_accuracy": clf.heldout_accuracy}
-    if "fid" in chosen or "is" in chosen:
-        inception = M.InceptionMetrics(inception_weights, device=device)
+    if inception is not None:
         feats, logits = inception.features(x)
         if "fid" in chosen:
             mu_r, sigma_r = real_stats(data, "inception-2015-12-05", lambda b: inception.features(b)[0], cache_dir)
@@ -267,6 +268,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return 0
         if not args.checkpoint:
             raise EvaluationError("checkpoint: required (or --train-classifier)")
+        if args.out:
+            check_writable(args.out, "--out")  # before the sampling, whose result would be lost
         record = evaluate(args.checkpoint, metrics=args.metrics, n=args.n, T=args.T, seed=args.seed,
                           batch_size=args.batch_size, dataset=args.dataset, data_dir=args.data_dir,
                           cache_dir=args.cache_dir, inception_weights=args.inception_weights,
@@ -275,9 +278,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"python -m fastddgan.evaluate: error: {err}", file=sys.stderr)
         return 2
     record["command"] = "python -m fastddgan.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
-    if args.out:
-        atomic_write_json(args.out, record)
     print(summary(record))
+    if args.out:
+        try:
+            atomic_write_json(args.out, record)
+        except OSError as err:
+            print(f"python -m fastddgan.evaluate: error: --out: cannot write {args.out!r} ({err.strerror or err})",
+                  file=sys.stderr)
+            return 2
     return 0
 
 

