@@ -431,3 +431,39 @@ def test_folder_errors(tmp_path):
         load_dataset(f"folder:{tmp_path}", image_size=8, channels=4)
     with pytest.raises(ValueError, match="train: folder:.* has no test split"):
         load_dataset(f"folder:{tmp_path}", image_size=8, train=False)
+
+
+def test_folder_skips_fifos_and_truncated_pngs(tmp_path):
+    """A FIFO named *.png (opening it would block forever) is passed over; a truncated PNG fails PIL's verify()
+    when the set is built and is skipped with the warning, so it cannot crash a training run later."""
+    save(tmp_path / "a.png", np.full((8, 8, 3), 10))
+    save(tmp_path / "sub" / "b.png", np.full((8, 8, 3), 20))
+    os.mkfifo(tmp_path / "sub" / "pipe.png")
+    os.mkfifo(tmp_path / "top.png")
+    good = (tmp_path / "a.png").read_bytes()
+    (tmp_path / "sub" / "cut.png").write_bytes(good[:len(good) // 2])
+    with pytest.warns(UserWarning, match=r"skipped 1 file that could not be read as images \(sub/cut.png\)"):
+        ds = load_dataset(f"folder:{tmp_path}", image_size=8)
+    assert [os.path.relpath(f, tmp_path) for f in ds.files] == ["a.png", os.path.join("sub", "b.png")]
+
+
+def test_folder_image_that_fails_to_decode_is_replaced_by_the_next(tmp_path):
+    """A file that passes the scan but does not decode (a truncated JPEG: PIL's verify() does not read JPEG data)
+    gives the next image of the set, the same one every time, with one warning naming it."""
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        save(tmp_path / f"{i}.jpg", rng.integers(0, 256, (32, 32, 3)))
+    whole = (tmp_path / "1.jpg").read_bytes()
+    cut = whole[:len(whole) * 3 // 4]
+    (tmp_path / "1.jpg").write_bytes(cut)
+    ds = load_dataset(f"folder:{tmp_path}", image_size=8)
+    assert len(ds) == 3
+    with pytest.warns(UserWarning, match=r"cannot decode .*1\.jpg .*; using 2\.jpg in its place"):
+        replaced = ds[1]
+    assert torch.equal(replaced[0], ds[2][0]) and torch.equal(ds[1][0], replaced[0])
+    (tmp_path / "2.jpg").write_bytes(b"")
+    assert torch.equal(load_dataset(f"folder:{tmp_path}", image_size=8)[1][0], ds[0][0])  # wraps around
+    for i in (0, 1, 2):
+        (tmp_path / f"{i}.jpg").write_bytes(cut)
+    with pytest.raises(OSError, match="none of the 3 images decodes"):
+        ds[0]

@@ -10,10 +10,15 @@ Each image: EXIF orientation applied; transparency composited onto white; 16-bit
 default) or greyscale (``channels=1``); the shorter side resized to ``image_size`` (bicubic, antialiased; JPEGs
 first decoded at the smallest DCT scale that is still at least that size) and the centre square cropped.
 
-Files whose header PIL cannot read are skipped with one warning giving their number (checked when the set is
-built). By default images are decoded lazily in ``ds[i]`` (``ds.images`` and ``ds.labels`` are None; use a
+Only regular files count (a FIFO, socket or device named ``*.png`` is passed over: opening one would block).
+Files that PIL cannot open, or that fail its ``verify()`` (for PNG: every chunk present with a correct CRC, which
+catches truncated files without decoding them), are skipped with one warning giving their number (checked when the
+set is built). By default images are decoded lazily in ``ds[i]`` (``ds.images`` and ``ds.labels`` are None; use a
 DataLoader with workers); ``cache=True`` decodes them all up front into ``ds.images`` / ``ds.labels`` like the
-in-memory sets (N * C * image_size^2 bytes), skipping files that fail to decode, with the same warning.
+in-memory sets (N * C * image_size^2 bytes), skipping files that fail to decode, with the same warning. A file that
+passed the check but fails to decode in ``ds[i]`` (a truncated JPEG, a file changed since) is replaced by the next
+image of the set that decodes (i + 1, i + 2, ...), with a warning naming it: the same index always gives the same
+image, so training stays deterministic and a resumed run repeats the uninterrupted one.
 """
 
 from __future__ import annotations
@@ -36,6 +41,11 @@ def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
 
 
+def _is_image_file(path: str) -> bool:
+    """An image's name, and a regular file (after links): never a FIFO or device, whose open would block."""
+    return _is_image(os.path.basename(path)) and os.path.isfile(path)
+
+
 def _images_under(root: str) -> List[str]:
     """Sorted image paths under root, recursively, following links but visiting each real folder once."""
     found, seen = [], set()
@@ -46,14 +56,14 @@ def _images_under(root: str) -> List[str]:
             continue
         seen.add(real)
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        found.extend(os.path.join(dirpath, f) for f in filenames if _is_image(f))
+        found.extend(p for p in (os.path.join(dirpath, f) for f in filenames) if _is_image_file(p))
     return sorted(found)
 
 
 def scan_folder(root: str) -> Tuple[List[str], Optional[List[int]], Optional[List[str]]]:
     """(image paths, labels or None, class names or None) of a folder, by the rules in the module docstring."""
     entries = sorted(e for e in os.listdir(root) if not e.startswith("."))
-    top = [os.path.join(root, e) for e in entries if _is_image(e) and os.path.isfile(os.path.join(root, e))]
+    top = [p for p in (os.path.join(root, e) for e in entries) if _is_image_file(p)]
     subdirs = [e for e in entries if os.path.isdir(os.path.join(root, e))]
     per_dir = {d: _images_under(os.path.join(root, d)) for d in subdirs}
     classes = [d for d in subdirs if per_dir[d]]
@@ -67,10 +77,12 @@ def scan_folder(root: str) -> Tuple[List[str], Optional[List[int]], Optional[Lis
 
 
 def _readable(path: str) -> bool:
+    """PIL reads the header and ``verify()`` passes (PNG: all chunks and their CRCs, so a truncated file fails)."""
     from PIL import Image
     try:
         with Image.open(path) as im:
             w, h = im.size
+            im.verify()
         return w > 0 and h > 0
     except Exception:  # PIL raises OSError, ValueError, SyntaxError, DecompressionBombError, ... for bad files
         return False
@@ -140,6 +152,7 @@ class ImageFolderData(ImageData):
         self.num_classes = len(classes) if classes else None
         self._labels = [labels[i] for i in keep] if labels is not None else [-1] * len(keep)
         self.images = self.labels = None
+        self._warned: set = set()  # files that failed to decode in __getitem__ (one warning each)
         if cache and self.files:
             def decode(path):
                 try:
@@ -166,9 +179,21 @@ class ImageFolderData(ImageData):
     def __getitem__(self, index: int):
         if self.images is not None:
             return self.images[index], self._labels[index]
-        path = self.files[index]
-        try:
-            image = load_image(path, self.image_size, self.channels)
-        except Exception as err:
-            raise OSError(f"{self.name}: cannot decode {path} ({type(err).__name__}: {err})") from err
-        return image, self._labels[index]
+        n = len(self.files)
+        index = range(n)[index]  # negative indices; IndexError past the end
+        first_error = None
+        for k in range(n):
+            i = (index + k) % n
+            try:
+                image = load_image(self.files[i], self.image_size, self.channels)
+            except Exception as err:  # noqa: BLE001 - a file PIL cannot decode (truncated, changed since the scan)
+                first_error = first_error or err
+                continue
+            if i != index and index not in self._warned:
+                self._warned.add(index)
+                warnings.warn(f"{self.name}: cannot decode {self.files[index]} ({type(first_error).__name__}: "
+                              f"{first_error}); using {os.path.relpath(self.files[i], self.root)} in its place",
+                              stacklevel=2)
+            return image, self._labels[i]
+        raise OSError(f"{self.name}: none of the {n} images decodes (the first error: "
+                      f"{type(first_error).__name__}: {first_error})")
