@@ -5,7 +5,8 @@ evaluated with the exact mixture metrics. One JSON line per run is printed and a
     python benchmarks/toy2d_screen.py NAME STEPS [key=value ...]
 
 keys: ``model`` (ddgan | ddpm), ``data`` (ring8 | grid25), ``seed``, ``T``, ``batch``, ``final_share`` (the
-share of each batch that trains the final step t = 0; default uniform); ``g.X`` / ``d.X`` / ``e.X``
+share of each batch that trains the final step t = 0; default uniform), ``curve`` (every N steps: the
+training metrics and a probe of D's logits, see ``critic_probe``); ``g.X`` / ``d.X`` / ``e.X``
 set the generator's / discriminator's / denoiser's constructor argument X (e.g. ``g.num_layers=4``,
 ``d.fourier=64``); anything else goes to ``DDGAN(...)`` / ``DDPM(...)`` (e.g. ``r1_gamma=0``,
 ``betas=(0.5,0.99)``, ``lr=1e-3``). Values are Python literals. Starts from the ``toy2d`` preset and the trainer's
@@ -47,6 +48,22 @@ def last_step_quality(model, data: str, n: int = 4000, seed: int = 123) -> float
     return TOY2D[data].mode_stats(out.double())["high_quality"]
 
 
+def critic_probe(model, data: str, n: int = 1024, seed: int = 321) -> dict:
+    """D's logits on a fixed batch of true and generated pairs: their means, the mean |V| on generated pairs, and
+    the generator's gradient scale d(loss_g)/dV averaged over generated pairs (for a bounded critic such as TV's
+    tanh, the share of gradient left when the logits saturate)."""
+    g = torch.Generator().manual_seed(seed)
+    x0 = toy2d(data, n, generator=g)
+    with torch.no_grad():
+        t, x_prev, x_t = model._pair(x0, g)
+        fake_prev = model._fake_prev(x_t, t, None, g)
+        real, fake = model._d(x_prev, x_t, t, None), model._d(fake_prev, x_t, t, None)
+    v = fake.clone().requires_grad_(True)
+    grad, = torch.autograd.grad(model.loss.generator(v) * n, v)
+    return {"v_real": round(real.mean().item(), 3), "v_fake": round(fake.mean().item(), 3),
+            "abs_v_fake": round(fake.abs().mean().item(), 3), "g_grad": round(grad.abs().mean().item(), 5)}
+
+
 def _weight_final_step(model, share: float) -> None:
     """Train the final step (t = 0) on ``share`` of each batch and the other steps uniformly on the rest."""
     weights = torch.full((model.T,), (1 - share) / (model.T - 1))
@@ -71,6 +88,7 @@ def main() -> None:
     kind, data = kv.pop("model", "ddgan"), kv.pop("data", "ring8")
     seed, batch = int(kv.pop("seed", 0)), int(kv.pop("batch", 256))
     final_share = float(kv.pop("final_share", 0))
+    curve_every = int(kv.pop("curve", 0))
     T = int(kv.pop("T", 4 if kind == "ddgan" else 1000))
     cfg = preset("toy2d")
     cfg["generator"]["num_layers"] = cfg["denoiser"]["num_layers"] = 3  # the baseline of 2026-11-29
@@ -86,8 +104,12 @@ def main() -> None:
         _weight_final_step(model, final_share)
     g = torch.Generator().manual_seed(seed)
     start = time.time()
-    for _ in range(args.steps):
-        model.train_step(toy2d(data, batch, generator=g), generator=g)
+    curve = []
+    for step in range(1, args.steps + 1):
+        metrics = model.train_step(toy2d(data, batch, generator=g), generator=g)
+        if curve_every and step % curve_every == 0:
+            curve.append(dict(step=step, **{k: round(float(v), 4) for k, v in metrics.items()},
+                              **critic_probe(model, data)))
     seconds = time.time() - start
     results = {}
     for T_s in ([T] if kind == "ddgan" else [T, 50]):
@@ -100,6 +122,8 @@ def main() -> None:
                   final_share=final_share,
                   train_seconds=round(seconds, 1), results=results,
                   networks={k: cfg[k] for k in ROLES.values()}, options=options)
+    if curve:
+        record["curve"] = curve
     if kind == "ddgan":
         record["last_step_within_3std"] = round(last_step_quality(model, data), 4)
     line = json.dumps(record, default=str)

@@ -1,0 +1,110 @@
+"""Benchmark of one 2-D DDGAN training iteration: ``DDGAN.train_step`` against a plain PyTorch loop of the same
+networks, on CPU with 1 and 2 threads.
+
+    pytest benchmarks/bench_train2d.py                  # smoke test: each benchmarked call runs once
+    pytest --benchmark-only benchmarks/bench_train2d.py --benchmark-json=benchmarks/results/NAME.json
+    python benchmarks/report.py benchmarks/results/NAME.json --out-md benchmarks/results/NAME.md
+
+Group ``ddgan-train-2d ring8 batch=256 threads=N`` (the CLI's 2-D defaults: the ``toy2d`` preset, JS objective,
+R1 0.05 every step, Adam (0.5, 0.99), EMA 0.995, T = 4), rows:
+
+* ``plain-pytorch`` (the reference row): the iteration as one writes it without this package, the way the public
+  DDGAN reference implementation's training loop does: ``torch.randn`` noise and the closed-form q / posterior
+  formulas in eager ops, ``F.softplus`` losses, R1 with ``torch.autograd.grad``, and a generator step that
+  back-propagates into D's weights too (zeroed, never used);
+* ``fastddgan``: ``DDGAN.train_step`` (fused noise ops and loss, no D weight gradients in the G step).
+
+``extra_info["images"]`` is the batch, so report.py's images/s column reads as training samples per second.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fastddgan.checkpoint import from_preset
+from fastddgan.data import toy2d
+from fastddgan.models.presets import preset
+
+BATCH, T, SEED = 256, 4, 0
+OPTIONS = dict(loss="js", lr_g=1e-3, lr_d=1e-3, r1_gamma=0.05, betas=(0.5, 0.99), ema_decay=0.995, total_steps=20000)
+PLAIN = "plain-pytorch"
+
+
+def _model():
+    torch.manual_seed(SEED)
+    return from_preset("ddgan", preset("toy2d"), T, None, **OPTIONS)
+
+
+class PlainStep:
+    """The same iteration as ``DDGAN.train_step`` in eager PyTorch (same networks, optimisers and EMA)."""
+
+    def __init__(self, model):
+        s = model.schedule
+        self.G, self.D, self.ema, self.nz = model.generator, model.discriminator, model.ema, model.nz
+        self.opt_g, self.opt_d, self.schedulers = model.opt_g, model.opt_d, model.schedulers
+        f = lambda v: v.float()  # noqa: E731 (tables as the reference keeps them: float tensors indexed by t)
+        self.sqrt_ab, self.sqrt_1mab = f(s.alphas_cumprod.sqrt()), f((1 - s.alphas_cumprod).sqrt())
+        self.sqrt_a, self.sqrt_b = f((1 - s.betas).sqrt()), f(s.betas.sqrt())
+        self.coef1, self.coef2 = f(s.posterior_mean_coef1), f(s.posterior_mean_coef2)
+        self.log_var = f(s.posterior_log_variance_clipped)
+        self.r1_gamma, self.T = OPTIONS["r1_gamma"], T
+
+    def _pair(self, x0):
+        t = torch.randint(0, self.T, (x0.shape[0],))
+        col = lambda table: table[t][:, None]  # noqa: E731
+        prev_ab = torch.cat([torch.ones(1), self.sqrt_ab[:-1]])  # x_{t-1} is x0 at t == 0
+        prev_1mab = torch.cat([torch.zeros(1), self.sqrt_1mab[:-1]])
+        x_prev = prev_ab[t][:, None] * x0 + prev_1mab[t][:, None] * torch.randn_like(x0)
+        x_t = col(self.sqrt_a) * x_prev + col(self.sqrt_b) * torch.randn_like(x0)
+        return t, x_prev, x_t
+
+    def _posterior(self, x0, x_t, t):
+        mean = self.coef1[t][:, None] * x0 + self.coef2[t][:, None] * x_t
+        nonzero = (t > 0).float()[:, None]
+        return mean + nonzero * torch.exp(0.5 * self.log_var[t][:, None]) * torch.randn_like(x_t)
+
+    def __call__(self, x0):
+        t, x_prev, x_t = self._pair(x0)
+        x_prev.requires_grad_(True)
+        real = self.D(x_prev, x_t, t).view(-1)
+        grad, = torch.autograd.grad(real.sum(), x_prev, create_graph=True)
+        r1 = grad.pow(2).reshape(grad.shape[0], -1).sum(1).mean()
+        with torch.no_grad():
+            fake_prev = self._posterior(self.G(x_t, torch.randn(x0.shape[0], self.nz), t), x_t, t)
+        fake = self.D(fake_prev, x_t, t).view(-1)
+        loss_d = F.softplus(-real).mean() + F.softplus(fake).mean() + 0.5 * self.r1_gamma * r1
+        self.opt_d.zero_grad()
+        loss_d.backward()
+        self.opt_d.step()
+        t, _, x_t = self._pair(x0)
+        fake = self.D(self._posterior(self.G(x_t, torch.randn(x0.shape[0], self.nz), t), x_t, t), x_t, t).view(-1)
+        loss_g = F.softplus(-fake).mean()
+        self.opt_g.zero_grad()
+        loss_g.backward()
+        self.opt_g.step()
+        self.ema.update(self.G)
+        for scheduler in self.schedulers:
+            scheduler.step()
+        return loss_d.detach(), loss_g.detach()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("path", [PLAIN, "fastddgan"])
+def test_ddgan_train_step_2d(benchmark, path, threads):
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        model = _model()
+        x0 = toy2d("ring8", BATCH, generator=torch.Generator().manual_seed(SEED))
+        step = PlainStep(model) if path == PLAIN else (lambda x: model.train_step(x))
+        for _ in range(3):  # warm-up: allocator, Adam state
+            step(x0)
+        benchmark.group = f"ddgan-train-2d ring8 batch={BATCH} threads={threads}"
+        benchmark.extra_info.update(images=BATCH, reference=PLAIN)
+        out = benchmark(step, x0)
+    finally:
+        torch.set_num_threads(before)
+    losses = out if path == PLAIN else (out["loss_d"], out["loss_g"])
+    assert all(torch.isfinite(v) for v in losses)
