@@ -295,6 +295,7 @@ _T = torch.tensor([0, 3])
     (lambda: M.build("toy2d", "denoiser")(torch.zeros(2, 3), _T), ValueError, r"x: expected shape \(B, 2\)"),
     (lambda: M.ToyDiscriminator(fourier=-1), ValueError, r"fourier: expected an int >= 0, got -1"),
     (lambda: M.ToyDiscriminator(fourier=8, fourier_scale=0.0), ValueError, "fourier_scale: expected a positive"),
+    (lambda: M.ToyGenerator(act="tanh"), ValueError, r"act: expected one of \['leaky_relu', 'relu', 'silu'\]"),
     (lambda: _E(_X, torch.tensor([0, 1, 2])), ValueError, r"t: expected shape \(2,\)"),
     (lambda: _E(_X, "0"), TypeError, "t: expected an int64 tensor"),
     (lambda: M.UNet(image_size=28, ch_mult=(1, 2, 2, 2)), ValueError, "image_size: 28 is not divisible by 2"),

@@ -31,6 +31,9 @@ from .embeddings import ConditionEmbedding
 __all__ = ["ConditionalMLP", "ToyGenerator", "ToyDiscriminator", "ToyDenoiser"]
 
 
+ACTIVATIONS = {"silu": nn.SiLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "relu": nn.ReLU}
+
+
 class ConditionalMLP(nn.Module):
     """(B, in_dim), t (B,), y (B,) or None -> (B, out_dim); see the module docstring for the math."""
 
@@ -49,7 +52,9 @@ class ConditionalMLP(nn.Module):
         self.num_layers = _checks.positive_int("num_layers", num_layers)
         _checks.positive_int("T_max", T_max)
         self.num_classes = _checks.optional_classes(num_classes)
-        self.act = nn.SiLU() if act == "silu" else nn.LeakyReLU(0.2)
+        if act not in ACTIVATIONS:
+            raise ValueError(f"act: expected one of {sorted(ACTIVATIONS)}, got {act!r}")
+        self.act = ACTIVATIONS[act]()
         self.cond = ConditionEmbedding(hidden, hidden, num_classes, max_period=10.0 * T_max)
         self.cond_proj = nn.Linear(hidden, hidden * num_layers)  # all layers' U_l c in one matmul
         self.layers = nn.ModuleList(nn.Linear(in_dim if i == 0 else hidden, hidden) for i in range(num_layers))
@@ -71,12 +76,12 @@ class ToyGenerator(nn.Module):
     as the MLP's input."""
 
     def __init__(self, dim: int = 2, nz: int = 2, hidden: int = 128, num_layers: int = 3, T_max: int = 1000,
-                 num_classes: Optional[int] = None):
+                 num_classes: Optional[int] = None, act: str = "silu"):
         super().__init__()
         self.dim = _checks.positive_int("dim", dim)
         self.nz = _checks.positive_int("nz", nz)
         self.num_classes = _checks.optional_classes(num_classes)
-        self.net = ConditionalMLP(dim + nz, dim, hidden, num_layers, num_classes, T_max, act="silu")
+        self.net = ConditionalMLP(dim + nz, dim, hidden, num_layers, num_classes, T_max, act=act)
 
     def forward(self, x_t: torch.Tensor, z: torch.Tensor, t, y=None) -> torch.Tensor:
         _checks.data("x_t", x_t, (None, self.dim))
