@@ -6,6 +6,7 @@ sampling combines the conditional and unconditional predictions as ``(1 + w) con
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Optional
 
@@ -55,6 +56,8 @@ def null_labels(batch: int, num_classes: int, device) -> torch.Tensor:
 def check_guidance(guidance: float, num_classes: Optional[int], y: Optional[torch.Tensor],
                    labels_name: str = "y") -> float:
     guidance = float(guidance)
+    if not math.isfinite(guidance):
+        raise ValueError(f"guidance: expected a finite number, got {guidance}")
     if guidance != 0.0 and num_classes is None:
         raise ValueError(f"guidance: classifier-free guidance needs a class-conditional model, got guidance="
                          f"{guidance} for an unconditional one")

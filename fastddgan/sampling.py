@@ -13,6 +13,7 @@ The samplers themselves are small pure functions of (network, x, schedule, keys)
 
 from __future__ import annotations
 
+import numbers
 import os
 import weakref
 from typing import Callable, Dict, Optional
@@ -212,6 +213,8 @@ def sample(model, T: Optional[int] = None, n: int = 64, *, seed: Optional[int] =
     y = check_labels(class_labels, model.num_classes, n, device, name="class_labels")
     guidance = check_guidance(guidance, model.num_classes, y, labels_name="class_labels")
     if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise ValueError(f"seed: expected an integer (or None), got {seed!r}")
         base_key = ops.seed_tensor(seed, 0, device)[:1]
     else:
         base_key = ops.draw_seed(device, generator)[:1]  # the key of a fresh [key, 0] seed

@@ -70,8 +70,10 @@ class Schedule:
         betas = torch.as_tensor(betas, dtype=torch.float64)
         if betas.dim() != 1 or betas.numel() < 1:
             raise ValueError(f"betas: expected a 1-D tensor with T >= 1 entries, got shape {tuple(betas.shape)}")
-        if not bool(((betas > 0) & (betas <= 1)).all()):
-            raise ValueError("betas: every beta must lie in (0, 1]")
+        bad = ~((betas > 0) & (betas < 1))  # NaN fails both
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0])
+            raise ValueError(f"betas: expected finite numbers in (0, 1), got betas[{i}] = {betas[i].item()}")
         T = betas.numel()
         if timesteps is None:
             timesteps = torch.arange(T, device=betas.device)
@@ -83,6 +85,13 @@ class Schedule:
         self.timesteps = timesteps
         alphas = 1.0 - betas
         ab = torch.cumprod(alphas, 0)
+        if bool(ab[0] == 1):
+            raise ValueError(f"betas: betas[0] = {betas[0].item()} is too small: 1 - betas[0] rounds to 1 in float64, "
+                             f"and the tables would divide by zero")
+        if bool(ab[-1] == 0):
+            t = int((ab == 0).nonzero()[0])
+            raise ValueError(f"betas: alphas_cumprod (the product of 1 - betas) underflows to 0 at t = {t}, and the "
+                             f"tables would divide by zero; use fewer or smaller betas")
         ab_prev = torch.cat([ab.new_ones(1), ab[:-1]])
         self.betas = betas
         self.alphas = alphas
@@ -109,6 +118,7 @@ class Schedule:
 
     @classmethod
     def from_betas(cls, betas, name: str = "custom") -> "Schedule":
+        """A schedule with the given betas: finite, in (0, 1), with finite tables (see the checks in __init__)."""
         return cls(torch.as_tensor(betas, dtype=torch.float64), name=name)
 
     @classmethod
@@ -124,6 +134,8 @@ class Schedule:
     def cosine(cls, T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> "Schedule":
         """Nichol & Dhariwal 2021: alpha_bar(u) = cos^2((u + s) / (1 + s) * pi / 2), u = t / T, betas capped."""
         T = cls._check_T(T)
+        if not 0 < max_beta < 1 or not s >= 0:
+            raise ValueError(f"s, max_beta: expected s >= 0 and 0 < max_beta < 1, got {s}, {max_beta}")
         u = torch.arange(T + 1, dtype=torch.float64) / T
         f = torch.cos((u + s) / (1 + s) * math.pi / 2) ** 2
         betas = (1.0 - f[1:] / f[:-1]).clamp(max=max_beta)

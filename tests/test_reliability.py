@@ -1,22 +1,34 @@
 """Reliability: no code runs from a weights file, crafted checkpoint configs are refused before any allocation, no
 lost or mixed work in a run folder (ranking by the stored step, the folder lock, stale temporary files, unreadable
-checkpoints under --resume auto), the mode of atomically written files, and evaluate's --out checked first."""
+checkpoints under --resume auto), the mode of atomically written files, and evaluate's --out checked first; no
+crash or hang on a full disk or absurd lengths; nothing silently wrong (bad numbers refused up front, each
+non-finite recovery halving the learning rates again, non-finite weights refused, no NaN in JSON, evaluate's
+flags, schedules, sampling arguments, reference statistics keyed on the images)."""
 
 import copy
+import errno
 import json
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
 import fastddgan
+from fastddgan import Schedule
+from fastddgan import checkpoint as C
 from fastddgan import evaluate as E
 from fastddgan._io import atomic_write, check_writable, load_tensors
+from fastddgan.data import load_dataset
 from fastddgan.export import export
+from fastddgan.export import main as export_main
 from fastddgan.metrics import WEIGHTS_ENV, WEIGHTS_FILE, InceptionMetrics, InceptionWeightsInvalid, load_weights
 from fastddgan.train import main as train
+from fastddgan.train.batches import Batches
+from fastddgan.train.config import ConfigError, parse, resolve
+from fastddgan.train.loop import Trainer, _duration, _optimizers, _Progress
 from fastddgan.train.run_folder import RunFolder
 
 TOY = ["--dataset", "ring8", "--log-every", "5", "--sample-every", "0", "--batch-size", "64", "--sample-n", "200"]
@@ -290,3 +302,31 @@ def test_evaluate_checks_out_before_sampling(tmp_path, monkeypatch, capsys):
         check_writable(blocker / "x.json", "--out")
     check_writable(tmp_path / "new" / "x.json", "--out")
     assert os.listdir(tmp_path / "new") == []
+
+
+# ---------------------------------------------------------------------------------------------- schedules, sampling
+@pytest.mark.parametrize("betas, message", [
+    ([0.1, float("nan")], r"betas: expected finite numbers in \(0, 1\), got betas\[1\] = nan"),
+    ([float("inf")], r"betas: expected finite numbers in \(0, 1\), got betas\[0\] = inf"),
+    ([0.5, 1.0], r"got betas\[1\] = 1.0"),
+    ([0.0, 0.1], r"got betas\[0\] = 0.0"),
+    ([1e-20, 0.1], r"betas\[0\] = 1e-20 is too small: 1 - betas\[0\] rounds to 1"),
+    ([0.9] * 1000, "alphas_cumprod .* underflows to 0 at t = 323"),
+])
+def test_betas_that_would_make_nonfinite_tables_are_refused(betas, message):
+    with pytest.raises(ValueError, match=message) as err:
+        Schedule.from_betas(betas)
+    _one_line(str(err.value))
+    with pytest.raises(ValueError, match="max_beta"):
+        Schedule.cosine(10, max_beta=1.0)
+
+
+def test_sample_refuses_nan_guidance_and_seeds_that_are_not_integers():
+    model = fastddgan.from_preset("ddgan", "toy2d", num_classes=3)
+    labels = torch.arange(3)
+    with pytest.raises(ValueError, match="guidance: expected a finite number, got nan"):
+        fastddgan.sample(model, n=3, seed=0, class_labels=labels, guidance=float("nan"))
+    for seed in (1.5, "7", True):
+        with pytest.raises(ValueError, match=f"seed: expected an integer \\(or None\\), got {seed!r}"):
+            fastddgan.sample(model, n=3, seed=seed)
+    assert torch.equal(fastddgan.sample(model, n=3, seed=np.int64(2)), fastddgan.sample(model, n=3, seed=2))
