@@ -6,6 +6,7 @@ that never runs code from the file."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from typing import Any, Callable, Dict, IO, List, Union
@@ -108,8 +109,25 @@ def one_line(text: str, limit: int = 200) -> str:
     return text.split(". ")[0][:limit]
 
 
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float (in dicts, lists, tuples) replaced by None: strict JSON has no
+    NaN / Infinity literals, and other readers (jq, JavaScript, many JSON libraries) refuse them."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def json_text(obj: Any, **kwargs) -> str:
+    """``json.dumps`` of :func:`json_safe` ``(obj)`` (non-finite floats as null; other values by ``str``)."""
+    return json.dumps(json_safe(obj), allow_nan=False, default=str, **kwargs)
+
+
 def atomic_write_json(path: PathLike, obj: Any) -> None:
-    text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+    text = json_text(obj, indent=2, sort_keys=True) + "\n"
     atomic_write(path, lambda f: f.write(text.encode()))
 
 

@@ -120,7 +120,7 @@ def save(model, path: Union[str, os.PathLike], extra: Optional[Dict[str, Any]] =
 
 def read(path: Union[str, os.PathLike], map_location="cpu") -> Dict[str, Any]:
     """The validated contents of the checkpoint at ``path`` (errors name the file: missing, truncated, corrupt,
-    not a fastddgan checkpoint, or another format version)."""
+    not a fastddgan checkpoint, another format version, or weights that are not finite)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"path: no checkpoint at {path!r}")
@@ -136,7 +136,20 @@ def read(path: Union[str, os.PathLike], map_location="cpu") -> Dict[str, Any]:
     missing = [k for k in ("kind", "config", "schedule", "model") if k not in state]
     if missing:
         raise ValueError(f"path: {path!r} is an incomplete fastddgan checkpoint (missing {missing})")
+    if isinstance(state["model"], dict):
+        check_finite(state["model"], f"path: {path!r}")
     return state
+
+
+def check_finite(tensors: Dict[str, Any], where: str) -> None:
+    """A one-line ValueError starting with ``where`` when floating-point tensors of the state dict ``tensors`` hold
+    a NaN or an infinity: such a model samples NaN, so it is neither loaded, nor evaluated, nor exported."""
+    bad = [k for k, v in tensors.items()
+           if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ValueError(f"{where} holds non-finite weights (NaN or inf in {len(bad)} tensor"
+                         f"{'s' if len(bad) > 1 else ''}: {', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); "
+                         f"use an earlier checkpoint")
 
 
 def stored_step(path: Union[str, os.PathLike]) -> Optional[int]:

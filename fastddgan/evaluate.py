@@ -14,7 +14,8 @@ when the data set's classifier exists, plus ``fid,is`` when the Inception weight
                      "FID-dom" / "IS-dom", offline, never comparable with Inception numbers
     toy              2-D mixtures: modes covered, high-quality share (within 3 std), sliced W1, MMD^2
 
-Reference statistics of the real data (train split) are cached per data set and feature extractor in
+Reference statistics of the real data (train split) are cached per data set, feature extractor and the set's
+fingerprint (number of images, size, channels; the pixels, or for a folder its files' names, sizes and times) in
 ``--cache-dir``. Speed: images/s of the sampling itself (after a warm-up call) and network evaluations per image.
 """
 
@@ -32,12 +33,13 @@ import torch
 
 from . import metrics as M
 from ._io import atomic_write_json, check_writable
-from .checkpoint import load
+from .checkpoint import check_finite, load
 from .data import DataNotFoundError, load_dataset
 from .sampling import sample
 
 IMAGE_METRICS = ("fid", "is", "fid-dom", "is-dom")
 ALL_METRICS = IMAGE_METRICS + ("toy",)
+MAX_N = 10_000_000  # samples; FID is usually measured on 50,000
 
 
 class EvaluationError(ValueError):
@@ -66,7 +68,7 @@ def timed_sample(model, T: Optional[int], n: int, seed: int, batch_size: Optiona
     """Samples (CPU float32) and the images/s of the sampling (after one warm-up chunk, synchronised)."""
     labels = torch.arange(n) % model.num_classes if model.num_classes else None
     kwargs = dict(seed=seed, device=device, guidance=guidance, batch_size=batch_size)
-    if hasattr(model, "prediction"):
+    if ddim:  # DDPM only (evaluate refuses it for a DDGAN)
         kwargs["ddim"] = ddim
     warm = min(n, batch_size or n, 64)
     sample(model, T, warm, class_labels=None if labels is None else labels[:warm], **kwargs)
@@ -92,8 +94,11 @@ def _file_tag(path: str) -> str:
 
 
 def real_stats(dataset, feature_name: str, featurize, cache_dir: str, batch_size: int = 500):
-    """(mu, sigma) of ``featurize`` over the whole (train) data set, cached as an .npz per data set and feature."""
-    path = os.path.join(cache_dir, f"stats-{dataset.name.replace(':', '_').replace(os.sep, '_')}-{feature_name}.npz")
+    """(mu, sigma) of ``featurize`` over the whole (train) data set, cached as an .npz per data set, feature and
+    the set's fingerprint (so a folder whose files changed, or another image size or channel count, is not served
+    the statistics of other images)."""
+    name, tag = dataset.name.replace(":", "_").replace(os.sep, "_"), dataset.fingerprint()
+    path = os.path.join(cache_dir, f"stats-{name}-{feature_name}-{tag}.npz")
     if os.path.isfile(path):
         mu, sigma, _ = M.load_stats(path)
         return mu, sigma
@@ -106,13 +111,17 @@ def real_stats(dataset, feature_name: str, featurize, cache_dir: str, batch_size
         stats.update(featurize(batch.float() / 127.5 - 1))
     mu, sigma = stats.compute()
     M.save_stats(path, mu, sigma, {"dataset": dataset.name, "feature": feature_name, "n": len(dataset),
-                                   "split": "train"})
+                                   "channels": dataset.channels, "image_size": dataset.image_size,
+                                   "fingerprint": tag, "split": "train"})
     return mu, sigma
 
 
 def _choose_metrics(requested: str, toy: bool, clf_path: str, weights: Optional[str]) -> List[str]:
     if requested != "auto":
         chosen = [m.strip() for m in requested.split(",") if m.strip()]
+        if not chosen:
+            raise EvaluationError(f"--metrics: expected a comma-separated list of {ALL_METRICS} or auto, got "
+                                  f"{requested!r}")
         unknown = [m for m in chosen if m not in ALL_METRICS]
         if unknown:
             raise EvaluationError(f"--metrics: unknown {unknown}; expected a comma-separated list of {ALL_METRICS} "
@@ -144,14 +153,23 @@ def evaluate(model, *, metrics: str = "auto", n: int = 10000, T: Optional[int] =
              device: Optional[str] = None, keep_samples: bool = False) -> Dict[str, Any]:
     """Evaluate ``model`` (a model or a checkpoint / export path); returns the JSON record (see module doc), with
     the samples under "samples" when ``keep_samples``."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-        raise EvaluationError(f"--n: expected an integer >= 2, got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= MAX_N:
+        raise EvaluationError(f"--n: expected an integer in [2, {MAX_N:,}], got {n!r}")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     source = os.fspath(model) if isinstance(model, (str, os.PathLike)) else None
     if source is not None:
-        model = load(source, map_location=device)
+        model = load(source, map_location=device)  # refuses non-finite weights, naming the file
+    else:
+        check_finite(model.ema.module.state_dict(), "model: the EMA network")
+    if ddim and not hasattr(model, "prediction"):
+        raise EvaluationError("--ddim: DDIM steps are for DDPM models; this is a DDGAN (it samples with its "
+                              "generator)")
     train_config = _train_config(model)
-    dataset = dataset or train_config.get("dataset")
+    trained_on = train_config.get("dataset")
+    if dataset is not None and trained_on is not None and dataset != trained_on:
+        print(f"warning: --dataset {dataset} is not the data set the model was trained on ({trained_on}); the "
+              f"metrics compare it with {dataset}", file=sys.stderr)
+    dataset = dataset or trained_on
     if dataset is None:
         raise EvaluationError("--dataset: required (the model does not say which data set it was trained on)")
     data_dir = data_dir or train_config.get("data_dir", "data")

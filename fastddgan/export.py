@@ -33,7 +33,7 @@ def _safetensors():
 def export(model, folder: Union[str, os.PathLike]) -> str:
     """Write the EMA network of ``model`` (a DDGAN / DDPM built by ``from_preset``, or a checkpoint path) to
     ``folder``; returns the folder."""
-    from .checkpoint import load
+    from .checkpoint import check_finite, load
 
     st = _safetensors()
     if isinstance(model, (str, os.PathLike)):
@@ -43,6 +43,7 @@ def export(model, folder: Union[str, os.PathLike]) -> str:
         raise ValueError("model: only models built with fastddgan.from_preset (or loaded from a checkpoint) can be "
                          "exported")
     weights = {k: v.detach().cpu().contiguous() for k, v in model.ema.module.state_dict().items()}
+    check_finite(weights, "model: the EMA network")
     meta = {"format": FORMAT, "version": VERSION, "kind": config["kind"], "config": config,
             "schedule": {"betas": model.schedule.betas.tolist(), "timesteps": model.schedule.timesteps.tolist(),
                          "name": model.schedule.name},
@@ -71,7 +72,7 @@ def export_folder(path: Union[str, os.PathLike]) -> Optional[str]:
 def load_export(folder: Union[str, os.PathLike], map_location="cpu"):
     """Rebuild a model from an :func:`export` folder (the network and its EMA copy both hold the exported
     weights)."""
-    from .checkpoint import from_config
+    from .checkpoint import check_finite, from_config
     from .schedule import Schedule
 
     folder = os.fspath(folder)
@@ -91,6 +92,7 @@ def load_export(folder: Union[str, os.PathLike], map_location="cpu"):
         weights = st.load_file(weights_path)
     except Exception as err:  # noqa: BLE001 - a corrupt or truncated file
         raise ValueError(f"path: {weights_path!r} is truncated or corrupt ({err})") from None
+    check_finite(weights, f"path: {weights_path!r}")
     config, sched = meta["config"], meta["schedule"]
     schedule = Schedule(torch.tensor(sched["betas"], dtype=torch.float64),
                         timesteps=torch.tensor(sched["timesteps"], dtype=torch.long), name=sched["name"])

@@ -330,3 +330,87 @@ def test_sample_refuses_nan_guidance_and_seeds_that_are_not_integers():
         with pytest.raises(ValueError, match=f"seed: expected an integer \\(or None\\), got {seed!r}"):
             fastddgan.sample(model, n=3, seed=seed)
     assert torch.equal(fastddgan.sample(model, n=3, seed=np.int64(2)), fastddgan.sample(model, n=3, seed=2))
+
+
+# ---------------------------------------------------------------------------------------------- non-finite weights
+def test_nonfinite_weights_are_refused_by_load_sample_evaluate_and_export(tmp_path, capsys):
+    good = tmp_path / "good.pt"
+    fastddgan.save(fastddgan.from_preset("ddgan", "toy2d"), good)
+    state = torch.load(good, weights_only=True)
+    key = next(k for k, v in state["model"].items() if v.is_floating_point())
+    state["model"][key].view(-1)[0] = float("nan")
+    bad = tmp_path / "nan.pt"
+    torch.save(state, bad)
+    with pytest.raises(ValueError, match=f"holds non-finite weights \\(NaN or inf in 1 tensor: {key}\\)") as err:
+        fastddgan.load(bad)
+    assert str(bad) in _one_line(str(err.value))
+    with pytest.raises(ValueError, match="non-finite weights"):
+        fastddgan.sample(bad, n=4, seed=0)
+    assert E.main([str(bad), "--dataset", "ring8", "--n", "10"]) == 2
+    assert "non-finite weights" in _one_line(capsys.readouterr().err)
+    assert export_main([str(bad), str(tmp_path / "exported")]) == 2
+    assert "non-finite weights" in _one_line(capsys.readouterr().err)
+    assert not (tmp_path / "exported").exists()
+
+    model = fastddgan.load(good)
+    folder = tmp_path / "export"
+    export(model, folder)
+    import safetensors.torch as st
+
+    weights = st.load_file(folder / "network.safetensors")
+    next(iter(weights.values())).view(-1)[0] = float("inf")
+    (folder / "network.safetensors").write_bytes(st.save(weights))
+    with pytest.raises(ValueError, match="network.safetensors' holds non-finite weights"):
+        fastddgan.load(folder)
+    with torch.no_grad():
+        next(model.ema.module.parameters()).view(-1)[0] = float("nan")
+    for call in (lambda: export(model, tmp_path / "x"), lambda: E.evaluate(model, dataset="ring8", n=10)):
+        with pytest.raises(ValueError, match="model: the EMA network holds non-finite weights"):
+            call()
+
+
+# ---------------------------------------------------------------------------------------------- evaluate's arguments
+def test_evaluate_bounds_n_and_refuses_dropped_flags(tmp_path, capsys):
+    ckpt = tmp_path / "ckpt.pt"
+    fastddgan.save(fastddgan.from_preset("ddgan", "toy2d"), ckpt, extra={"train_config": {"dataset": "ring8"}})
+    for flags, message in [
+            (["--n", "100000000000"], "--n: expected an integer in [2, 10,000,000], got 100000000000"),
+            (["--ddim"], "--ddim: DDIM steps are for DDPM models; this is a DDGAN"),
+            (["--metrics", ","], "--metrics: expected a comma-separated list of"),
+            (["--guidance", "nan"], "guidance: expected a finite number, got nan")]:
+        assert E.main([str(ckpt), *flags]) == 2, flags
+        assert message in _one_line(capsys.readouterr().err)
+    assert E.main([str(ckpt), "--dataset", "grid25", "--n", "100"]) == 0
+    assert _one_line(capsys.readouterr().err) == ("warning: --dataset grid25 is not the data set the model was "
+                                                  "trained on (ring8); the metrics compare it with grid25")
+
+
+# ---------------------------------------------------------------------------------------------- reference statistics
+def test_cached_reference_statistics_are_keyed_on_the_images(tmp_path):
+    from PIL import Image
+
+    folder, cache = tmp_path / "images", str(tmp_path / "cache")
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    calls = []
+
+    def featurize(batch):
+        calls.append(tuple(batch.shape))
+        return batch.flatten(1)[:, :3]
+
+    def stats(**options):
+        return E.real_stats(load_dataset(f"folder:{folder}", **{"image_size": 8, **options}), "f", featurize, cache)
+
+    first = stats()
+    assert len(calls) == 1 and np.array_equal(stats()[0], first[0]) and len(calls) == 1  # the second: cached
+    stats(image_size=4)
+    stats(channels=1)
+    assert calls[1:] == [(4, 3, 4, 4), (4, 1, 8, 8)]
+    Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(folder / "4.png")
+    assert not np.array_equal(stats()[0], first[0]) and calls[-1] == (5, 3, 8, 8)
+    (folder / "4.png").unlink()
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(folder / "0.png")  # same name, new contents
+    assert not np.array_equal(stats()[0], first[0]) and len(calls) == 5
+    assert len(os.listdir(cache)) == 5

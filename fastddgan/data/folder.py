@@ -23,6 +23,7 @@ image, so training stays deterministic and a resumed run repeats the uninterrupt
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import warnings
@@ -175,6 +176,15 @@ class ImageFolderData(ImageData):
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def fingerprint(self) -> str:
+        """A short hash of the set: its name, number of images, channels and size, and the sorted file list with
+        each file's size and modification time (the pixels are not read)."""
+        h = hashlib.sha1(f"{self.name}|{len(self)}|{self.channels}|{self.image_size}".encode())
+        for path in self.files:
+            st = os.stat(path)
+            h.update(f"{os.path.relpath(path, self.root)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        return h.hexdigest()[:12]
 
     def __getitem__(self, index: int):
         if self.images is not None:

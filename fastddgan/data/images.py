@@ -20,6 +20,7 @@ leaves nothing behind that could later look valid (each socket operation times o
 from __future__ import annotations
 
 import gzip
+import hashlib
 import importlib.util
 import io
 import os
@@ -118,6 +119,13 @@ class ImageData(Dataset):
 
     def __getitem__(self, index: int):
         return self.images[index], int(self.labels[index])
+
+    def fingerprint(self) -> str:
+        """A short hash of what the set holds (name, number of images, channels, size and the pixels): statistics
+        computed from the set are cached under it, so that other images never reuse them."""
+        h = hashlib.sha1(f"{self.name}|{len(self)}|{self.channels}|{self.image_size}".encode())
+        h.update(self.images.numpy().data)
+        return h.hexdigest()[:12]
 
     def __repr__(self) -> str:
         classes = "unlabelled" if self.num_classes is None else f"{self.num_classes} classes"
