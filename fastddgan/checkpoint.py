@@ -13,7 +13,9 @@ with ``weights_only=True``.
 from __future__ import annotations
 
 import copy
+import errno
 import os
+import shutil
 from typing import Any, Dict, Optional, Union
 
 import torch
@@ -28,6 +30,13 @@ from .schedule import Schedule
 FORMAT, VERSION = "fastddgan", 1
 KINDS = ("ddgan", "ddpm")
 RUNTIME_OPTIONS = ("amp", "compile")
+
+
+class DiskFullError(OSError):
+    """A checkpoint could not be written because the disk (or the quota) is full; the message is one line."""
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
 
 
 def _sample_shape(config: Dict[str, Any]):
@@ -115,7 +124,29 @@ def save(model, path: Union[str, os.PathLike], extra: Optional[Dict[str, Any]] =
         "step": int(getattr(model, "step", 0)),
         "extra": extra or {},
     }
-    atomic_write(path, lambda f: torch.save(state, f))
+    try:
+        atomic_write(path, lambda f: torch.save(state, f))
+    except (OSError, RuntimeError) as err:
+        need, free = estimated_size(model), _free_bytes(path)
+        short = free is not None and free < 1.25 * need
+        # ENOSPC / EDQUOT from a Python file; torch's own writer raises a RuntimeError without the errno
+        if getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or (
+                isinstance(err, RuntimeError) and "write" in str(err) and short):
+            room = f", {_mb(free)} MB free" if short else ""
+            raise DiskFullError(errno.ENOSPC, f"disk full writing {os.fspath(path)} (need ~{_mb(need)} MB{room})") \
+                from None
+        raise
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.0f}" if size >= 1e6 else f"{size / 1e6:.2g}"
+
+
+def _free_bytes(path) -> Optional[int]:
+    try:
+        return shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
+    except OSError:
+        return None
 
 
 def read(path: Union[str, os.PathLike], map_location="cpu") -> Dict[str, Any]:

@@ -414,3 +414,171 @@ def test_cached_reference_statistics_are_keyed_on_the_images(tmp_path):
     Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(folder / "0.png")  # same name, new contents
     assert not np.array_equal(stats()[0], first[0]) and len(calls) == 5
     assert len(os.listdir(cache)) == 5
+
+
+# ---------------------------------------------------------------------------------------------- a full disk
+def test_disk_full_while_checkpointing_is_one_line_after_pruning_first(tmp_path, monkeypatch, capsys):
+    real_write = C.atomic_write
+    folder_when_full = []
+
+    def full_at_step_30(path, write):
+        if os.path.basename(path) == "ckpt-00000030.pt":
+            folder_when_full.append(sorted(os.listdir(os.path.dirname(path))))
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(path, write)
+
+    monkeypatch.setattr(C, "atomic_write", full_at_step_30)
+    out = tmp_path / "run"
+    assert _train(out, 40, "--keep", "2") == 1
+    err = _one_line(capsys.readouterr().err)
+    assert f"error: disk full writing {out / 'checkpoints' / 'ckpt-00000030.pt'} (need ~" in err
+    assert err.endswith("free some space, then continue with --resume auto")
+    assert folder_when_full == [["ckpt-00000020.pt"]]  # --keep 2: ckpt-10 went before the write, not after
+    monkeypatch.setattr(C, "atomic_write", real_write)  # space freed
+    assert _train(out, 40, "--keep", "2", "--resume", "auto") == 0
+    assert f"resumed from {out / 'checkpoints' / 'ckpt-00000020.pt'} at step 20" in capsys.readouterr().out
+
+
+def test_checkpoint_save_says_disk_full_for_torchs_runtime_error(tmp_path, monkeypatch):
+    model = fastddgan.from_preset("ddgan", "toy2d")
+
+    def torch_write_fails(path, write):
+        raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 64 vs 0: PytorchStreamWriter "
+                           "failed writing file data/0: file write failed")
+
+    monkeypatch.setattr(C, "atomic_write", torch_write_fails)
+    monkeypatch.setattr(C, "_free_bytes", lambda path: 1000)
+    with pytest.raises(C.DiskFullError) as err:
+        fastddgan.save(model, tmp_path / "ck.pt")
+    assert err.value.errno == errno.ENOSPC
+    assert _one_line(str(err.value)).startswith(f"disk full writing {tmp_path / 'ck.pt'} (need ~")
+    assert str(err.value).endswith(" MB, 0.001 MB free)")
+    monkeypatch.setattr(C, "_free_bytes", lambda path: 10**13)
+    with pytest.raises(RuntimeError, match="file write failed"):  # room enough: not a full disk, torch's error
+        fastddgan.save(model, tmp_path / "ck.pt")
+
+
+# ---------------------------------------------------------------------------------------------- lengths, numbers
+def test_steps_are_bounded_and_time_estimates_never_crash(tmp_path, capsys):
+    cfg = tmp_path / "run.json"
+    cfg.write_text(json.dumps({"dataset": "ring8", "steps": 1e23}))
+    assert train(["--config", str(cfg), "--out", str(tmp_path / "x")]) == 2
+    assert "--steps: expected an integer in [1, 1000000000], got 99999999999999991611392" in \
+        _one_line(capsys.readouterr().err)
+    image = {"kind": "image", "channels": 1, "image_size": 28, "num_classes": 10, "size": 5000}
+    for epochs in ("inf", "nan", "-1"):
+        with pytest.raises(ConfigError, match=f"--epochs: expected a positive number, got {epochs}"):
+            resolve(parse(["--dataset", "mnist5k", "--out", "x", "--epochs", epochs]), image)
+    with pytest.raises(ConfigError, match=r"--epochs: 1e\+300 epochs are \d+ steps; at most 1000000000 steps"):
+        resolve(parse(["--dataset", "mnist5k", "--out", "x", "--epochs", "1e300"]), image)
+    assert [_duration(s) for s in (30, 600, 7200, 3e5, 1e23, float("inf"), float("nan"))] == \
+        ["30 s", "10 min", "2.0 h", "3.5 days", "1.2e+18 days", "unknown time", "unknown time"]
+    _Progress(10**9, 0, True).show({"step": 1, "it_per_s": 0.0, "loss_d": 1.0}, 10**9)  # a zero speed
+    assert "eta 1.2e+13 days" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--batch-size", "0"], "--batch-size: expected an integer >= 1, got 0"),
+    (["--sample-n", "0"], "--sample-n: expected an integer >= 1, got 0"),
+    (["--sample-steps", "0", "--model", "ddpm"], "--sample-steps: expected an integer >= 1, got 0"),
+    (["--sample-steps", "0"], "--sample-steps: expected an integer >= 1, got 0"),
+    (["--r1-gamma", "-100"], "--r1-gamma: expected a finite number >= 0, got -100.0"),
+    (["--r1-gamma", "inf"], "--r1-gamma: expected a finite number >= 0, got inf"),
+    (["--gp-lambda", "nan", "--loss", "wasserstein"], "--gp-lambda: expected a finite number >= 0, got nan"),
+    (["--lr-g", "inf"], "--lr-g: expected a finite number > 0, got inf"),
+    (["--lr-g", "-1"], "--lr-g: expected a finite number > 0, got -1.0"),
+    (["--lr-d", "nan"], "--lr-d: expected a finite number > 0, got nan"),
+    (["--lr-d", "0"], "--lr-d: expected a finite number > 0, got 0.0"),
+    (["--lr", "inf", "--model", "ddpm"], "--lr: expected a finite number > 0, got inf"),
+    (["--ema-decay", "nan"], "--ema-decay: expected a number in [0, 1), got nan"),
+    (["--steps", "10000000000"], "--steps: expected an integer in [1, 1000000000], got 10000000000"),
+])
+def test_bad_numbers_are_one_line_and_exit_2(tmp_path, capsys, flags, message):
+    assert train(["--dataset", "ring8", "--out", str(tmp_path / "x"), *flags]) == 2
+    assert message in _one_line(capsys.readouterr().err)
+    assert not (tmp_path / "x").exists()
+
+
+# ---------------------------------------------------------------------------------------------- non-finite training
+def _poison_batches(monkeypatch, times):
+    """Batches.get returns NaN data the first ``times[step]`` times each step is asked for."""
+    real_get, left = Batches.get, dict(times)
+
+    def get(self, step):
+        x, y = real_get(self, step)
+        if left.get(step, 0) > 0:
+            left[step] -= 1
+            x = x * float("nan")
+        return x, y
+
+    monkeypatch.setattr(Batches, "get", get)
+
+
+@pytest.mark.parametrize("times, lr_decay", [
+    ({6: 2, 7: 2}, "none"),  # both recoveries go back to ckpt-6, written before the first
+    ({6: 1, 7: 1, 12: 1, 13: 1}, "cosine"),  # the second goes back to ckpt-12, written with the halved rates
+])
+def test_each_nonfinite_recovery_halves_the_learning_rates_again(tmp_path, monkeypatch, times, lr_decay):
+    _poison_batches(monkeypatch, times)
+    real_recover, rates = Trainer._recover, []
+
+    def recover(self):
+        real_recover(self)
+        schedulers = getattr(self.model, "schedulers", [])
+        rates.append([lr for s in schedulers for lr in s.base_lrs] if schedulers else
+                     [g["lr"] for opt in _optimizers(self.model) for g in opt.param_groups])
+
+    monkeypatch.setattr(Trainer, "_recover", recover)
+    out = tmp_path / "run"
+    assert _train(out, 20, "--ckpt-every", "3", "--max-nonfinite", "2", "--lr-decay", lr_decay) == 0
+    assert rates == [[5e-4, 5e-4], [2.5e-4, 2.5e-4]]  # --lr-g and --lr-d are 1e-3 for 2-D data
+    final = torch.load(out / "checkpoints" / "final.pt", weights_only=True)
+    assert final["extra"]["recoveries"] == 2
+    events = [r for r in RunFolder(str(out)).read_metrics() if r.get("event") == "recovered"]
+    assert [e["lr_scale"] for e in events] == [0.5, 0.25]
+
+
+def test_training_that_ends_with_nonfinite_weights_does_not_claim_a_checkpoint(tmp_path, monkeypatch, capsys):
+    real_step = fastddgan.DDGAN.train_step
+
+    def step(self, *args, **kwargs):
+        metrics = real_step(self, *args, **kwargs)
+        if self.step == 11:
+            with torch.no_grad():
+                next(self.generator.parameters()).fill_(float("inf"))
+        return metrics
+
+    monkeypatch.setattr(fastddgan.DDGAN, "train_step", step)
+    out = tmp_path / "run"
+    assert _train(out, 12) == 3
+    captured = capsys.readouterr()
+    assert "done:" not in captured.out
+    err = captured.err.strip().splitlines()
+    assert len(err) == 2 and err[0].startswith("warning: weights not finite at step 12")
+    assert err[1].startswith("python -m fastddgan.train: stopped: the weights are not finite at step 12, so "
+                             f"{out / 'checkpoints' / 'final.pt'} was not written (the newest checkpoint: "
+                             f"{out / 'checkpoints' / 'ckpt-00000010.pt'} at step 10)")
+    assert os.listdir(out / "checkpoints") == ["ckpt-00000010.pt"] and not (out / "export").exists()
+
+
+# ---------------------------------------------------------------------------------------------- no NaN in JSON
+def _strict_json(text):
+    def refuse(constant):
+        raise AssertionError(f"{constant} in JSON output")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_outputs_write_null_for_non_finite_numbers(tmp_path, monkeypatch, capsys):
+    run = RunFolder(str(tmp_path / "run"))
+    os.makedirs(run.out)
+    run.log({"step": 5, "loss_d": float("nan"), "lr": float("inf"), "losses": [1.0, float("-inf")]})
+    assert _strict_json((tmp_path / "run" / "metrics.jsonl").read_text()) == \
+        {"step": 5, "loss_d": None, "lr": None, "losses": [1.0, None]}
+    ckpt = tmp_path / "ckpt.pt"
+    fastddgan.save(fastddgan.from_preset("ddgan", "toy2d"), ckpt)
+    monkeypatch.setattr(E.M, "toy2d_metrics", lambda x, name, generator=None: {
+        "num_modes": 8, "modes_covered": 8, "high_quality": float("nan"), "sliced_wasserstein": float("inf")})
+    out = tmp_path / "eval.json"
+    assert E.main([str(ckpt), "--dataset", "ring8", "--n", "10", "--out", str(out)]) == 0
+    record = _strict_json(out.read_text())
+    assert record["metrics"]["high_quality"] is None and record["metrics"]["sliced_wasserstein"] is None

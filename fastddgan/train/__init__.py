@@ -11,19 +11,22 @@ run folder holds. From Python: ``fastddgan.train.main(argv)`` or ``Trainer(confi
 
 from __future__ import annotations
 
+import errno
 import sys
 from typing import Optional, Sequence
 
+from ..checkpoint import DiskFullError
 from ..data import DataNotFoundError
 from . import distributed
 from .config import OPTIONS, ConfigError, build_parser, parse, resolve
 from .loop import Interrupted, Trainer, TrainingDiverged
 
-EXIT_USAGE, EXIT_DIVERGED = 2, 3
+EXIT_WRITE, EXIT_USAGE, EXIT_DIVERGED = 1, 2, 3
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the command; returns the exit status (0 done, 2 bad input, 3 diverged, 128 + signal if stopped)."""
+    """Run the command; returns the exit status (0 done, 1 the disk is full, 2 bad input, 3 diverged, 128 + signal
+    if stopped)."""
     trainer = None
     try:
         trainer = Trainer(parse(argv))
@@ -31,6 +34,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ConfigError, DataNotFoundError, FileNotFoundError, ValueError) as err:
         print(f"python -m fastddgan.train: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        why = str(err) if isinstance(err, DiskFullError) else \
+            f"disk full ({err.strerror})" + (f" writing {err.filename}" if err.filename else "")
+        print(f"python -m fastddgan.train: error: {why}; free some space, then continue with --resume auto",
+              file=sys.stderr)
+        return EXIT_WRITE
     except TrainingDiverged as err:
         print(f"python -m fastddgan.train: stopped: {err}", file=sys.stderr)
         return EXIT_DIVERGED

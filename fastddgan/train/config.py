@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
@@ -34,6 +35,7 @@ class Option:
 
 
 AMP = ("bf16", "fp16")
+MAX_STEPS = 10**9  # a bound on --steps (and --epochs): more is a typo, and would overflow the time estimates
 
 OPTIONS: List[Option] = [
     # what to train, on what
@@ -243,20 +245,22 @@ def resolve(config: Dict[str, Any], dataset_info: Dict[str, Any]) -> Dict[str, A
         raise ConfigError(f"--T: expected an integer >= 1, got {c['T']}")
     if c["steps"] is not None and c["epochs"] is not None:
         raise ConfigError("--steps / --epochs: give one of them, not both")
-    c["batch_size"] = c["batch_size"] or (256 if toy else 64)
+    c["batch_size"] = c["batch_size"] if c["batch_size"] is not None else (256 if toy else 64)
     if c["batch_size"] < 1:
         raise ConfigError(f"--batch-size: expected an integer >= 1, got {c['batch_size']}")
     if c["epochs"] is not None:
         if toy:
             raise ConfigError("--epochs: the 2-D data sets draw fresh samples every step and have no epochs; "
                               "use --steps")
-        if c["epochs"] <= 0:
+        if not 0 < c["epochs"] < math.inf:
             raise ConfigError(f"--epochs: expected a positive number, got {c['epochs']}")
         global_batch = c["batch_size"] * dataset_info.get("world_size", 1)
-        c["steps"] = max(1, int(round(c["epochs"] * dataset_info["size"] / global_batch)))
+        c["steps"] = max(1, round(c["epochs"] * dataset_info["size"] / global_batch))
+        if c["steps"] > MAX_STEPS:
+            raise ConfigError(f"--epochs: {c['epochs']} epochs are {c['steps']} steps; at most {MAX_STEPS} steps")
     c["steps"] = (50000 if toy and not ddgan else 20000) if c["steps"] is None else c["steps"]
-    if c["steps"] < 1:
-        raise ConfigError(f"--steps: expected an integer >= 1, got {c['steps']}")
+    if not 1 <= c["steps"] <= MAX_STEPS:
+        raise ConfigError(f"--steps: expected an integer in [1, {MAX_STEPS}], got {c['steps']}")
     c["lr_g"] = c["lr_g"] if c["lr_g"] is not None else (1e-3 if toy else 1.6e-4)
     c["lr_d"] = c["lr_d"] if c["lr_d"] is not None else (1e-3 if toy else 1.25e-4)
     c["r1_gamma"] = c["r1_gamma"] if c["r1_gamma"] is not None else (0.05 if toy else 0.02)
@@ -264,29 +268,36 @@ def resolve(config: Dict[str, Any], dataset_info: Dict[str, Any]) -> Dict[str, A
     c["adam_beta2"] = c["adam_beta2"] if c["adam_beta2"] is not None else (0.99 if toy else 0.9)
     c["ema_decay"] = c["ema_decay"] if c["ema_decay"] is not None else \
         (0.995 if toy else (0.999 if ddgan else 0.9999))
+    for name in ("lr_g", "lr_d", "lr"):
+        _check_number(c, name, "a finite number > 0", lambda v: 0 < v < math.inf)
+    for name in ("r1_gamma", "gp_lambda"):
+        _check_number(c, name, "a finite number >= 0", lambda v: 0 <= v < math.inf)
     c["hflip"] = bool(c["hflip"]) if c["hflip"] is not None else \
         (c["dataset"] == "cifar10" or c["dataset"].startswith("folder:"))
     if toy and c["hflip"]:
         raise ConfigError("--hflip: flips apply to images, not to 2-D data")
     if c["cond"] and not dataset_info.get("num_classes"):
         raise ConfigError(f"--cond: the data set {c['dataset']!r} has no class labels")
-    c["sample_n"] = c["sample_n"] or (2000 if toy else 64)
-    c["sample_steps"] = c["sample_steps"] or min(c["T"], 100)
+    c["sample_n"] = c["sample_n"] if c["sample_n"] is not None else (2000 if toy else 64)
+    c["sample_steps"] = c["sample_steps"] if c["sample_steps"] is not None else min(c["T"], 100)
     if not ddgan and c["sample_steps"] > c["T"]:
         raise ConfigError(f"--sample-steps: at most --T ({c['T']}), got {c['sample_steps']}")
-    for name in ("ckpt_every", "log_every", "keep", "lazy_reg", "max_nonfinite", "sample_n"):
+    for name in ("ckpt_every", "log_every", "keep", "lazy_reg", "max_nonfinite", "sample_n", "sample_steps"):
         if c[name] < 1:
             raise ConfigError(f"{_flag(name)}: expected an integer >= 1, got {c[name]}")
     for name in ("sample_every", "num_workers"):
         if c[name] < 0:
             raise ConfigError(f"{_flag(name)}: expected an integer >= 0, got {c[name]}")
-    if not 0.0 <= c["p_uncond"] < 1.0:
-        raise ConfigError(f"--p-uncond: expected a probability in [0, 1), got {c['p_uncond']}")
-    if not 0.0 <= c["adam_beta2"] < 1.0:
-        raise ConfigError(f"--adam-beta2: expected a number in [0, 1), got {c['adam_beta2']}")
-    if not 0.0 <= c["ema_decay"] < 1.0:
-        raise ConfigError(f"--ema-decay: expected a number in [0, 1), got {c['ema_decay']}")
+    _check_number(c, "p_uncond", "a probability in [0, 1)", lambda v: 0.0 <= v < 1.0)
+    _check_number(c, "adam_beta2", "a number in [0, 1)", lambda v: 0.0 <= v < 1.0)
+    _check_number(c, "ema_decay", "a number in [0, 1)", lambda v: 0.0 <= v < 1.0)
     return c
+
+
+def _check_number(c: Dict[str, Any], name: str, expected: str, ok) -> None:
+    """A ConfigError naming the flag unless ``c[name]`` is None (unset) or ``ok(c[name])`` (false for NaN)."""
+    if c[name] is not None and not ok(c[name]):
+        raise ConfigError(f"{_flag(name)}: expected {expected}, got {c[name]}")
 
 
 def incompatible(stored: Dict[str, Any], current: Dict[str, Any]) -> List[str]:

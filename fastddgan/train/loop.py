@@ -171,7 +171,8 @@ class Trainer:
         self.batches = Batches(self.dataset, c["batch_size"], self.ctx.device, c["seed"], self.ctx.rank,
                                self.ctx.world_size, labels=c["cond"], hflip=c["hflip"],
                                num_workers=c["num_workers"], start_step=self.start_step, total_steps=c["steps"])
-        self.recoveries = 0
+        # recoveries so far (kept in the checkpoints: their learning rates are already 0.5 ** recoveries of --lr-*)
+        self.recoveries = int(state.get("extra", {}).get("recoveries", 0)) if state is not None else 0
         self._signal = None
         self.resumed_from = state.get("path") if state is not None else None
 
@@ -226,14 +227,20 @@ class Trainer:
     def _event(self, event: str, **fields) -> None:
         self.run.log({"event": event, "step": self.model.step, "time": time.time(), **fields})
 
-    def save_checkpoint(self, path: str) -> bool:
-        """Write a checkpoint unless the weights are not finite (never save a NaN checkpoint)."""
+    def save_checkpoint(self, path: str, keep: Optional[int] = None) -> bool:
+        """Write a checkpoint unless the weights are not finite (never save a NaN checkpoint). ``keep``: a periodic
+        checkpoint; the older ones beyond the newest ``keep`` are removed, as many as possible before it is written
+        (see RunFolder.make_room). A full disk raises checkpoint.DiskFullError."""
         if not _all_finite(self.model):
             self._say(f"warning: weights not finite at step {self.model.step}; checkpoint {path} not written")
             self._event("nonfinite_weights")
             return False
         if self.ctx.main:
-            checkpoint.save(self.model, path, extra={"train_config": self.c})
+            if keep is not None:
+                self.run.make_room(keep)
+            checkpoint.save(self.model, path, extra={"train_config": self.c, "recoveries": self.recoveries})
+            if keep is not None:
+                self.run.prune(keep, path)
         return True
 
     def describe(self) -> str:
@@ -306,16 +313,20 @@ class Trainer:
                    " and there is no checkpoint to go back to")
                 + "; try lower --lr-g/--lr-d (or --lr), a larger --r1-gamma, or --amp bf16 instead of fp16")
         checkpoint.restore(self.model, state)
+        self.recoveries += 1
+        # the checkpoint's learning rates are 0.5 ** (its recoveries) of the configured ones: halve them as often as
+        # it takes to reach 0.5 ** self.recoveries (restoring alone would replay the first recovery every time)
+        scale = 0.5 ** max(self.recoveries - int(state.get("extra", {}).get("recoveries", 0)), 0)
         for opt in _optimizers(self.model):
             for group in opt.param_groups:
-                group["lr"] *= 0.5
+                group["lr"] *= scale
         for scheduler in getattr(self.model, "schedulers", []):
-            scheduler.base_lrs = [lr * 0.5 for lr in scheduler.base_lrs]
-        self.recoveries += 1
+            scheduler.base_lrs = [lr * scale for lr in scheduler.base_lrs]
+            scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
         self.batches.restart(self.model.step)
         self._event("recovered", checkpoint=state["path"], lr_scale=0.5**self.recoveries)
         self._say(f"warning: non-finite loss for {c['max_nonfinite']} steps; went back to {state['path']} "
-                  f"with half the learning rate")
+                  f"with the learning rates at {0.5**self.recoveries:g} x the configured ones")
 
     def _handle_signal(self, signum, frame) -> None:
         if self._signal is not None:  # a second signal: stop now
@@ -411,16 +422,13 @@ class Trainer:
                     progress.show(record, total)
                     sums, count, t_last, step_last = {}, 0, now, done
                 if done % c["ckpt_every"] == 0 and done < total:
-                    path = run.checkpoint_path(done)
-                    if self.save_checkpoint(path):
-                        run.prune(c["keep"], path)
+                    self.save_checkpoint(run.checkpoint_path(done), keep=c["keep"])
                 if c["sample_every"] and done % c["sample_every"] == 0 and done < total:
                     self.write_samples()
         except Interrupted as stop:
             progress.close()
             path = run.checkpoint_path(model.step)
-            if self.save_checkpoint(path):
-                run.prune(c["keep"], path)
+            self.save_checkpoint(path, keep=c["keep"])
             self._event("interrupted", signal=str(stop), checkpoint=path)
             self._say(f"stopped by {stop} at step {model.step}; checkpoint {path}; continue with --resume auto")
             raise
@@ -437,14 +445,20 @@ class Trainer:
             replicas["replicas_equal"] = distributed.replicas_equal(model)
             if not replicas["replicas_equal"]:
                 self._say(f"warning: the {self.ctx.world_size} processes ended with different weights")
-        saved = self.save_checkpoint(run.final_path)
+        if not self.save_checkpoint(run.final_path):
+            self._event("diverged", skipped=self.guard.skipped_total)
+            newest = self._newest_valid()
+            raise TrainingDiverged(
+                f"the weights are not finite at step {model.step}, so {run.final_path} was not written (the newest "
+                f"checkpoint: {newest['path'] + ' at step ' + str(newest['step']) if newest else 'none'}); try "
+                f"lower --lr-g/--lr-d (or --lr), a larger --r1-gamma, or --amp bf16 instead of fp16")
         grid = self.write_samples()
-        exported = export(model, os.path.join(run.out, "export")) if (saved and self.ctx.main) else None
-        self._event("finished", checkpoint=run.final_path if saved else None, samples=grid, **replicas)
+        exported = export(model, os.path.join(run.out, "export")) if self.ctx.main else None
+        self._event("finished", checkpoint=run.final_path, samples=grid, **replicas)
         distributed.barrier(self.ctx)
         run.close()
         self._say(f"done: {total} steps; checkpoint {run.final_path}; samples {grid}; export {exported}")
-        return {"step": model.step, "out": run.out, "checkpoint": run.final_path if saved else None,
+        return {"step": model.step, "out": run.out, "checkpoint": run.final_path,
                 "samples": grid, "export": exported, "complete": True}
 
 
@@ -453,13 +467,15 @@ def _plural(n: int, word: str) -> str:
 
 
 def _duration(seconds: float) -> str:
+    if not 0 <= seconds < math.inf:  # NaN or infinite (no speed measured yet)
+        return "unknown time"
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     if seconds < 2 * 86400:
         return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
+    return f"{seconds / 86400:.1f} days" if seconds < 1e9 else f"{seconds / 86400:.2g} days"
 
 
 class _Progress:
@@ -487,8 +503,8 @@ class _Progress:
         elif self.active:
             eta = (total - record["step"]) / max(record["it_per_s"], 1e-9)
             text = " | ".join(f"{k} {v:.4g}" for k, v in losses.items())
-            print(f"step {record['step']}/{total} | {text} | {record['it_per_s']:.1f} it/s | "
-                  f"eta {time.strftime('%H:%M:%S', time.gmtime(eta))}", flush=True)
+            print(f"step {record['step']}/{total} | {text} | {record['it_per_s']:.1f} it/s | eta {_duration(eta)}",
+                  flush=True)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -16,12 +16,11 @@ files a kill -9 leaves behind are removed when the next training takes the lock.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
-from .._io import atomic_write, atomic_write_json, read_jsonl, remove_stale_tmp
+from .._io import atomic_write, atomic_write_json, json_text, read_jsonl, remove_stale_tmp
 from ..checkpoint import stored_step
 from .config import ConfigError
 
@@ -125,14 +124,14 @@ class RunFolder:
         """Drop records past ``step`` (written after the checkpoint a resumed run starts from)."""
         if not self.active or not os.path.isfile(self.metrics_path):
             return
-        keep = "".join(json.dumps(r) + "\n" for r in self.read_metrics() if r.get("step", 0) <= step)
+        keep = "".join(json_text(r) + "\n" for r in self.read_metrics() if r.get("step", 0) <= step)
         atomic_write(self.metrics_path, lambda f: f.write(keep.encode()))
 
     def log(self, record: Dict[str, Any]) -> None:
         if not self.active:
             return
         with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(json_text(record) + "\n")  # a NaN loss is written as null
         if self._tb is not None and "event" not in record:
             for key, value in record.items():
                 if isinstance(value, (int, float)) and key != "step":
@@ -141,11 +140,19 @@ class RunFolder:
     def prune(self, keep: int, written: str) -> None:
         """Keep the newest ``keep`` periodic checkpoints and ``written``, the one just written (even when older
         ones of a higher step are in the folder); final.pt is never removed."""
+        self._remove_periodic(keep, written)
+
+    def make_room(self, keep: int) -> None:
+        """Before a periodic checkpoint is written: keep the newest ``keep - 1`` (at least one), so that the
+        folder never needs room for more than ``keep`` of them (and final.pt)."""
+        self._remove_periodic(max(keep - 1, 1), None)
+
+    def _remove_periodic(self, keep: int, written: Optional[str]) -> None:
         if not self.active:
             return
         periodic = [p for _, p in self.list_checkpoints() if os.path.basename(p) != FINAL]
         for path in periodic[keep:]:
-            if os.path.abspath(path) != os.path.abspath(written):
+            if written is None or os.path.abspath(path) != os.path.abspath(written):
                 os.remove(path)
 
     def save_png(self, image, name: str) -> Optional[str]:
