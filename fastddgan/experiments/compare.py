@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 
 from .. import evaluate as E
-from .._io import atomic_write
+from .._io import atomic_write, atomic_write_json
 from ..data import load_dataset
 from ..losses import LOSSES
 from ..train import main as train_main
@@ -51,7 +51,8 @@ def _read_seconds(path: str, default: float) -> float:
     if not os.path.isfile(path):
         return default
     with open(path) as f:
-        return json.load(f)["train_seconds"]
+        seconds = json.load(f).get("train_seconds")
+    return default if seconds is None else seconds
 
 
 def _train_in_subprocess(argv: List[str], out: str) -> int:
@@ -76,9 +77,7 @@ def _run(name: str, argv: List[str], runs: str, in_subprocess: bool = False) -> 
         if rc != 0:
             return {"name": name, "out": out, "checkpoint": None, "train_seconds": time.time() - start,
                     "status": f"training failed (exit {rc})"}
-        previous = _read_seconds(timing_path, 0.0)
-        with open(timing_path, "w") as f:
-            json.dump({"train_seconds": previous + time.time() - start}, f)
+        atomic_write_json(timing_path, {"train_seconds": _read_seconds(timing_path, 0.0) + time.time() - start})
     seconds = _read_seconds(timing_path, float("nan"))
     with open(os.path.join(out, "config.json")) as f:
         steps = json.load(f)["steps"]
@@ -235,9 +234,9 @@ def write_table(rows: List[Dict[str, Any]], kind: str, out: str, header: str) ->
 
 
 def _write_results(rows: List[Dict[str, Any]], args, argv: Optional[Sequence[str]]) -> None:
-    with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"dataset": args.dataset, "torch": torch.__version__, "argv": list(argv or sys.argv[1:]),
-                   "rows": rows}, f, indent=2, default=str)
+    atomic_write_json(os.path.join(args.out, "results.json"),
+                      {"dataset": args.dataset, "torch": torch.__version__, "argv": list(argv or sys.argv[1:]),
+                       "rows": rows})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -332,8 +331,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             for cell in cells:
                 record = {"seed": seed, "steps": run.get("steps"), "train_seconds": run["train_seconds"],
                           "status": run["status"]}
+                evaluation = None
                 if run["status"] == "ok":
-                    evaluation = _evaluate(run, cell["T_sampled"], args.n, seed, metrics, args)
+                    try:
+                        evaluation = _evaluate(run, cell["T_sampled"], args.n, seed, metrics, args)
+                    except ValueError as e:  # e.g. a run that ended with non-finite weights
+                        record["status"] = f"evaluation refused: {e}"
+                if evaluation is not None:
                     record.update(metrics=evaluation["metrics"], images_per_s=evaluation["speed"]["images_per_s"])
                     cell.update(nfe=evaluation["speed"]["nfe_per_image"], device=evaluation["device"])
                     if cell["row"] not in tiles:
