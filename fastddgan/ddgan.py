@@ -127,6 +127,10 @@ class DDGAN(nn.Module):
             r1 = losses.r1_penalty(real, x_prev)
             loss_d = loss_d + 0.5 * self.r1_gamma * self.lazy_reg * r1
             metrics["r1"] = r1.detach()
+        if self.loss.drift:
+            drift = real.pow(2).mean()
+            loss_d = loss_d + self.loss.drift * drift
+            metrics["drift"] = drift.detach()
         if self.loss.needs_gradient_penalty:
             gp = losses.gradient_penalty(lambda xp, xt, tt, yy: self._d(xp, xt, tt, yy, eager=True),
                                          x_prev.detach(), fake_prev, x_t, t, y, generator=generator)

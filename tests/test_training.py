@@ -186,3 +186,19 @@ def test_training_continues_after_sampling(make):
     metrics = model.train_step(x0)
     assert all(torch.isfinite(v) for v in metrics.values())
     assert model.step == 1
+
+
+@pytest.mark.parametrize("loss", ["tv", "wasserstein"])
+def test_ddgan_drift_penalty_is_the_mean_squared_real_logit(loss):
+    """drift * E_data[V^2] joins the D loss, measured on the same true pairs the step uses."""
+    torch.manual_seed(0)
+    model = tiny_ddgan(loss=loss, loss_options={"drift": 0.5}, r1_gamma=0.0)
+    x0, _ = batch()
+    t, x_prev, x_t = model._pair(x0, torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        expected = model.discriminator(x_prev, x_t, t).float().pow(2).mean()
+    metrics = model.discriminator_step(x0, None, torch.Generator().manual_seed(7))
+    torch.testing.assert_close(metrics["drift"], expected)
+    assert "drift" not in tiny_ddgan(loss=loss, r1_gamma=0.0).discriminator_step(x0, None)
+    with pytest.raises(ValueError, match="drift: expected a finite number >= 0"):
+        tiny_ddgan(loss=loss, loss_options={"drift": -1.0})

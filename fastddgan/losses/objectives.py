@@ -112,8 +112,13 @@ class GANLoss:
     default_generator_form = "non_saturating"
     needs_gradient_penalty = False
     n_critic = 1  # discriminator steps per generator step
+    default_drift = 0.0  # weight of the drift penalty E_data[V^2] (Karras et al. 2018) added to the D loss
 
-    def __init__(self, generator_form: Optional[str] = None, fused: bool = True):
+    def __init__(self, generator_form: Optional[str] = None, fused: bool = True, drift: Optional[float] = None):
+        drift = self.default_drift if drift is None else float(drift)
+        if not (drift >= 0 and drift < float("inf")):
+            raise ValueError(f"drift: expected a finite number >= 0, got {drift}")
+        self.drift = drift
         if generator_form is None:
             generator_form = self.default_generator_form
         if generator_form not in GENERATOR_FORMS:
@@ -144,7 +149,7 @@ class GANLoss:
         return DIVERGENCE_CONSTANT[self.kind] - self.discriminator(real_logits, fake_logits)
 
     def _options(self) -> str:
-        return f"generator_form={self.generator_form!r}, fused={self.fused}"
+        return f"generator_form={self.generator_form!r}, fused={self.fused}, drift={self.drift}"
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._options()})"
@@ -153,8 +158,9 @@ class GANLoss:
 class FGANLoss(GANLoss):
     """An f-GAN objective; ``clamp`` is the soft-clamp scale of V inside the exponentials (hellinger, rkl)."""
 
-    def __init__(self, generator_form: Optional[str] = None, clamp: float = DEFAULT_CLAMP, fused: bool = True):
-        super().__init__(generator_form, fused)
+    def __init__(self, generator_form: Optional[str] = None, clamp: float = DEFAULT_CLAMP, fused: bool = True,
+                 drift: Optional[float] = None):
+        super().__init__(generator_form, fused, drift)
         clamp = float(clamp)
         if not (clamp >= 0 and clamp < float("inf")):
             raise ValueError(f"clamp: expected a finite number >= 0 (0 disables the soft clamp), got {clamp}")
@@ -203,8 +209,8 @@ class WassersteinLoss(GANLoss):
     needs_gradient_penalty = True
 
     def __init__(self, generator_form: Optional[str] = None, gp_lambda: float = DEFAULT_GP_LAMBDA,
-                 n_critic: int = DEFAULT_N_CRITIC, fused: bool = True):
-        super().__init__(generator_form, fused)
+                 n_critic: int = DEFAULT_N_CRITIC, fused: bool = True, drift: Optional[float] = None):
+        super().__init__(generator_form, fused, drift)
         gp_lambda = float(gp_lambda)
         if not (gp_lambda >= 0 and gp_lambda < float("inf")):
             raise ValueError(f"gp_lambda: expected a finite number >= 0, got {gp_lambda}")
@@ -225,7 +231,7 @@ def get_loss(name: str = DEFAULT_LOSS, generator_form: Optional[str] = None, **o
     """The objective ``name`` of :data:`LOSSES` (``js`` default, ``hellinger``, ``rkl``, ``tv``, ``wasserstein``).
 
     ``generator_form``: ``"non_saturating"`` or ``"saturating"`` (None: the loss's measured default).
-    Options: ``fused`` (all), ``clamp`` (f-GANs), ``gp_lambda`` and ``n_critic`` (wasserstein).
+    Options: ``fused`` and ``drift`` (all), ``clamp`` (f-GANs), ``gp_lambda`` and ``n_critic`` (wasserstein).
     """
     if isinstance(name, GANLoss):
         if generator_form is not None or options:
@@ -234,7 +240,7 @@ def get_loss(name: str = DEFAULT_LOSS, generator_form: Optional[str] = None, **o
     if not isinstance(name, str) or name not in LOSSES:
         raise ValueError(f"loss: unknown objective {name!r}; expected one of {sorted(LOSSES)}")
     cls = LOSSES[name]
-    allowed = {"fused"} | ({"gp_lambda", "n_critic"} if cls is WassersteinLoss else {"clamp"})
+    allowed = {"fused", "drift"} | ({"gp_lambda", "n_critic"} if cls is WassersteinLoss else {"clamp"})
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise TypeError(f"get_loss: unknown option(s) {unknown} for {name!r}; expected some of {sorted(allowed)}")
