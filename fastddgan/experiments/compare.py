@@ -38,11 +38,6 @@ from ..train import main as train_main
 from ..train.plots import scatter_tile
 from ._numbers import mean_std as _mean_std
 
-# R1 weights per objective for this study: reverse KL needs a larger R1 to keep both modes (measured with
-# python -m fastddgan.losses.probe); Wasserstein uses its gradient penalty instead.
-R1_GAMMA = {"rkl": 1.0}
-
-
 def _ints(text: str) -> List[int]:
     return [int(v) for v in text.split(",") if v.strip()]
 
@@ -315,8 +310,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # the cells of T = 4 (the sampler's default) first, then the rest: a study stopped part-way has its main row
     for loss, T in sorted({(loss, T) for loss in losses for T in _ints(args.ddgan_T)} | set(extra),
                           key=lambda cell: (cell[1] != 4, list(LOSSES).index(cell[0]), cell[1])):
-        r1 = ["--r1-gamma", str(R1_GAMMA[loss])] if loss in R1_GAMMA and "--r1-gamma" not in args.train_args else []
-        plan.append(("ddgan", loss, T, ["--model", "ddgan", "--loss", loss, "--T", str(T)] + ddgan_steps + r1))
+        plan.append(("ddgan", loss, T, ["--model", "ddgan", "--loss", loss, "--T", str(T)] + ddgan_steps))
     _train_ahead(plan, seeds, common, runs, metrics, args)
     rows, tiles = [], {}
     for model, objective, T, argv_run in plan:
