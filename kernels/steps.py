@@ -53,6 +53,21 @@ def _normal4(key, c0, c1):
 
 
 @triton.jit
+def _to_output(x, OUT: tl.constexpr):
+    """``x`` (the compute dtype) cast to the output dtype, rounded to nearest even like torch and the C++ kernels.
+
+    bfloat16 is rounded here by hand: Triton's interpreter truncates float32 -> bfloat16 casts (half the elements
+    one ulp off); compiled Triton already rounds to nearest even, so this gives the same bits there."""
+    if OUT == tl.bfloat16:
+        bits = x.to(tl.float32).to(tl.uint32, bitcast=True)
+        bits = bits + 0x7FFF + ((bits >> 16) & 1)  # ties to even; a carry into the exponent is the right result
+        bits = tl.where(x != x, 0x7FC00000, bits)  # any NaN -> the quiet NaN (the sum could reach infinity)
+        return (bits >> 16).to(tl.uint16).to(tl.bfloat16, bitcast=True)
+    else:
+        return x.to(OUT)
+
+
+@triton.jit
 def _step_lane(idx, sample, mask, gen, a_ptr, b_ptr, noise_ptr, t_ptr, table_ptr, out_ptr, steps,
                DDPM: tl.constexpr, HAS_B: tl.constexpr, HAS_NOISE: tl.constexpr, CLIP: tl.constexpr):
     step = tl.load(t_ptr + sample, mask=mask, other=0)
@@ -70,14 +85,14 @@ def _step_lane(idx, sample, mask, gen, a_ptr, b_ptr, noise_ptr, t_ptr, table_ptr
         c4 = tl.load(table_ptr + 4 * steps + step, mask=mask, other=0.0)
         x_t = tl.load(b_ptr + idx, mask=mask, other=0.0).to(c0.dtype)
         x0 = c0 * x_t - c1 * a
-        if CLIP:
-            x0 = tl.minimum(tl.maximum(x0, -1.0), 1.0)
+        if CLIP:  # NaN stays NaN (the default min/max would turn it into a bound)
+            x0 = tl.clamp(x0, -1.0, 1.0, propagate_nan=tl.PropagateNan.ALL)
         out = c2 * x0 + c3 * x_t + c4 * n
     else:
         out = c0 * a + c2 * n
         if HAS_B:
             out += c1 * tl.load(b_ptr + idx, mask=mask, other=0.0).to(c0.dtype)
-    tl.store(out_ptr + idx, out.to(out_ptr.dtype.element_ty), mask=mask)
+    tl.store(out_ptr + idx, _to_output(out, out_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
@@ -119,10 +134,12 @@ def _launch(a: torch.Tensor, b: Optional[torch.Tensor], t: torch.Tensor, table: 
     inner = numel // a.shape[0]
     per_sample = triton.cdiv(inner, 4)
     n_items = a.shape[0] * per_sample
+    seed = seed.contiguous() if seed is not None else None  # the kernel reads seed[0] and seed[1] at offsets 0, 1
+    t = t.contiguous()
     grid = (triton.cdiv(n_items, BLOCK_COUNTERS),)
     _step_kernel[grid](
         a, b if b is not None else a, noise if noise is not None else a, seed if seed is not None else t,
-        t.contiguous(), table.contiguous(), out, n_items, per_sample, inner, table.shape[1],
+        t, table.contiguous(), out, n_items, per_sample, inner, table.shape[1],
         DDPM=ddpm, HAS_B=b is not None, HAS_NOISE=noise is not None, CLIP=clip, BLOCK=BLOCK_COUNTERS,
     )
     return out

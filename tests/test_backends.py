@@ -16,13 +16,6 @@ SHAPES = [(7, 3, 5, 5), (4, 1, 28, 28), (1, 3, 7, 9), (33, 2), (5, 1, 1, 3)]
 DTYPES = {torch.float32: 1e-6, torch.float64: 1e-12, torch.float16: 1e-3, torch.bfloat16: 1e-2}
 
 
-def dtypes_for(backend):
-    # the Triton interpreter has no bfloat16; fp16 is covered on GPU
-    if backend == "triton" and not torch.cuda.is_available():
-        return [torch.float32, torch.float64]
-    return list(DTYPES)
-
-
 def rand(shape, device, seed, dtype=torch.float32):
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(device=device, dtype=dtype)
 
@@ -35,7 +28,7 @@ def steps_for(batch, T, device):
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_explicit_noise_matches_reference_all_dtypes(backend, device, shape):
     s = Schedule.ddgan(4)
-    for dtype in dtypes_for(backend):
+    for dtype in DTYPES:  # the Triton interpreter too (bf16 and fp16 rounding: below)
         x0, x_t, noise = (rand(shape, device, k, dtype) for k in range(3))
         t = steps_for(shape[0], 4, device)
         table = s.kernel_table("posterior", ops.compute_dtype(dtype), device)
@@ -54,7 +47,7 @@ def test_explicit_noise_matches_reference_all_dtypes(backend, device, shape):
 @pytest.mark.parametrize("variance", ["small", "large"])
 def test_ddpm_step_explicit_noise_matches_reference(backend, device, variance):
     s = Schedule.linear(1000).respace(20)
-    for dtype in dtypes_for(backend):
+    for dtype in DTYPES:
         eps, x_t, noise = (rand((6, 3, 5, 3), device, k, dtype) for k in range(3))
         t = torch.tensor([0, 1, 5, 10, 18, 19], device=device)
         for clip in (True, False):
@@ -258,3 +251,78 @@ def test_cpu_kernel_gives_the_same_draws_with_one_or_two_threads():
     finally:
         torch.set_num_threads(before)
     assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
+
+
+# ---------------------------------------------------------------------------------------------- exact semantics
+# Found on the Triton backend (issue 13): a non-contiguous seed read at the wrong offsets, a clipped NaN turned into
+# -1, and bfloat16 outputs truncated instead of rounded. Checked on every backend, the eager reference included.
+ALL = [pytest.param("torch", "cpu", id="torch-cpu")] + FUSED
+
+
+@pytest.mark.parametrize("backend,device", ALL)
+def test_a_non_contiguous_seed_is_read_by_value(backend, device):
+    s = Schedule.ddgan(4)
+    x0, x_t = rand((3, 2, 5), device, 1), rand((3, 2, 5), device, 2)
+    t = torch.tensor([1, 2, 3], device=device)
+    seed = torch.tensor([[99, -1], [5, -1]], device=device)[:, 0]  # [99, 5] with a stride of 2
+    assert not seed.is_contiguous()
+    with ops.use_backend(backend):
+        got = (ops.posterior_sample(x0, x_t, t, s, seed=seed), ops.ddpm_step(x0, x_t, t, s, seed=seed),
+               ops.normal((3, 7), seed))
+        expect = (ops.posterior_sample(x0, x_t, t, s, seed=seed.contiguous()),
+                  ops.ddpm_step(x0, x_t, t, s, seed=seed.contiguous()), ops.normal((3, 7), seed.contiguous()))
+    for a, b in zip(got, expect):
+        assert torch.equal(a, b)
+    torch.testing.assert_close(got[2].double(), philox_normal(seed_tensor(99, 5), 3, 7, device), rtol=0, atol=2e-5)
+
+
+@pytest.mark.parametrize("backend,device", ALL)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_ddpm_step_clipping_keeps_nan(backend, device, dtype):
+    """A NaN x0 stays NaN through clip_x0 (as with torch.clamp); infinities are clipped to +-1."""
+    s = Schedule.linear(10)
+    eps = rand((3, 6), device, 1, dtype)
+    x_t, noise = rand((3, 6), device, 2, dtype), rand((3, 6), device, 3, dtype)
+    eps[0, 1] = eps[2, 5] = float("nan")
+    eps[1, 0], eps[1, 3] = float("inf"), -float("inf")
+    t = torch.tensor([0, 5, 9], device=device)
+    table = s.kernel_table("ddpm_small", dtype, device)
+    expect = reference.ddpm_step(eps, x_t, t, table, noise, True)
+    with ops.use_backend(backend):
+        got = ops.ddpm_step(eps, x_t, t, s, noise=noise, clip_x0=True)
+    assert got.isnan().tolist() == expect.isnan().tolist() and int(got.isnan().sum()) == 2
+    torch.testing.assert_close(got, expect, equal_nan=True, rtol=1e-6, atol=1e-6)
+
+
+def _rounding_cases(device, dtype):
+    """(a, noise) pairs whose exact float32 sum a + noise needs rounding to ``dtype``: random values, ties on
+    both sides of an even last bit, values that round up to the next power of two or to infinity, NaN, inf."""
+    g = torch.Generator().manual_seed(0)
+    a = (torch.randn(512, generator=g) * 2.0 ** torch.randint(-20, 20, (512,), generator=g)).to(dtype)
+    small = (a.float() * torch.rand(512, generator=g) * 2.0**-7).to(dtype)  # below a's last bit: rounds
+    ulp = 2.0**-7 if dtype == torch.bfloat16 else 2.0**-10
+    biggest, top = torch.finfo(dtype).max, 2.0 ** math.floor(math.log2(torch.finfo(dtype).max))
+    special = [(1.0, ulp / 2), (1.0 + ulp, ulp / 2), (-1.0, -ulp / 2), (-(1.0 + ulp), -ulp / 2),
+               (2.0 - ulp, ulp / 2), (biggest, top * ulp / 2), (biggest, top * ulp / 4),
+               (float("nan"), 1.0), (float("inf"), 1.0), (-float("inf"), 0.0)]
+    a = torch.cat([a, torch.tensor([p for p, _ in special]).to(dtype)])
+    noise = torch.cat([small, torch.tensor([q for _, q in special]).to(dtype)])
+    assert torch.equal(noise[-len(special):].float(), torch.tensor([q for _, q in special]))  # exact in dtype
+    return a.view(1, -1).to(device), noise.view(1, -1).to(device), biggest
+
+
+@pytest.mark.parametrize("backend,device", ALL)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_results_are_rounded_to_nearest_even(backend, device, dtype):
+    """Bit for bit what torch gives (round to nearest, ties to even), not a truncation one ulp off."""
+    a, noise, biggest = _rounding_cases(device, dtype)
+    t = torch.zeros(1, dtype=torch.long, device=device)
+    for scale in (1.0, 1 / 3):
+        table = torch.tensor([[scale], [0.0], [1.0]], device=device)
+        expect = reference.affine_noise(a, None, t, table, noise)
+        with ops.use_backend(backend):
+            got = _library.affine_noise(a, None, t, table, noise, None)
+        same = (got.view(torch.int16) == expect.view(torch.int16)) | (got.isnan() & expect.isnan())
+        assert same.all(), (a[~same], got[~same], expect[~same])
+        if scale == 1.0:  # the largest finite value plus half its last bit is a tie, rounded to infinity
+            assert expect[0, -5].isinf() and expect[0, -4] == biggest and expect[0, -10] == 1.0
