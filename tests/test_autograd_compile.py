@@ -44,7 +44,30 @@ def test_gradients_are_the_posterior_coefficients(backend, device):
     torch.testing.assert_close(x_t.grad, c2)
 
 
-@pytest.mark.parametrize("backend,device", backend_params())
+@pytest.mark.parametrize("backend,device", ALL_BACKENDS)
+@pytest.mark.parametrize("clip", [True, False])
+def test_gradcheck_ddpm_step(backend, device, clip):
+    """ddpm_step is differentiable on every backend (the fused ones through the op's autograd formula), with the
+    eager reference's gradients: a clipped x0 passes none."""
+    s = Schedule.linear(10)
+    eps, x_t = inputs(device, shape=(4, 2, 3))
+    noise = torch.randn(eps.shape, dtype=torch.float64, device=device).requires_grad_()
+    with torch.no_grad():
+        eps.mul_(0.3)  # some x0 inside [-1, 1], some outside (clipped)
+    t = torch.tensor([0, 3, 6, 9], device=device)
+    with ops.use_backend(backend):
+        assert torch.autograd.gradcheck(lambda e, x, n: ops.ddpm_step(e, x, t, s, noise=n, clip_x0=clip),
+                                        (eps, x_t, noise))
+        out = ops.ddpm_step(eps, x_t, t, s, clip_x0=clip, generator=torch.Generator(device).manual_seed(0))
+        grads = torch.autograd.grad(out.sum(), (eps, x_t))
+    with ops.use_backend("torch"):
+        expect = torch.autograd.grad(ops.ddpm_step(eps, x_t, t, s, noise=torch.zeros_like(eps), clip_x0=clip).sum(),
+                                     (eps, x_t))
+    for got, want in zip(grads, expect):
+        torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("backend,device", ALL_BACKENDS)
 def test_opcheck(backend, device):
     s = Schedule.ddgan(4)
     a, b = (x.detach().float() for x in inputs(device))
@@ -58,6 +81,12 @@ def test_opcheck(backend, device):
                      (a.detach(), None, t, table, noise.requires_grad_(), None)]:
             torch.library.opcheck(_library.affine_noise, args)
         torch.library.opcheck(_library.ddpm_step, (a.detach(), b, t, ddpm_table, None, seed, True))
+        torch.library.opcheck(_library.ddpm_step, (a.detach().requires_grad_(), b, t, ddpm_table, noise.detach(),
+                                                   None, False))
+        # channels_last inputs: the outputs are contiguous, as the ops declare
+        a4, b4 = (torch.randn(4, 3, 2, 2, device=device).to(memory_format=torch.channels_last) for _ in range(2))
+        torch.library.opcheck(_library.affine_noise, (a4, b4, t, table, torch.randn_like(a4), None))
+        torch.library.opcheck(_library.ddpm_step, (a4, b4, t, ddpm_table, None, seed, True))
 
 
 def test_compile_fullgraph_cpu():
@@ -79,6 +108,38 @@ def test_compile_fullgraph_cpu():
     torch.manual_seed(3)
     expect = step(x0, x_t, t, eps)
     torch.testing.assert_close(got, expect)
+
+
+@pytest.mark.parametrize("backend", ["torch", "cpp", "triton"])
+def test_out_of_range_t_is_an_error_under_compile(backend):
+    """Compiled graphs skip the Python-side check of t; the ops check CPU t themselves, so an out-of-range t is the
+    same one-line ValueError as in eager mode, not clamped (cpp, triton) or read out of bounds (torch)."""
+    if backend not in ops.available("cpu"):
+        pytest.skip(f"{backend} cannot run on CPU here")
+    s, ddpm = Schedule.ddgan(4), Schedule.linear(10)
+    x = torch.randn(2, 3)
+
+    def step(x, t):
+        return ops.posterior_sample(x, x, t, s) + ops.ddpm_step(x, x, t, ddpm) + ops.q_sample_pairs(x, t, s)[1]
+
+    torch._dynamo.reset()
+    compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
+    with ops.use_backend(backend):
+        assert compiled(x, torch.tensor([0, 3])).shape == (2, 3)
+        for t, values in [([0, 4], "from 0 to 4"), ([-1, 2], "from -1 to 2")]:
+            with pytest.raises(ValueError, match=rf"^t: expected values in \[0, T=4\), got values {values}$"):
+                compiled(x, torch.tensor(t))
+
+
+def test_out_of_range_t_is_an_error_under_inductor():
+    """The same through inductor's generated code (one compilation, a few seconds on CPU)."""
+    s = Schedule.ddgan(4)
+    torch._dynamo.reset()
+    compiled = torch.compile(lambda x, t: ops.posterior_sample(x, 2 * x, t, s, noise=x) + 1, fullgraph=True)
+    x = torch.randn(2, 3)
+    assert compiled(x, torch.tensor([0, 3])).shape == (2, 3)
+    with pytest.raises(ValueError, match=r"t: expected values in \[0, T=4\), got values from 0 to 9"):
+        compiled(x, torch.tensor([9, 0]))
 
 
 def test_compile_fullgraph_in_a_fresh_process():

@@ -32,10 +32,21 @@ T3 = torch.tensor([0, 1, 3])
     (lambda: ops.ddpm_step(X, X, T3, S, variance="medium"), ValueError, r"variance: expected one of \('small', 'large'\)"),
     (lambda: ops.ddpm_step(X, X[:2], T3, S), ValueError, "x_t: expected shape .*the shape of eps"),
     (lambda: ops.set_backend("fast"), ValueError, "name: expected one of"),
+    (lambda: ops.q_sample(X.to_sparse(), T3, S), TypeError, "x0: expected a dense tensor, got a sparse_coo tensor"),
+    (lambda: ops.q_sample(X[:, 0, 0].to_sparse_csr(), T3, S), TypeError, "x0: expected a dense tensor, got a sparse_csr"),
+    (lambda: ops.posterior_sample(X, X.to_sparse(), T3, S), TypeError, "x_t: expected a dense tensor"),
+    (lambda: ops.q_sample(X, T3, S, noise=X.to_sparse()), TypeError, "noise: expected a dense tensor"),
+    (lambda: ops.ddpm_step(X.to_sparse(), X, T3, S), TypeError, "eps: expected a dense tensor"),
+    (lambda: ops.q_sample(X, T3.to_sparse(), S), TypeError, "t: expected a dense tensor"),
+    (lambda: ops.posterior_sample(X, X, T3, S, seed=ops.seed_tensor(1).to_sparse()), TypeError,
+     "seed: expected a dense tensor"),
+    (lambda: ops.normal((3, 2), ops.seed_tensor(1).to_sparse()), TypeError, "seed: expected a dense tensor"),
 ])
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
 def test_bad_input(call, error, match):
-    with pytest.raises(error, match=match):
+    with pytest.raises(error, match=match) as err:
         call()
+    assert "\n" not in str(err.value)
 
 
 def test_generator_on_the_wrong_device():

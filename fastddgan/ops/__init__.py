@@ -53,8 +53,10 @@ def _run(fused, eager, like: torch.Tensor, noise, seed, generator) -> torch.Tens
     if seed is None and select(like.device) == "torch":
         if noise is None:
             noise = torch.randn(like.shape, dtype=like.dtype, device=like.device, generator=generator)
-        return eager(noise)
-    if noise is None and seed is None:
+        if not torch.compiler.is_compiling():
+            return eager(noise)
+        # compiled: through the registered op, whose kernel range-checks t (a traced gather would not)
+    elif noise is None and seed is None:
         seed = draw_seed(like.device, generator)
     return fused(noise, seed)
 
@@ -150,7 +152,8 @@ def ddpm_step(eps: torch.Tensor, x_t: torch.Tensor, t, schedule, generator: Opti
 
     x0 = (x_t - sqrt(1 - alphas_cumprod[t]) eps) / sqrt(alphas_cumprod[t]), clipped to [-1, 1] if ``clip_x0``,
     then x_{t-1} = coef1[t] x0 + coef2[t] x_t + sigma_t z with sigma_t^2 = posterior_variance[t] ("small") or
-    betas[t] ("large"); no noise at t == 0. Inference only (not differentiable). ``seed`` as in posterior_sample.
+    betas[t] ("large"); no noise at t == 0. Differentiable with respect to eps, x_t and noise (a clipped x0 passes
+    no gradient, as with torch.clamp). ``seed`` as in posterior_sample.
     """
     schedule = _validate.schedule(schedule)
     eps = _validate.data("eps", eps)

@@ -7,7 +7,7 @@ differentiable. At run time the op routes to the selected backend's kernel (``_b
     affine_noise(a, b?, t, table, noise?, seed?) -> out
         out = table[0, t] a + table[1, t] b + table[2, t] noise          (per sample; b optional)
     ddpm_step(eps, x_t, t, table, noise?, seed?, clip_x0) -> out
-        x0 = table[0, t] x_t - table[1, t] eps (clipped to [-1, 1]),
+        x0 = table[0, t] x_t - table[1, t] eps (clipped to [-1, 1]; NaN stays NaN),
         out = table[2, t] x0 + table[3, t] x_t + table[4, t] noise
 
     gan_loss(real?, fake, kind, part, clamp) -> (loss, grad_real, grad_fake)
@@ -20,6 +20,7 @@ differentiable. At run time the op routes to the selected backend's kernel (``_b
 ``t`` is int64 of shape (B,), ``table`` is (rows, T) in the compute dtype (float64 for float64 data, float32
 otherwise). Exactly one of ``noise`` (explicit, same shape as ``a``) and ``seed`` (int64 tensor
 ``[key, sample_offset]``: the Philox key and the index of the call's first sample, see ``philox.py``) is given.
+Outputs are contiguous. The ops range-check CPU ``t`` themselves (a ValueError), also inside compiled graphs.
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from . import _backends, reference
+from . import _backends, _validate, reference
 from .philox import philox_normal
 
 
 class _TorchKernels:
-    """The ops in plain PyTorch, drawing in-kernel noise from the reference Philox stream."""
+    """The ops in plain PyTorch, drawing in-kernel noise from the reference Philox stream; the outputs are
+    contiguous, as the ops declare (the reference keeps its inputs' memory format, e.g. channels_last)."""
 
     @staticmethod
     def _noise(like: Tensor, noise: Optional[Tensor], seed: Optional[Tensor]) -> Tensor:
@@ -45,11 +47,13 @@ class _TorchKernels:
 
     @staticmethod
     def affine_noise(a, b, t, table, noise, seed):
-        return reference.affine_noise(a, b, t, table, _TorchKernels._noise(a, noise, seed))
+        out = reference.affine_noise(a, b, t, table, _TorchKernels._noise(a, noise, seed))
+        return out.contiguous()
 
     @staticmethod
     def ddpm_step(eps, x_t, t, table, noise, seed, clip_x0):
-        return reference.ddpm_step(eps, x_t, t, table, _TorchKernels._noise(eps, noise, seed), clip_x0)
+        out = reference.ddpm_step(eps, x_t, t, table, _TorchKernels._noise(eps, noise, seed), clip_x0)
+        return out.contiguous()
 
     @staticmethod
     def gan_loss(real, fake, kind, part, clamp):
@@ -58,7 +62,11 @@ class _TorchKernels:
         return loss_reference.gan_loss(real, fake, kind, part, clamp)
 
 
-def _kernels(device: torch.device):
+def _kernels(device: torch.device, t: Tensor, table: Tensor):
+    """The selected backend's kernels, after the range check of CPU ``t`` (here, in the op, it also runs under
+    torch.compile, whose graphs skip the Python-side checks of fastddgan.ops)."""
+    if t.device.type == "cpu":
+        _validate.timestep_values(t, table.shape[1])
     name = _backends.select(device)
     return _TorchKernels if name == "torch" else _backends.module(name)
 
@@ -66,7 +74,7 @@ def _kernels(device: torch.device):
 @torch.library.custom_op("fastddgan::affine_noise", mutates_args=())
 def affine_noise(a: Tensor, b: Optional[Tensor], t: Tensor, table: Tensor, noise: Optional[Tensor],
                  seed: Optional[Tensor]) -> Tensor:
-    return _kernels(a.device).affine_noise(a, b, t, table, noise, seed)
+    return _kernels(a.device, t, table).affine_noise(a, b, t, table, noise, seed)
 
 
 @affine_noise.register_fake
@@ -95,7 +103,7 @@ affine_noise.register_autograd(_affine_noise_backward, setup_context=_affine_noi
 @torch.library.custom_op("fastddgan::ddpm_step", mutates_args=())
 def ddpm_step(eps: Tensor, x_t: Tensor, t: Tensor, table: Tensor, noise: Optional[Tensor], seed: Optional[Tensor],
               clip_x0: bool) -> Tensor:
-    return _kernels(eps.device).ddpm_step(eps, x_t, t, table, noise, seed, clip_x0)
+    return _kernels(eps.device, t, table).ddpm_step(eps, x_t, t, table, noise, seed, clip_x0)
 
 
 @ddpm_step.register_fake
@@ -106,7 +114,37 @@ def _ddpm_step_fake(eps, x_t, t, table, noise, seed, clip_x0):
 @torch.library.custom_op("fastddgan::gan_loss", mutates_args=())
 def gan_loss(real: Optional[Tensor], fake: Tensor, kind: int, part: int,
              clamp: float) -> Tuple[Tensor, Tensor, Tensor]:
-    return _kernels(fake.device).gan_loss(real, fake, kind, part, clamp)
+    name = _backends.select(fake.device)
+    return (_TorchKernels if name == "torch" else _backends.module(name)).gan_loss(real, fake, kind, part, clamp)
+
+
+def _ddpm_step_setup(ctx, inputs, output):
+    eps, x_t, t, table, noise, _, clip_x0 = inputs
+    ctx.clip_x0, ctx.has_noise = clip_x0, noise is not None
+    ctx.save_for_backward(eps if clip_x0 else None, x_t if clip_x0 else None, t, table)
+
+
+def _ddpm_step_backward(ctx, grad):
+    """d out / d x_t = table[0, t] table[2, t] m + table[3, t], d out / d eps = -table[1, t] table[2, t] m and
+    d out / d noise = table[4, t], where m = 1 except where clip_x0 clipped x0 (m = 0 outside [-1, 1], as for
+    torch.clamp): the gradients of the reference, in which a clipped x0 is a constant."""
+    eps, x_t, t, table = ctx.saved_tensors
+    g = grad.to(table.dtype)
+
+    def row(r):
+        return reference.per_sample(table[r], t, grad)
+
+    grad_x0 = row(2) * g
+    if ctx.clip_x0:
+        x0 = row(0) * x_t.to(table.dtype) - row(1) * eps.to(table.dtype)
+        grad_x0 = torch.where((x0 >= -1.0) & (x0 <= 1.0), grad_x0, torch.zeros_like(grad_x0))
+    need_eps, need_x_t, need_noise = ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[4]
+    return (-(row(1) * grad_x0).to(grad.dtype) if need_eps else None,
+            (row(0) * grad_x0 + row(3) * g).to(grad.dtype) if need_x_t else None, None, None,
+            (row(4) * g).to(grad.dtype) if need_noise and ctx.has_noise else None, None, None)
+
+
+ddpm_step.register_autograd(_ddpm_step_backward, setup_context=_ddpm_step_setup)
 
 
 @gan_loss.register_fake
