@@ -2,8 +2,10 @@
 // Reference: fastddgan/ops/reference.py. `c` holds the coefficient-table column of the element's sample.
 //
 //   affine_noise: out = c[0] a + c[1] b + c[2] n                  (b term only when the op has b)
-//   ddpm_step:    x0  = c[0] b - c[1] a  (a = eps, b = x_t), clipped to [-1, 1] if CLIP,
+//   ddpm_step:    x0  = c[0] b - c[1] a  (a = eps, b = x_t), clipped to [-1, 1] if CLIP (NaN stays NaN),
 //                 out = c[2] x0 + c[3] b + c[4] n
+// The callers convert the result to the output dtype with static_cast, which rounds to nearest even (c10::Half and
+// c10::BFloat16), and read the seed tensor through .contiguous() (prepare_step_args).
 #pragma once
 
 #include "philox.h"
@@ -29,6 +31,8 @@ struct DdpmStepOp {
   template <typename acc_t>
   FDG_HD acc_t operator()(const acc_t* c, acc_t eps, acc_t x_t, acc_t n) const {
     acc_t x0 = c[0] * x_t - c[1] * eps;
+    // both comparisons are false for NaN, which passes through unclipped (as with torch.clamp); keep it that way
+    // (fminf / fmaxf would return the bound instead)
     if (CLIP) x0 = x0 < acc_t(-1) ? acc_t(-1) : (x0 > acc_t(1) ? acc_t(1) : x0);
     return c[2] * x0 + c[3] * x_t + c[4] * n;
   }
