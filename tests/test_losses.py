@@ -70,6 +70,9 @@ def test_measured_generator_defaults():
     assert forms == {"js": "non_saturating", "hellinger": "saturating", "rkl": "saturating", "tv": "non_saturating"}
     w = losses.get_loss("wasserstein")
     assert (w.gp_lambda, w.n_critic) == (losses.DEFAULT_GP_LAMBDA, losses.DEFAULT_N_CRITIC) == (1.0, 1)
+    assert {name: losses.get_loss(name).drift for name in F_GANS} == {"js": 0.0, "hellinger": 0.0, "rkl": 0.0,
+                                                                       "tv": 0.1}
+    assert losses.get_loss("tv", drift=0.0).drift == 0.0
 
 
 # ------------------------------------------------------------------------------------------------ closed forms
