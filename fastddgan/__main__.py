@@ -7,13 +7,14 @@ draws agree with the reference on explicit noise, and (3) it times posterior_sam
 
 from __future__ import annotations
 
-import argparse
 import platform
+import sys
 import time
 
 import torch
 
 from . import Schedule, __version__, ops
+from ._cli import ArgumentParser
 
 
 def _time(fn, repeats: int, device: torch.device) -> float:
@@ -70,7 +71,7 @@ def _cpu_name() -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fastddgan", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m fastddgan", description=__doc__.splitlines()[0])
     parser.add_argument("--no-check", action="store_true", help="only list the backends")
     args = parser.parse_args(argv)
     print(f"fastddgan {__version__}, torch {torch.__version__}, python {platform.python_version()}, "
@@ -79,8 +80,12 @@ def main(argv=None) -> int:
     ok = True
     for device in devices:
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
-        print(f"{device.type} ({name}): backends {ops.available(device.type)}, automatic choice "
-              f"{ops.select(device)!r}")
+        try:
+            chosen = ops.select(device)
+        except ValueError as err:  # a FASTDDGAN_BACKEND that is not a backend, or cannot run on this device
+            print(f"python -m fastddgan: error: {err}", file=sys.stderr)
+            return 2
+        print(f"{device.type} ({name}): backends {ops.available(device.type)}, automatic choice {chosen!r}")
         if not args.no_check:
             ok &= self_check(device)
     if not torch.cuda.is_available():

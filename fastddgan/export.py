@@ -16,7 +16,8 @@ from typing import Optional, Union
 
 import torch
 
-from ._io import atomic_write, atomic_write_json
+from ._cli import ArgumentParser
+from ._io import atomic_write, atomic_write_json, check_writable
 
 FORMAT, VERSION = "fastddgan-export", 1
 WEIGHTS, CONFIG = "network.safetensors", "config.json"
@@ -50,7 +51,9 @@ def export(model, folder: Union[str, os.PathLike]) -> str:
             "step": int(getattr(model, "step", 0))}
     json.dumps(meta)  # fail before writing anything if the config is not plain data
     folder = os.fspath(folder)
-    os.makedirs(folder, exist_ok=True)
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise ValueError(f"folder: {folder!r} is a file; expected a folder to write {WEIGHTS} and {CONFIG} into")
+    check_writable(os.path.join(folder, CONFIG), "folder")  # makes the folder; one line if it cannot be written
     atomic_write(os.path.join(folder, WEIGHTS), lambda f: f.write(st.save(weights)))
     atomic_write_json(os.path.join(folder, CONFIG), meta)
     return folder
@@ -105,13 +108,13 @@ def load_export(folder: Union[str, os.PathLike], map_location="cpu"):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fastddgan.export", description=__doc__.split("\n\n")[0],
+    parser = ArgumentParser(prog="python -m fastddgan.export", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", help="a fastddgan checkpoint (.pt)")
-    parser.add_argument("out", help="the folder to write network.safetensors and config.json into")
+    parser.add_argument("folder", help="the folder to write network.safetensors and config.json into")
     args = parser.parse_args(argv)
     try:
-        folder = export(args.checkpoint, args.out)
+        folder = export(args.checkpoint, args.folder)
     except (OSError, ValueError, ImportError) as err:
         print(f"python -m fastddgan.export: error: {err}", file=sys.stderr)
         return 2

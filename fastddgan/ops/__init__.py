@@ -19,14 +19,14 @@ from typing import Optional, Tuple
 import torch
 
 from . import _library, _validate, reference
-from ._backends import BACKENDS, available, get_forced_backend, select, set_backend, use_backend
+from ._backends import (BACKENDS, BackendUnavailable, available, get_forced_backend, select, set_backend,
+                        use_backend)
 from .philox import philox_normal, seed_tensor
 
 __all__ = [
     "q_sample", "q_sample_pairs", "posterior_sample", "ddpm_step", "normal", "draw_seed", "compute_dtype",
-    "BACKENDS", "available", "select", "set_backend", "use_backend", "get_forced_backend", "philox_normal",
-    "seed_tensor",
-    "reference",
+    "BACKENDS", "BackendUnavailable", "available", "select", "set_backend", "use_backend", "get_forced_backend",
+    "philox_normal", "seed_tensor", "reference",
 ]
 
 _SEED_HIGH = 2**63 - 1

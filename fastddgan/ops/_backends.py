@@ -7,8 +7,10 @@ Backends
     triton  Triton kernels, ``fastddgan.kernels.backend`` (GPU; CPU only under ``TRITON_INTERPRET=1``).
 
 Automatic choice: ``cpp`` on CPU, ``cuda`` then ``triton`` on GPU, ``torch`` where nothing faster is available (with
-one warning). ``FASTDDGAN_BACKEND=torch|cpp|cuda|triton`` or :func:`set_backend` forces one; forcing a backend that
-cannot run on a tensor's device raises an error that says why.
+one warning). ``FASTDDGAN_BACKEND=torch|cpp|cuda|triton`` or :func:`set_backend` forces one (set_backend overrides
+the variable); forcing a backend that cannot run on a tensor's device raises :class:`BackendUnavailable`, one line
+that names what forced it and says why. A bad value of the variable is reported when the ops are first used, not at
+import (so the command-line tools can say so in one line).
 """
 
 from __future__ import annotations
@@ -36,7 +38,19 @@ def _check_name(name: Optional[str], what: str) -> Optional[str]:
     return name
 
 
-_forced: Optional[str] = _check_name(os.environ.get("FASTDDGAN_BACKEND"), "FASTDDGAN_BACKEND")
+class BackendUnavailable(RuntimeError, ValueError):
+    """A forced backend cannot run on a tensor's device. Also a ValueError: bad input, which the command-line tools
+    report in one line (exit 2)."""
+
+
+_forced: Optional[str] = None
+_forced_by = "set_backend"  # what forced _forced: set_backend or the environment variable
+_env_error: Optional[str] = None  # a bad FASTDDGAN_BACKEND, raised by select until set_backend overrides it
+try:
+    _forced = _check_name(os.environ.get("FASTDDGAN_BACKEND"), "FASTDDGAN_BACKEND")
+    _forced_by = "FASTDDGAN_BACKEND"
+except ValueError as _err:
+    _env_error = str(_err)
 
 
 def module(name: str):
@@ -79,10 +93,15 @@ def available(device_type: str):
 def select(device: torch.device) -> str:
     """The backend that runs the fused ops for tensors on ``device``."""
     global _warned
+    if _env_error is not None:
+        raise ValueError(_env_error)
     if _forced is not None:
         reason = why_unavailable(_forced, device.type)
         if reason is not None:
-            raise RuntimeError(f"fastddgan backend {_forced!r} was requested but {reason}")
+            if _forced_by == "set_backend":
+                raise BackendUnavailable(f"fastddgan backend {_forced!r} was requested but {reason}")
+            raise BackendUnavailable(f"FASTDDGAN_BACKEND: fastddgan backend {_forced!r} was requested but {reason}; "
+                                     f"unset it (or set it to auto) for the automatic choice")
         return _forced
     preferred = ("cpp",) if device.type == "cpu" else ("cuda", "triton") if device.type == "cuda" else ()
     for name in preferred:
@@ -98,9 +117,9 @@ def select(device: torch.device) -> str:
 
 
 def set_backend(name: Optional[str]) -> None:
-    """Force a backend for every device (``None`` or ``'auto'``: automatic choice)."""
-    global _forced
-    _forced = _check_name(name, "name")
+    """Force a backend for every device (``None`` or ``'auto'``: automatic choice); overrides FASTDDGAN_BACKEND."""
+    global _forced, _forced_by, _env_error
+    _forced, _forced_by, _env_error = _check_name(name, "name"), "set_backend", None
 
 
 def get_forced_backend() -> Optional[str]:
@@ -110,12 +129,13 @@ def get_forced_backend() -> Optional[str]:
 @contextmanager
 def use_backend(name: Optional[str]):
     """Context manager form of :func:`set_backend`."""
-    previous = _forced
+    global _forced, _forced_by, _env_error
+    previous = (_forced, _forced_by, _env_error)
     set_backend(name)
     try:
         yield
     finally:
-        set_backend(previous)
+        _forced, _forced_by, _env_error = previous
 
 
 def _preload() -> None:
