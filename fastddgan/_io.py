@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 from typing import Any, Callable, Dict, IO, List, Union
 
@@ -92,10 +93,11 @@ def load_tensors(path: PathLike, map_location: Any = "cpu") -> Any:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - anything torch cannot read safely
         text = str(err)
-        if "Weights only load failed" in text:  # torch's message: a paragraph of advice, then the reason
-            reasons = [p for p in text.split("\n\n")[1:] if p.strip() and not p.startswith("Check the documentation")]
+        if "Weights only load failed" in text:  # torch's message: paragraphs of advice around the reason
+            match = re.search(r"WeightsUnpickler error: (.*?)(?: Please use|$)", " ".join(text.split()))
+            reason = match.group(1).rstrip(". ") if match else "a global that is not allowed"
             raise ValueError(f"it holds more than tensors and plain values, and loading it could run code from the "
-                             f"file (refused: {one_line(reasons[0] if reasons else '')})") from None
+                             f"file (refused: {reason[:200]})") from None
         if os.path.isfile(path) and os.path.getsize(path) == 0:
             raise ValueError("it is empty (0 bytes)") from None
         why = one_line(text)

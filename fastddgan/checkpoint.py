@@ -20,7 +20,7 @@ from typing import Any, Dict, Optional, Union
 
 import torch
 
-from ._io import atomic_write, load_tensors
+from ._io import atomic_write, load_tensors, one_line
 from .ddgan import DDGAN
 from .ddpm import DDPM
 from .models import build, preset as preset_config
@@ -167,9 +167,42 @@ def read(path: Union[str, os.PathLike], map_location="cpu") -> Dict[str, Any]:
     missing = [k for k in ("kind", "config", "schedule", "model") if k not in state]
     if missing:
         raise ValueError(f"path: {path!r} is an incomplete fastddgan checkpoint (missing {missing})")
-    if isinstance(state["model"], dict):
-        check_finite(state["model"], f"path: {path!r}")
+    problem = _malformed(state)
+    if problem:
+        raise ValueError(f"path: {path!r} is a malformed fastddgan checkpoint ({problem})")
+    check_finite(state["model"], f"path: {path!r}")
     return state
+
+
+# the optional entries of a checkpoint and their types (checked by read, so that a malformed file is one line, not
+# a KeyError / TypeError deep inside restore)
+_OPTIONAL = {"optimizers": dict, "schedulers": list, "step": int, "extra": dict}
+
+
+def _malformed(state: Dict[str, Any]) -> Optional[str]:
+    """What is wrong with the structure of a checkpoint's entries, or None (their values are checked where they are
+    used: the config by from_config, the tables by Schedule, the tensors' shapes by restore)."""
+    if state["kind"] not in KINDS:
+        return f"'kind' is {state['kind']!r}; expected one of {KINDS}"
+    model = state["model"]
+    if not isinstance(model, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in model.items()):
+        return f"'model' is of type {type(model).__name__}; expected a state dict of tensors"
+    sched = state["schedule"]
+    if not isinstance(sched, dict) or not all(isinstance(sched.get(k), torch.Tensor) for k in ("betas", "timesteps")) \
+            or not isinstance(sched.get("name"), (str, type(None))):
+        return "'schedule' is not a dict of the tensors 'betas' and 'timesteps' and a 'name'"
+    for key, kind in _OPTIONAL.items():
+        value = state.get(key, kind())
+        if isinstance(value, bool) or not isinstance(value, kind):
+            return f"'{key}' is of type {type(value).__name__}; expected {kind.__name__}"
+    if not all(isinstance(v, dict) for v in state.get("optimizers", {}).values()) or \
+            not all(isinstance(v, dict) for v in state.get("schedulers", [])):
+        return "'optimizers' / 'schedulers' do not hold state dicts"
+    train_config = state.get("extra", {}).get("train_config", {})
+    if not isinstance(train_config, dict):  # written by python -m fastddgan.train; read by evaluate and --resume
+        return f"the training config in 'extra' is of type {type(train_config).__name__}; expected dict"
+    return None
 
 
 def check_finite(tensors: Dict[str, Any], where: str) -> None:
@@ -194,20 +227,34 @@ def stored_step(path: Union[str, os.PathLike]) -> Optional[int]:
     return step if isinstance(step, int) and not isinstance(step, bool) else None
 
 
-def schedule_of(state: Dict[str, Any]) -> Schedule:
+def schedule_of(state: Dict[str, Any], path: str = "the checkpoint") -> Schedule:
+    """The checkpoint's schedule; tables that make no schedule are one line naming ``path``."""
     sched = state["schedule"]
-    return Schedule(sched["betas"], timesteps=sched["timesteps"], name=sched["name"])
+    try:
+        return Schedule(sched["betas"], timesteps=sched["timesteps"], name=sched.get("name"))
+    except (ValueError, TypeError, KeyError, RuntimeError) as err:
+        raise ValueError(f"path: {path!r} holds an invalid schedule ({type(err).__name__}: {one_line(str(err))})") \
+            from None
 
 
 def restore(model, state: Dict[str, Any], with_optimizers: bool = True) -> None:
     """Load a checkpoint's networks, EMA and (``with_optimizers=True``) optimisers, LR schedules and step into
-    ``model``, which must have been built with the same config (tensors are moved to the model's device)."""
-    model.load_state_dict(state["model"])
-    if with_optimizers:
-        for name, opt in optimizers(model).items():
-            opt.load_state_dict(state["optimizers"][name])
-        for scheduler, s in zip(getattr(model, "schedulers", []), state.get("schedulers", [])):
-            scheduler.load_state_dict(s)
+    ``model``, which must have been built with the same config (tensors are moved to the model's device).
+
+    Weights or optimiser states that do not fit the model (missing or unexpected keys, other shapes) raise a
+    one-line ValueError naming ``state["path"]`` (or "the checkpoint") rather than torch's multi-line errors."""
+    try:
+        model.load_state_dict(state["model"])
+        if with_optimizers:
+            for name, opt in optimizers(model).items():
+                opt.load_state_dict(state["optimizers"][name])
+            for scheduler, s in zip(getattr(model, "schedulers", []), state.get("schedulers", [])):
+                scheduler.load_state_dict(s)
+    except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as err:
+        where = state.get("path", "the checkpoint")
+        what = f"missing {err}" if isinstance(err, KeyError) else one_line(str(err), 300)
+        raise ValueError(f"path: {where!r} does not fit the model its config describes ({type(err).__name__}: "
+                         f"{what})") from None
     model.step = int(state.get("step", 0))
     model.checkpoint_extra = state.get("extra", {})
 
@@ -229,8 +276,9 @@ def from_config(config: Any, schedule: Schedule, path: str):
             raise ValueError(f"options: sample_shape {options['sample_shape']!r} is not the shape of the preset's "
                              f"data {shape}")
         return model
-    except (ValueError, TypeError, KeyError) as err:
-        raise ValueError(f"path: {path!r} holds an invalid model config ({type(err).__name__}: {err})") from None
+    except (ValueError, TypeError, KeyError, AttributeError) as err:
+        raise ValueError(f"path: {path!r} holds an invalid model config ({type(err).__name__}: "
+                         f"{one_line(str(err), 300)})") from None
 
 
 def load(path: Union[str, os.PathLike], map_location="cpu"):
@@ -243,6 +291,7 @@ def load(path: Union[str, os.PathLike], map_location="cpu"):
     if folder is not None:
         return load_export(folder, map_location)
     state = read(path)
-    model = from_config(state["config"], schedule_of(state), os.fspath(path))
+    state["path"] = os.fspath(path)
+    model = from_config(state["config"], schedule_of(state, state["path"]), state["path"])
     restore(model, state)
     return model.to(map_location)

@@ -62,6 +62,9 @@ class DDGAN(nn.Module):
         self.generator = generator
         self.discriminator = discriminator
         self.schedule = Schedule.ddgan(schedule) if isinstance(schedule, int) else schedule
+        if not isinstance(loss, (str, losses.GANLoss)):
+            raise TypeError(f"loss: expected an objective name {tuple(losses.LOSSES)} or a fastddgan.losses.GANLoss, "
+                            f"got {type(loss).__name__}")
         self.loss = losses.get_loss(loss, **(loss_options or {})) if isinstance(loss, str) else loss
         if self.loss.needs_gradient_penalty and getattr(discriminator, "minibatch_std", False):
             raise ValueError("discriminator: a Wasserstein critic must not couple samples (minibatch_std=True); "

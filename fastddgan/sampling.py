@@ -212,6 +212,7 @@ def sample(model, T: Optional[int] = None, n: int = 64, *, seed: Optional[int] =
         raise ValueError(f"device: the model is on {net_device}; move it (model.to(device)) or pass device=None")
     y = check_labels(class_labels, model.num_classes, n, device, name="class_labels")
     guidance = check_guidance(guidance, model.num_classes, y, labels_name="class_labels")
+    generator = ops._validate.generator(generator, device)
     if seed is not None:
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
             raise ValueError(f"seed: expected an integer (or None), got {seed!r}")

@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .._io import PathLike, atomic_write
+from .._io import PathLike, atomic_write, load_tensors, one_line
 from .fid import ArrayLike, RunningStats, feature_stats, frechet_distance
 from .inception import inception_score
 
@@ -170,17 +170,40 @@ class DomainClassifier:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"path: no classifier file at {path!r}")
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001 - anything torch cannot read is not our file
-            raise ValueError(f"path: {path!r} is not a fastddgan domain classifier, or it is truncated or corrupt "
-                             f"({type(err).__name__}: {err})") from None
+            state = load_tensors(path)  # weights_only: no code in the file runs
+        except ValueError as err:
+            raise ValueError(f"path: {path!r} is not a fastddgan domain classifier: {err}") from None
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             raise ValueError(f"path: {path!r} is not a fastddgan domain classifier (no 'format': {FORMAT!r})")
         if state.get("version") != VERSION:
             raise ValueError(f"path: {path!r} has classifier version {state.get('version')!r}; this fastddgan "
                              f"reads version {VERSION}")
-        return cls(state["config"], state["state_dict"], state.get("dataset", ""), state.get("heldout_accuracy"),
-                   state.get("info"), device)
+        try:
+            _check_config(state["config"])
+            return cls(state["config"], state["state_dict"], state.get("dataset", ""), state.get("heldout_accuracy"),
+                       state.get("info"), device)
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            why = f"missing {err}" if isinstance(err, KeyError) else one_line(str(err), 300)
+            raise ValueError(f"path: {path!r} is a malformed fastddgan domain classifier ({type(err).__name__}: "
+                             f"{why})") from None
+
+
+# bounds on a saved classifier's config, checked before the network is built (a crafted file must not make it
+# allocate gigabytes)
+_CONFIG_LIMITS = {"in_channels": 64, "num_classes": 100_000, "feature_dim": 65_536}
+_MAX_WIDTH = 4096
+
+
+def _check_config(config: Any) -> None:
+    if not isinstance(config, dict):
+        raise TypeError(f"config: expected a dict, got {type(config).__name__}")
+    widths = config.get("widths")
+    if not isinstance(widths, (list, tuple)) or len(widths) != 3:
+        raise ValueError(f"config: 'widths' must be three integers, got {widths!r}")
+    for name, value in [*((k, config.get(k)) for k in _CONFIG_LIMITS), *(("widths", w) for w in widths)]:
+        limit = _CONFIG_LIMITS.get(name, _MAX_WIDTH)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+            raise ValueError(f"config: '{name}' must be an integer in [1, {limit}], got {value!r}")
 
 
 def _labels(labels: torch.Tensor, n: int, num_classes: int) -> torch.Tensor:
