@@ -32,10 +32,13 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 
 from . import metrics as M
+from . import ops
+from ._cli import ArgumentParser
 from ._io import atomic_write_json, check_writable
 from .checkpoint import check_finite, load
 from .data import DataNotFoundError, load_dataset
 from .sampling import sample
+from .train.config import check_seed
 
 IMAGE_METRICS = ("fid", "is", "fid-dom", "is-dom")
 ALL_METRICS = IMAGE_METRICS + ("toy",)
@@ -116,6 +119,28 @@ def real_stats(dataset, feature_name: str, featurize, cache_dir: str, batch_size
     return mu, sigma
 
 
+def _device(device: Optional[str]) -> str:
+    """``--device`` (default: cuda when available), refused in one line when it is cuda and there is none."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise EvaluationError("--device: cuda was asked for but torch sees no CUDA device")
+    return device
+
+
+def _check_seed(seed: int) -> None:
+    try:
+        check_seed(seed, "--seed")
+    except ValueError as err:
+        raise EvaluationError(str(err)) from None
+
+
+def _load_data(dataset: str, data_dir: str, image_size: Optional[int], channels: Optional[int]):
+    if dataset.startswith("folder:") and image_size is None:
+        raise EvaluationError(f"--image-size: required for --dataset {dataset} (the side of the square images, "
+                              f"e.g. 64)")
+    return load_dataset(dataset, data_dir=data_dir, image_size=image_size, channels=channels)
+
+
 def _choose_metrics(requested: str, toy: bool, clf_path: str, weights: Optional[str]) -> List[str]:
     if requested != "auto":
         chosen = [m.strip() for m in requested.split(",") if m.strip()]
@@ -150,12 +175,16 @@ def evaluate(model, *, metrics: str = "auto", n: int = 10000, T: Optional[int] =
              batch_size: Optional[int] = 500, dataset: Optional[str] = None, data_dir: Optional[str] = None,
              cache_dir: Optional[str] = None, inception_weights: Optional[str] = None,
              classifier: Optional[str] = None, guidance: float = 0.0, ddim: bool = False,
-             device: Optional[str] = None, keep_samples: bool = False) -> Dict[str, Any]:
+             device: Optional[str] = None, keep_samples: bool = False, image_size: Optional[int] = None,
+             channels: Optional[int] = None) -> Dict[str, Any]:
     """Evaluate ``model`` (a model or a checkpoint / export path); returns the JSON record (see module doc), with
-    the samples under "samples" when ``keep_samples``."""
+    the samples under "samples" when ``keep_samples``. ``image_size`` / ``channels``: of a folder:PATH data set
+    (default: the training run's)."""
     if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= MAX_N:
         raise EvaluationError(f"--n: expected an integer in [2, {MAX_N:,}], got {n!r}")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    _check_seed(seed)
+    device = _device(device)
+    ops.select(torch.device(device))  # a FASTDDGAN_BACKEND that cannot run here: one line before any work
     source = os.fspath(model) if isinstance(model, (str, os.PathLike)) else None
     if source is not None:
         model = load(source, map_location=device)  # refuses non-finite weights, naming the file
@@ -174,8 +203,9 @@ def evaluate(model, *, metrics: str = "auto", n: int = 10000, T: Optional[int] =
         raise EvaluationError("--dataset: required (the model does not say which data set it was trained on)")
     data_dir = data_dir or train_config.get("data_dir", "data")
     cache_dir = cache_dir or default_cache_dir(data_dir)
-    data = load_dataset(dataset, data_dir=data_dir, image_size=train_config.get("image_size"),
-                        channels=train_config.get("channels"))
+    image_size = image_size if image_size is not None else train_config.get("image_size")
+    channels = channels if channels is not None else train_config.get("channels")
+    data = _load_data(dataset, data_dir, image_size, channels)
     toy = data.kind == "toy"
     clf_path = classifier or classifier_path(cache_dir, dataset)
     chosen = _choose_metrics(metrics, toy, clf_path, inception_weights)
@@ -235,8 +265,11 @@ def summary(record: Dict[str, Any]) -> str:
             + f" | {s['images_per_s']:.1f} images/s, {s['nfe_per_image']} NFE/image ({record['device']})")
 
 
-def train_domain_classifier(dataset: str, data_dir: str, out: str, epochs: int, seed: int, device) -> str:
-    data = load_dataset(dataset, data_dir=data_dir)
+def train_domain_classifier(dataset: str, data_dir: str, out: str, epochs: int, seed: int, device,
+                            image_size: Optional[int] = None, channels: Optional[int] = None) -> str:
+    _check_seed(seed)
+    device = _device(device)
+    data = _load_data(dataset, data_dir, image_size, channels)
     if data.kind != "image" or not data.num_classes:
         raise EvaluationError(f"--dataset: a domain classifier needs a labelled image data set, not {dataset!r}")
     images = data.images if data.images is not None else torch.stack([data[i][0] for i in range(len(data))])
@@ -251,7 +284,7 @@ def train_domain_classifier(dataset: str, data_dir: str, out: str, epochs: int, 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m fastddgan.evaluate", description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(prog="python -m fastddgan.evaluate", description=__doc__.split("\n\n")[0],
                                 epilog=__doc__.split("\n\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", nargs="?", help="a fastddgan checkpoint (.pt) or export folder")
     p.add_argument("--metrics", default="auto", help="comma-separated: fid,is,fid-dom,is-dom,toy (default: auto)")
@@ -270,6 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-classifier", action="store_true", help="train the domain classifier of --dataset")
     p.add_argument("--epochs", type=int, default=6, help="--train-classifier: epochs (default: 6)")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
+    p.add_argument("--image-size", type=int, help="side of the square images of a folder:PATH data set (default: "
+                   "the training run's; required with --train-classifier)")
+    p.add_argument("--channels", type=int, choices=(1, 3), help="1 or 3 channels of a folder:PATH data set "
+                   "(default: the training run's, else 3)")
     p.add_argument("--out", help="write the JSON record here")
     return p
 
@@ -282,7 +319,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 raise EvaluationError("--dataset: required with --train-classifier")
             data_dir = args.data_dir or "data"
             out = args.classifier or classifier_path(args.cache_dir or default_cache_dir(data_dir), args.dataset)
-            train_domain_classifier(args.dataset, data_dir, out, args.epochs, args.seed, args.device)
+            train_domain_classifier(args.dataset, data_dir, out, args.epochs, args.seed, args.device,
+                                    args.image_size, args.channels)
             return 0
         if not args.checkpoint:
             raise EvaluationError("checkpoint: required (or --train-classifier)")
@@ -291,7 +329,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         record = evaluate(args.checkpoint, metrics=args.metrics, n=args.n, T=args.T, seed=args.seed,
                           batch_size=args.batch_size, dataset=args.dataset, data_dir=args.data_dir,
                           cache_dir=args.cache_dir, inception_weights=args.inception_weights,
-                          classifier=args.classifier, guidance=args.guidance, ddim=args.ddim, device=args.device)
+                          classifier=args.classifier, guidance=args.guidance, ddim=args.ddim, device=args.device,
+                          image_size=args.image_size, channels=args.channels)
     except (EvaluationError, DataNotFoundError, M.InceptionWeightsNotFound, FileNotFoundError, ValueError) as err:
         print(f"python -m fastddgan.evaluate: error: {err}", file=sys.stderr)
         return 2

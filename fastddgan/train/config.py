@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
+from .._cli import ArgumentParser
+from .._io import one_line
 from ..losses import LOSSES
 from ..models.presets import PRESETS
 
@@ -36,6 +38,7 @@ class Option:
 
 AMP = ("bf16", "fp16")
 MAX_STEPS = 10**9  # a bound on --steps (and --epochs): more is a typo, and would overflow the time estimates
+SEED_RANGE = (-2**63, 2**63 - 1)  # a 64-bit seed: larger ones would silently wrap (or overflow torch's generators)
 
 OPTIONS: List[Option] = [
     # what to train, on what
@@ -44,8 +47,8 @@ OPTIONS: List[Option] = [
            "ring8, grid25, swissroll (2-D), or folder:PATH", compat=True, auto="required"),
     Option("out", str, None, "run folder (config, metrics.jsonl, samples/, checkpoints/)", auto="required"),
     Option("data_dir", str, "data", "where data sets are found or downloaded to (recorded as an absolute path)"),
-    Option("image_size", int, None, "image size for folder:PATH data sets (resize + centre crop)", compat=True,
-           auto="the images' own size"),
+    Option("image_size", int, None, "side of the square images of a folder:PATH data set (resize + centre "
+           "crop); required for one", compat=True, auto="unset: the other data sets have their own size"),
     Option("channels", int, None, "1 or 3 channels for folder:PATH data sets", compat=True, auto="3"),
     Option("preset", str, None, "network preset", tuple(sorted(PRESETS)), compat=True,
            auto="the data set's own (mnist, fashion-mnist, cifar10, grid25); otherwise cifar10 for images, toy2d "
@@ -125,7 +128,7 @@ def option_help(opt: Option) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m fastddgan.train",
         description="Train a DDGAN or DDPM; the run folder gets the resolved config, metrics.jsonl, sample grids "
                     "and checkpoints. Multi-GPU: torchrun --nproc_per_node=N -m fastddgan.train ...",
@@ -155,8 +158,14 @@ def read_config_file(path: str) -> Dict[str, Any]:
     """The options in a YAML (.yaml/.yml) or JSON file, validated against the option table."""
     if not os.path.isfile(path):
         raise ConfigError(f"--config: no such file {path!r}")
-    with open(path) as f:
-        text = f.read()
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"--config: {path!r} is not a text file (byte {err.start} is not UTF-8); expected a YAML "
+                          f"or JSON file of options") from None
+    except OSError as err:
+        raise ConfigError(f"--config: cannot read {path!r} ({err.strerror or err})") from None
     try:
         if path.endswith((".yaml", ".yml")):
             import yaml
@@ -164,8 +173,8 @@ def read_config_file(path: str) -> Dict[str, Any]:
             data = yaml.safe_load(text)
         else:
             data = json.loads(text)
-    except Exception as err:  # noqa: BLE001 - any parse error
-        raise ConfigError(f"--config: cannot parse {path!r} ({type(err).__name__}: {err})") from None
+    except Exception as err:  # noqa: BLE001 - any parse error (YAML's span several lines)
+        raise ConfigError(f"--config: cannot parse {path!r} ({type(err).__name__}: {one_line(str(err))})") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -291,7 +300,16 @@ def resolve(config: Dict[str, Any], dataset_info: Dict[str, Any]) -> Dict[str, A
     _check_number(c, "p_uncond", "a probability in [0, 1)", lambda v: 0.0 <= v < 1.0)
     _check_number(c, "adam_beta2", "a number in [0, 1)", lambda v: 0.0 <= v < 1.0)
     _check_number(c, "ema_decay", "a number in [0, 1)", lambda v: 0.0 <= v < 1.0)
+    check_seed(c["seed"], "--seed")
     return c
+
+
+def check_seed(seed: Any, name: str) -> int:
+    """A ConfigError naming ``name`` unless ``seed`` is an integer in :data:`SEED_RANGE`."""
+    lo, hi = SEED_RANGE
+    if isinstance(seed, bool) or not isinstance(seed, int) or not lo <= seed <= hi:
+        raise ConfigError(f"{name}: expected an integer in [-2**63, 2**63 - 1], got {seed!r}")
+    return seed
 
 
 def _check_number(c: Dict[str, Any], name: str, expected: str, ok) -> None:

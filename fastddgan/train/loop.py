@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from .. import checkpoint
+from .. import checkpoint, ops
 from ..data import TOY2D, load_dataset
 from ..export import export
 from ..models.presets import preset as preset_config
@@ -136,8 +136,12 @@ def _all_finite(model) -> bool:
 class Trainer:
     def __init__(self, raw: Dict[str, Any]):
         self.ctx = distributed.init(raw.get("device"))
+        ops.select(self.ctx.device)  # a FASTDDGAN_BACKEND that cannot run here: one line now, not at the first step
         if not raw.get("dataset"):
             raise ConfigError("--dataset: required (on the command line or in --config)")
+        if str(raw["dataset"]).startswith("folder:") and raw.get("image_size") is None:
+            raise ConfigError(f"--image-size: required for --dataset {raw['dataset']} (the side of the square "
+                              f"images, e.g. 64)")
         self.dataset = load_dataset(raw["dataset"], data_dir=raw["data_dir"], image_size=raw["image_size"],
                                     channels=raw["channels"])
         self.info = {**dataset_info(self.dataset), "world_size": self.ctx.world_size}
@@ -158,7 +162,10 @@ class Trainer:
         state = self._checkpoint_to_resume()
         self.model = build_model(c, self.info).to(self.ctx.device)
         if state is not None:
-            checkpoint.restore(self.model, state)
+            try:
+                checkpoint.restore(self.model, state)
+            except ValueError as err:
+                raise ConfigError("--resume: " + str(err).removeprefix("path: ")) from None
             _stretch_lr_schedules(self.model, c["steps"])
         self.start_step = self.model.step
         optimizers = _optimizers(self.model)
@@ -193,12 +200,23 @@ class Trainer:
                                       f"over")
                 return None  # nothing to resume: a fresh run in this folder
         else:
-            state = checkpoint.read(c["resume"])
+            try:
+                state = checkpoint.read(c["resume"])
+            except (ValueError, FileNotFoundError) as err:
+                raise ConfigError("--resume: " + str(err).removeprefix("path: ")) from None
             state["path"] = os.path.abspath(c["resume"])
-        stored = state.get("extra", {}).get("train_config")
+        extra = state.get("extra", {})
+        stored = extra.get("train_config")
         if stored is None:
             raise ConfigError(f"--resume: {state['path']} was not written by python -m fastddgan.train (no "
                               f"training config in it)")
+        counts = {"batch_size": stored.get("batch_size"), "world_size": stored.get("world_size", 1),
+                  "recoveries": extra.get("recoveries", 0)}
+        bad = {k: v for k, v in counts.items()
+               if isinstance(v, bool) or not isinstance(v, int) or v < (0 if k == "recoveries" else 1)}
+        if bad:
+            raise ConfigError(f"--resume: {state['path']} holds a malformed training record ("
+                              + ", ".join(f"{k} = {v!r}" for k, v in bad.items()) + ")")
         differ = incompatible(stored, c)
         if stored.get("world_size", 1) * stored["batch_size"] != c["world_size"] * c["batch_size"]:
             differ.append(f"global batch (checkpoint {stored.get('world_size', 1)} x {stored['batch_size']}, "
