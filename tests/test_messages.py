@@ -316,3 +316,22 @@ def test_argparse_errors_are_one_line(capsys):
         assert exit_.value.code == 2
         line = _error(capsys)
         assert message in line and line.endswith("--help)"), line
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--T", "1000000000"], "--T: expected an integer in [1, 100000], got 1000000000"),  # minutes of tables, then OOM
+    (["--threads", "100000"], "--threads: at most"),  # OpenMP crashed (segfault)
+    (["--threads", str(10**25)], "--threads: at most"),
+    (["--batch-size", str(10**12)], "--batch-size: at most 1,000,000, got 1000000000000"),  # failed allocating
+    (["--sample-n", str(10**12)], "--sample-n: at most 1,000,000, got 1000000000000"),  # ... at the end of the run
+    (["--gp-lambda", "0"], "--gp-lambda: only for --loss wasserstein, got --loss js"),  # was get_loss's TypeError
+    (["--n-critic", "2", "--loss", "tv"], "--n-critic: only for --loss wasserstein, got --loss tv"),
+    (["--n-critic", "0", "--loss", "wasserstein"], "--n-critic: expected an integer >= 1, got 0"),  # "--preset"
+    (["--nz", "0"], "--nz: expected an integer >= 1, got 0"),
+])
+def test_sizes_that_would_crash_mid_run_are_refused_up_front(tmp_path, capsys, flags, message):
+    """Found by tests/test_fuzz.py and by hand: values that passed the checks and then crashed (or were blamed on
+    the preset) are refused before anything is written."""
+    assert train(TOY + ["--out", str(tmp_path / "run"), *flags]) == 2
+    assert message in _error(capsys)
+    assert not (tmp_path / "run").exists()

@@ -38,6 +38,8 @@ class Option:
 
 AMP = ("bf16", "fp16")
 MAX_STEPS = 10**9  # a bound on --steps (and --epochs): more is a typo, and would overflow the time estimates
+MAX_BATCH = 1_000_000  # --batch-size and --sample-n: more is a typo, which would fail allocating mid-run
+MAX_T = 100_000  # diffusion steps: DDPMs use ~1000; 10**8 would build tables for minutes (and 10**9 run out of memory)
 SEED_RANGE = (-2**63, 2**63 - 1)  # a 64-bit seed: larger ones would silently wrap (or overflow torch's generators)
 
 OPTIONS: List[Option] = [
@@ -241,6 +243,9 @@ def resolve(config: Dict[str, Any], dataset_info: Dict[str, Any]) -> Dict[str, A
     c["data_dir"] = os.path.abspath(c["data_dir"])  # so that evaluate finds the data and caches from anywhere
     if c["threads"] is not None and c["threads"] < 1:
         raise ConfigError(f"--threads: expected an integer >= 1, got {c['threads']}")
+    cpus = os.cpu_count() or 1
+    if c["threads"] is not None and c["threads"] > cpus:  # 10**5 threads crash OpenMP; more than CPUs never helps
+        raise ConfigError(f"--threads: at most {cpus} (the CPUs of this machine), got {c['threads']}")
     c["threads"] = c["threads"] or (1 if toy else None)
     if c["preset"] is None:
         c["preset"] = c["dataset"] if c["dataset"] in PRESETS else ("toy2d" if toy else "cifar10")
@@ -250,13 +255,15 @@ def resolve(config: Dict[str, Any], dataset_info: Dict[str, Any]) -> Dict[str, A
                           f"holds {'2-D points' if toy else 'images'}")
     c["T"] = c["T"] if c["T"] is not None else (4 if ddgan else 1000)
     c["schedule"] = c["schedule"] or ("ddgan" if ddgan else "linear")
-    if c["T"] < 1:
-        raise ConfigError(f"--T: expected an integer >= 1, got {c['T']}")
+    if not 1 <= c["T"] <= MAX_T:
+        raise ConfigError(f"--T: expected an integer in [1, {MAX_T}], got {c['T']}")
     if c["steps"] is not None and c["epochs"] is not None:
         raise ConfigError("--steps / --epochs: give one of them, not both")
     c["batch_size"] = c["batch_size"] if c["batch_size"] is not None else (256 if toy else 64)
     if c["batch_size"] < 1:
         raise ConfigError(f"--batch-size: expected an integer >= 1, got {c['batch_size']}")
+    if c["batch_size"] > MAX_BATCH:
+        raise ConfigError(f"--batch-size: at most {MAX_BATCH:,}, got {c['batch_size']}")
     if c["epochs"] is not None:
         if toy:
             raise ConfigError("--epochs: the 2-D data sets draw fresh samples every step and have no epochs; "
@@ -281,6 +288,12 @@ def resolve(config: Dict[str, Any], dataset_info: Dict[str, Any]) -> Dict[str, A
         _check_number(c, name, "a finite number > 0", lambda v: 0 < v < math.inf)
     for name in ("r1_gamma", "gp_lambda"):
         _check_number(c, name, "a finite number >= 0", lambda v: 0 <= v < math.inf)
+    for name in ("n_critic", "nz"):
+        if c[name] is not None and c[name] < 1:
+            raise ConfigError(f"{_flag(name)}: expected an integer >= 1, got {c[name]}")
+    for name in ("gp_lambda", "n_critic"):  # the Wasserstein critic's options (fastddgan.losses.get_loss)
+        if c[name] is not None and c["loss"] != "wasserstein":
+            raise ConfigError(f"{_flag(name)}: only for --loss wasserstein, got --loss {c['loss']}")
     c["hflip"] = bool(c["hflip"]) if c["hflip"] is not None else \
         (c["dataset"] == "cifar10" or c["dataset"].startswith("folder:"))
     if toy and c["hflip"]:
@@ -294,6 +307,8 @@ def resolve(config: Dict[str, Any], dataset_info: Dict[str, Any]) -> Dict[str, A
     for name in ("ckpt_every", "log_every", "keep", "lazy_reg", "max_nonfinite", "sample_n", "sample_steps"):
         if c[name] < 1:
             raise ConfigError(f"{_flag(name)}: expected an integer >= 1, got {c[name]}")
+    if c["sample_n"] > MAX_BATCH:
+        raise ConfigError(f"--sample-n: at most {MAX_BATCH:,}, got {c['sample_n']}")
     for name in ("sample_every", "num_workers"):
         if c[name] < 0:
             raise ConfigError(f"{_flag(name)}: expected an integer >= 0, got {c[name]}")
