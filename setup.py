@@ -141,7 +141,7 @@ setup(
         "triton": ["triton"],
         "eval": ["torchmetrics", "torch-fidelity", "scipy"],
         "plots": ["matplotlib"],  # labelled scatter plots and training curves (Pillow draws simpler ones without)
-        "test": ["pytest", "pytest-benchmark", "ninja", "pybind11"],
+        "test": ["pytest", "pytest-benchmark", "hypothesis", "ninja", "pybind11"],
     },
     ext_modules=extensions(build_cuda),
     cmdclass={"build_ext": build_ext_class(cuda_required)},
