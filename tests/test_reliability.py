@@ -1,9 +1,9 @@
 """Reliability: no code runs from a weights file, crafted checkpoint configs are refused before any allocation, no
-lost or mixed work in a run folder (ranking by the stored step, the folder lock, stale temporary files, unreadable
-checkpoints under --resume auto), the mode of atomically written files, and evaluate's --out checked first; no
-crash or hang on a full disk or absurd lengths; nothing silently wrong (bad numbers refused up front, each
-non-finite recovery halving the learning rates again, non-finite weights refused, no NaN in JSON, evaluate's
-flags, schedules, sampling arguments, reference statistics keyed on the images)."""
+lost or mixed work in a run folder (ranking by the stored step, the folder lock, a real concurrent writer and a
+kill -9, stale temporary files, unreadable checkpoints under --resume auto), the mode of atomically written files,
+and evaluate's --out checked first; no crash or hang on a full disk or absurd lengths; nothing silently wrong (bad
+numbers refused up front, each non-finite recovery halving the learning rates again, non-finite weights refused, no
+NaN in JSON, evaluate's flags, schedules, sampling arguments, reference statistics keyed on the images)."""
 
 import copy
 import errno
@@ -255,6 +255,51 @@ def test_a_second_training_into_the_same_folder_is_refused(tmp_path, capsys):
         holder.wait()
     assert _train(out, 10) == 0  # the lock went with the process that held it
     assert _train(out, 20, "--resume", "auto") == 0  # and this process released its own at the end
+
+
+def test_a_concurrent_writer_is_refused_and_a_kill_9_loses_nothing(tmp_path, capsys):
+    """Two real trainings into one --out: while the first runs (a child process), the second gets one line and exit
+    2 and changes nothing; the first is killed with SIGKILL mid-run (no handler runs: the flock goes with the
+    process), and --resume auto then ends with exactly the weights, optimiser states and step of an uninterrupted
+    run."""
+    import time
+
+    steps = ["--steps", "300", "--ckpt-every", "20"]
+    straight, out = tmp_path / "straight", tmp_path / "killed"
+    assert train(TOY + ["--out", str(straight), *steps]) == 0
+    first = subprocess.Popen([sys.executable, "-m", "fastddgan.train", *TOY, "--out", str(out), *steps],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and first.poll() is None and \
+                not (out / "checkpoints" / "ckpt-00000020.pt").exists():
+            time.sleep(0.01)
+        assert first.poll() is None, "the first run ended before the test: " + first.stderr.read().decode()
+        config = (out / "config.json").read_text()
+        capsys.readouterr()
+        assert train(TOY + ["--out", str(out), *steps, "--resume", "auto"]) == 2  # the concurrent writer
+        err = _one_line(capsys.readouterr().err)
+        assert f"--out: another training is writing to {out} (process {first.pid} holds" in err
+        assert (out / "config.json").read_text() == config
+        assert first.poll() is None, "the first run ended before it could be killed"
+        first.kill()  # SIGKILL
+        first.wait()
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert not (out / "checkpoints" / "final.pt").exists()
+    assert train(TOY + ["--out", str(out), *steps, "--resume", "auto"]) == 0
+    assert "resumed from" in capsys.readouterr().out
+    a = torch.load(straight / "checkpoints" / "final.pt", weights_only=True)
+    b = torch.load(out / "checkpoints" / "final.pt", weights_only=True)
+    assert a["step"] == b["step"] == 300 and a["schedulers"] == b["schedulers"]
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    for name, opt in a["optimizers"].items():
+        for i, state in opt["state"].items():
+            for k, v in state.items():
+                assert torch.equal(v, b["optimizers"][name]["state"][i][k]), (name, i, k)
 
 
 def test_stale_temporary_checkpoints_are_removed_at_the_next_start(tmp_path, capsys):
