@@ -199,6 +199,6 @@ def test_ddgan_drift_penalty_is_the_mean_squared_real_logit(loss):
         expected = model.discriminator(x_prev, x_t, t).float().pow(2).mean()
     metrics = model.discriminator_step(x0, None, torch.Generator().manual_seed(7))
     torch.testing.assert_close(metrics["drift"], expected)
-    assert "drift" not in tiny_ddgan(loss=loss, r1_gamma=0.0).discriminator_step(x0, None)
+    assert "drift" not in tiny_ddgan(loss=loss, loss_options={"drift": 0.0}, r1_gamma=0.0).discriminator_step(x0, None)
     with pytest.raises(ValueError, match="drift: expected a finite number >= 0"):
         tiny_ddgan(loss=loss, loss_options={"drift": -1.0})
