@@ -530,6 +530,7 @@ def test_steps_are_bounded_and_time_estimates_never_crash(tmp_path, capsys):
     (["--r1-gamma", "-100"], "--r1-gamma: expected a finite number >= 0, got -100.0"),
     (["--r1-gamma", "inf"], "--r1-gamma: expected a finite number >= 0, got inf"),
     (["--gp-lambda", "nan", "--loss", "wasserstein"], "--gp-lambda: expected a finite number >= 0, got nan"),
+    (["--drift", "-1", "--loss", "tv"], "--drift: expected a finite number >= 0, got -1.0"),
     (["--lr-g", "inf"], "--lr-g: expected a finite number > 0, got inf"),
     (["--lr-g", "-1"], "--lr-g: expected a finite number > 0, got -1.0"),
     (["--lr-d", "nan"], "--lr-d: expected a finite number > 0, got nan"),

@@ -358,3 +358,15 @@ def test_speed_line_and_the_thread_policy(tmp_path, capsys):
     config = json.loads((out / "config.json").read_text())
     assert config["threads"] == 1  # 2-D data: one thread
     assert os.path.isabs(config["data_dir"])
+
+
+def test_drift_flag_reaches_the_objective_and_defaults_to_the_objectives(tmp_path):
+    from fastddgan.data import load_dataset
+    from fastddgan.train.config import parse, resolve
+    from fastddgan.train.loop import build_model, dataset_info
+
+    info = dataset_info(load_dataset("ring8"))
+    for flags, expected in ((["--loss", "tv"], 0.1), (["--loss", "tv", "--drift", "0"], 0.0),
+                            (["--loss", "js", "--drift", "0.25"], 0.25), (["--loss", "js"], 0.0)):
+        c = resolve(parse(["--dataset", "ring8", "--out", str(tmp_path / "x"), *flags]), info)
+        assert build_model(c, info).loss.drift == expected, flags

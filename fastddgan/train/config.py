@@ -63,6 +63,8 @@ OPTIONS: List[Option] = [
     Option("generator_form", str, None, "ddgan generator loss form", ("non_saturating", "saturating"),
            compat=True, auto="the objective's own"),
     Option("gp_lambda", float, None, "wasserstein: gradient-penalty weight", compat=True, auto="the objective's"),
+    Option("drift", float, None, "ddgan: drift penalty weight, drift * E_data[V^2] added to the D loss", compat=True,
+           auto="the objective's: 0.1 for tv, 0 otherwise"),
     Option("n_critic", int, None, "wasserstein: critic steps per generator step", compat=True,
            auto="the objective's"),
     Option("cond", bool, False, "class-conditional training (labels of the data set; for guidance)", compat=True),
@@ -286,7 +288,7 @@ def resolve(config: Dict[str, Any], dataset_info: Dict[str, Any]) -> Dict[str, A
         (0.995 if toy else (0.999 if ddgan else 0.9999))
     for name in ("lr_g", "lr_d", "lr"):
         _check_number(c, name, "a finite number > 0", lambda v: 0 < v < math.inf)
-    for name in ("r1_gamma", "gp_lambda"):
+    for name in ("r1_gamma", "gp_lambda", "drift"):
         _check_number(c, name, "a finite number >= 0", lambda v: 0 <= v < math.inf)
     for name in ("n_critic", "nz"):
         if c[name] is not None and c[name] < 1:

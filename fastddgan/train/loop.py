@@ -68,7 +68,7 @@ def build_model(c: Dict[str, Any], info: Dict[str, Any]):
     torch.manual_seed(step_seed(c["seed"], 0, 0, STREAM_INIT))
     num_classes = info["num_classes"] if c["cond"] else None
     if c["model"] == "ddgan":
-        loss_options = {k: c[k] for k in ("gp_lambda", "n_critic") if c[k] is not None}
+        loss_options = {k: c[k] for k in ("gp_lambda", "n_critic", "drift") if c.get(k) is not None}
         options = dict(loss=c["loss"], loss_options={**loss_options, "generator_form": c["generator_form"]},
                        r1_gamma=c["r1_gamma"], lazy_reg=c["lazy_reg"], lr_g=c["lr_g"], lr_d=c["lr_d"],
                        betas=(0.5, c["adam_beta2"]), ema_decay=c["ema_decay"],
