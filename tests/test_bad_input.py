@@ -63,14 +63,20 @@ def test_forced_backend_that_cannot_run_says_why():
             ops.posterior_sample(X, X, T3, S)
 
 
-def test_schedule_on_another_device_is_moved_once():
-    """A CPU schedule serves tensors on any device: its small tables are copied once and cached."""
+@pytest.mark.parametrize("device", ["meta"] + (["cuda"] if torch.cuda.is_available() else []))
+def test_schedule_on_another_device_is_moved_once(device):
+    """A CPU schedule serves tensors on another device: its small tables are copied there once and cached (the
+    meta device runs the eager reference on shapes only; a GPU runs the kernels)."""
     s = Schedule.ddgan(4)
-    x = torch.zeros(3, 2)
-    ops.posterior_sample(x, x, T3, s)
-    tables = dict(s._kernel_cache)
-    ops.posterior_sample(x, x, T3, s)
-    assert s._kernel_cache == tables
+    x = torch.zeros(3, 2, device=device)
+    out = ops.posterior_sample(x, x, T3.to(device), s)
+    assert out.device.type == device and s.betas.device.type == "cpu"
+    assert [key[2].type for key in s._kernel_cache] == [device]  # the posterior table, on the data's device
+    table = next(iter(s._kernel_cache.values()))
+    assert table.device.type == device
+    ops.posterior_sample(x, x, T3.to(device), s)
+    assert len(s._kernel_cache) == 1  # not copied again: the same tensor object
+    assert s.kernel_table("posterior", torch.float32, device) is table
 
 
 @pytest.mark.parametrize("seed,error,match", [
