@@ -3,11 +3,14 @@
 Same contract and noise stream as the C++ backends (see ``fastddgan/ops/philox.py``): program ``p`` owns the items
 ``[p*BLOCK, (p+1)*BLOCK)``, item ``w`` being Philox counter ``c = w % per_sample`` of sample ``b = w // per_sample``
 (elements ``4c + lane`` of that sample); the seed ``[key, sample_offset]`` is loaded from device memory, so
-CUDA-graph replays draw fresh noise. Runs on CPU tensors under ``TRITON_INTERPRET=1`` (tests).
+CUDA-graph replays draw fresh noise. An expanded scalar ``a`` (one value, every stride 0: the zero of
+``fastddgan.ops.normal``) is read in place as ``a[0]``. Launches run on the tensors' GPU (a device guard), not the
+current one. Runs on CPU tensors under ``TRITON_INTERPRET=1`` (tests).
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Optional
 
 import torch
@@ -18,11 +21,9 @@ BLOCK_COUNTERS = 256  # 1024 elements per program
 
 
 @triton.jit
-def _philox4x32_10(c0, c1, k0, k1):
-    """Philox4x32-10 of the counters (c0, c1, 0, 0) under the key (k0, k1), all uint32 (written out here rather than
+def _philox4x32_10(c0, c1, c2, c3, k0, k1):
+    """Philox4x32-10 of the counters (c0, c1, c2, c3) under the key (k0, k1), all uint32 (written out here rather than
     taken from tl.randint4x, whose handling of the second counter word differs between Triton versions)."""
-    c2 = c0 * 0
-    c3 = c0 * 0
     for _ in tl.static_range(10):
         prev0 = c0
         prev2 = c2
@@ -39,7 +40,7 @@ def _philox4x32_10(c0, c1, k0, k1):
 def _normal4(key, c0, c1):
     k0 = (key & 0xFFFFFFFF).to(tl.uint32)
     k1 = ((key >> 32) & 0xFFFFFFFF).to(tl.uint32)
-    r0, r1, r2, r3 = _philox4x32_10(c0, c1, k0, k1)
+    r0, r1, r2, r3 = _philox4x32_10(c0, c1, c0 * 0, c0 * 0, k0, k1)  # the stream's counters (c, b + offset, 0, 0)
     inv = 1.1920928955078125e-07  # 2**-23
     u0 = ((r0 >> 9).to(tl.float32) + 0.5) * inv
     u1 = ((r1 >> 9).to(tl.float32) + 0.5) * inv
@@ -69,13 +70,17 @@ def _to_output(x, OUT: tl.constexpr):
 
 @triton.jit
 def _step_lane(idx, sample, mask, gen, a_ptr, b_ptr, noise_ptr, t_ptr, table_ptr, out_ptr, steps,
-               DDPM: tl.constexpr, HAS_B: tl.constexpr, HAS_NOISE: tl.constexpr, CLIP: tl.constexpr):
+               DDPM: tl.constexpr, HAS_B: tl.constexpr, HAS_NOISE: tl.constexpr, CLIP: tl.constexpr,
+               A_SCALAR: tl.constexpr):
     step = tl.load(t_ptr + sample, mask=mask, other=0)
     step = tl.minimum(tl.maximum(step, 0), steps - 1)
     c0 = tl.load(table_ptr + step, mask=mask, other=0.0)
     c1 = tl.load(table_ptr + steps + step, mask=mask, other=0.0)
     c2 = tl.load(table_ptr + 2 * steps + step, mask=mask, other=0.0)
-    a = tl.load(a_ptr + idx, mask=mask, other=0.0).to(c0.dtype)
+    if A_SCALAR:
+        a = tl.load(a_ptr).to(c0.dtype)
+    else:
+        a = tl.load(a_ptr + idx, mask=mask, other=0.0).to(c0.dtype)
     if HAS_NOISE:
         n = tl.load(noise_ptr + idx, mask=mask, other=0.0).to(c0.dtype)
     else:
@@ -98,7 +103,7 @@ def _step_lane(idx, sample, mask, gen, a_ptr, b_ptr, noise_ptr, t_ptr, table_ptr
 @triton.jit
 def _step_kernel(a_ptr, b_ptr, noise_ptr, seed_ptr, t_ptr, table_ptr, out_ptr, n_items, per_sample, inner, steps,
                  DDPM: tl.constexpr, HAS_B: tl.constexpr, HAS_NOISE: tl.constexpr, CLIP: tl.constexpr,
-                 BLOCK: tl.constexpr):
+                 A_SCALAR: tl.constexpr, BLOCK: tl.constexpr):
     items = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     sample = items // per_sample
     counter = items % per_sample
@@ -113,19 +118,30 @@ def _step_kernel(a_ptr, b_ptr, noise_ptr, seed_ptr, t_ptr, table_ptr, out_ptr, n
     live = items < n_items
     base = sample * inner + 4 * counter
     _step_lane(base, sample, live & (4 * counter < inner), n0, a_ptr, b_ptr, noise_ptr, t_ptr, table_ptr,
-               out_ptr, steps, DDPM, HAS_B, HAS_NOISE, CLIP)
+               out_ptr, steps, DDPM, HAS_B, HAS_NOISE, CLIP, A_SCALAR)
     _step_lane(base + 1, sample, live & (4 * counter + 1 < inner), n1, a_ptr, b_ptr, noise_ptr, t_ptr, table_ptr,
-               out_ptr, steps, DDPM, HAS_B, HAS_NOISE, CLIP)
+               out_ptr, steps, DDPM, HAS_B, HAS_NOISE, CLIP, A_SCALAR)
     _step_lane(base + 2, sample, live & (4 * counter + 2 < inner), n2, a_ptr, b_ptr, noise_ptr, t_ptr, table_ptr,
-               out_ptr, steps, DDPM, HAS_B, HAS_NOISE, CLIP)
+               out_ptr, steps, DDPM, HAS_B, HAS_NOISE, CLIP, A_SCALAR)
     _step_lane(base + 3, sample, live & (4 * counter + 3 < inner), n3, a_ptr, b_ptr, noise_ptr, t_ptr, table_ptr,
-               out_ptr, steps, DDPM, HAS_B, HAS_NOISE, CLIP)
+               out_ptr, steps, DDPM, HAS_B, HAS_NOISE, CLIP, A_SCALAR)
+
+
+def device_guard(x: torch.Tensor):
+    """Launch on ``x``'s GPU (Triton launches on the current device otherwise); nothing for CPU tensors."""
+    return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
+
+
+def expanded_scalar(x: torch.Tensor) -> bool:
+    """One value expanded to a larger shape (every stride of a dimension of size > 1 is 0), as in the C++ kernels."""
+    return x.numel() > 1 and all(size == 1 or stride == 0 for size, stride in zip(x.shape, x.stride()))
 
 
 def _launch(a: torch.Tensor, b: Optional[torch.Tensor], t: torch.Tensor, table: torch.Tensor,
             noise: Optional[torch.Tensor], seed: Optional[torch.Tensor], ddpm: bool, clip: bool) -> torch.Tensor:
-    a = a.contiguous()
-    out = torch.empty_like(a)
+    a_scalar = expanded_scalar(a)
+    a = a if a_scalar else a.contiguous()
+    out = torch.empty(a.shape, dtype=a.dtype, device=a.device)
     numel = a.numel()
     if numel == 0:
         return out
@@ -137,11 +153,13 @@ def _launch(a: torch.Tensor, b: Optional[torch.Tensor], t: torch.Tensor, table: 
     seed = seed.contiguous() if seed is not None else None  # the kernel reads seed[0] and seed[1] at offsets 0, 1
     t = t.contiguous()
     grid = (triton.cdiv(n_items, BLOCK_COUNTERS),)
-    _step_kernel[grid](
-        a, b if b is not None else a, noise if noise is not None else a, seed if seed is not None else t,
-        t, table.contiguous(), out, n_items, per_sample, inner, table.shape[1],
-        DDPM=ddpm, HAS_B=b is not None, HAS_NOISE=noise is not None, CLIP=clip, BLOCK=BLOCK_COUNTERS,
-    )
+    with device_guard(a):
+        _step_kernel[grid](
+            a, b if b is not None else out, noise if noise is not None else out, seed if seed is not None else t,
+            t, table.contiguous(), out, n_items, per_sample, inner, table.shape[1],
+            DDPM=ddpm, HAS_B=b is not None, HAS_NOISE=noise is not None, CLIP=clip, A_SCALAR=a_scalar,
+            BLOCK=BLOCK_COUNTERS,
+        )
     return out
 
 
@@ -153,3 +171,33 @@ def affine_noise(a, b, t, table, noise, seed):
 def ddpm_step(eps, x_t, t, table, noise, seed, clip_x0):
     """x0 = table[0, t] x_t - table[1, t] eps (clipped), out = table[2, t] x0 + table[3, t] x_t + table[4, t] noise."""
     return _launch(eps, x_t, t, table, noise, seed, ddpm=True, clip=bool(clip_x0))
+
+
+@triton.jit
+def _philox_words_kernel(counters_ptr, key_ptr, words_ptr, n, BLOCK: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    live = row < n
+    c0 = tl.load(counters_ptr + 4 * row, mask=live, other=0).to(tl.uint32)
+    c1 = tl.load(counters_ptr + 4 * row + 1, mask=live, other=0).to(tl.uint32)
+    c2 = tl.load(counters_ptr + 4 * row + 2, mask=live, other=0).to(tl.uint32)
+    c3 = tl.load(counters_ptr + 4 * row + 3, mask=live, other=0).to(tl.uint32)
+    k0 = (tl.load(key_ptr) & 0xFFFFFFFF).to(tl.uint32)
+    k1 = (tl.load(key_ptr + 1) & 0xFFFFFFFF).to(tl.uint32)
+    r0, r1, r2, r3 = _philox4x32_10(c0, c1, c2, c3, k0, k1)
+    tl.store(words_ptr + 4 * row, r0.to(tl.int64), mask=live)
+    tl.store(words_ptr + 4 * row + 1, r1.to(tl.int64), mask=live)
+    tl.store(words_ptr + 4 * row + 2, r2.to(tl.int64), mask=live)
+    tl.store(words_ptr + 4 * row + 3, r3.to(tl.int64), mask=live)
+
+
+def philox_words(counters: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+    """The raw Philox4x32-10 words of each row of ``counters`` (N, 4) under ``key`` = (k0, k1), uint32 values in
+    int64 tensors: the round function of the kernels above, for the known-answer tests."""
+    counters = counters.contiguous()
+    key = key.to(device=counters.device, dtype=torch.int64).contiguous()
+    words = torch.empty_like(counters)
+    if counters.shape[0]:
+        with device_guard(counters):
+            _philox_words_kernel[(triton.cdiv(counters.shape[0], 128),)](counters, key, words, counters.shape[0],
+                                                                         BLOCK=128)
+    return words

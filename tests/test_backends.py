@@ -1,14 +1,18 @@
 """Every fused backend against the reference: exactly through the explicit-noise path, and through the in-kernel
-Philox noise both exactly (against the pure-PyTorch stream of fastddgan.ops.philox) and statistically."""
+Philox noise both exactly (against the pure-PyTorch stream of fastddgan.ops.philox) and statistically. Philox itself
+against the published Random123 known answers on every backend, and the eager reference backend (``torch``) against
+implementations written out here (scalar Philox and Box-Muller, the DDPM step from the schedule's betas, the rounding
+of numpy), never against itself."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from backend_cases import backend_params, fused_backends
 from fastddgan import Schedule, ops
-from fastddgan.ops import _library, philox_normal, reference, seed_tensor
+from fastddgan.ops import _backends, _library, philox, philox_normal, reference, seed_tensor
 
 FUSED = backend_params()
 # shapes: channels, odd sizes (numel and per-sample size not multiples of 4), one sample, flat 2-D data
@@ -215,7 +219,8 @@ def test_mean_and_variance_over_many_draws_match_the_coefficients(backend, devic
 
 @pytest.mark.parametrize("backend,device", [pytest.param("torch", "cpu", id="torch-cpu")] + FUSED)
 def test_explicit_seed_gives_the_same_stream_on_every_backend(backend, device):
-    """With seed=[key, sample_offset] every backend, the eager reference included, draws the Philox stream."""
+    """With seed=[key, sample_offset] every backend, the eager reference included, draws the Philox stream (here:
+    the scalar one of this file) and applies the posterior / DDPM-step formulas (here: from the betas)."""
     s = Schedule.ddgan(4)
     x0, x_t = rand((3, 2, 5), device, 1), rand((3, 2, 5), device, 2)
     t = torch.tensor([1, 2, 3], device=device)
@@ -224,13 +229,11 @@ def test_explicit_seed_gives_the_same_stream_on_every_backend(backend, device):
         got = ops.posterior_sample(x0, x_t, t, s, seed=seed)
         z = ops.normal((3, 7), seed)
         eps_step = ops.ddpm_step(x0, x_t, t, s, seed=seed)
-    noise = philox_normal(seed, 3, 10, device).view(3, 2, 5)
-    table = s.kernel_table("posterior", torch.float32, device)
-    torch.testing.assert_close(got, reference.affine_noise(x0, x_t, t, table, noise), rtol=1e-5, atol=2e-5)
-    torch.testing.assert_close(z.double(), philox_normal(seed, 3, 7, device), rtol=0, atol=2e-5)
-    ddpm_table = s.kernel_table("ddpm_small", torch.float32, device)
-    torch.testing.assert_close(eps_step, reference.ddpm_step(x0, x_t, t, ddpm_table, noise, True), rtol=1e-5,
-                               atol=2e-5)
+    noise = scalar_stream(99, 5, 3, 10).view(3, 2, 5)
+    torch.testing.assert_close(got.double().cpu(), posterior_expected(x0, x_t, t, s, noise), rtol=1e-5, atol=2e-5)
+    torch.testing.assert_close(z.double().cpu(), scalar_stream(99, 5, 3, 7), rtol=0, atol=2e-5)
+    torch.testing.assert_close(eps_step.double().cpu(), ddpm_step_expected(x0, x_t, t, s, noise, True),
+                               rtol=1e-5, atol=2e-5)
 
 
 def test_cpu_kernel_gives_the_same_draws_with_one_or_two_threads():
@@ -273,7 +276,7 @@ def test_a_non_contiguous_seed_is_read_by_value(backend, device):
                   ops.ddpm_step(x0, x_t, t, s, seed=seed.contiguous()), ops.normal((3, 7), seed.contiguous()))
     for a, b in zip(got, expect):
         assert torch.equal(a, b)
-    torch.testing.assert_close(got[2].double(), philox_normal(seed_tensor(99, 5), 3, 7, device), rtol=0, atol=2e-5)
+    torch.testing.assert_close(got[2].double().cpu(), scalar_stream(99, 5, 3, 7), rtol=0, atol=2e-5)
 
 
 @pytest.mark.parametrize("backend,device", ALL)
@@ -286,12 +289,12 @@ def test_ddpm_step_clipping_keeps_nan(backend, device, dtype):
     eps[0, 1] = eps[2, 5] = float("nan")
     eps[1, 0], eps[1, 3] = float("inf"), -float("inf")
     t = torch.tensor([0, 5, 9], device=device)
-    table = s.kernel_table("ddpm_small", dtype, device)
-    expect = reference.ddpm_step(eps, x_t, t, table, noise, True)
+    expect = ddpm_step_expected(eps, x_t, t, s, noise, True)
     with ops.use_backend(backend):
         got = ops.ddpm_step(eps, x_t, t, s, noise=noise, clip_x0=True)
     assert got.isnan().tolist() == expect.isnan().tolist() and int(got.isnan().sum()) == 2
-    torch.testing.assert_close(got, expect, equal_nan=True, rtol=1e-6, atol=1e-6)
+    tol = 1e-12 if dtype == torch.float64 else 1e-6
+    torch.testing.assert_close(got.double().cpu(), expect, equal_nan=True, rtol=tol, atol=tol)
 
 
 def _rounding_cases(device, dtype):
@@ -319,10 +322,157 @@ def test_half_precision_results_are_rounded_to_nearest_even(backend, device, dty
     t = torch.zeros(1, dtype=torch.long, device=device)
     for scale in (1.0, 1 / 3):
         table = torch.tensor([[scale], [0.0], [1.0]], device=device)
-        expect = reference.affine_noise(a, None, t, table, noise)
+        expect = rounded_numpy(scale, a.cpu(), noise.cpu(), dtype)
         with ops.use_backend(backend):
-            got = _library.affine_noise(a, None, t, table, noise, None)
+            got = _library.affine_noise(a, None, t, table, noise, None).cpu()
         same = (got.view(torch.int16) == expect.view(torch.int16)) | (got.isnan() & expect.isnan())
         assert same.all(), (a[~same], got[~same], expect[~same])
         if scale == 1.0:  # the largest finite value plus half its last bit is a tie, rounded to infinity
             assert expect[0, -5].isinf() and expect[0, -4] == biggest and expect[0, -10] == 1.0
+
+
+@pytest.mark.parametrize("backend,device", ALL)
+def test_expanded_inputs_give_the_results_of_their_copies(backend, device):
+    """An expanded scalar a (read in place by the kernels: ops.normal's zero) and a tensor expanded along some
+    dimensions only (copied) give exactly what their contiguous copies give, for every op and dtype."""
+    s = Schedule.ddgan(4)
+    t = torch.tensor([0, 1, 3], device=device)
+    seed = seed_tensor(3, 1, device)
+    for dtype in (torch.float32, torch.float16, torch.float64):
+        for a in (torch.full((1,), 1.5, dtype=dtype, device=device).expand(3, 2, 5),
+                  rand((1, 2, 5), device, 4, dtype).expand(3, 2, 5),
+                  rand((3, 1, 5), device, 5, dtype).expand(3, 2, 5)):
+            b = rand((3, 2, 5), device, 6, dtype)
+            with ops.use_backend(backend):
+                got = (ops.q_sample(a, t, s, noise=b), ops.posterior_sample(a, b, t, s, seed=seed),
+                       ops.ddpm_step(a, b, t, s, seed=seed), ops.ddpm_step(b, a, t, s, seed=seed))
+                copy = a.contiguous()
+                expect = (ops.q_sample(copy, t, s, noise=b), ops.posterior_sample(copy, b, t, s, seed=seed),
+                          ops.ddpm_step(copy, b, t, s, seed=seed), ops.ddpm_step(b, copy, t, s, seed=seed))
+            for x, y in zip(got, expect):
+                assert x.is_contiguous() and torch.equal(x, y)
+
+
+def rounded_numpy(scale, a, noise, dtype):
+    """scale * a + noise in float32 (numpy, two IEEE roundings), then rounded to nearest even in ``dtype``: numpy's
+    own float16 conversion, and for bfloat16 the rounding of the float32 bits written out (ties to even, NaN kept)."""
+    x = np.float32(scale) * a.float().numpy() + np.float32(1.0) * noise.float().numpy()
+    if dtype == torch.float16:
+        with np.errstate(over="ignore"):  # the cases that round to infinity
+            return torch.from_numpy(x.astype(np.float16))
+    bits = x.view(np.uint32).astype(np.uint64)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+    rounded[np.isnan(x)] = 0x7FC0
+    return torch.from_numpy(rounded.view(np.int16)).view(torch.bfloat16)
+
+
+# ---------------------------------------------------------------------------------------------- Philox
+# Random123's kat_vectors for philox4x32_10: (counter words, key words) -> output words.
+PHILOX_KAT = [
+    ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
+    ((0xFFFFFFFF,) * 4, (0xFFFFFFFF,) * 2, (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
+    ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0),
+     (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)),
+]
+MASK32 = 0xFFFFFFFF
+
+
+def scalar_philox(counter, key):
+    """Philox4x32-10 on Python ints, from the Random123 description: per round (hi, lo)(0xD2511F53 c0) and
+    (hi, lo)(0xCD9E8D57 c2) give (hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0), then k += (0x9E3779B9, 0xBB67AE85)."""
+    (c0, c1, c2, c3), (k0, k1) = counter, key
+    for _ in range(10):
+        p0, p1 = 0xD2511F53 * c0, 0xCD9E8D57 * c2
+        c0, c1, c2, c3 = (p1 >> 32) ^ c1 ^ k0, p1 & MASK32, (p0 >> 32) ^ c3 ^ k1, p0 & MASK32
+        k0, k1 = (k0 + 0x9E3779B9) & MASK32, (k1 + 0xBB67AE85) & MASK32
+    return c0, c1, c2, c3
+
+
+def box_muller(words):
+    """The stream's four normals of four words: u = ((w >> 9) + 1/2) / 2^23, then Box-Muller on (u0, u1), (u2, u3)."""
+    u = [((w >> 9) + 0.5) / 2**23 for w in words]
+    r01, r23 = math.sqrt(-2 * math.log(u[0])), math.sqrt(-2 * math.log(u[2]))
+    return [r01 * math.cos(2 * math.pi * u[1]), r01 * math.sin(2 * math.pi * u[1]),
+            r23 * math.cos(2 * math.pi * u[3]), r23 * math.sin(2 * math.pi * u[3])]
+
+
+def scalar_stream(key, offset, batch, inner):
+    """The documented noise stream element by element: element e of sample b is lane e % 4 of the counter
+    (e // 4, b + offset, 0, 0) under the key words (lo32(key), hi32(key))."""
+    key &= 2**64 - 1
+    out = torch.empty(batch, 4 * ((inner + 3) // 4), dtype=torch.float64)
+    for b in range(batch):
+        for c in range(out.shape[1] // 4):
+            words = scalar_philox((c, (b + offset) & MASK32, 0, 0), (key & MASK32, key >> 32))
+            out[b, 4 * c:4 * c + 4] = torch.tensor(box_muller(words), dtype=torch.float64)
+    return out[:, :inner]
+
+
+def posterior_expected(x0, x_t, t, s, noise):
+    """coef1 x0 + coef2 x_t + std noise per sample, the coefficients from the betas (float64)."""
+    out = []
+    for i, step in enumerate(t.tolist()):
+        beta = float(s.betas[step])
+        ab = float(torch.prod(1 - s.betas[:step + 1]))
+        ab_prev = ab / (1 - beta)
+        coef1, coef2 = math.sqrt(ab_prev) * beta / (1 - ab), math.sqrt(1 - beta) * (1 - ab_prev) / (1 - ab)
+        std = math.sqrt(beta * (1 - ab_prev) / (1 - ab))
+        out.append(coef1 * x0[i].double().cpu() + coef2 * x_t[i].double().cpu() + std * noise[i].double().cpu())
+    return torch.stack(out)
+
+
+def ddpm_step_expected(eps, x_t, t, s, noise, clip):
+    """The ancestral step per element in Python floats: x0 = (x_t - sqrt(1 - ab) eps) / sqrt(ab), clipped to
+    [-1, 1] (NaN stays NaN, as with torch.clamp), then the posterior draw with the small variance."""
+    out = torch.empty(eps.shape, dtype=torch.float64)
+    for i, step in enumerate(t.tolist()):
+        beta = float(s.betas[step])
+        ab = float(torch.prod(1 - s.betas[:step + 1]))
+        ab_prev = ab / (1 - beta)
+        coef1, coef2 = math.sqrt(ab_prev) * beta / (1 - ab), math.sqrt(1 - beta) * (1 - ab_prev) / (1 - ab)
+        std = math.sqrt(beta * (1 - ab_prev) / (1 - ab))
+        flat = zip(eps[i].flatten().tolist(), x_t[i].flatten().tolist(), noise[i].flatten().tolist())
+        values = []
+        for e, x, z in flat:
+            x0 = (x - math.sqrt(1 - ab) * e) / math.sqrt(ab)  # inf and NaN propagate as IEEE says
+            if clip and not math.isnan(x0):
+                x0 = min(1.0, max(-1.0, x0))
+            values.append(coef1 * x0 + coef2 * x + std * z)
+        out[i] = torch.tensor(values, dtype=torch.float64).view(eps[i].shape)
+    return out
+
+
+def test_the_scalar_philox_of_these_tests_gives_the_known_answers():
+    for counter, key, words in PHILOX_KAT:
+        assert scalar_philox(counter, key) == words
+
+
+def philox_words(backend):
+    """The raw Philox4x32-10 function of a backend (``torch``: the pure-PyTorch one of fastddgan.ops.philox)."""
+    return philox.philox_words if backend == "torch" else _backends.module(backend).philox_words
+
+
+@pytest.mark.parametrize("backend,device", ALL)
+def test_philox_known_answers(backend, device):
+    """Random123's kat_vectors for Philox4x32-10, through each backend's own round function."""
+    counters = torch.tensor([c for c, _, _ in PHILOX_KAT], dtype=torch.int64, device=device)
+    for i, (_, key, words) in enumerate(PHILOX_KAT):
+        got = philox_words(backend)(counters, torch.tensor(key, dtype=torch.int64, device=device))
+        assert got.dtype == torch.int64 and got.shape == (len(PHILOX_KAT), 4)
+        assert tuple(got[i].tolist()) == words, [hex(v) for v in got[i].tolist()]
+
+
+@pytest.mark.parametrize("backend,device", ALL)
+@pytest.mark.parametrize("key,offset", [(0, 0), (-1, 0), (-1, 2**32 - 1), (0x299F31D0A4093822, 7)])
+def test_in_kernel_noise_is_box_muller_of_the_known_philox_words(backend, device, key, offset):
+    """The whole noise path of each backend, the signed int64 key split into its words included: seed [0, 0] gives
+    Box-Muller of the first known answer (counter 0, key 0) in sample 0's first four elements; other keys
+    (-1: all 64 bits set) and offsets give Box-Muller of the scalar Philox's words, checked against the known
+    answers above."""
+    with ops.use_backend(backend):
+        z = ops.normal((2, 6), seed_tensor(key, offset, device)).double().cpu()
+    torch.testing.assert_close(z, scalar_stream(key, offset, 2, 6), rtol=0, atol=2e-5)
+    if key == 0 and offset == 0:
+        expect = torch.tensor(box_muller(PHILOX_KAT[0][2]), dtype=torch.float64)
+        torch.testing.assert_close(z[0, :4], expect, rtol=0, atol=2e-5)
+

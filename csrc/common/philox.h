@@ -19,9 +19,11 @@
 
 namespace fastddgan {
 
-FDG_HD void philox4x32_10(uint64_t counter, uint64_t seed, uint32_t r[4]) {
-  uint32_t c0 = static_cast<uint32_t>(counter), c1 = static_cast<uint32_t>(counter >> 32), c2 = 0u, c3 = 0u;
-  uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+// Philox4x32-10 (Salmon et al. 2011) of the counter words c[0..3] under the key words (k0, k1): per round
+// (hi, lo)(M0 c0) and (hi, lo)(M1 c2) give c = (hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0), then the key is bumped by
+// the Weyl constants. Checked against the Random123 known answers (tests/test_backends.py).
+FDG_HD void philox4x32_10_words(const uint32_t c[4], uint32_t k0, uint32_t k1, uint32_t r[4]) {
+  uint32_t c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3];
 #if defined(__CUDACC__)
 #pragma unroll
 #elif defined(__GNUC__) && !defined(__clang__)
@@ -38,6 +40,12 @@ FDG_HD void philox4x32_10(uint64_t counter, uint64_t seed, uint32_t r[4]) {
     k1 += 0xBB67AE85u;
   }
   r[0] = c0; r[1] = c1; r[2] = c2; r[3] = c3;
+}
+
+// The stream's counters: (lo32(counter), hi32(counter), 0, 0) under the key (lo32(seed), hi32(seed)).
+FDG_HD void philox4x32_10(uint64_t counter, uint64_t seed, uint32_t r[4]) {
+  const uint32_t c[4] = {static_cast<uint32_t>(counter), static_cast<uint32_t>(counter >> 32), 0u, 0u};
+  philox4x32_10_words(c, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), r);
 }
 
 // u in (0, 1): ((r >> 9) + 0.5) / 2^23, exact in float.

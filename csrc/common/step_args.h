@@ -13,7 +13,17 @@ namespace fastddgan {
 struct StepArgs {
   at::Tensor a, b, t, table, noise, seed, out;  // b, noise, seed may be undefined
   int64_t batch = 0, inner = 0, steps = 0;
+  bool a_scalar = false;  // a is one value expanded to the shape (every stride 0): the kernels read a[0] only
 };
+
+// One element expanded to a larger shape (x.expand(shape) of a one-element tensor): read in place, not copied.
+inline bool is_expanded_scalar(const at::Tensor& x) {
+  if (x.numel() <= 1) return false;
+  for (int64_t d = 0; d < x.dim(); ++d) {
+    if (x.size(d) > 1 && x.stride(d) != 0) return false;
+  }
+  return true;
+}
 
 inline StepArgs prepare_step_args(const at::Tensor& a, const c10::optional<at::Tensor>& b, const at::Tensor& t,
                                   const at::Tensor& table, const c10::optional<at::Tensor>& noise,
@@ -29,7 +39,8 @@ inline StepArgs prepare_step_args(const at::Tensor& a, const c10::optional<at::T
   TORCH_CHECK(table.scalar_type() == acc, "fastddgan: table dtype must be ", acc);
   TORCH_CHECK(!needs_b || (b.has_value() && b->defined()), "fastddgan: this op needs its second tensor");
   TORCH_CHECK(noise.has_value() != seed.has_value(), "fastddgan: give exactly one of noise and seed");
-  args.a = a.contiguous();
+  args.a_scalar = is_expanded_scalar(a);
+  args.a = args.a_scalar ? a : a.contiguous();
   args.t = t.to(a.device()).contiguous();
   args.table = table.to(a.device()).contiguous();
   if (b.has_value() && b->defined()) {
@@ -46,7 +57,7 @@ inline StepArgs prepare_step_args(const at::Tensor& a, const c10::optional<at::T
                 "fastddgan: seed must be an int64 tensor [key, sample_offset] on the data's device");
     args.seed = seed->contiguous();
   }
-  args.out = at::empty_like(args.a, at::MemoryFormat::Contiguous);
+  args.out = at::empty(a.sizes(), a.options().memory_format(at::MemoryFormat::Contiguous));
   args.batch = a.size(0);
   args.inner = args.batch > 0 ? a.numel() / args.batch : 0;
   args.steps = table.size(1);
@@ -88,6 +99,22 @@ at::Tensor ddpm_step_entry(const at::Tensor& eps, const at::Tensor& x_t, const a
     Kernels::run(args, DdpmStepOp<false>{});
   }
   return args.out;
+}
+
+// philox_words(counters, key) -> words: the raw Philox4x32-10 output of each row of counters (N, 4) under the key
+// words (k0, k1), all uint32 values held in int64 tensors; the known-answer tests read it. A backend provides
+// `static void philox_words(const at::Tensor& counters, uint32_t k0, uint32_t k1, at::Tensor& out)`.
+template <class Kernels>
+at::Tensor philox_words_entry(const at::Tensor& counters, const at::Tensor& key) {
+  TORCH_CHECK(counters.scalar_type() == at::kLong && counters.dim() == 2 && counters.size(1) == 4,
+              "fastddgan: counters must be an int64 tensor of shape (N, 4)");
+  TORCH_CHECK(counters.device().type() == Kernels::kDevice, "fastddgan: expected counters on ", Kernels::kDevice);
+  TORCH_CHECK(key.scalar_type() == at::kLong && key.numel() == 2, "fastddgan: key must be two int64 words (k0, k1)");
+  const at::Tensor key_words = key.cpu();  // a test helper: reading the key on the host is fine
+  const int64_t* k = key_words.const_data_ptr<int64_t>();
+  at::Tensor words = at::empty_like(counters, at::MemoryFormat::Contiguous);
+  Kernels::philox_words(counters.contiguous(), static_cast<uint32_t>(k[0]), static_cast<uint32_t>(k[1]), words);
+  return words;
 }
 
 }  // namespace fastddgan

@@ -5,6 +5,7 @@
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   fastddgan::bind_steps(m, &fastddgan::affine_noise_entry<fastddgan::CpuKernels>,
-                       &fastddgan::ddpm_step_entry<fastddgan::CpuKernels>);
+                       &fastddgan::ddpm_step_entry<fastddgan::CpuKernels>,
+                       &fastddgan::philox_words_entry<fastddgan::CpuKernels>);
   fastddgan::bind_losses(m, &fastddgan::gan_loss_entry<fastddgan::CpuLossKernels>);
 }

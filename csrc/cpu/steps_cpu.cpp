@@ -82,14 +82,28 @@ void item_normals(uint64_t key, uint64_t sample_offset, const ItemRange& items, 
   }
 }
 
-template <typename Op, typename scalar_t, typename acc_t, typename noise_t>
+// A_SCALAR: `a` is one value expanded to the data's shape (StepArgs::a_scalar), read once.
+template <bool A_SCALAR, typename Op, typename scalar_t, typename acc_t, typename noise_t>
 inline void apply_span(const Op& op, const acc_t* coef, const scalar_t* __restrict a,
                        const scalar_t* __restrict b, const noise_t* __restrict n, scalar_t* __restrict out,
                        int64_t len) {
+  const acc_t a0 = A_SCALAR ? static_cast<acc_t>(a[0]) : acc_t(0);
   for (int64_t k = 0; k < len; ++k) {
     acc_t bk = acc_t(0);
     if constexpr (Op::kHasB) bk = static_cast<acc_t>(b[k]);
-    out[k] = static_cast<scalar_t>(op(coef, static_cast<acc_t>(a[k]), bk, static_cast<acc_t>(n[k])));
+    const acc_t ak = A_SCALAR ? a0 : static_cast<acc_t>(a[k]);
+    out[k] = static_cast<scalar_t>(op(coef, ak, bk, static_cast<acc_t>(n[k])));
+  }
+}
+
+// The span with the explicit noise when given, else with the in-kernel normals of buf.
+template <bool A_SCALAR, typename Op, typename scalar_t, typename acc_t>
+inline void apply_sample_span(const Op& op, const acc_t* coef, const scalar_t* a, const scalar_t* b,
+                              const scalar_t* noise, const float* buf, scalar_t* out, int64_t len) {
+  if (noise != nullptr) {
+    apply_span<A_SCALAR>(op, coef, a, b, noise, out, len);
+  } else {
+    apply_span<A_SCALAR>(op, coef, a, b, buf, out, len);
   }
 }
 
@@ -124,10 +138,11 @@ void run_step(const StepArgs& args, const Op& op) {
         acc_t coef[Op::kRows];
         for (int r = 0; r < Op::kRows; ++r) coef[r] = table[r * steps + step];
         const scalar_t* b_i = b != nullptr ? b + i : nullptr;
-        if (noise != nullptr) {
-          apply_span(op, coef, a + i, b_i, noise + i, out + i, stop - i);
+        const scalar_t* noise_i = noise != nullptr ? noise + i : nullptr;
+        if (args.a_scalar) {
+          apply_sample_span<true>(op, coef, a, b_i, noise_i, buf + (i - first), out + i, stop - i);
         } else {
-          apply_span(op, coef, a + i, b_i, buf + (i - first), out + i, stop - i);
+          apply_sample_span<false>(op, coef, a + i, b_i, noise_i, buf + (i - first), out + i, stop - i);
         }
         i = stop;
       }
@@ -144,5 +159,17 @@ void CpuKernels::run(const StepArgs& args, const Op& op) {
 }
 
 FASTDDGAN_INSTANTIATE_STEP_KERNELS(CpuKernels);
+
+void CpuKernels::philox_words(const at::Tensor& counters, uint32_t k0, uint32_t k1, at::Tensor& out) {
+  const int64_t* c = counters.const_data_ptr<int64_t>();
+  int64_t* w = out.mutable_data_ptr<int64_t>();
+  for (int64_t i = 0; i < counters.size(0); ++i) {
+    const uint32_t ctr[4] = {static_cast<uint32_t>(c[4 * i]), static_cast<uint32_t>(c[4 * i + 1]),
+                             static_cast<uint32_t>(c[4 * i + 2]), static_cast<uint32_t>(c[4 * i + 3])};
+    uint32_t r[4];
+    philox4x32_10_words(ctr, k0, k1, r);
+    for (int j = 0; j < 4; ++j) w[4 * i + j] = static_cast<int64_t>(r[j]);
+  }
+}
 
 }  // namespace fastddgan

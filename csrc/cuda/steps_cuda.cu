@@ -4,15 +4,18 @@
 // when every sample's size is a multiple of 4 and the pointers are aligned), grid-stride loop. The seed
 // [key, sample_offset] is read from device memory inside the kernel, so a captured CUDA graph draws fresh noise on
 // every replay once the seed tensor is refreshed by a (captured) torch RNG call; t is read on the device too.
+// An expanded scalar `a` (StepArgs::a_scalar, e.g. the zero of fastddgan.ops.normal) is read as a[0].
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAMacros.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <mutex>
 
 #include "steps_cuda.h"
 
@@ -39,7 +42,7 @@ __global__ void step_kernel(Op op, const scalar_t* __restrict__ a, const scalar_
                             const scalar_t* __restrict__ noise, const int64_t* __restrict__ seed,
                             const int64_t* __restrict__ t, const acc_t* __restrict__ table,
                             scalar_t* __restrict__ out, int64_t n_items, int64_t per_sample, int64_t inner,
-                            int64_t steps) {
+                            int64_t steps, bool a_scalar) {
   const uint64_t key = noise == nullptr ? static_cast<uint64_t>(seed[0]) : 0ull;
   const uint64_t sample_offset = noise == nullptr ? static_cast<uint64_t>(seed[1]) : 0ull;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -53,8 +56,13 @@ __global__ void step_kernel(Op op, const scalar_t* __restrict__ a, const scalar_
     acc_t coef[Op::kRows];
     load_coef<Op::kRows>(table, t, sample, steps, coef);
     if constexpr (VEC) {  // inner % 4 == 0: all 4 lanes are elements, contiguous and aligned
-      const Vec4<scalar_t> av = *reinterpret_cast<const Vec4<scalar_t>*>(a + i0);
-      Vec4<scalar_t> bv{}, nv{}, ov;
+      Vec4<scalar_t> av, bv{}, nv{}, ov;
+      if (a_scalar) {
+#pragma unroll
+        for (int k = 0; k < 4; ++k) av.v[k] = a[0];
+      } else {
+        av = *reinterpret_cast<const Vec4<scalar_t>*>(a + i0);
+      }
       if constexpr (Op::kHasB) bv = *reinterpret_cast<const Vec4<scalar_t>*>(b + i0);
       if (noise != nullptr) nv = *reinterpret_cast<const Vec4<scalar_t>*>(noise + i0);
 #pragma unroll
@@ -72,11 +80,22 @@ __global__ void step_kernel(Op op, const scalar_t* __restrict__ a, const scalar_
           acc_t bk = acc_t(0);
           if constexpr (Op::kHasB) bk = static_cast<acc_t>(b[i]);
           const acc_t nk = noise != nullptr ? static_cast<acc_t>(noise[i]) : static_cast<acc_t>(gen[k]);
-          out[i] = static_cast<scalar_t>(op(coef, static_cast<acc_t>(a[i]), bk, nk));
+          out[i] = static_cast<scalar_t>(op(coef, static_cast<acc_t>(a[a_scalar ? 0 : i]), bk, nk));
         }
       }
     }
   }
+}
+
+// The multiprocessor count of `device`, asked of the driver once per device (not on every launch).
+int multiprocessor_count(int device) {
+  static std::once_flag once[C10_COMPILE_TIME_MAX_GPUS];
+  static int count[C10_COMPILE_TIME_MAX_GPUS];
+  TORCH_CHECK(device >= 0 && device < C10_COMPILE_TIME_MAX_GPUS, "fastddgan: bad CUDA device index ", device);
+  std::call_once(once[device], [device] {
+    C10_CUDA_CHECK(cudaDeviceGetAttribute(&count[device], cudaDevAttrMultiProcessorCount, device));
+  });
+  return count[device];
 }
 
 template <typename scalar_t>
@@ -91,11 +110,10 @@ void launch_step(const StepArgs& args, const Op& op) {
   if (numel == 0) return;
   const int64_t per_sample = (args.inner + 3) / 4;
   const int64_t n_items = args.batch * per_sample;
-  int sms = 0;
-  C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, args.a.get_device()));
+  const int sms = multiprocessor_count(args.a.get_device());
   const int64_t blocks = std::min<int64_t>((n_items + kThreads - 1) / kThreads, static_cast<int64_t>(sms) * 32);
-  const bool vec = args.inner % 4 == 0 && aligned16<scalar_t>(args.a) && aligned16<scalar_t>(args.b) &&
-                   aligned16<scalar_t>(args.noise) && aligned16<scalar_t>(args.out);
+  const bool vec = args.inner % 4 == 0 && (args.a_scalar || aligned16<scalar_t>(args.a)) &&
+                   aligned16<scalar_t>(args.b) && aligned16<scalar_t>(args.noise) && aligned16<scalar_t>(args.out);
   const scalar_t* b = args.b.defined() ? args.b.const_data_ptr<scalar_t>() : nullptr;
   const scalar_t* noise = args.noise.defined() ? args.noise.const_data_ptr<scalar_t>() : nullptr;
   const int64_t* seed = args.seed.defined() ? args.seed.const_data_ptr<int64_t>() : nullptr;
@@ -104,7 +122,7 @@ void launch_step(const StepArgs& args, const Op& op) {
   kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
       op, args.a.const_data_ptr<scalar_t>(), b, noise, seed, args.t.const_data_ptr<int64_t>(),
       args.table.const_data_ptr<acc_t>(), args.out.mutable_data_ptr<scalar_t>(), n_items, per_sample, args.inner,
-      args.steps);
+      args.steps, args.a_scalar);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
@@ -118,5 +136,31 @@ void CudaKernels::run(const StepArgs& args, const Op& op) {
 }
 
 FASTDDGAN_INSTANTIATE_STEP_KERNELS(CudaKernels);
+
+namespace {
+
+__global__ void philox_words_kernel(const int64_t* __restrict__ counters, uint32_t k0, uint32_t k1,
+                                    int64_t* __restrict__ words, int64_t n) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const uint32_t ctr[4] = {static_cast<uint32_t>(counters[4 * i]), static_cast<uint32_t>(counters[4 * i + 1]),
+                           static_cast<uint32_t>(counters[4 * i + 2]), static_cast<uint32_t>(counters[4 * i + 3])};
+  uint32_t r[4];
+  philox4x32_10_words(ctr, k0, k1, r);
+#pragma unroll
+  for (int j = 0; j < 4; ++j) words[4 * i + j] = static_cast<int64_t>(r[j]);
+}
+
+}  // namespace
+
+void CudaKernels::philox_words(const at::Tensor& counters, uint32_t k0, uint32_t k1, at::Tensor& out) {
+  const c10::cuda::CUDAGuard guard(counters.device());
+  const int64_t n = counters.size(0);
+  if (n == 0) return;
+  philox_words_kernel<<<static_cast<unsigned>((n + kThreads - 1) / kThreads), kThreads, 0,
+                        c10::cuda::getCurrentCUDAStream()>>>(counters.const_data_ptr<int64_t>(), k0, k1,
+                                                             out.mutable_data_ptr<int64_t>(), n);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
 
 }  // namespace fastddgan

@@ -69,27 +69,34 @@ def _affine(kind: str, a, b, t, schedule, noise, generator, seed=None) -> torch.
 
 def normal(shape, seed: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Standard normal noise of ``shape`` (batch first) from the Philox stream of ``seed`` = [key, sample_offset]
-    on ``seed``'s device: sample ``b`` gets the stream of sample ``b + sample_offset``, as in the fused ops."""
+    on ``seed``'s device: sample ``b`` gets the stream of sample ``b + sample_offset``, as in the fused ops.
+
+    out = 0 a + 1 noise through the fused affine op, with ``a`` a cached zero expanded to ``shape`` (the kernels
+    read an expanded scalar in place): nothing of the output's size is allocated or read besides the output."""
     seed = _validate.seed(seed, None)
     shape = tuple(int(v) for v in shape)
     if len(shape) < 1 or min(shape) < 0:
         raise ValueError(f"shape: expected a batch-first shape of non-negative sizes, got {shape}")
     if dtype not in _validate.FLOAT_DTYPES:
         raise TypeError(f"dtype: expected a floating-point dtype, got {dtype}")
-    zeros = torch.zeros(shape, dtype=dtype, device=seed.device)
-    t = torch.zeros(shape[0], dtype=torch.long, device=seed.device)
-    table = _unit_noise_table(compute_dtype(dtype), seed.device)
-    return _library.affine_noise(zeros, None, t, table, None, seed)
+    table, zero, step = _unit_noise(dtype, seed.device)
+    return _library.affine_noise(zero.expand(shape), None, step.expand(shape[0]), table, None, seed)
 
 
-_UNIT_TABLES = {}
+_UNIT_NOISE = {}
 
 
-def _unit_noise_table(dtype, device) -> torch.Tensor:
+def _unit_noise(dtype, device):
+    """(table, zero, step) of :func:`normal`, cached per (dtype, device): the one-column table (0, 0, 1) in the
+    compute dtype, a one-element zero of ``dtype`` and a one-element int64 timestep 0."""
     key = (dtype, device)
-    if key not in _UNIT_TABLES:  # out = 0 * a + 1 * noise
-        _UNIT_TABLES[key] = torch.tensor([[0.0], [0.0], [1.0]], dtype=dtype, device=device)
-    return _UNIT_TABLES[key]
+    if key not in _UNIT_NOISE:
+        # built on the host and copied (complete on return, whatever stream reads them first), outside inference
+        # mode (usable by autograd after a first call while sampling)
+        with torch.inference_mode(False):
+            _UNIT_NOISE[key] = (torch.tensor([[0.0], [0.0], [1.0]], dtype=compute_dtype(dtype)).to(device),
+                                torch.zeros(1, dtype=dtype).to(device), torch.zeros(1, dtype=torch.int64).to(device))
+    return _UNIT_NOISE[key]
 
 
 def q_sample(x0: torch.Tensor, t, schedule, noise: Optional[torch.Tensor] = None,

@@ -38,14 +38,10 @@ def _mul_hi_lo(x: torch.Tensor, const: int):
     return hi & _MASK32, lo
 
 
-def philox4x32_10(c0: torch.Tensor, c1: torch.Tensor, key):
-    """Four uint32 words (as int64 tensors) for the counters ``(c0, c1, 0, 0)`` (uint32 values in int64 tensors).
-
-    ``key`` is a Python int or a one-element int64 tensor holding the key's 64 bits (two's complement).
-    """
-    c2 = torch.zeros_like(c0)
-    c3 = torch.zeros_like(c0)
-    k0, k1 = key & _MASK32, (key >> 32) & _MASK32
+def _rounds(c0, c1, c2, c3, k0, k1):
+    """The ten rounds of Philox4x32-10 on uint32 values held in int64 tensors (or ints): per round
+    (hi, lo)(M_A c0) and (hi, lo)(M_B c2) give (hi_B ^ c1 ^ k0, lo_B, hi_A ^ c3 ^ k1, lo_A), then the key is bumped
+    by the Weyl constants (K_A, K_B)."""
     for _ in range(10):
         hi_b, lo_b = _mul_hi_lo(c2, _ROUND_B)
         hi_a, lo_a = _mul_hi_lo(c0, _ROUND_A)
@@ -54,15 +50,39 @@ def philox4x32_10(c0: torch.Tensor, c1: torch.Tensor, key):
     return c0, c1, c2, c3
 
 
+def philox4x32_10(c0: torch.Tensor, c1: torch.Tensor, key):
+    """Four uint32 words (as int64 tensors) for the counters ``(c0, c1, 0, 0)`` (uint32 values in int64 tensors).
+
+    ``key`` is a Python int or a one-element int64 tensor holding the key's 64 bits (two's complement).
+    """
+    zeros = torch.zeros_like(c0)
+    return _rounds(c0, c1, zeros, zeros, key & _MASK32, (key >> 32) & _MASK32)
+
+
+def philox_words(counters: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+    """The raw words of Philox4x32-10 for each row of ``counters`` (N, 4) under the key words ``key`` = (k0, k1),
+    uint32 values in int64 tensors; the compiled backends expose the same function (known-answer tests)."""
+    c = counters.to(torch.int64) & _MASK32
+    k = key.reshape(-1).to(device=c.device, dtype=torch.int64) & _MASK32
+    return torch.stack(_rounds(c[:, 0], c[:, 1], c[:, 2], c[:, 3], k[0], k[1]), dim=1)
+
+
 def uniform_open(word: torch.Tensor) -> torch.Tensor:
     """uint32 word -> uniform ((word >> 9) + 0.5) / 2**23 in (0, 1), as float64 (exactly the kernels' float32)."""
     return ((word >> 9).double() + 0.5) * 2.0**-23
 
 
 def seed_tensor(key: int, sample_offset: int = 0, device=None) -> torch.Tensor:
-    """The (2,) int64 seed tensor ``[key, sample_offset]`` the fused kernels read (key taken modulo 2**64)."""
+    """The (2,) int64 seed tensor ``[key, sample_offset]`` the fused kernels read (key taken modulo 2**64).
+
+    For a CUDA device it is written to pinned host memory and copied without blocking: no host-device sync (a
+    pageable copy would wait for the GPU), so samplers can take a seed inside a sync-free loop."""
     key = int(key) & 0xFFFFFFFFFFFFFFFF
     key = key - (1 << 64) if key >= 1 << 63 else key
+    device = torch.device("cpu") if device is None else torch.device(device)
+    if device.type == "cuda":
+        host = torch.tensor([key, int(sample_offset)], dtype=torch.int64, pin_memory=True)
+        return host.to(device, non_blocking=True)
     return torch.tensor([key, int(sample_offset)], dtype=torch.int64, device=device)
 
 
