@@ -1,9 +1,11 @@
 """Triton kernel of the fused GAN loss (``gan_loss``): mean loss over the batch and its gradient w.r.t. the logits.
 
 Same contract and per-logit terms as the C++ backends (table in ``csrc/common/gan_losses.h``, reference in
-``fastddgan/losses/reference.py``). Discriminator logits are one per sample (B is small), so one program walks the
-whole batch in BLOCK-sized pieces and reduces in a fixed order: deterministic, one launch, graph capturable.
-Runs on CPU tensors under ``TRITON_INTERPRET=1`` (tests).
+``fastddgan/losses/reference.py``). Up to MAX_PROGRAMS programs share both batches (program p takes the BLOCK-sized
+pieces p, p + P, p + 2P, ...) and sum their loss terms in float64. One program writes the loss itself (the usual
+case: discriminator logits are one per sample); with more, each writes its partial sums and one program of a second
+kernel adds them in a fixed order. The program count depends only on the batch sizes: deterministic, graph
+capturable. Runs on CPU tensors under ``TRITON_INTERPRET=1`` (tests).
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ import torch
 import triton
 import triton.language as tl
 
+from .steps import device_guard
+
 BLOCK = 256
+MAX_PROGRAMS = 1024  # a power of two: the second kernel loads every partial sum in one block
 
 # Kind and part codes (the same as fastddgan/losses/reference.py and csrc/common/gan_losses.h).
 JS, HELLINGER, RKL, TV, WASSERSTEIN = 0, 1, 2, 3, 4
@@ -110,31 +115,51 @@ def _fake_term(v, clamp, KIND: tl.constexpr, PART: tl.constexpr, USE_CLAMP: tl.c
 
 
 @triton.jit
-def _gan_loss_kernel(real_ptr, fake_ptr, loss_ptr, grad_real_ptr, grad_fake_ptr, n_real, n_fake, clamp,
-                     KIND: tl.constexpr, PART: tl.constexpr, HAS_REAL: tl.constexpr, USE_CLAMP: tl.constexpr,
-                     BLOCK: tl.constexpr):
+def _gan_loss_kernel(real_ptr, fake_ptr, loss_ptr, grad_real_ptr, grad_fake_ptr, partial_ptr, n_real, n_fake,
+                     clamp, KIND: tl.constexpr, PART: tl.constexpr, HAS_REAL: tl.constexpr,
+                     USE_CLAMP: tl.constexpr, PROGRAMS: tl.constexpr, BLOCK: tl.constexpr):
     acc_ty = grad_fake_ptr.dtype.element_ty  # float32, or float64 for float64 logits
+    pid = tl.program_id(0)
     offs = tl.arange(0, BLOCK)
     total = tl.zeros([BLOCK], tl.float64)
-    for start in range(0, n_fake, BLOCK):
+    for start in range(pid * BLOCK, n_fake, PROGRAMS * BLOCK):
         idx = start + offs
         mask = idx < n_fake
         v = tl.load(fake_ptr + idx, mask=mask, other=0.0).to(acc_ty)
         value, grad = _fake_term(v, clamp, KIND, PART, USE_CLAMP)
         total += tl.where(mask, value, 0.0).to(tl.float64)
         tl.store(grad_fake_ptr + idx, (grad / n_fake).to(acc_ty), mask=mask)
-    loss = tl.sum(total, axis=0) / n_fake
+    sum_fake = tl.sum(total, axis=0)
+    sum_real = sum_fake * 0.0
     if HAS_REAL:
         total_real = tl.zeros([BLOCK], tl.float64)
-        for start in range(0, n_real, BLOCK):
+        for start in range(pid * BLOCK, n_real, PROGRAMS * BLOCK):
             idx = start + offs
             mask = idx < n_real
             v = tl.load(real_ptr + idx, mask=mask, other=0.0).to(acc_ty)
             value, grad = _real_term(v, clamp, KIND, USE_CLAMP)
             total_real += tl.where(mask, value, 0.0).to(tl.float64)
             tl.store(grad_real_ptr + idx, (grad / n_real).to(acc_ty), mask=mask)
-        loss += tl.sum(total_real, axis=0) / n_real
-    tl.store(loss_ptr, loss.to(acc_ty))
+        sum_real = tl.sum(total_real, axis=0)
+    if PROGRAMS == 1:
+        loss = sum_fake / n_fake
+        if HAS_REAL:
+            loss += sum_real / n_real
+        tl.store(loss_ptr, loss.to(acc_ty))
+    else:
+        tl.store(partial_ptr + pid, sum_real)
+        tl.store(partial_ptr + PROGRAMS + pid, sum_fake)
+
+
+@triton.jit
+def _gan_loss_finish_kernel(partial_ptr, loss_ptr, n_real, n_fake, HAS_REAL: tl.constexpr,
+                            PROGRAMS: tl.constexpr):
+    """loss = (sum of the real partial sums) / n_real + (sum of the fake ones) / n_fake, in a fixed order."""
+    offs = tl.arange(0, PROGRAMS)
+    loss = tl.sum(tl.load(partial_ptr + PROGRAMS + offs), axis=0) / n_fake
+    if HAS_REAL:
+        loss += tl.sum(tl.load(partial_ptr + offs), axis=0) / n_real
+    tl.store(loss_ptr, loss.to(loss_ptr.dtype.element_ty))
 
 
 def gan_loss(real: Optional[torch.Tensor], fake: torch.Tensor, kind: int, part: int,
@@ -149,12 +174,21 @@ def gan_loss(real: Optional[torch.Tensor], fake: torch.Tensor, kind: int, part: 
     acc = torch.float64 if fake.dtype == torch.float64 else torch.float32
     fake = fake.contiguous()
     real = real.contiguous() if real is not None else None
+    n_real = real.numel() if real is not None else 0
     loss = torch.empty((), dtype=acc, device=fake.device)
     grad_fake = torch.empty(fake.shape, dtype=acc, device=fake.device)
-    grad_real = torch.empty((real.numel() if real is not None else 0,), dtype=acc, device=fake.device)
-    _gan_loss_kernel[(1,)](
-        real if real is not None else fake, fake, loss, grad_real if real is not None else grad_fake, grad_fake,
-        real.numel() if real is not None else 0, fake.numel(), float(clamp),
-        KIND=int(kind), PART=int(part), HAS_REAL=real is not None, USE_CLAMP=clamp > 0, BLOCK=BLOCK,
-    )
+    grad_real = torch.empty((n_real,), dtype=acc, device=fake.device)
+    # a power of two (the finishing kernel's block), at most one program per BLOCK logits of the larger batch
+    programs = min(triton.next_power_of_2(triton.cdiv(max(n_real, fake.numel()), BLOCK)), MAX_PROGRAMS)
+    partial = torch.empty(2 * programs, dtype=torch.float64, device=fake.device) if programs > 1 else loss
+    with device_guard(fake):
+        _gan_loss_kernel[(programs,)](
+            real if real is not None else fake, fake, loss, grad_real if real is not None else grad_fake, grad_fake,
+            partial, n_real, fake.numel(), float(clamp),
+            KIND=int(kind), PART=int(part), HAS_REAL=real is not None, USE_CLAMP=clamp > 0, PROGRAMS=programs,
+            BLOCK=BLOCK,
+        )
+        if programs > 1:
+            _gan_loss_finish_kernel[(1,)](partial, loss, n_real, fake.numel(), HAS_REAL=real is not None,
+                                          PROGRAMS=programs)
     return loss, grad_real, grad_fake
