@@ -126,6 +126,10 @@ def test_compare_trains_runs_in_parallel_jobs(tmp_path):
     args = ["--dataset", "ring8", "--out", str(out), "--losses", "js", "--ddgan-T", "4", "--extra", "js:2",
             "--steps", "5", "--ddpm-T", "10", "--ddpm-steps", "5", "--ddpm-sample-T", "10", "--n", "100",
             "--seeds", "0", "--jobs", "2"]
+    assert compare.main(args + ["--report-only"]) == 0  # nothing trained yet: a table of cells to do
+    assert not (out / "runs").exists()
+    assert (out / "table.md").read_text().count("| 0 (1 to do) |") == 3
+    assert compare.main(args + ["--jobs", "0"]) == 2
     assert compare.main(args) == 0
     rows = json.loads((out / "results.json").read_text())["rows"]
     assert [(r["model"], r["objective"], r["T_trained"]) for r in rows] == [

@@ -96,6 +96,9 @@ def _finished(name: str, runs: str, paths: List[str]) -> Optional[Dict[str, Any]
             "train_seconds": _read_seconds(os.path.join(out, "timing.json"), float("nan"))}
 
 
+NOT_TRAINED = "not trained yet"
+
+
 def _run_name(cell: str, seed: int) -> str:
     return f"{cell}-seed{seed}"
 
@@ -116,7 +119,7 @@ def _train_ahead(plan, seeds: List[int], common: List[str], runs: str, metrics: 
             if not (os.path.isfile(os.path.join(runs, run_name, "checkpoints", "final.pt")) or
                     _finished(run_name, runs, _evaluation_paths(runs, name, sample_Ts, seed, metrics, args))):
                 todo.append((run_name, common + argv_run + ["--seed", str(seed)]))
-    if args.jobs <= 1 or not todo:
+    if args.jobs <= 1 or args.report_only or not todo:
         return
     os.makedirs(runs, exist_ok=True)
     start, done = time.time(), []
@@ -206,17 +209,18 @@ def write_table(rows: List[Dict[str, Any]], kind: str, out: str, header: str) ->
     for r in rows:
         seeds = r["seeds"]
         done = [s for s in seeds if "metrics" in s]
+        todo = sum(s.get("status") == NOT_TRAINED for s in seeds)
 
         def stat(key):
             return _mean_std([s["metrics"].get(key) for s in done])
 
         metric_cells = [(f"{stat(key)} / {done[0]['metrics']['num_modes']}" if key == "modes_covered" and done
                          else stat(key)) for key, _ in cols]
-        failed = len(seeds) - len(done)
+        failed = len(seeds) - len(done) - todo
+        count = f"{len(done)}" + (f" (+{failed} failed)" if failed else "") + (f" ({todo} to do)" if todo else "")
         lines.append([r["model"], r["objective"], r["T_trained"], r["T_sampled"], r.get("nfe", "—"),
-                      _mean_std([s.get("steps") for s in seeds]), f"{len(done)}" + (f" (+{failed} failed)" if
-                                                                                  failed else ""),
-                      _mean_std([s["train_seconds"] for s in seeds])] + metric_cells +
+                      _mean_std([s.get("steps") for s in seeds]), count,
+                      _mean_std([s.get("train_seconds") for s in seeds])] + metric_cells +
                      [_mean_std([s.get("images_per_s") for s in done])])
     with open(os.path.join(out, "table.csv"), "w", newline="") as f:
         writer = csv.writer(f)
@@ -253,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=4000, help="samples per evaluation (default: 4000)")
     p.add_argument("--seeds", default="0,1,2", help="training (and sampling) seeds: each cell is trained once per "
                    "seed and reported as mean ± std (default: 0,1,2)")
+    p.add_argument("--report-only", action="store_true", help="train nothing: write the table, results and "
+                   "figure from the runs finished so far (a study spread over sessions), the rest marked 'to do'")
     p.add_argument("--jobs", type=int, default=1, help="training runs at a time, each a child process with one "
                    "thread (e.g. 2 on a 2-core machine for 2-D data; default: 1, in this process)")
     p.add_argument("--device", choices=("cpu", "cuda"))
@@ -272,6 +278,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     unknown = [v for v in losses if v not in LOSSES]
     if unknown:
         print(f"python -m fastddgan.experiments.compare: error: --losses: unknown {unknown}; expected {list(LOSSES)}",
+              file=sys.stderr)
+        return 2
+    if args.jobs < 1:
+        print(f"python -m fastddgan.experiments.compare: error: --jobs: expected an integer >= 1, got {args.jobs}",
               file=sys.stderr)
         return 2
     try:
@@ -321,7 +331,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         rows += cells
         for seed in seeds:
             run_name, paths = _run_name(name, seed), _evaluation_paths(runs, name, sample_Ts, seed, metrics, args)
-            run = _finished(run_name, runs, paths) or _run(run_name, common + argv_run + ["--seed", str(seed)], runs)
+            run = _finished(run_name, runs, paths)
+            if run is None and args.report_only and \
+                    not os.path.isfile(os.path.join(runs, run_name, "checkpoints", "final.pt")):
+                for cell in cells:
+                    cell["seeds"].append({"seed": seed, "status": NOT_TRAINED})
+                continue
+            run = run or _run(run_name, common + argv_run + ["--seed", str(seed)], runs)
             for cell in cells:
                 record = {"seed": seed, "steps": run.get("steps"), "train_seconds": run["train_seconds"],
                           "status": run["status"]}
