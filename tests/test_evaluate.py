@@ -1,15 +1,65 @@
 """python -m fastddgan.evaluate and python -m fastddgan.experiments.compare on CPU."""
 
 import json
+import math
 import os
 import shutil
 
+import numpy as np
 import pytest
 import torch
+from torch import nn
 
+from fastddgan import DDGAN
 from fastddgan import evaluate as E
 from fastddgan.experiments import compare
 from fastddgan.train import main as train
+
+RING8 = 2.0 * np.stack([np.cos(np.arange(8) * np.pi / 4), np.sin(np.arange(8) * np.pi / 4)], 1)  # std 0.02
+
+
+def ring8_stats(x):
+    """Mode statistics written out here: the share of samples within 3 std (0.06) of the nearest of the 8 centres,
+    and the modes holding at least a quarter of a fair share (n / 32) of those."""
+    x = np.asarray(x, dtype=np.float64)
+    d = np.linalg.norm(x[:, None, :] - RING8[None], axis=2)
+    near, good = d.argmin(1), d.min(1) <= 0.06
+    counts = np.bincount(near[good], minlength=8)
+    return float(good.mean()), int((counts >= len(x) / 32).sum())
+
+
+def sliced_w1(x, y, projections=2048, seed=0):
+    """Sliced W_1 with its own projections: the mean over unit directions u of the 1-D W_1 of <x, u> and <y, u>
+    (equal sizes: the mean gap of the sorted projections)."""
+    angle = np.random.RandomState(seed).uniform(0, 2 * np.pi, projections)
+    u = np.stack([np.cos(angle), np.sin(angle)])
+    return float(np.abs(np.sort(np.asarray(x, np.float64) @ u, 0) - np.sort(np.asarray(y, np.float64) @ u, 0)).mean())
+
+
+class RingGenerator(nn.Module):
+    """A DDGAN generator whose x0 is an exact ring8 sample drawn from z: mode floor(8 Phi(z0)), offset 0.02 (z1, z2).
+    The last posterior step returns x0 itself, so the model samples ring8 exactly."""
+
+    nz = 3
+
+    def __init__(self):
+        super().__init__()
+        self.centres = nn.Parameter(torch.tensor(RING8, dtype=torch.float32), requires_grad=False)
+
+    def forward(self, x_t, z, t, y=None):
+        mode = (8 * torch.special.ndtr(z[:, 0])).long().clamp(0, 7)
+        return self.centres[mode] + 0.02 * z[:, 1:3]
+
+
+class NoDiscriminator(nn.Module):
+    """A stand-in discriminator (never trained here)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(2))
+
+    def forward(self, x_prev, x_t, t, y=None):
+        return x_prev @ self.w
 
 
 @pytest.fixture(scope="module")
@@ -27,12 +77,38 @@ def test_evaluate_toy_checkpoint_writes_a_record(toy_ckpt, tmp_path, capsys):
     record = json.loads(out.read_text())
     assert record["dataset"] == "ring8" and record["n"] == 500 and record["kind"] == "ddgan"
     m = record["metrics"]
-    assert m["num_modes"] == 8 and 0 <= m["modes_covered"] <= 8 and 0 <= m["high_quality"] <= 1
-    assert m["sliced_wasserstein"] > 0 and record["speed"]["nfe_per_image"] == 4
-    assert record["command"].startswith("python -m fastddgan.evaluate")
-    # same seed, same numbers
-    again = E.evaluate(str(toy_ckpt), n=500)
-    assert again["metrics"]["sliced_wasserstein"] == pytest.approx(m["sliced_wasserstein"])
+    assert record["speed"]["nfe_per_image"] == 4 and record["command"].startswith("python -m fastddgan.evaluate")
+    # the same seed gives the same samples, whose metrics are recomputed here
+    again = E.evaluate(str(toy_ckpt), n=500, keep_samples=True)
+    assert again["metrics"] == m
+    x = again["samples"]
+    assert x.shape == (500, 2)
+    share, modes = ring8_stats(x)
+    assert m["num_modes"] == 8 and m["modes_covered"] == modes and m["high_quality"] == pytest.approx(share, abs=1e-6)
+    from fastddgan.data import toy2d
+
+    ring = toy2d("ring8", 500, generator=torch.Generator().manual_seed(1)).numpy()
+    assert m["sliced_wasserstein"] == pytest.approx(sliced_w1(x, ring), rel=0.2)
+
+
+def test_evaluate_scores_an_exact_sampler_as_exact():
+    """A model that samples ring8 exactly: 8 modes covered, 98.9% within 3 std (P(chi^2_2 <= 9), to 5 sigma of
+    n = 4000), a sliced W_1 at the level of two samples of the data, and every number equal to the one computed
+    here from the samples."""
+    model = DDGAN(RingGenerator(), NoDiscriminator(), 4, sample_shape=(2,), clip_x0=False)
+    n = 4000
+    record = E.evaluate(model, n=n, dataset="ring8", device="cpu", keep_samples=True)
+    m, x = record["metrics"], record["samples"]
+    p = 1 - math.exp(-4.5)
+    assert m["modes_covered"] == 8 and abs(m["high_quality"] - p) < 5 * math.sqrt(p * (1 - p) / n)
+    share, modes = ring8_stats(x)
+    assert m["modes_covered"] == modes and m["high_quality"] == pytest.approx(share, abs=1e-6)  # a float32 mean
+    from fastddgan.data import toy2d
+
+    floor = sliced_w1(toy2d("ring8", n, generator=torch.Generator().manual_seed(5)).numpy(),
+                      toy2d("ring8", n, generator=torch.Generator().manual_seed(6)).numpy())
+    assert m["sliced_wasserstein"] < 3 * floor
+    assert abs(m["mmd2"]) < 1e-3
 
 
 def test_evaluate_bad_input(toy_ckpt, tmp_path, capsys):
@@ -63,6 +139,7 @@ def test_missing_inception_weights_is_a_clear_error(mnist_ckpt, tmp_path, monkey
     assert "--train-classifier" in capsys.readouterr().err
 
 
+@pytest.mark.filterwarnings("ignore:Matrix is singular")  # 50 samples: a rank-deficient covariance for sqrtm
 def test_fid_dom_with_a_domain_classifier_and_cached_reference(mnist_ckpt, tmp_path):
     from fastddgan.data import load_dataset
     from fastddgan.metrics import train_classifier
@@ -72,10 +149,23 @@ def test_fid_dom_with_a_domain_classifier_and_cached_reference(mnist_ckpt, tmp_p
     clf = train_classifier(data.images[keep], data.labels[keep], 10, epochs=1, dataset="mnist5k")
     path = E.classifier_path(str(tmp_path), "mnist5k")
     clf.save(path)
-    record = E.evaluate(str(mnist_ckpt), n=50, cache_dir=str(tmp_path), batch_size=25)
+    record = E.evaluate(str(mnist_ckpt), n=50, cache_dir=str(tmp_path), batch_size=25, keep_samples=True)
     assert set(record["metrics"]) >= {"FID-dom", "IS-dom", "IS-dom-std", "classifier"}
     assert "FID" not in record["metrics"]  # never confused with Inception FID
-    assert record["metrics"]["FID-dom"] > 0 and 1 <= record["metrics"]["IS-dom"] <= 10
+    # both numbers recomputed here: the classifier's features of the samples and of the whole training set
+    from scipy import linalg
+
+    fake, logits = (v.numpy() for v in clf.features_and_logits(record["samples"]))
+    real = clf.features(data.images.float() / 127.5 - 1).numpy()
+    mu_f, mu_r, cov_f, cov_r = fake.mean(0), real.mean(0), np.cov(fake, rowvar=False), np.cov(real, rowvar=False)
+    fid = float(((mu_f - mu_r) ** 2).sum() + np.trace(cov_f + cov_r - 2 * linalg.sqrtm(cov_f @ cov_r).real))
+    assert record["metrics"]["FID-dom"] == pytest.approx(fid, rel=1e-4)
+    rows = logits[np.random.RandomState(2020).permutation(50)]  # torch-fidelity's shuffle, 10 splits of 5
+    p = np.exp(rows - rows.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    scores = [np.exp((q * (np.log(q) - np.log(q.mean(0)))).sum(1).mean()) for q in np.split(p, 10)]
+    assert record["metrics"]["IS-dom"] == pytest.approx(np.mean(scores), rel=1e-9)
+    assert record["metrics"]["IS-dom-std"] == pytest.approx(np.std(scores), rel=1e-6, abs=1e-12)
     cached = [f for f in os.listdir(tmp_path) if f.startswith("stats-mnist5k-dom-")]
     assert len(cached) == 1
     again = E.evaluate(str(mnist_ckpt), n=50, cache_dir=str(tmp_path), batch_size=25)
