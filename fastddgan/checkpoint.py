@@ -6,7 +6,8 @@
 
 A checkpoint is a ``torch.save`` dict: ``{"format": "fastddgan", "version": 1, "kind": "ddgan" | "ddpm",
 "config": <what from_preset was given>, "schedule": {betas, timesteps, name}, "model": state_dict,
-"optimizers": {...}, "step": int, "extra": {...}}``. It holds tensors and plain Python values only, so it loads
+"optimizers": {...}, "grad_scalers": {...} (the fp16 loss scalers' state, when enabled), "step": int,
+"extra": {...}}``. It holds tensors and plain Python values only, so it loads
 with ``weights_only=True``.
 """
 
@@ -121,6 +122,8 @@ def save(model, path: Union[str, os.PathLike], extra: Optional[Dict[str, Any]] =
         "model": model.state_dict(),
         "optimizers": {name: opt.state_dict() for name, opt in optimizers(model).items()},
         "schedulers": [s.state_dict() for s in getattr(model, "schedulers", [])],
+        "grad_scalers": {name: s.state_dict() for name, s in getattr(model, "grad_scalers", {}).items()
+                         if s.is_enabled()},
         "step": int(getattr(model, "step", 0)),
         "extra": extra or {},
     }
@@ -176,7 +179,7 @@ def read(path: Union[str, os.PathLike], map_location="cpu") -> Dict[str, Any]:
 
 # the optional entries of a checkpoint and their types (checked by read, so that a malformed file is one line, not
 # a KeyError / TypeError deep inside restore)
-_OPTIONAL = {"optimizers": dict, "schedulers": list, "step": int, "extra": dict}
+_OPTIONAL = {"optimizers": dict, "schedulers": list, "grad_scalers": dict, "step": int, "extra": dict}
 
 
 def _malformed(state: Dict[str, Any]) -> Optional[str]:
@@ -199,6 +202,8 @@ def _malformed(state: Dict[str, Any]) -> Optional[str]:
     if not all(isinstance(v, dict) for v in state.get("optimizers", {}).values()) or \
             not all(isinstance(v, dict) for v in state.get("schedulers", [])):
         return "'optimizers' / 'schedulers' do not hold state dicts"
+    if not all(isinstance(v, dict) for v in state.get("grad_scalers", {}).values()):
+        return "'grad_scalers' does not hold state dicts"
     train_config = state.get("extra", {}).get("train_config", {})
     if not isinstance(train_config, dict):  # written by python -m fastddgan.train; read by evaluate and --resume
         return f"the training config in 'extra' is of type {type(train_config).__name__}; expected dict"
@@ -238,8 +243,9 @@ def schedule_of(state: Dict[str, Any], path: str = "the checkpoint") -> Schedule
 
 
 def restore(model, state: Dict[str, Any], with_optimizers: bool = True) -> None:
-    """Load a checkpoint's networks, EMA and (``with_optimizers=True``) optimisers, LR schedules and step into
-    ``model``, which must have been built with the same config (tensors are moved to the model's device).
+    """Load a checkpoint's networks, EMA and (``with_optimizers=True``) optimisers, LR schedules, fp16 loss scalers
+    (those the model has enabled and the checkpoint holds) and step into ``model``, which must have been built with
+    the same config (tensors are moved to the model's device).
 
     Weights or optimiser states that do not fit the model (missing or unexpected keys, other shapes) raise a
     one-line ValueError naming ``state["path"]`` (or "the checkpoint") rather than torch's multi-line errors."""
@@ -250,6 +256,10 @@ def restore(model, state: Dict[str, Any], with_optimizers: bool = True) -> None:
                 opt.load_state_dict(state["optimizers"][name])
             for scheduler, s in zip(getattr(model, "schedulers", []), state.get("schedulers", [])):
                 scheduler.load_state_dict(s)
+            saved_scalers = state.get("grad_scalers", {})
+            for name, scaler in getattr(model, "grad_scalers", {}).items():
+                if scaler.is_enabled() and name in saved_scalers:
+                    scaler.load_state_dict(saved_scalers[name])
     except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as err:
         where = state.get("path", "the checkpoint")
         what = f"missing {err}" if isinstance(err, KeyError) else one_line(str(err), 300)

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from . import losses, ops
-from ._amp import autocast, check_amp
+from ._amp import autocast, check_amp, grad_scaler, optimizer_step
 from .ema import EMA
 from .guidance import check_guidance, check_labels, drop_labels, guided
 from .schedule import Schedule
@@ -44,9 +44,15 @@ class DDGAN(nn.Module):
         ema_decay: EMA decay of G.
         num_classes, p_uncond: class conditioning and label dropout for classifier-free guidance.
         sample_shape: the shape of one sample; clip_x0: clamp guided x0 to [-1, 1] (images).
-        amp: None, "bf16" or "fp16" autocast of the network calls.
+        amp: None, "bf16" or "fp16" autocast of the network calls ("fp16" with a loss scaler per network,
+            ``grad_scalers["g"]`` and ``["d"]``, saved in checkpoints; R1 is computed from scaled logits).
         compile: wrap G and D in ``torch.compile`` for training (the fused ops trace without graph breaks).
+
+    ``gradient_sync``: None, or ``sync(optimizer)`` called between backward and each step (data-parallel training
+    sets it to the gradient average of :mod:`fastddgan.train.distributed`).
     """
+
+    gradient_sync = None
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, schedule: Schedule | int = 4,
                  loss="js", loss_options: Optional[dict] = None, r1_gamma: float = 0.02, lazy_reg: int = 1,
@@ -84,6 +90,7 @@ class DDGAN(nn.Module):
         self.ema = EMA(generator, ema_decay)
         self.opt_g = torch.optim.Adam(generator.parameters(), lr=lr_g, betas=tuple(betas))
         self.opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr_d, betas=tuple(betas))
+        self.grad_scalers = {"g": grad_scaler(self.amp), "d": grad_scaler(self.amp)}
         self.schedulers = []
         if total_steps:
             self.schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(opt, total_steps, eta_min=1e-5)
@@ -126,8 +133,11 @@ class DDGAN(nn.Module):
         fake = self._d(fake_prev, x_t, t, y)
         loss_d = self.loss.discriminator(real, fake)
         metrics = {"loss_d": loss_d.detach(), "divergence": self.loss.divergence(real.detach(), fake.detach())}
+        scaler = self.grad_scalers["d"]
         if r1_now:
-            r1 = losses.r1_penalty(real, x_prev)
+            # the inner gradient from scaled logits (fp16 would underflow), then unscaled: R1 = |grad(S V)|^2 / S^2
+            scale = scaler.scale(torch.ones((), device=real.device))
+            r1 = losses.r1_penalty(scaler.scale(real), x_prev) / scale**2
             loss_d = loss_d + 0.5 * self.r1_gamma * self.lazy_reg * r1
             metrics["r1"] = r1.detach()
         if self.loss.drift:
@@ -140,8 +150,8 @@ class DDGAN(nn.Module):
             loss_d = loss_d + self.loss.gp_lambda * gp
             metrics["gp"] = gp.detach()
         self.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        self.opt_d.step()
+        scaler.scale(loss_d).backward()
+        optimizer_step(self.opt_d, scaler, self.gradient_sync)
         return metrics
 
     def generator_step(self, x0: torch.Tensor, y: Optional[torch.Tensor], generator=None) -> dict:
@@ -151,10 +161,10 @@ class DDGAN(nn.Module):
             fake = self._d(self._fake_prev(x_t, t, y, generator), x_t, t, y)
             loss_g = self.loss.generator(fake)
             self.opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
+            self.grad_scalers["g"].scale(loss_g).backward()
         finally:
             self.discriminator.requires_grad_(True)
-        self.opt_g.step()
+        optimizer_step(self.opt_g, self.grad_scalers["g"], self.gradient_sync)
         self.ema.update(self.generator)
         return {"loss_g": loss_g.detach()}
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from . import ops
-from ._amp import autocast, check_amp
+from ._amp import autocast, check_amp, grad_scaler, optimizer_step
 from .ema import EMA
 from .guidance import check_guidance, check_labels, drop_labels, guided
 from .schedule import Schedule
@@ -40,9 +40,15 @@ class DDPM(nn.Module):
         sample_shape: the shape of one sample, e.g. (1, 28, 28) or (2,) for 2-D data.
         clip_x0: clip the x0 estimate to [-1, 1] while sampling (images in [-1, 1]; off for 2-D data).
         lr, ema_decay, grad_clip: optimiser settings.
-        amp: None, "bf16" or "fp16" autocast of the training forward pass.
+        amp: None, "bf16" or "fp16" autocast of the training forward pass ("fp16" with a loss scaler,
+            ``grad_scalers["model"]``, saved in checkpoints).
         compile: wrap the network in ``torch.compile`` for training.
+
+    ``gradient_sync``: None, or ``sync(optimizer)`` called between backward and the step (data-parallel training
+    sets it to the gradient average of :mod:`fastddgan.train.distributed`).
     """
+
+    gradient_sync = None
 
     def __init__(self, model: nn.Module, schedule: Schedule | int = 1000, prediction: str = "eps",
                  num_classes: Optional[int] = None, p_uncond: float = 0.1, sample_shape: Sequence[int] = (1, 28, 28),
@@ -66,6 +72,7 @@ class DDPM(nn.Module):
         self.grad_clip = grad_clip
         self.ema = EMA(model, ema_decay)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        self.grad_scalers = {"model": grad_scaler(self.amp)}
         self.step = 0
 
     @property
@@ -105,10 +112,9 @@ class DDPM(nn.Module):
         self.model.train()
         loss = self.loss(x0, y, generator)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.grad_clip is not None:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-        self.optimizer.step()
+        scaler = self.grad_scalers["model"]
+        scaler.scale(loss).backward()
+        optimizer_step(self.optimizer, scaler, self.gradient_sync, self.grad_clip)
         self.ema.update(self.model)
         self.step += 1
         return {"loss": loss.detach()}

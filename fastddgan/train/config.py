@@ -91,7 +91,7 @@ OPTIONS: List[Option] = [
     Option("nz", int, None, "ddgan latent size", compat=True, auto="the preset's"),
     Option("hflip", bool, None, "random horizontal flips", compat=True, auto="on for cifar10 and folders, off "
            "otherwise"),
-    Option("amp", str, None, "autocast the networks (ddgan)", AMP, auto="off: fp32"),
+    Option("amp", str, None, "autocast the networks (fp16 with dynamic loss scaling)", AMP, auto="off: fp32"),
     Option("compile", bool, False, "torch.compile the networks"),
     Option("seed", int, 0, "seed of every random stream (data order, noise, latents, init)", compat=True),
     Option("threads", int, None, "CPU threads of this process (torch.set_num_threads)",
