@@ -1,12 +1,15 @@
 """Multi-process data parallelism for ``torchrun --nproc_per_node=N -m fastddgan.train``.
 
 Every process holds the whole model and trains on its own slice of each global batch (``--batch-size`` per
-process; global batch = batch_size x N). Before each optimiser step the gradients of that optimiser's parameters
-are averaged over the processes with one all-reduce of a flat buffer: the maths of DistributedDataParallel, done at
-the optimiser instead of inside backward, so the discriminator's R1 / gradient-penalty double backward, the
-generator step that must not touch D's weights, and ``torch.compile`` all work unchanged. Parameters start equal
-(broadcast from process 0) and every process applies the same update, so they stay equal; EMA weights too.
-NCCL on GPUs, gloo on CPU.
+process; global batch = batch_size x N). Between each backward and its optimiser step the models call
+``gradient_sync(optimizer)`` (:func:`gradient_sync`), which averages that optimiser's gradients over the processes:
+the maths of DistributedDataParallel, done at the optimiser instead of inside backward, so the discriminator's R1 /
+gradient-penalty double backward, the generator step that must not touch D's weights, and ``torch.compile`` all
+work unchanged; it comes before the fp16 loss scaler's inf check, so every process skips or takes a step alike.
+A parameter without a gradient on every process keeps none (Adam leaves it and its moments alone, as on one
+process); the gradients go in buckets of about 25 MB, each all-reduce started before the first is waited for.
+Parameters start equal (broadcast from process 0) and every process applies the same update, so they stay equal;
+EMA weights too. NCCL on GPUs, gloo on CPU.
 
 Every collective here returns only once the backend's threads have let go of its tensor (:func:`_collective`).
 A gloo worker thread drops its last reference to a tensor after the collective has completed, and that drop
@@ -62,23 +65,38 @@ def init(device: Optional[str]) -> Context:
     return Context(rank, world, dev)
 
 
-def _collective(collective, tensor: torch.Tensor, timeout: float = 30.0, **kwargs) -> None:
-    """``collective(tensor, **kwargs)`` (a torch.distributed collective), then, on gloo, wait until no backend thread
-    holds ``tensor`` any more.
+class _Pending:
+    """A collective on ``tensor``, started with :meth:`start`; :meth:`wait` returns once it is done and, on gloo,
+    once no backend thread holds the tensor any more.
 
     While a C++ work object holds a tensor, PyTorch keeps the tensor's Python object alive with one extra
     reference, so ``sys.getrefcount`` shows when the backend has let go; short sleeps hand the GIL to the worker
-    thread that must drop it.
-    """
-    before = sys.getrefcount(tensor)
-    work = collective(tensor, async_op=True, **kwargs)
-    work.wait()
-    del work
-    if dist.get_backend() != "gloo":  # NCCL's watchdog thread releases works later; its shutdown joins it
-        return
-    deadline = time.monotonic() + timeout
-    while sys.getrefcount(tensor) > before and time.monotonic() < deadline:
-        time.sleep(0.0002)
+    thread that must drop it. The count is taken in :meth:`start`, so between start and wait the other references
+    to the tensor must not change (construct the object, then start it, as :func:`average_gradients` does: the
+    constructor's argument is a reference of the caller's only during the call)."""
+
+    def __init__(self, tensor: torch.Tensor):
+        self.tensor = tensor
+
+    def start(self, collective, **kwargs) -> "_Pending":
+        self.before = sys.getrefcount(self.tensor)
+        self.work = collective(self.tensor, async_op=True, **kwargs)
+        return self
+
+    def wait(self, timeout: float = 30.0) -> torch.Tensor:
+        self.work.wait()
+        self.work = None
+        if dist.get_backend() == "gloo":  # NCCL's watchdog thread releases works later; its shutdown joins it
+            deadline = time.monotonic() + timeout
+            while sys.getrefcount(self.tensor) > self.before and time.monotonic() < deadline:
+                time.sleep(0.0002)
+        return self.tensor
+
+
+def _collective(collective, tensor: torch.Tensor, timeout: float = 30.0, **kwargs) -> None:
+    """``collective(tensor, **kwargs)`` (a torch.distributed collective), returning once the backend is done with
+    ``tensor`` (see :class:`_Pending`)."""
+    _Pending(tensor).start(collective, **kwargs).wait(timeout)
 
 
 def broadcast_module(module: nn.Module) -> None:
@@ -100,24 +118,57 @@ def replicas_equal(module: nn.Module) -> bool:
         return bool(torch.equal(high, low))
 
 
-def average_gradients(optimizer: torch.optim.Optimizer, world_size: int) -> None:
-    """Register an optimiser pre-step hook that averages its parameters' gradients over the processes."""
+BUCKET_BYTES = 25 * 2**20  # DistributedDataParallel's default bucket size
 
-    def hook(opt, args, kwargs):
-        params = [p for group in opt.param_groups for p in group["params"]]
-        for p in params:
-            if p.grad is None:  # a parameter unused on this process still takes part in the all-reduce
-                p.grad = torch.zeros_like(p)
-        flat = torch.cat([p.grad.reshape(-1) for p in params])
-        _collective(dist.all_reduce, flat)
-        flat.div_(world_size)
-        offset = 0
-        for p in params:
-            n = p.grad.numel()
-            p.grad.copy_(flat[offset:offset + n].view_as(p.grad))
-            offset += n
 
-    optimizer.register_step_pre_hook(hook)
+def average_gradients(params, world_size: int, bucket_bytes: int = BUCKET_BYTES) -> None:
+    """Average the gradients of ``params`` (the same list, in the same order, on every process) over the processes.
+
+    1. Which parameters have a gradient on some process: one small all-reduce (and a host read). A parameter with
+       none anywhere keeps ``grad = None``, so Adam skips it and leaves its moments alone, as a single process
+       would (zero-filling it would decay the moments and move the weights); one missing on some processes counts
+       as zeros there, as in DistributedDataParallel.
+    2. The gradients, flattened in buckets of at most ``bucket_bytes`` (one dtype and device each): every bucket's
+       all-reduce (a sum) is started before the first is waited for, so flattening and communication overlap;
+       then each bucket is divided by ``world_size`` and copied back.
+    """
+    params = list(params)
+    if not params:
+        return
+    device = params[0].device
+    present = torch.tensor([p.grad is not None for p in params], dtype=torch.float32, device=device)
+    _collective(dist.all_reduce, present)
+    used = [p for p, n in zip(params, present.tolist()) if n > 0]
+    for p in used:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    buckets, size = [], 0
+    for p in used:
+        nbytes = p.grad.numel() * p.grad.element_size()
+        head = buckets[-1][0].grad if buckets else None
+        if head is None or size + nbytes > bucket_bytes or (head.dtype, head.device) != (p.grad.dtype, p.grad.device):
+            buckets.append([])
+            size = 0
+        buckets[-1].append(p)
+        size += nbytes
+    pending = []
+    for bucket in buckets:  # each flat buffer is held by its _Pending only (see there)
+        work = _Pending(torch.cat([p.grad.reshape(-1) for p in bucket]))
+        pending.append(work.start(dist.all_reduce))
+    for bucket, work in zip(buckets, pending):
+        flat = work.wait().div_(world_size)
+        chunks = flat.split([p.grad.numel() for p in bucket])
+        torch._foreach_copy_([p.grad for p in bucket], [c.view_as(p.grad) for c, p in zip(chunks, bucket)])
+
+
+def gradient_sync(world_size: int, bucket_bytes: int = BUCKET_BYTES):
+    """``sync(optimizer)``: :func:`average_gradients` of the optimiser's parameters; set it as a model's
+    ``gradient_sync``, which calls it between backward and the optimiser step."""
+
+    def sync(optimizer: torch.optim.Optimizer) -> None:
+        average_gradients([p for group in optimizer.param_groups for p in group["params"]], world_size, bucket_bytes)
+
+    return sync
 
 
 def barrier(ctx: Context) -> None:

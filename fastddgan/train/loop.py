@@ -171,8 +171,7 @@ class Trainer:
         optimizers = _optimizers(self.model)
         if self.ctx.active:
             distributed.broadcast_module(self.model)
-            for opt in optimizers:
-                distributed.average_gradients(opt, self.ctx.world_size)
+            self.model.gradient_sync = distributed.gradient_sync(self.ctx.world_size)
         self.guard = NonFiniteGuard(optimizers)
         self.generator = torch.Generator(self.ctx.device)
         self.batches = Batches(self.dataset, c["batch_size"], self.ctx.device, c["seed"], self.ctx.rank,
