@@ -370,3 +370,20 @@ def test_drift_flag_reaches_the_objective_and_defaults_to_the_objectives(tmp_pat
                             (["--loss", "js", "--drift", "0.25"], 0.25), (["--loss", "js"], 0.0)):
         c = resolve(parse(["--dataset", "ring8", "--out", str(tmp_path / "x"), *flags]), info)
         assert build_model(c, info).loss.drift == expected, flags
+
+
+def test_2d_wasserstein_gets_its_own_learning_rates(tmp_path):
+    """The measured 2-D WGAN-GP settings (lr 2e-4, Adam beta2 0.9) apply to --loss wasserstein on 2-D data only."""
+    from fastddgan.data import load_dataset
+    from fastddgan.train.config import parse, resolve
+    from fastddgan.train.loop import dataset_info
+
+    info = dataset_info(load_dataset("ring8"))
+
+    def settings(*flags):
+        c = resolve(parse(["--dataset", "ring8", "--out", str(tmp_path / "x"), *flags]), info)
+        return c["lr_g"], c["lr_d"], c["adam_beta2"]
+
+    assert settings("--loss", "wasserstein") == (2e-4, 2e-4, 0.9)
+    assert settings("--loss", "js") == settings("--loss", "tv") == (1e-3, 1e-3, 0.99)
+    assert settings("--loss", "wasserstein", "--lr-g", "1e-3", "--adam-beta2", "0.95") == (1e-3, 2e-4, 0.95)
