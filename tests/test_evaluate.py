@@ -279,3 +279,13 @@ def test_sweep_stops_when_a_training_is_stopped(tmp_path, monkeypatch, capsys):
     assert sweep.main(["--dataset", "ring8", "--out", str(out), "--seeds", "0,1", "--cell", "a=--steps 4"]) == 130
     assert "run the same command to continue" in capsys.readouterr().err
     assert not (out / "results.jsonl").exists()  # nothing recorded for the stopped cell, nor the next one started
+
+
+def test_compare_stops_when_a_training_run_is_interrupted(tmp_path, monkeypatch):
+    """A run stopped by a signal (exit 128 + signal, its checkpoint saved) stops the study instead of moving on."""
+    calls = []
+    monkeypatch.setattr(compare, "train_main", lambda argv: calls.append(argv) or 143)
+    args = ["--dataset", "ring8", "--out", str(tmp_path / "cmp"), "--losses", "js", "--ddgan-T", "4", "--extra", "",
+            "--seeds", "0,1"]
+    assert compare.main(args) == 143
+    assert len(calls) == 1  # the DDPM run of seed 0 only

@@ -50,6 +50,14 @@ def _read_seconds(path: str, default: float) -> float:
     return default if seconds is None else seconds
 
 
+class StudyInterrupted(Exception):
+    """A training run ended by SIGINT / SIGTERM (exit status 128 + signal): the study stops, to be re-run later."""
+
+    def __init__(self, status: int):
+        super().__init__(status)
+        self.status = status
+
+
 def _train_in_subprocess(argv: List[str], out: str) -> int:
     """``python -m fastddgan.train ARGV`` in a child process with one thread (for ``--jobs``), its output in
     ``OUT.log`` beside the run folder."""
@@ -69,6 +77,8 @@ def _run(name: str, argv: List[str], runs: str, in_subprocess: bool = False) -> 
         start = time.time()
         argv = argv + ["--out", out] + resume
         rc = _train_in_subprocess(argv, out) if in_subprocess else train_main(argv)
+        if rc >= 128:  # the training was stopped by a signal (it saved a checkpoint): stop the study too
+            raise StudyInterrupted(rc)
         if rc != 0:
             return {"name": name, "out": out, "checkpoint": None, "train_seconds": time.time() - start,
                     "status": f"training failed (exit {rc})"}
@@ -269,6 +279,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    try:
+        return _study(argv)
+    except StudyInterrupted as stop:
+        print(f"python -m fastddgan.experiments.compare: stopped (a training run exited with {stop.status}); run the "
+              f"same command again to continue", file=sys.stderr)
+        return stop.status
+
+
+def _study(argv: Optional[Sequence[str]]) -> int:
     args = build_parser().parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     runs = args.runs or os.path.join(args.out, "runs")
