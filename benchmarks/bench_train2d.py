@@ -102,7 +102,7 @@ def test_ddgan_train_step_2d(benchmark, path, threads):
         for _ in range(3):  # warm-up: allocator, Adam state
             step(x0)
         benchmark.group = f"ddgan-train-2d ring8 batch={BATCH} threads={threads}"
-        benchmark.extra_info.update(images=BATCH, reference=PLAIN)
+        benchmark.extra_info.update(backend=path, images=BATCH, reference=PLAIN)
         out = benchmark(step, x0)
     finally:
         torch.set_num_threads(before)
