@@ -45,7 +45,10 @@ class PlainStep:
         self.G, self.D, self.ema, self.nz = model.generator, model.discriminator, model.ema, model.nz
         self.opt_g, self.opt_d, self.schedulers = model.opt_g, model.opt_d, model.schedulers
         f = lambda v: v.float()  # noqa: E731 (tables as the reference keeps them: float tensors indexed by t)
-        self.sqrt_ab, self.sqrt_1mab = f(s.alphas_cumprod.sqrt()), f((1 - s.alphas_cumprod).sqrt())
+        sqrt_ab, sqrt_1mab = f(s.alphas_cumprod.sqrt()), f((1 - s.alphas_cumprod).sqrt())
+        # x_{t-1} ~ q(x_{t-1} | x0), which is x0 itself at t == 0
+        self.prev_ab = torch.cat([torch.ones(1), sqrt_ab[:-1]])
+        self.prev_1mab = torch.cat([torch.zeros(1), sqrt_1mab[:-1]])
         self.sqrt_a, self.sqrt_b = f((1 - s.betas).sqrt()), f(s.betas.sqrt())
         self.coef1, self.coef2 = f(s.posterior_mean_coef1), f(s.posterior_mean_coef2)
         self.log_var = f(s.posterior_log_variance_clipped)
@@ -53,11 +56,8 @@ class PlainStep:
 
     def _pair(self, x0):
         t = torch.randint(0, self.T, (x0.shape[0],))
-        col = lambda table: table[t][:, None]  # noqa: E731
-        prev_ab = torch.cat([torch.ones(1), self.sqrt_ab[:-1]])  # x_{t-1} is x0 at t == 0
-        prev_1mab = torch.cat([torch.zeros(1), self.sqrt_1mab[:-1]])
-        x_prev = prev_ab[t][:, None] * x0 + prev_1mab[t][:, None] * torch.randn_like(x0)
-        x_t = col(self.sqrt_a) * x_prev + col(self.sqrt_b) * torch.randn_like(x0)
+        x_prev = self.prev_ab[t][:, None] * x0 + self.prev_1mab[t][:, None] * torch.randn_like(x0)
+        x_t = self.sqrt_a[t][:, None] * x_prev + self.sqrt_b[t][:, None] * torch.randn_like(x0)
         return t, x_prev, x_t
 
     def _posterior(self, x0, x_t, t):

