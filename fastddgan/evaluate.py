@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import hashlib
 import os
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import torch
 
@@ -37,28 +36,20 @@ from ._cli import ArgumentParser
 from ._io import atomic_write_json, check_writable
 from .checkpoint import check_finite, load
 from .data import DataNotFoundError, load_dataset
+from .metrics.cache import classifier_path, default_cache_dir, file_tag, real_stats
+from .metrics.choice import ALL_METRICS, IMAGE_METRICS, EvaluationError, choose_metrics
 from .sampling import sample
 from .train.config import check_seed
 
-IMAGE_METRICS = ("fid", "is", "fid-dom", "is-dom")
-ALL_METRICS = IMAGE_METRICS + ("toy",)
+__all__ = ["evaluate", "main", "build_parser", "summary", "timed_sample", "train_domain_classifier",
+           "nfe_per_image", "EvaluationError", "real_stats", "default_cache_dir", "classifier_path",
+           "IMAGE_METRICS", "ALL_METRICS", "MAX_N"]
+
 MAX_N = 10_000_000  # samples; FID is usually measured on 50,000
-
-
-class EvaluationError(ValueError):
-    """Bad evaluation input; the message names the option."""
 
 
 def _train_config(model) -> Dict[str, Any]:
     return getattr(model, "checkpoint_extra", {}).get("train_config", {}) or {}
-
-
-def default_cache_dir(data_dir: str) -> str:
-    return os.path.join(data_dir, "fastddgan-cache")
-
-
-def classifier_path(cache_dir: str, dataset: str) -> str:
-    return os.path.join(cache_dir, f"classifier-{dataset.replace(':', '_').replace(os.sep, '_')}.pt")
 
 
 def nfe_per_image(model, T: int, guidance: float) -> int:
@@ -88,37 +79,6 @@ def timed_sample(model, T: Optional[int], n: int, seed: int, batch_size: Optiona
             "nfe_per_image": nfe_per_image(model, steps, guidance), "T": steps}
 
 
-def _file_tag(path: str) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:10]
-
-
-def real_stats(dataset, feature_name: str, featurize, cache_dir: str, batch_size: int = 500):
-    """(mu, sigma) of ``featurize`` over the whole (train) data set, cached as an .npz per data set, feature and
-    the set's fingerprint (so a folder whose files changed, or another image size or channel count, is not served
-    the statistics of other images)."""
-    name, tag = dataset.name.replace(":", "_").replace(os.sep, "_"), dataset.fingerprint()
-    path = os.path.join(cache_dir, f"stats-{name}-{feature_name}-{tag}.npz")
-    if os.path.isfile(path):
-        mu, sigma, _ = M.load_stats(path)
-        return mu, sigma
-    stats = M.RunningStats()
-    for i in range(0, len(dataset), batch_size):
-        if dataset.images is not None:
-            batch = dataset.images[i:i + batch_size]
-        else:
-            batch = torch.stack([dataset[j][0] for j in range(i, min(i + batch_size, len(dataset)))])
-        stats.update(featurize(batch.float() / 127.5 - 1))
-    mu, sigma = stats.compute()
-    M.save_stats(path, mu, sigma, {"dataset": dataset.name, "feature": feature_name, "n": len(dataset),
-                                   "channels": dataset.channels, "image_size": dataset.image_size,
-                                   "fingerprint": tag, "split": "train"})
-    return mu, sigma
-
-
 def _device(device: Optional[str]) -> str:
     """``--device`` (default: cuda when available), refused in one line when it is cuda and there is none."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -139,36 +99,6 @@ def _load_data(dataset: str, data_dir: str, image_size: Optional[int], channels:
         raise EvaluationError(f"--image-size: required for --dataset {dataset} (the side of the square images, "
                               f"e.g. 64)")
     return load_dataset(dataset, data_dir=data_dir, image_size=image_size, channels=channels)
-
-
-def _choose_metrics(requested: str, toy: bool, clf_path: str, weights: Optional[str]) -> List[str]:
-    if requested != "auto":
-        chosen = [m.strip() for m in requested.split(",") if m.strip()]
-        if not chosen:
-            raise EvaluationError(f"--metrics: expected a comma-separated list of {ALL_METRICS} or auto, got "
-                                  f"{requested!r}")
-        unknown = [m for m in chosen if m not in ALL_METRICS]
-        if unknown:
-            raise EvaluationError(f"--metrics: unknown {unknown}; expected a comma-separated list of {ALL_METRICS} "
-                                  f"or auto")
-        if toy and any(m in IMAGE_METRICS for m in chosen):
-            raise EvaluationError("--metrics: fid / is / fid-dom / is-dom are for images; 2-D data uses toy")
-        if not toy and "toy" in chosen:
-            raise EvaluationError("--metrics: toy is for the 2-D data sets")
-        return chosen
-    if toy:
-        return ["toy"]
-    chosen = ["fid-dom", "is-dom"] if os.path.isfile(clf_path) else []
-    try:
-        M.resolve_weights(weights)
-        chosen += ["fid", "is"]
-    except M.InceptionWeightsNotFound:
-        pass
-    if not chosen:
-        raise EvaluationError(f"--metrics auto: nothing to compute for images: no domain classifier at {clf_path} "
-                              f"(python -m fastddgan.evaluate --train-classifier --dataset NAME) and no Inception "
-                              f"weights (--inception-weights PATH)")
-    return chosen
 
 
 def evaluate(model, *, metrics: str = "auto", n: int = 10000, T: Optional[int] = None, seed: int = 0,
@@ -208,7 +138,7 @@ def evaluate(model, *, metrics: str = "auto", n: int = 10000, T: Optional[int] =
     data = _load_data(dataset, data_dir, image_size, channels)
     toy = data.kind == "toy"
     clf_path = classifier or classifier_path(cache_dir, dataset)
-    chosen = _choose_metrics(metrics, toy, clf_path, inception_weights)
+    chosen = choose_metrics(metrics, toy, clf_path, inception_weights)
     if not toy and tuple(model.sample_shape) != (data.channels, data.image_size, data.image_size):
         raise EvaluationError(f"--dataset: {dataset} holds {data.channels}x{data.image_size}x{data.image_size} "
                               f"images but the model makes {tuple(model.sample_shape)}")
@@ -226,7 +156,7 @@ def evaluate(model, *, metrics: str = "auto", n: int = 10000, T: Optional[int] =
         clf = M.DomainClassifier.load(clf_path, device=device)
         feats, logits = clf.features_and_logits(x)
         if "fid-dom" in chosen:
-            stats = real_stats(data, f"dom-{_file_tag(clf_path)}", clf.features, cache_dir)
+            stats = real_stats(data, f"dom-{file_tag(clf_path)}", clf.features, cache_dir)
             results[M.FID_DOM] = M.fid_dom(feats, stats)
         if "is-dom" in chosen:
             results[M.IS_DOM], results[M.IS_DOM + "-std"] = M.is_dom(logits)
@@ -285,7 +215,7 @@ def train_domain_classifier(dataset: str, data_dir: str, out: str, epochs: int, 
 
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m fastddgan.evaluate", description=__doc__.split("\n\n")[0],
-                                epilog=__doc__.split("\n\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=__doc__.split("\n\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", nargs="?", help="a fastddgan checkpoint (.pt) or export folder")
     p.add_argument("--metrics", default="auto", help="comma-separated: fid,is,fid-dom,is-dom,toy (default: auto)")
     p.add_argument("--n", type=int, default=10000, help="number of samples (default: 10000)")

@@ -17,7 +17,7 @@ import torch
 
 from fastddgan.data import (DATASETS, TOY2D, DataNotFoundError, ImageData, Toy2DData, describe, load_dataset,
                             to_model_range, to_uint8)
-from fastddgan.data import images as images_module
+from fastddgan.data import download as download_module
 
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 RAW = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST"}
@@ -54,7 +54,7 @@ def no_network(monkeypatch):
 def no_download(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("no download may be attempted here")
-    monkeypatch.setattr(images_module, "_download", fail)
+    monkeypatch.setattr(download_module, "fetch", fail)
 
 
 def files_under(root):

@@ -1,16 +1,25 @@
 """Quality metrics: FID / IS (TF-Inception through torch-fidelity), FID-dom / IS-dom (a classifier trained on the
 data set), and exact 2-D metrics for the toy mixtures.
 
-    fid          feature_stats, frechet_distance, RunningStats, save_stats, load_stats
-    inception    InceptionMetrics (pool3 features + logits), inception_score, InceptionWeightsNotFound,
-                 InceptionWeightsInvalid
-    classifier   train_classifier, DomainClassifier, fid_dom, is_dom, domain_metrics ("FID-dom", "IS-dom")
-    toy2d        mode_coverage, high_quality_fraction, sliced_wasserstein, mmd, toy2d_metrics
+    fid                  feature_stats, frechet_distance, RunningStats, save_stats, load_stats
+    inception            InceptionMetrics (pool3 features + logits), inception_score, InceptionWeightsNotFound,
+                         InceptionWeightsInvalid
+    classifier           DomainClassifier: the domain classifier's network, features / logits, file
+    classifier_training  train_classifier
+    domain               fid_dom, is_dom, domain_metrics ("FID-dom", "IS-dom")
+    toy2d                mode_coverage, high_quality_fraction, sliced_wasserstein, mmd, toy2d_metrics
+    cache                real_stats (reference statistics cached per data set and feature), default_cache_dir,
+                         classifier_path
+    choice               choose_metrics: the metric names python -m fastddgan.evaluate accepts, and its auto choice
 
 torch-fidelity is imported only when an ``InceptionMetrics`` is built.
 """
 
-from .classifier import FID_DOM, IS_DOM, DomainClassifier, domain_metrics, fid_dom, is_dom, train_classifier
+from .cache import classifier_path, default_cache_dir, real_stats
+from .choice import ALL_METRICS, IMAGE_METRICS, choose_metrics
+from .classifier import DomainClassifier
+from .classifier_training import train_classifier
+from .domain import FID_DOM, IS_DOM, domain_metrics, fid_dom, is_dom
 from .fid import RunningStats, feature_stats, frechet_distance, load_stats, save_stats
 from .inception import (WEIGHTS_ENV, WEIGHTS_FILE, WEIGHTS_URL, InceptionMetrics, InceptionWeightsInvalid,
                         InceptionWeightsNotFound, default_weights_path, inception_score, load_weights,
@@ -24,4 +33,5 @@ __all__ = [
     "WEIGHTS_FILE", "WEIGHTS_URL", "WEIGHTS_ENV",
     "train_classifier", "DomainClassifier", "fid_dom", "is_dom", "domain_metrics", "FID_DOM", "IS_DOM",
     "mode_coverage", "high_quality_fraction", "sliced_wasserstein", "mmd", "toy2d_metrics",
+    "real_stats", "default_cache_dir", "classifier_path", "choose_metrics", "IMAGE_METRICS", "ALL_METRICS",
 ]

@@ -1,11 +1,8 @@
-"""Domain metrics from a small CNN classifier trained on the data set itself ("FID-dom", "IS-dom").
+"""The domain classifier behind "FID-dom" / "IS-dom": its network, and ``DomainClassifier`` (features, logits, file).
 
 The Inception network sees 28 x 28 digits as upscaled ImageNet photos; a classifier trained on the domain gives
-features that separate its classes. FID-dom is the Fréchet distance between Gaussians fitted to the classifier's
-penultimate features (the same formula as FID, :func:`fastddgan.metrics.frechet_distance`); IS-dom is
-exp(E_x KL(p(y|x) || p(y))) with the classifier's class probabilities (at most the number of classes). These are
-not FID / IS and are never reported under those names: values depend on the classifier, so compare only numbers
-computed with the same saved classifier file.
+features that separate its classes. It is trained by :func:`fastddgan.metrics.train_classifier`
+(``classifier_training``) and scored by ``domain`` (FID-dom, IS-dom).
 
 Network (``DomainClassifier.config``): three conv blocks, each conv 3x3 + BatchNorm + ReLU,
 widths (32, 64, 128): [conv, conv, maxpool 2] [conv, conv, maxpool 2] [conv, global average pool], then
@@ -15,24 +12,19 @@ work on any image size (28 x 28 x 1, 32 x 32 x 3, ...).
 
 from __future__ import annotations
 
-import math
 import os
-import time
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .._io import PathLike, atomic_write, load_tensors, one_line
-from .fid import ArrayLike, RunningStats, feature_stats, frechet_distance
-from .inception import inception_score
+from ..data.convert import to_model_range
+from .fid import RunningStats
 
 FORMAT = "fastddgan.metrics.DomainClassifier"
 VERSION = 1
-FID_DOM = "FID-dom"
-IS_DOM = "IS-dom"
 
 
 def _conv(cin: int, cout: int) -> nn.Sequential:
@@ -54,7 +46,7 @@ class _Net(nn.Module):
         return f, self.head(f)
 
 
-def _as_images(images: torch.Tensor, name: str, channels: Optional[int] = None,
+def as_images(images: torch.Tensor, name: str, channels: Optional[int] = None,
                size: Optional[Tuple[int, int]] = None) -> torch.Tensor:
     """float32 images in [-1, 1] from uint8 [0, 255] (x / 127.5 - 1) or float [-1, 1] (N, C, H, W) tensors."""
     if not isinstance(images, torch.Tensor):
@@ -68,25 +60,13 @@ def _as_images(images: torch.Tensor, name: str, channels: Optional[int] = None,
         raise ValueError(f"{name}: expected {size[0]}x{size[1]} images like the classifier's training data, "
                          f"got shape {tuple(images.shape)}")
     if images.dtype == torch.uint8:
-        return images.float() / 127.5 - 1
+        return to_model_range(images)
     if not images.is_floating_point():
         raise TypeError(f"{name}: expected uint8 in [0, 255] or float in [-1, 1], got dtype {images.dtype}")
     if images.numel() and (float(images.min()) < -1.5 or float(images.max()) > 1.5):
         raise ValueError(f"{name}: expected float values in [-1, 1] (or uint8 in [0, 255]), got the range "
                          f"[{float(images.min()):.3g}, {float(images.max()):.3g}]")
     return images.float().clamp(-1, 1)
-
-
-def _shift(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
-    """Each image translated by a random integer offset in [-pad, pad]^2 (edges replicated)."""
-    n, _, h, w = x.shape
-    xp = F.pad(x, (pad, pad, pad, pad), mode="replicate")
-    dy = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator)
-    dx = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator)
-    rows = (torch.arange(h) + dy).to(x.device)
-    cols = (torch.arange(w) + dx).to(x.device)
-    idx = torch.arange(n, device=x.device)[:, None, None]
-    return xp.permute(0, 2, 3, 1)[idx, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
 
 
 class DomainClassifier:
@@ -122,7 +102,7 @@ class DomainClassifier:
 
     @torch.no_grad()
     def _run(self, images: torch.Tensor, batch_size: int) -> Tuple[torch.Tensor, torch.Tensor]:
-        x = _as_images(images, "images", self.config["in_channels"], tuple(self.config["image_size"]))
+        x = as_images(images, "images", self.config["in_channels"], tuple(self.config["image_size"]))
         self.net.eval()
         feats, logits = [], []
         for i in range(0, x.shape[0], batch_size):
@@ -147,7 +127,7 @@ class DomainClassifier:
 
     def accuracy(self, images: torch.Tensor, labels: torch.Tensor) -> float:
         """Share of ``images`` classified as ``labels``."""
-        labels = _labels(labels, images.shape[0], self.num_classes)
+        labels = check_labels(labels, images.shape[0], self.num_classes)
         return float((self.logits(images).argmax(dim=1) == labels).double().mean())
 
     def stats(self, images: torch.Tensor, batch_size: int = 500) -> Tuple[np.ndarray, np.ndarray]:
@@ -206,7 +186,7 @@ def _check_config(config: Any) -> None:
             raise ValueError(f"config: '{name}' must be an integer in [1, {limit}], got {value!r}")
 
 
-def _labels(labels: torch.Tensor, n: int, num_classes: int) -> torch.Tensor:
+def check_labels(labels: torch.Tensor, n: int, num_classes: int) -> torch.Tensor:
     if not isinstance(labels, torch.Tensor):
         raise TypeError(f"labels: expected a torch.Tensor, got {type(labels).__name__}")
     if labels.shape != (n,) or labels.is_floating_point() or labels.dtype == torch.bool:
@@ -217,108 +197,3 @@ def _labels(labels: torch.Tensor, n: int, num_classes: int) -> torch.Tensor:
         raise ValueError(f"labels: expected values in [0, {num_classes}), got [{int(labels.min())}, "
                          f"{int(labels.max())}]")
     return labels
-
-
-def train_classifier(images: torch.Tensor, labels: torch.Tensor, num_classes: int, *, epochs: int = 10,
-                     batch_size: int = 64, lr: float = 2e-3, weight_decay: float = 1e-4, heldout: float = 0.1,
-                     augment: int = 2, widths: Sequence[int] = (32, 64, 128), feature_dim: int = 128,
-                     seed: int = 0, device: Optional[Union[str, torch.device]] = None, dataset: str = "",
-                     verbose: bool = False) -> DomainClassifier:
-    """Train a :class:`DomainClassifier` on ``images`` (N, C, H, W) (uint8 [0, 255] or float [-1, 1]) and
-    integer ``labels`` (N,).
-
-    A random share ``heldout`` of the images (stratified by nothing, drawn with ``seed``) is kept out of training
-    and gives ``heldout_accuracy``. AdamW (``lr``, ``weight_decay``) with a cosine decay over ``epochs``; inputs
-    translated by up to ``augment`` pixels (0: off). The same ``seed`` gives the same classifier on one machine
-    (the global RNG is left untouched). The defaults take about 40 s on 2 CPU cores for 5,000 28x28 digits and
-    reach 98-99% on a 10% held-out split of the real mnist5k digits.
-    """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes: expected an integer >= 2, got {num_classes!r}")
-    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("feature_dim", feature_dim)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
-    if isinstance(augment, bool) or not isinstance(augment, int) or augment < 0:
-        raise ValueError(f"augment: expected an integer >= 0 (pixels), got {augment!r}")
-    if not 0.0 <= heldout < 1.0:
-        raise ValueError(f"heldout: expected a share in [0, 1), got {heldout!r}")
-    if len(widths) != 3 or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
-        raise ValueError(f"widths: expected three integers >= 1, got {widths!r}")
-    x = _as_images(images, "images")
-    y = _labels(labels, x.shape[0], num_classes)
-    device = torch.device(device if device is not None else "cpu")
-
-    gen = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(x.shape[0], generator=gen)
-    n_held = int(round(heldout * x.shape[0]))
-    held, train = perm[:n_held], perm[n_held:]
-    if train.numel() < 2:
-        raise ValueError(f"images: expected at least 2 training images after the held-out split, got "
-                         f"{train.numel()}")
-    config = {"in_channels": int(x.shape[1]), "image_size": [int(x.shape[2]), int(x.shape[3])],
-              "num_classes": num_classes, "widths": [int(w) for w in widths], "feature_dim": feature_dim}
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        clf = DomainClassifier(config, dataset=dataset, device=device)
-    net = clf.net
-    steps_per_epoch = math.ceil(train.numel() / batch_size)
-    total = epochs * steps_per_epoch
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
-    xt, yt = x[train], y[train]
-    start = time.perf_counter()
-    net.train()
-    for epoch in range(epochs):
-        order = torch.randperm(xt.shape[0], generator=gen)
-        for i in range(0, order.numel(), batch_size):
-            idx = order[i:i + batch_size]
-            if idx.numel() < 2:            # BatchNorm needs two samples
-                continue
-            xb = xt[idx]
-            if augment:
-                xb = _shift(xb, augment, gen)
-            _, logits = net(xb.to(device))
-            loss = F.cross_entropy(logits, yt[idx].to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-        if verbose:
-            print(f"epoch {epoch + 1}/{epochs}: loss {float(loss.detach()):.4f} ({time.perf_counter() - start:.1f} s)")
-    net.eval()
-    clf.info = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
-                "augment": augment, "seed": seed, "n_train": int(train.numel()), "n_heldout": int(n_held),
-                "train_seconds": round(time.perf_counter() - start, 2)}
-    if n_held:
-        clf.heldout_accuracy = clf.accuracy(x[held], y[held])
-    return clf
-
-
-def _real_stats(stats_real) -> Tuple[ArrayLike, ArrayLike]:
-    if not isinstance(stats_real, (tuple, list)) or len(stats_real) not in (2, 3):
-        raise TypeError("stats_real: expected (mu, sigma) or load_stats()'s (mu, sigma, meta), got "
-                        f"{type(stats_real).__name__}")
-    return stats_real[0], stats_real[1]
-
-
-def fid_dom(features_fake: ArrayLike, stats_real) -> float:
-    """FID-dom: Fréchet distance between the classifier features of generated images (N, d) and the real
-    statistics ``stats_real`` = (mu, sigma) of the same classifier (not comparable with Inception FID)."""
-    mu, sigma = feature_stats(features_fake)
-    mu_r, sigma_r = _real_stats(stats_real)
-    return frechet_distance(mu, sigma, mu_r, sigma_r)
-
-
-def is_dom(logits: ArrayLike, splits: int = 10) -> Tuple[float, float]:
-    """IS-dom: (mean, std) of the Inception-Score formula over ``splits`` with the domain classifier's logits
-    (at most its number of classes; not comparable with Inception IS)."""
-    return inception_score(logits, splits=splits)
-
-
-def domain_metrics(classifier: DomainClassifier, images: torch.Tensor, stats_real, splits: int = 10,
-                   batch_size: int = 500) -> Dict[str, float]:
-    """{"FID-dom", "IS-dom", "IS-dom-std"} of generated ``images`` against the real statistics of
-    ``classifier``'s features."""
-    feats, logits = classifier.features_and_logits(images, batch_size)
-    mean, std = is_dom(logits, splits)
-    return {FID_DOM: fid_dom(feats, stats_real), IS_DOM: mean, IS_DOM + "-std": std}

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .._io import load_tensors, one_line
-from ..data.images import to_uint8 as data_to_uint8
+from ..data.convert import to_uint8 as data_to_uint8
 
 WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + WEIGHTS_FILE

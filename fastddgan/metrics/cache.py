@@ -1,0 +1,67 @@
+"""Reference statistics of the real data, cached on disk, and where ``python -m fastddgan.evaluate`` keeps them.
+
+    default_cache_dir(data_dir)         DATA_DIR/fastddgan-cache
+    classifier_path(cache_dir, name)    CACHE_DIR/classifier-NAME.pt, the data set's domain classifier
+    real_stats(dataset, feature, featurize, cache_dir)
+                                        (mu, sigma) of the features of the whole (train) data set, cached as
+                                        CACHE_DIR/stats-NAME-FEATURE-FINGERPRINT.npz
+    file_tag(path)                      a short hash of a file's bytes (a classifier's features are cached under it)
+
+The set's fingerprint covers its number of images, size and channels and its pixels (for a folder: its files'
+names, sizes and times), so other images are never served these statistics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import torch
+
+from ..data.convert import to_model_range
+from .fid import RunningStats, load_stats, save_stats
+
+
+def default_cache_dir(data_dir: str) -> str:
+    return os.path.join(data_dir, "fastddgan-cache")
+
+
+def _safe_name(dataset: str) -> str:
+    return dataset.replace(":", "_").replace(os.sep, "_")
+
+
+def classifier_path(cache_dir: str, dataset: str) -> str:
+    return os.path.join(cache_dir, f"classifier-{_safe_name(dataset)}.pt")
+
+
+def file_tag(path: str) -> str:
+    """The first 10 hex digits of the SHA-1 of the file at ``path``."""
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:10]
+
+
+def real_stats(dataset, feature_name: str, featurize, cache_dir: str, batch_size: int = 500):
+    """(mu, sigma) of ``featurize`` over the whole (train) data set, cached as an .npz per data set, feature and
+    the set's fingerprint (so a folder whose files changed, or another image size or channel count, is not served
+    the statistics of other images). ``featurize`` gets batches in [-1, 1] (``to_model_range`` of the uint8
+    images)."""
+    name, tag = _safe_name(dataset.name), dataset.fingerprint()
+    path = os.path.join(cache_dir, f"stats-{name}-{feature_name}-{tag}.npz")
+    if os.path.isfile(path):
+        mu, sigma, _ = load_stats(path)
+        return mu, sigma
+    stats = RunningStats()
+    for i in range(0, len(dataset), batch_size):
+        if dataset.images is not None:
+            batch = dataset.images[i:i + batch_size]
+        else:
+            batch = torch.stack([dataset[j][0] for j in range(i, min(i + batch_size, len(dataset)))])
+        stats.update(featurize(to_model_range(batch)))
+    mu, sigma = stats.compute()
+    save_stats(path, mu, sigma, {"dataset": dataset.name, "feature": feature_name, "n": len(dataset),
+                                 "channels": dataset.channels, "image_size": dataset.image_size,
+                                 "fingerprint": tag, "split": "train"})
+    return mu, sigma
