@@ -26,7 +26,7 @@ import datetime
 import os
 import sys
 import time
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
@@ -101,6 +101,35 @@ def _load_data(dataset: str, data_dir: str, image_size: Optional[int], channels:
     return load_dataset(dataset, data_dir=data_dir, image_size=image_size, channels=channels)
 
 
+def _scores(x: torch.Tensor, chosen: List[str], data, dataset: str, clf_path: str, inception, cache_dir: str,
+            device: str, seed: int) -> Dict[str, Any]:
+    """The chosen metrics of the samples ``x`` against ``data`` (the "metrics" of the JSON record)."""
+    results: Dict[str, Any] = {}
+    if "toy" in chosen:
+        results.update(M.toy2d_metrics(x, dataset, generator=torch.Generator().manual_seed(seed)))
+    if "fid-dom" in chosen or "is-dom" in chosen:
+        if not os.path.isfile(clf_path):
+            raise EvaluationError(f"--classifier: no domain classifier at {clf_path}; train one with python -m "
+                                  f"fastddgan.evaluate --train-classifier --dataset {dataset}")
+        clf = M.DomainClassifier.load(clf_path, device=device)
+        feats, logits = clf.features_and_logits(x)
+        if "fid-dom" in chosen:
+            stats = real_stats(data, f"dom-{file_tag(clf_path)}", clf.features, cache_dir)
+            results[M.FID_DOM] = M.fid_dom(feats, stats)
+        if "is-dom" in chosen:
+            results[M.IS_DOM], results[M.IS_DOM + "-std"] = M.is_dom(logits)
+        results["classifier"] = {"path": os.path.abspath(clf_path), "heldout_accuracy": clf.heldout_accuracy}
+    if inception is not None:
+        feats, logits = inception.features(x)
+        if "fid" in chosen:
+            mu_r, sigma_r = real_stats(data, "inception-2015-12-05", lambda b: inception.features(b)[0], cache_dir)
+            mu, sigma = M.feature_stats(feats)
+            results["FID"] = M.frechet_distance(mu, sigma, mu_r, sigma_r)
+        if "is" in chosen:
+            results["IS"], results["IS-std"] = M.inception_score(logits)
+    return results
+
+
 def evaluate(model, *, metrics: str = "auto", n: int = 10000, T: Optional[int] = None, seed: int = 0,
              batch_size: Optional[int] = 500, dataset: Optional[str] = None, data_dir: Optional[str] = None,
              cache_dir: Optional[str] = None, inception_weights: Optional[str] = None,
@@ -146,29 +175,7 @@ def evaluate(model, *, metrics: str = "auto", n: int = 10000, T: Optional[int] =
     inception = M.InceptionMetrics(inception_weights, device=device) if {"fid", "is"} & set(chosen) else None
     run = timed_sample(model, T, n, seed, batch_size, device, guidance, ddim)
     x = run.pop("samples")
-    results: Dict[str, Any] = {}
-    if "toy" in chosen:
-        results.update(M.toy2d_metrics(x, dataset, generator=torch.Generator().manual_seed(seed)))
-    if "fid-dom" in chosen or "is-dom" in chosen:
-        if not os.path.isfile(clf_path):
-            raise EvaluationError(f"--classifier: no domain classifier at {clf_path}; train one with python -m "
-                                  f"fastddgan.evaluate --train-classifier --dataset {dataset}")
-        clf = M.DomainClassifier.load(clf_path, device=device)
-        feats, logits = clf.features_and_logits(x)
-        if "fid-dom" in chosen:
-            stats = real_stats(data, f"dom-{file_tag(clf_path)}", clf.features, cache_dir)
-            results[M.FID_DOM] = M.fid_dom(feats, stats)
-        if "is-dom" in chosen:
-            results[M.IS_DOM], results[M.IS_DOM + "-std"] = M.is_dom(logits)
-        results["classifier"] = {"path": os.path.abspath(clf_path), "heldout_accuracy": clf.heldout_accuracy}
-    if inception is not None:
-        feats, logits = inception.features(x)
-        if "fid" in chosen:
-            mu_r, sigma_r = real_stats(data, "inception-2015-12-05", lambda b: inception.features(b)[0], cache_dir)
-            mu, sigma = M.feature_stats(feats)
-            results["FID"] = M.frechet_distance(mu, sigma, mu_r, sigma_r)
-        if "is" in chosen:
-            results["IS"], results["IS-std"] = M.inception_score(logits)
+    results = _scores(x, chosen, data, dataset, clf_path, inception, cache_dir, device, seed)
     record = {"checkpoint": source, "kind": "ddgan" if hasattr(model, "generator") else "ddpm",
               "dataset": dataset, "n": n, "seed": seed, "guidance": guidance, "ddim": ddim, "metrics": results,
               "speed": run, "device": torch.cuda.get_device_name(device) if torch.device(device).type == "cuda"
