@@ -69,12 +69,12 @@ def _weight_final_step(model, share: float) -> None:
     weights = torch.full((model.T,), (1 - share) / (model.T - 1))
     weights[0] = share
 
-    def pair(x0, generator):
+    def pair(model, x0, generator):
         t = torch.multinomial(weights, x0.shape[0], replacement=True, generator=generator)
         x_prev, x_t = ops.q_sample_pairs(x0, t, model.schedule, generator=generator)
         return t, x_prev, x_t
 
-    model._pair = pair
+    model.objective.pair = pair  # the objective draws the training pairs of both steps
 
 
 def main() -> None:

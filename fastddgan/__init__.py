@@ -9,7 +9,7 @@
 See :class:`fastddgan.Schedule` for the index convention used throughout.
 """
 
-from . import checkpoint, data, losses, models, ops
+from . import checkpoint, data, family, losses, models, ops
 from .checkpoint import from_preset, load, save
 from .ddgan import DDGAN
 from .ddpm import DDPM
@@ -17,7 +17,8 @@ from .ema import EMA
 from .losses import LOSSES, get_loss
 from .sampling import sample
 from .schedule import Schedule
+from .train_state import TrainState
 
 __version__ = "0.1.0"
-__all__ = ["Schedule", "DDPM", "DDGAN", "EMA", "LOSSES", "get_loss", "sample", "save", "load", "from_preset",
-           "ops", "losses", "models", "data", "checkpoint", "__version__"]
+__all__ = ["Schedule", "DDPM", "DDGAN", "EMA", "TrainState", "LOSSES", "get_loss", "sample", "save", "load",
+           "from_preset", "ops", "losses", "models", "data", "checkpoint", "family", "__version__"]

@@ -1,4 +1,4 @@
-"""Building models from presets, and checkpoints that rebuild them.
+"""Building models from presets, checkpoints that rebuild them, and reading exports.
 
     model = fastddgan.checkpoint.from_preset("ddgan", "mnist", schedule=4, loss="hellinger")
     fastddgan.save(model, "runs/mnist/ckpt.pt")      # atomic: a crash never leaves a half-written file
@@ -6,15 +6,21 @@
 
 A checkpoint is a ``torch.save`` dict: ``{"format": "fastddgan", "version": 1, "kind": "ddgan" | "ddpm",
 "config": <what from_preset was given>, "schedule": {betas, timesteps, name}, "model": state_dict,
-"optimizers": {...}, "grad_scalers": {...} (the fp16 loss scalers' state, when enabled), "step": int,
-"extra": {...}}``. It holds tensors and plain Python values only, so it loads
-with ``weights_only=True``.
+"optimizers": {...}, "schedulers": [...], "grad_scalers": {...} (the fp16 loss scalers' state, when enabled),
+"step": int, "extra": {...}}``; the entries from "optimizers" to "step" are the model's
+:class:`~fastddgan.train_state.TrainState` ``state_dict()``. It holds tensors and plain Python values only, so it
+loads with ``weights_only=True``.
+
+Models are used through the protocol of :mod:`fastddgan.family` only: the family named by "kind" rebuilds the model
+(its ``roles`` are the preset networks it is built from), ``state_dict()`` and ``train_state`` are saved. An export
+folder (written by :mod:`fastddgan.export`) holds the sampling network only and is read by :func:`load` too.
 """
 
 from __future__ import annotations
 
 import copy
 import errno
+import json
 import os
 import shutil
 from typing import Any, Dict, Optional, Union
@@ -22,15 +28,16 @@ from typing import Any, Dict, Optional, Union
 import torch
 
 from ._io import atomic_write, load_tensors, one_line
-from .ddgan import DDGAN
-from .ddpm import DDPM
+from .family import family, is_model, kinds
 from .models import build, preset as preset_config
 from .models.presets import accepted_kwargs, check_config
 from .schedule import Schedule
 
 FORMAT, VERSION = "fastddgan", 1
-KINDS = ("ddgan", "ddpm")
 RUNTIME_OPTIONS = ("amp", "compile")
+# an export folder (fastddgan.export): the sampling network's weights and how to rebuild the model
+EXPORT_FORMAT, EXPORT_VERSION = "fastddgan-export", 1
+EXPORT_WEIGHTS, EXPORT_CONFIG = "network.safetensors", "config.json"
 
 
 class DiskFullError(OSError):
@@ -49,9 +56,8 @@ def _sample_shape(config: Dict[str, Any]):
     return (config["channels"], config["image_size"], config["image_size"])
 
 
-def _check_options(kind: str, options: Dict[str, Any]) -> None:
-    cls = DDGAN if kind == "ddgan" else DDPM
-    taken = accepted_kwargs(cls) - {"generator", "discriminator", "model", "schedule", "num_classes"}
+def _check_options(cls: type, kind: str, options: Dict[str, Any]) -> None:
+    taken = accepted_kwargs(cls) - {*cls.roles, "generator", "discriminator", "model", "schedule", "num_classes"}
     unknown = sorted(str(k) for k in set(options) - taken)
     if unknown:
         raise ValueError(f"options: unknown {kind} option(s) {unknown}; {cls.__name__} takes {sorted(taken)}")
@@ -64,26 +70,17 @@ def from_preset(kind: str, preset: Union[str, Dict[str, Any]], schedule: Union[S
     ``schedule``: a Schedule or T (DDGAN: ``Schedule.ddgan(T)``, default 4; DDPM: ``Schedule.linear(T)``, default
     1000). ``options`` go to ``DDGAN(...)`` / ``DDPM(...)`` (loss, lr_g, ema_decay, p_uncond, ...).
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
+    cls = family(kind)
     config = preset_config(preset) if isinstance(preset, str) else copy.deepcopy(preset)
     # every network's config and the options first, so that a bad or oversized config allocates nothing
-    check_config(config, ("generator", "discriminator") if kind == "ddgan" else ("denoiser",), num_classes)
-    _check_options(kind, options)
-    if isinstance(schedule, Schedule):
-        sched = schedule
-    elif kind == "ddgan":
-        sched = Schedule.ddgan(4 if schedule is None else schedule)
-    else:
-        sched = Schedule.linear(1000 if schedule is None else schedule)
+    check_config(config, cls.roles, num_classes)
+    _check_options(cls, kind, options)
+    sched = schedule if isinstance(schedule, Schedule) else cls.default_schedule(schedule)
     options = dict(options)
     options.setdefault("sample_shape", _sample_shape(config))
     options.setdefault("clip_x0", config["kind"] == "image")
-    if kind == "ddgan":
-        model = DDGAN(build(config, "generator", num_classes), build(config, "discriminator", num_classes), sched,
-                      num_classes=num_classes, **options)
-    else:
-        model = DDPM(build(config, "denoiser", num_classes), sched, num_classes=num_classes, **options)
+    networks = {role: build(config, role, num_classes) for role in cls.roles}  # in order: the same random init
+    model = cls.from_networks(networks, sched, num_classes, **options)
     # how the model is run (autocast, compilation) is not part of what it is: a checkpoint rebuilds it without them
     saved = {k: v for k, v in options.items() if k not in RUNTIME_OPTIONS}
     model.build_config = {"kind": kind, "preset": config, "num_classes": num_classes, "options": saved}
@@ -91,25 +88,20 @@ def from_preset(kind: str, preset: Union[str, Dict[str, Any]], schedule: Union[S
 
 
 def optimizers(model) -> Dict[str, torch.optim.Optimizer]:
-    if isinstance(model, DDGAN):
-        return {"g": model.opt_g, "d": model.opt_d}
-    return {"model": model.optimizer}
+    """The model's optimisers by name (its training state's)."""
+    return dict(model.train_state.optimizers)
 
 
 def estimated_size(model) -> int:
     """About how many bytes :func:`save` writes for ``model``: its state dict (networks, EMA) plus the optimisers'
     state (Adam: two moments per parameter), whether or not a step has created that state yet."""
     tensors = {id(t): t for t in model.state_dict().values() if isinstance(t, torch.Tensor)}
-    size = sum(t.numel() * t.element_size() for t in tensors.values())
-    for opt in optimizers(model).values():
-        for group in opt.param_groups:
-            size += 2 * sum(p.numel() * p.element_size() for p in group["params"])
-    return size
+    return sum(t.numel() * t.element_size() for t in tensors.values()) + model.train_state.state_bytes()
 
 
 def save(model, path: Union[str, os.PathLike], extra: Optional[Dict[str, Any]] = None) -> None:
     """Write ``model`` (built by :func:`from_preset`) to ``path`` atomically (temporary file, then rename)."""
-    if not isinstance(model, (DDGAN, DDPM)):
+    if not is_model(model):
         raise TypeError(f"model: expected a fastddgan.DDGAN or fastddgan.DDPM, got {type(model).__name__}")
     config = getattr(model, "build_config", None)
     if config is None:
@@ -120,11 +112,7 @@ def save(model, path: Union[str, os.PathLike], extra: Optional[Dict[str, Any]] =
         "schedule": {"betas": model.schedule.betas.cpu(), "timesteps": model.schedule.timesteps.cpu(),
                      "name": model.schedule.name},
         "model": model.state_dict(),
-        "optimizers": {name: opt.state_dict() for name, opt in optimizers(model).items()},
-        "schedulers": [s.state_dict() for s in getattr(model, "schedulers", [])],
-        "grad_scalers": {name: s.state_dict() for name, s in getattr(model, "grad_scalers", {}).items()
-                         if s.is_enabled()},
-        "step": int(getattr(model, "step", 0)),
+        **model.train_state.state_dict(),  # optimizers, schedulers, grad_scalers, step
         "extra": extra or {},
     }
     try:
@@ -185,8 +173,8 @@ _OPTIONAL = {"optimizers": dict, "schedulers": list, "grad_scalers": dict, "step
 def _malformed(state: Dict[str, Any]) -> Optional[str]:
     """What is wrong with the structure of a checkpoint's entries, or None (their values are checked where they are
     used: the config by from_config, the tables by Schedule, the tensors' shapes by restore)."""
-    if state["kind"] not in KINDS:
-        return f"'kind' is {state['kind']!r}; expected one of {KINDS}"
+    if not isinstance(state["kind"], str) or state["kind"] not in kinds():
+        return f"'kind' is {state['kind']!r}; expected one of {kinds()}"
     model = state["model"]
     if not isinstance(model, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                               for k, v in model.items()):
@@ -252,20 +240,13 @@ def restore(model, state: Dict[str, Any], with_optimizers: bool = True) -> None:
     try:
         model.load_state_dict(state["model"])
         if with_optimizers:
-            for name, opt in optimizers(model).items():
-                opt.load_state_dict(state["optimizers"][name])
-            for scheduler, s in zip(getattr(model, "schedulers", []), state.get("schedulers", [])):
-                scheduler.load_state_dict(s)
-            saved_scalers = state.get("grad_scalers", {})
-            for name, scaler in getattr(model, "grad_scalers", {}).items():
-                if scaler.is_enabled() and name in saved_scalers:
-                    scaler.load_state_dict(saved_scalers[name])
+            model.train_state.load_state_dict(state)
     except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as err:
         where = state.get("path", "the checkpoint")
         what = f"missing {err}" if isinstance(err, KeyError) else one_line(str(err), 300)
         raise ValueError(f"path: {where!r} does not fit the model its config describes ({type(err).__name__}: "
                          f"{what})") from None
-    model.step = int(state.get("step", 0))
+    model.train_state.step = int(state.get("step", 0))
     model.checkpoint_extra = state.get("extra", {})
 
 
@@ -295,8 +276,6 @@ def load(path: Union[str, os.PathLike], map_location="cpu"):
     """Rebuild the model saved at ``path``: a checkpoint file (networks, EMA, optimisers, LR schedules, step,
     schedule) or a folder written by :func:`fastddgan.export.export` (the EMA network only, for sampling), given
     as the folder or as one of its two files (``network.safetensors``, ``config.json``)."""
-    from .export import export_folder, load_export
-
     folder = export_folder(path)
     if folder is not None:
         return load_export(folder, map_location)
@@ -304,4 +283,55 @@ def load(path: Union[str, os.PathLike], map_location="cpu"):
     state["path"] = os.fspath(path)
     model = from_config(state["config"], schedule_of(state, state["path"]), state["path"])
     restore(model, state)
+    return model.to(map_location)
+
+
+# ---------------------------------------------------------------------------------------------- export folders
+def export_folder(path: Union[str, os.PathLike]) -> Optional[str]:
+    """The export folder that ``path`` names (the folder itself, or its ``network.safetensors`` or ``config.json``
+    file), or None when ``path`` is not about an export."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        return path
+    if os.path.basename(path) in (EXPORT_WEIGHTS, EXPORT_CONFIG) and os.path.isfile(path):
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.basename(path) == EXPORT_WEIGHTS or os.path.isfile(os.path.join(folder, EXPORT_WEIGHTS)):
+            return folder
+    return None
+
+
+def safetensors():
+    try:
+        import safetensors.torch as st
+    except ImportError:
+        raise ImportError("export needs the safetensors package: pip install safetensors") from None
+    return st
+
+
+def load_export(folder: Union[str, os.PathLike], map_location="cpu"):
+    """Rebuild a model from an export folder (the network and its EMA copy both hold the exported weights)."""
+    folder = os.fspath(folder)
+    config_path, weights_path = os.path.join(folder, EXPORT_CONFIG), os.path.join(folder, EXPORT_WEIGHTS)
+    if not (os.path.isfile(config_path) and os.path.isfile(weights_path)):
+        raise FileNotFoundError(f"path: {folder!r} is a folder but not a fastddgan export (expected {EXPORT_CONFIG} "
+                                f"and {EXPORT_WEIGHTS} in it)")
+    try:
+        with open(config_path) as f:
+            meta = json.load(f)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"path: cannot read {config_path!r} ({err})") from None
+    if meta.get("format") != EXPORT_FORMAT or meta.get("version") != EXPORT_VERSION:
+        raise ValueError(f"path: {config_path!r} is not a fastddgan export of version {EXPORT_VERSION}")
+    st = safetensors()
+    try:
+        weights = st.load_file(weights_path)
+    except Exception as err:  # noqa: BLE001 - a corrupt or truncated file
+        raise ValueError(f"path: {weights_path!r} is truncated or corrupt ({err})") from None
+    check_finite(weights, f"path: {weights_path!r}")
+    config, sched = meta["config"], meta["schedule"]
+    schedule = Schedule(torch.tensor(sched["betas"], dtype=torch.float64),
+                        timesteps=torch.tensor(sched["timesteps"], dtype=torch.long), name=sched["name"])
+    model = from_config(config, schedule, config_path)
+    model.load_sampling_weights(weights)
+    model.train_state.step = int(meta.get("step", 0))
     return model.to(map_location)

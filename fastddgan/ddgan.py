@@ -19,20 +19,153 @@ then the usual posterior draw (for the same x_t this equals guidance on eps exac
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import functools
+from typing import Dict, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
 
 from . import losses, ops
-from ._amp import autocast, check_amp, grad_scaler, optimizer_step
+from ._amp import autocast, check_amp, grad_scaler
 from .ema import EMA
+from .family import SamplingSetup, register
 from .guidance import check_guidance, check_labels, drop_labels, guided
+from .sampling import ddgan_sampler, sample
 from .schedule import Schedule
+from .train_state import TrainState, TrainStateAccess
 
 
-class DDGAN(nn.Module):
+def predict_x0(net: nn.Module, x_t, z, t, y=None, guidance: float = 0.0, num_classes: Optional[int] = None,
+               clip_x0: bool = True) -> torch.Tensor:
+    """G's x0 prediction; with guidance, (1 + w) G(x_t, z, t, y) - w G(x_t, z, t, null) (same z), clamped to
+    [-1, 1] when ``clip_x0``."""
+    x0 = guided(lambda x, zz, tt, yy: net(x, zz, tt, yy), (x_t, z, t), y, guidance, num_classes)
+    return x0.clamp(-1, 1) if guidance != 0.0 and clip_x0 else x0
+
+
+def x0_denoiser(net: nn.Module, device: torch.device, guidance: float, *, num_classes: Optional[int],
+                clip_x0: bool):
+    """The denoiser of :func:`fastddgan.sampling.ddgan_sampler`: ``(x_t, t, z, y=None) -> x0``."""
+    return lambda x_t, t, z, y=None: predict_x0(net, x_t, z, t, y, guidance, num_classes, clip_x0)
+
+
+class DDGANObjective:
+    """The DDGAN training objective and how it is computed: the GAN loss (with R1 or the gradient penalty, drift),
+    the label dropout, autocast and the (compiled) networks as called in training.
+
+    One iteration (:meth:`train_step`) updates a :class:`DDGAN`'s networks and EMA through its
+    :class:`~fastddgan.train_state.TrainState` (optimisers "g" and "d").
+    """
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, loss="js", loss_options: Optional[dict] = None,
+                 r1_gamma: float = 0.02, lazy_reg: int = 1, p_uncond: float = 0.0, amp: Optional[str] = None,
+                 compile: bool = False):
+        if isinstance(lazy_reg, bool) or not isinstance(lazy_reg, int) or lazy_reg < 1:
+            raise ValueError(f"lazy_reg: expected an integer >= 1, got {lazy_reg!r}")
+        if not isinstance(loss, (str, losses.GANLoss)):
+            raise TypeError(f"loss: expected an objective name {tuple(losses.LOSSES)} or a fastddgan.losses.GANLoss, "
+                            f"got {type(loss).__name__}")
+        self.loss = losses.get_loss(loss, **(loss_options or {})) if isinstance(loss, str) else loss
+        if self.loss.needs_gradient_penalty and getattr(discriminator, "minibatch_std", False):
+            raise ValueError("discriminator: a Wasserstein critic must not couple samples (minibatch_std=True); "
+                             "the gradient penalty assumes each logit depends on its own sample only")
+        # (G, D) as called in training, compiled or not. Passes that need double backward (R1, the gradient
+        # penalty) use the eager D: compiled graphs do not support it.
+        self.discriminator = discriminator
+        self.nets = (torch.compile(generator), torch.compile(discriminator)) if compile else \
+            (generator, discriminator)
+        self.r1_gamma = float(r1_gamma)
+        self.lazy_reg = lazy_reg
+        self.p_uncond = p_uncond
+        self.amp = check_amp(amp)
+
+    def pair(self, model: "DDGAN", x0: torch.Tensor, generator):
+        """t ~ U{0..T-1} and a true pair (x_{t-1}, x_t) ~ q."""
+        t = torch.randint(0, model.T, (x0.shape[0],), device=x0.device, generator=generator)
+        x_prev, x_t = ops.q_sample_pairs(x0, t, model.schedule, generator=generator)
+        return t, x_prev, x_t
+
+    def fake_prev(self, model: "DDGAN", x_t, t, y, generator) -> torch.Tensor:
+        """x'_{t-1} = posterior_sample(G(x_t, z, t, y), x_t, t) with a fresh z."""
+        with autocast(self.amp, x_t.device):
+            z = torch.randn(x_t.shape[0], model.nz, device=x_t.device, generator=generator)
+            x0_pred = self.nets[0](x_t, z, t, y)
+        return ops.posterior_sample(x0_pred.to(x_t.dtype), x_t, t, model.schedule, generator=generator)
+
+    def d(self, x_prev, x_t, t, y, eager: bool = False) -> torch.Tensor:
+        """D's logits (float32); ``eager``: the uncompiled D (double backward)."""
+        net = self.discriminator if eager else self.nets[1]
+        with autocast(self.amp, x_t.device):
+            return net(x_prev, x_t, t, y).float()
+
+    def discriminator_step(self, model: "DDGAN", state: TrainState, x0: torch.Tensor, y: Optional[torch.Tensor],
+                           generator=None) -> dict:
+        t, x_prev, x_t = self.pair(model, x0, generator)
+        r1_now = not self.loss.needs_gradient_penalty and self.r1_gamma > 0 and state.step % self.lazy_reg == 0
+        x_prev.requires_grad_(r1_now)
+        real = self.d(x_prev, x_t, t, y, eager=r1_now)
+        with torch.no_grad():
+            fake_prev = self.fake_prev(model, x_t, t, y, generator)
+        fake = self.d(fake_prev, x_t, t, y)
+        loss_d = self.loss.discriminator(real, fake)
+        metrics = {"loss_d": loss_d.detach(), "divergence": self.loss.divergence(real.detach(), fake.detach())}
+        scaler = state.grad_scalers["d"]
+        if r1_now:
+            # the inner gradient from scaled logits (fp16 would underflow), then unscaled: R1 = |grad(S V)|^2 / S^2
+            scale = scaler.scale(torch.ones((), device=real.device))
+            r1 = losses.r1_penalty(scaler.scale(real), x_prev) / scale**2
+            loss_d = loss_d + 0.5 * self.r1_gamma * self.lazy_reg * r1
+            metrics["r1"] = r1.detach()
+        if self.loss.drift:
+            drift = real.pow(2).mean()
+            loss_d = loss_d + self.loss.drift * drift
+            metrics["drift"] = drift.detach()
+        if self.loss.needs_gradient_penalty:
+            gp = losses.gradient_penalty(lambda xp, xt, tt, yy: self.d(xp, xt, tt, yy, eager=True),
+                                         x_prev.detach(), fake_prev, x_t, t, y, generator=generator)
+            loss_d = loss_d + self.loss.gp_lambda * gp
+            metrics["gp"] = gp.detach()
+        state.backward("d", loss_d)
+        state.optimizer_step("d")
+        return metrics
+
+    def generator_step(self, model: "DDGAN", state: TrainState, x0: torch.Tensor, y: Optional[torch.Tensor],
+                       generator=None) -> dict:
+        t, _, x_t = self.pair(model, x0, generator)
+        self.discriminator.requires_grad_(False)  # no D weight gradients in the G step
+        try:
+            fake = self.d(self.fake_prev(model, x_t, t, y, generator), x_t, t, y)
+            loss_g = self.loss.generator(fake)
+            state.backward("g", loss_g)
+        finally:
+            self.discriminator.requires_grad_(True)
+        state.optimizer_step("g")
+        model.ema.update(model.generator)
+        return {"loss_g": loss_g.detach()}
+
+    def train_step(self, model: "DDGAN", state: TrainState, x0: torch.Tensor, y: Optional[torch.Tensor] = None,
+                   generator: Optional[torch.Generator] = None) -> dict:
+        """``n_critic`` discriminator steps (1 for f-GANs), one generator step, the EMA update, the LR schedules."""
+        model.generator.train()
+        model.discriminator.train()
+        y = drop_labels(check_labels(y, model.num_classes, x0.shape[0], x0.device), model.num_classes,
+                        self.p_uncond, generator)
+        metrics = {}
+        for _ in range(getattr(self.loss, "n_critic", 1)):
+            metrics = self.discriminator_step(model, state, x0, y, generator)
+        metrics.update(self.generator_step(model, state, x0, y, generator))
+        state.advance()
+        return metrics
+
+
+@register
+class DDGAN(TrainStateAccess, nn.Module):
     """Generator ``G(x_t, z, t, y=None) -> x0``, discriminator ``D(x_{t-1}, x_t, t, y=None) -> (B,) logits``.
+
+    The model is the networks, the EMA of G (used for sampling), the schedule and the prediction; ``objective``
+    (:class:`DDGANObjective`) says how one training step is computed and ``train_state``
+    (:class:`~fastddgan.train_state.TrainState`: Adam "g" and "d", the LR schedules, the fp16 loss scalers, the step)
+    holds what training keeps besides the weights. ``model.train_step(x0, y)`` runs one iteration of the two.
 
     Args:
         generator, discriminator: the networks (``generator.nz`` is the latent size).
@@ -52,7 +185,8 @@ class DDGAN(nn.Module):
     sets it to the gradient average of :mod:`fastddgan.train.distributed`).
     """
 
-    gradient_sync = None
+    kind = "ddgan"
+    roles = ("generator", "discriminator")
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, schedule: Schedule | int = 4,
                  loss="js", loss_options: Optional[dict] = None, r1_gamma: float = 0.02, lazy_reg: int = 1,
@@ -61,142 +195,98 @@ class DDGAN(nn.Module):
                  sample_shape: Sequence[int] = (1, 28, 28), clip_x0: bool = True, amp: Optional[str] = None,
                  compile: bool = False):
         super().__init__()
-        if isinstance(lazy_reg, bool) or not isinstance(lazy_reg, int) or lazy_reg < 1:
-            raise ValueError(f"lazy_reg: expected an integer >= 1, got {lazy_reg!r}")
         if not 0.0 <= p_uncond < 1.0:
             raise ValueError(f"p_uncond: expected a probability in [0, 1), got {p_uncond!r}")
+        self.objective = DDGANObjective(generator, discriminator, loss, loss_options, r1_gamma, lazy_reg,
+                                        p_uncond if num_classes is not None else 0.0, amp, compile)
         self.generator = generator
         self.discriminator = discriminator
         self.schedule = Schedule.ddgan(schedule) if isinstance(schedule, int) else schedule
-        if not isinstance(loss, (str, losses.GANLoss)):
-            raise TypeError(f"loss: expected an objective name {tuple(losses.LOSSES)} or a fastddgan.losses.GANLoss, "
-                            f"got {type(loss).__name__}")
-        self.loss = losses.get_loss(loss, **(loss_options or {})) if isinstance(loss, str) else loss
-        if self.loss.needs_gradient_penalty and getattr(discriminator, "minibatch_std", False):
-            raise ValueError("discriminator: a Wasserstein critic must not couple samples (minibatch_std=True); "
-                             "the gradient penalty assumes each logit depends on its own sample only")
-        # (G, D) as called in training, compiled or not; a tuple, so that nothing is registered twice. Passes that
-        # need double backward (R1, the gradient penalty) use the eager D: compiled graphs do not support it.
-        self._train_nets = (torch.compile(generator), torch.compile(discriminator)) if compile else \
-            (generator, discriminator)
-        self.r1_gamma = float(r1_gamma)
-        self.lazy_reg = lazy_reg
         self.num_classes = num_classes
-        self.p_uncond = p_uncond if num_classes is not None else 0.0
         self.sample_shape = tuple(int(v) for v in sample_shape)
         self.clip_x0 = bool(clip_x0)
-        self.amp = check_amp(amp)
         self.nz = int(generator.nz)
         self.ema = EMA(generator, ema_decay)
-        self.opt_g = torch.optim.Adam(generator.parameters(), lr=lr_g, betas=tuple(betas))
-        self.opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr_d, betas=tuple(betas))
-        self.grad_scalers = {"g": grad_scaler(self.amp), "d": grad_scaler(self.amp)}
-        self.schedulers = []
-        if total_steps:
-            self.schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(opt, total_steps, eta_min=1e-5)
-                               for opt in (self.opt_g, self.opt_d)]
-        self.step = 0
+        opt_g = torch.optim.Adam(generator.parameters(), lr=lr_g, betas=tuple(betas))
+        opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr_d, betas=tuple(betas))
+        schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(opt, total_steps, eta_min=1e-5)
+                      for opt in (opt_g, opt_d)] if total_steps else []
+        amp = self.objective.amp
+        self.train_state = TrainState({"g": opt_g, "d": opt_d}, {"g": grad_scaler(amp), "d": grad_scaler(amp)},
+                                      schedulers)
+
+    # ------------------------------------------------------------------ the family protocol
+    @classmethod
+    def default_schedule(cls, T: Optional[int] = None) -> Schedule:
+        return Schedule.ddgan(4 if T is None else T)
+
+    @classmethod
+    def from_networks(cls, networks: Mapping[str, nn.Module], schedule: Schedule, num_classes: Optional[int] = None,
+                      **options) -> "DDGAN":
+        return cls(networks["generator"], networks["discriminator"], schedule, num_classes=num_classes, **options)
 
     @property
     def T(self) -> int:
         return self.schedule.T
 
-    def _autocast(self, device: torch.device):
-        return autocast(self.amp, device)
+    def sampling_network(self) -> nn.Module:
+        return self.ema.module
 
-    def _pair(self, x0: torch.Tensor, generator):
-        t = torch.randint(0, self.T, (x0.shape[0],), device=x0.device, generator=generator)
-        x_prev, x_t = ops.q_sample_pairs(x0, t, self.schedule, generator=generator)
-        return t, x_prev, x_t
+    def load_sampling_weights(self, weights: Mapping[str, torch.Tensor]) -> None:
+        self.ema.module.load_state_dict(weights)
+        self.generator.load_state_dict(weights)
 
-    def _latent(self, batch: int, device, generator) -> torch.Tensor:
-        return torch.randn(batch, self.nz, device=device, generator=generator)
-
-    def _fake_prev(self, x_t, t, y, generator) -> torch.Tensor:
-        with self._autocast(x_t.device):
-            x0_pred = self._train_nets[0](x_t, self._latent(x_t.shape[0], x_t.device, generator), t, y)
-        return ops.posterior_sample(x0_pred.to(x_t.dtype), x_t, t, self.schedule, generator=generator)
-
-    def _d(self, x_prev, x_t, t, y, eager: bool = False) -> torch.Tensor:
-        net = self.discriminator if eager else self._train_nets[1]
-        with self._autocast(x_t.device):
-            return net(x_prev, x_t, t, y).float()
+    def sampling(self, T: Optional[int] = None, ddim: bool = False, variance: str = "small") -> SamplingSetup:
+        """The generator's T steps (its training T); DDIM is refused."""
+        if T is not None and T != self.T:
+            raise ValueError(f"T: this DDGAN was trained with T={self.T} and samples with it, got T={T}")
+        if ddim:
+            raise ValueError("ddim: DDIM steps are for DDPM models; a DDGAN's steps are its generator's")
+        denoiser = functools.partial(x0_denoiser, num_classes=self.num_classes, clip_x0=self.clip_x0)
+        return SamplingSetup(ddgan_sampler, self.schedule, denoiser, {"nz": self.nz})
 
     # ------------------------------------------------------------------ training
-    def discriminator_step(self, x0: torch.Tensor, y: Optional[torch.Tensor], generator=None) -> dict:
-        t, x_prev, x_t = self._pair(x0, generator)
-        r1_now = not self.loss.needs_gradient_penalty and self.r1_gamma > 0 and self.step % self.lazy_reg == 0
-        x_prev.requires_grad_(r1_now)
-        real = self._d(x_prev, x_t, t, y, eager=r1_now)
-        with torch.no_grad():
-            fake_prev = self._fake_prev(x_t, t, y, generator)
-        fake = self._d(fake_prev, x_t, t, y)
-        loss_d = self.loss.discriminator(real, fake)
-        metrics = {"loss_d": loss_d.detach(), "divergence": self.loss.divergence(real.detach(), fake.detach())}
-        scaler = self.grad_scalers["d"]
-        if r1_now:
-            # the inner gradient from scaled logits (fp16 would underflow), then unscaled: R1 = |grad(S V)|^2 / S^2
-            scale = scaler.scale(torch.ones((), device=real.device))
-            r1 = losses.r1_penalty(scaler.scale(real), x_prev) / scale**2
-            loss_d = loss_d + 0.5 * self.r1_gamma * self.lazy_reg * r1
-            metrics["r1"] = r1.detach()
-        if self.loss.drift:
-            drift = real.pow(2).mean()
-            loss_d = loss_d + self.loss.drift * drift
-            metrics["drift"] = drift.detach()
-        if self.loss.needs_gradient_penalty:
-            gp = losses.gradient_penalty(lambda xp, xt, tt, yy: self._d(xp, xt, tt, yy, eager=True),
-                                         x_prev.detach(), fake_prev, x_t, t, y, generator=generator)
-            loss_d = loss_d + self.loss.gp_lambda * gp
-            metrics["gp"] = gp.detach()
-        self.opt_d.zero_grad(set_to_none=True)
-        scaler.scale(loss_d).backward()
-        optimizer_step(self.opt_d, scaler, self.gradient_sync)
-        return metrics
-
-    def generator_step(self, x0: torch.Tensor, y: Optional[torch.Tensor], generator=None) -> dict:
-        t, _, x_t = self._pair(x0, generator)
-        self.discriminator.requires_grad_(False)  # no D weight gradients in the G step
-        try:
-            fake = self._d(self._fake_prev(x_t, t, y, generator), x_t, t, y)
-            loss_g = self.loss.generator(fake)
-            self.opt_g.zero_grad(set_to_none=True)
-            self.grad_scalers["g"].scale(loss_g).backward()
-        finally:
-            self.discriminator.requires_grad_(True)
-        optimizer_step(self.opt_g, self.grad_scalers["g"], self.gradient_sync)
-        self.ema.update(self.generator)
-        return {"loss_g": loss_g.detach()}
-
     def train_step(self, x0: torch.Tensor, y: Optional[torch.Tensor] = None,
                    generator: Optional[torch.Generator] = None) -> dict:
         """One iteration: ``n_critic`` discriminator steps (1 for f-GANs), one generator step, the EMA update.
 
         Returns the metrics as detached 0-d tensors (no host sync here; call ``.item()`` when logging)."""
-        self.generator.train()
-        self.discriminator.train()
-        y = drop_labels(check_labels(y, self.num_classes, x0.shape[0], x0.device), self.num_classes,
-                        self.p_uncond, generator)
-        metrics = {}
-        for _ in range(getattr(self.loss, "n_critic", 1)):
-            metrics = self.discriminator_step(x0, y, generator)
-        metrics.update(self.generator_step(x0, y, generator))
-        for scheduler in self.schedulers:
-            scheduler.step()
-        self.step += 1
-        return metrics
+        return self.objective.train_step(self, self.train_state, x0, y, generator)
+
+    def discriminator_step(self, x0: torch.Tensor, y: Optional[torch.Tensor], generator=None) -> dict:
+        return self.objective.discriminator_step(self, self.train_state, x0, y, generator)
+
+    def generator_step(self, x0: torch.Tensor, y: Optional[torch.Tensor], generator=None) -> dict:
+        return self.objective.generator_step(self, self.train_state, x0, y, generator)
+
+    # the objective's parts under the names they had on the model
+    loss = property(lambda self: self.objective.loss)
+    r1_gamma = property(lambda self: self.objective.r1_gamma)
+    lazy_reg = property(lambda self: self.objective.lazy_reg)
+    p_uncond = property(lambda self: self.objective.p_uncond)
+    opt_g = property(lambda self: self.train_state.optimizers["g"])
+    opt_d = property(lambda self: self.train_state.optimizers["d"])
+
+    def _pair(self, x0, generator):
+        return self.objective.pair(self, x0, generator)
+
+    def _fake_prev(self, x_t, t, y, generator):
+        return self.objective.fake_prev(self, x_t, t, y, generator)
+
+    def _d(self, x_prev, x_t, t, y, eager: bool = False):
+        return self.objective.d(x_prev, x_t, t, y, eager)
 
     # ------------------------------------------------------------------ sampling
     def predict_x0(self, net: nn.Module, x_t, z, t, y=None, guidance: float = 0.0) -> torch.Tensor:
         """G's x0 prediction; with guidance, (1 + w) G(x_t, z, t, y) - w G(x_t, z, t, null) (same z), clamped."""
-        x0 = guided(lambda x, zz, tt, yy: net(x, zz, tt, yy), (x_t, z, t), y, guidance, self.num_classes)
-        return x0.clamp(-1, 1) if guidance != 0.0 and self.clip_x0 else x0
+        return predict_x0(net, x_t, z, t, y, guidance, self.num_classes, self.clip_x0)
 
     def sample(self, n: int, T: Optional[int] = None, y: Optional[torch.Tensor] = None, guidance: float = 0.0,
                generator: Optional[torch.Generator] = None, **kwargs) -> torch.Tensor:
         """``n`` samples: x_{T-1} ~ N(0, I), then T generator calls (EMA weights) and fused posterior draws; see
         :func:`fastddgan.sample` for the other options."""
-        from .sampling import sample
-
         check_guidance(guidance, self.num_classes, check_labels(y, self.num_classes, n, None), labels_name="y")
         return sample(self, T, n, class_labels=y, guidance=guidance, generator=generator, **kwargs)
+
+
+__all__ = ["DDGAN", "DDGANObjective", "predict_x0", "x0_denoiser"]

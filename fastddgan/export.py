@@ -12,43 +12,31 @@ import argparse
 import json
 import os
 import sys
-from typing import Optional, Union
-
-import torch
+from typing import Union
 
 from ._cli import ArgumentParser
 from ._io import atomic_write, atomic_write_json, check_writable
-
-FORMAT, VERSION = "fastddgan-export", 1
-WEIGHTS, CONFIG = "network.safetensors", "config.json"
-
-
-def _safetensors():
-    try:
-        import safetensors.torch as st
-    except ImportError:
-        raise ImportError("export needs the safetensors package: pip install safetensors") from None
-    return st
+from .checkpoint import EXPORT_CONFIG as CONFIG, EXPORT_FORMAT as FORMAT, EXPORT_VERSION as VERSION, \
+    EXPORT_WEIGHTS as WEIGHTS, check_finite, export_folder, load, load_export, safetensors
+from .family import is_model
 
 
 def export(model, folder: Union[str, os.PathLike]) -> str:
-    """Write the EMA network of ``model`` (a DDGAN / DDPM built by ``from_preset``, or a checkpoint path) to
-    ``folder``; returns the folder."""
-    from .checkpoint import check_finite, load
-
-    st = _safetensors()
+    """Write the sampling (EMA) network of ``model`` (a DDGAN / DDPM built by ``from_preset``, or a checkpoint path)
+    to ``folder``; returns the folder. :func:`fastddgan.load` reads it back."""
+    st = safetensors()
     if isinstance(model, (str, os.PathLike)):
         model = load(model)
     config = getattr(model, "build_config", None)
-    if config is None:
+    if config is None or not is_model(model):
         raise ValueError("model: only models built with fastddgan.from_preset (or loaded from a checkpoint) can be "
                          "exported")
-    weights = {k: v.detach().cpu().contiguous() for k, v in model.ema.module.state_dict().items()}
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.sampling_network().state_dict().items()}
     check_finite(weights, "model: the EMA network")
     meta = {"format": FORMAT, "version": VERSION, "kind": config["kind"], "config": config,
             "schedule": {"betas": model.schedule.betas.tolist(), "timesteps": model.schedule.timesteps.tolist(),
                          "name": model.schedule.name},
-            "step": int(getattr(model, "step", 0))}
+            "step": int(model.train_state.step)}
     json.dumps(meta)  # fail before writing anything if the config is not plain data
     folder = os.fspath(folder)
     if os.path.exists(folder) and not os.path.isdir(folder):
@@ -57,54 +45,6 @@ def export(model, folder: Union[str, os.PathLike]) -> str:
     atomic_write(os.path.join(folder, WEIGHTS), lambda f: f.write(st.save(weights)))
     atomic_write_json(os.path.join(folder, CONFIG), meta)
     return folder
-
-
-def export_folder(path: Union[str, os.PathLike]) -> Optional[str]:
-    """The export folder that ``path`` names (the folder itself, or its ``network.safetensors`` or ``config.json``
-    file), or None when ``path`` is not about an export."""
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        return path
-    if os.path.basename(path) in (WEIGHTS, CONFIG) and os.path.isfile(path):
-        folder = os.path.dirname(os.path.abspath(path))
-        if os.path.basename(path) == WEIGHTS or os.path.isfile(os.path.join(folder, WEIGHTS)):
-            return folder
-    return None
-
-
-def load_export(folder: Union[str, os.PathLike], map_location="cpu"):
-    """Rebuild a model from an :func:`export` folder (the network and its EMA copy both hold the exported
-    weights)."""
-    from .checkpoint import check_finite, from_config
-    from .schedule import Schedule
-
-    folder = os.fspath(folder)
-    config_path, weights_path = os.path.join(folder, CONFIG), os.path.join(folder, WEIGHTS)
-    if not (os.path.isfile(config_path) and os.path.isfile(weights_path)):
-        raise FileNotFoundError(f"path: {folder!r} is a folder but not a fastddgan export (expected {CONFIG} and "
-                                f"{WEIGHTS} in it)")
-    try:
-        with open(config_path) as f:
-            meta = json.load(f)
-    except (OSError, ValueError) as err:
-        raise ValueError(f"path: cannot read {config_path!r} ({err})") from None
-    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-        raise ValueError(f"path: {config_path!r} is not a fastddgan export of version {VERSION}")
-    st = _safetensors()
-    try:
-        weights = st.load_file(weights_path)
-    except Exception as err:  # noqa: BLE001 - a corrupt or truncated file
-        raise ValueError(f"path: {weights_path!r} is truncated or corrupt ({err})") from None
-    check_finite(weights, f"path: {weights_path!r}")
-    config, sched = meta["config"], meta["schedule"]
-    schedule = Schedule(torch.tensor(sched["betas"], dtype=torch.float64),
-                        timesteps=torch.tensor(sched["timesteps"], dtype=torch.long), name=sched["name"])
-    model = from_config(config, schedule, config_path)
-    model.ema.module.load_state_dict(weights)
-    net = model.generator if config["kind"] == "ddgan" else model.model
-    net.load_state_dict(weights)
-    model.step = int(meta.get("step", 0))
-    return model.to(map_location)
 
 
 def main(argv=None) -> int:
@@ -121,6 +61,8 @@ def main(argv=None) -> int:
     print(f"exported the EMA network of {args.checkpoint} to {folder}")
     return 0
 
+
+__all__ = ["export", "export_folder", "load_export", "main", "FORMAT", "VERSION", "WEIGHTS", "CONFIG"]
 
 if __name__ == "__main__":
     sys.exit(main())

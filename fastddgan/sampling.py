@@ -8,7 +8,10 @@ whole run reads its own counters (``sample_offset`` = the chunk's first sample).
 * the keys are computed on the device from a one-element base-key tensor, so a captured CUDA graph replays with a
   new base key (copied in before the replay) and the graph and eager paths draw identical numbers.
 
-The samplers themselves are small pure functions of (network, x, schedule, keys), in the spirit of k-diffusion.
+The samplers themselves are small pure functions of (denoiser, x, schedule, seeds) with one signature, in the spirit
+of k-diffusion; what a model family samples with comes from its protocol (:mod:`fastddgan.family`): its sampler,
+schedule, denoiser and sampling (EMA) network. A chunk of samples is a :class:`SamplingPlan` (what is computed),
+run eagerly (:func:`run_plan`) or captured in a CUDA graph (:class:`CapturedPlan`).
 """
 
 from __future__ import annotations
@@ -16,14 +19,15 @@ from __future__ import annotations
 import numbers
 import os
 import weakref
-from typing import Callable, Dict, Optional
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 from torch import nn
 
 from . import ops
-from .ddgan import DDGAN
-from .ddpm import DDPM, ddim_step
+from .checkpoint import load
+from .family import SamplingSetup, is_model
 from .guidance import check_guidance, check_labels
 from .schedule import Schedule
 
@@ -40,103 +44,144 @@ def stream_seeds(base_key: torch.Tensor, count: int, sample_offset: torch.Tensor
 
 
 # ---------------------------------------------------------------------------------------------- samplers
-def ddgan_sampler(predict_x0: Callable, x: torch.Tensor, schedule: Schedule, nz: int, seeds: torch.Tensor,
-                  trajectory: Optional[list] = None) -> torch.Tensor:
+# Every sampler has one signature, ``sampler(denoiser, x, schedule, seeds, *, extra_args=None, trajectory=None,
+# **options) -> x``, in the spirit of k-diffusion's: ``denoiser`` is any callable (the family's convention: DDGAN
+# ``denoiser(x_t, t, z, **extra_args) -> x0``, DDPM ``denoiser(x_t, t, **extra_args) -> eps``, ``t`` the step index
+# into ``schedule``), ``x`` the starting noise x_T, ``seeds`` the (streams, 2) Philox seeds of :func:`stream_seeds`
+# (row 0 drew x_T; the sampler reads ``streams_per_step`` rows per step), ``extra_args`` the conditioning passed to
+# every denoiser call (``y=``), ``trajectory`` a list that collects x after each step.
+def ddgan_sampler(denoiser: Callable, x: torch.Tensor, schedule: Schedule, seeds: torch.Tensor, *, nz: int,
+                  extra_args: Optional[dict] = None, trajectory: Optional[list] = None) -> torch.Tensor:
     """DDGAN's reverse chain: for t = T-1..0, x0 = G(x_t, z, t) and x_{t-1} ~ q(x_{t-1} | x_t, x0) (fused).
 
-    ``seeds`` rows: 1 + 2 t -> z at step t, 2 + 2 t -> the posterior noise at step t (row 0 drew x_T).
+    ``seeds`` rows: 1 + 2 t -> z (of size ``nz``) at step t, 2 + 2 t -> the posterior noise at step t.
     """
+    extra_args = extra_args or {}
     n = x.shape[0]
     for i in reversed(range(schedule.T)):
         t = torch.full((n,), i, dtype=torch.long, device=x.device)
         z = ops.normal((n, nz), seeds[1 + 2 * i], dtype=x.dtype)
-        x0 = predict_x0(x, z, t).to(x.dtype)
+        x0 = denoiser(x, t, z, **extra_args).to(x.dtype)
         x = ops.posterior_sample(x0, x, t, schedule, seed=seeds[2 + 2 * i])
         if trajectory is not None:
             trajectory.append(x)
     return x
 
 
-def ddpm_sampler(predict_eps: Callable, x: torch.Tensor, schedule: Schedule, seeds: torch.Tensor,
-                 ddim: bool = False, clip_x0: bool = True, variance: str = "small",
-                 trajectory: Optional[list] = None) -> torch.Tensor:
-    """DDPM ancestral steps (fused ``ddpm_step``) or DDIM (eta = 0) over a (respaced) schedule.
+ddgan_sampler.streams_per_step = 2
 
-    ``predict_eps(x, t)`` gets the respaced step index; ``seeds`` row 1 + t is the noise of step t.
-    """
+
+def ddpm_sampler(denoiser: Callable, x: torch.Tensor, schedule: Schedule, seeds: torch.Tensor, *,
+                 clip_x0: bool = True, variance: str = "small", extra_args: Optional[dict] = None,
+                 trajectory: Optional[list] = None) -> torch.Tensor:
+    """DDPM ancestral steps (fused ``ddpm_step``) over a (respaced) schedule; ``seeds`` row 1 + t is the noise of
+    step t."""
+    extra_args = extra_args or {}
     n = x.shape[0]
     for i in reversed(range(schedule.T)):
         t = torch.full((n,), i, dtype=torch.long, device=x.device)
-        eps = predict_eps(x, t).to(x.dtype)
-        if ddim:
-            x = ddim_step(eps, x, i, schedule, clip_x0)
-        else:
-            x = ops.ddpm_step(eps, x, t, schedule, variance=variance, clip_x0=clip_x0, seed=seeds[1 + i])
+        eps = denoiser(x, t, **extra_args).to(x.dtype)
+        x = ops.ddpm_step(eps, x, t, schedule, variance=variance, clip_x0=clip_x0, seed=seeds[1 + i])
         if trajectory is not None:
             trajectory.append(x)
     return x
 
 
-# ---------------------------------------------------------------------------------------------- one chunk
-class _Chunk:
-    """One sampling configuration (model, chunk size, T, dtype, guidance) as a function of
-    (base_key, sample_offset, labels) -> images; optionally captured in a CUDA graph."""
+ddpm_sampler.streams_per_step = 1
 
-    def __init__(self, model, T: int, n: int, device: torch.device, dtype, guidance: float, ddim: bool,
-                 variance: str, conditional: bool, compile: bool):
-        # a weak reference: the graph cache is keyed weakly by the model, and must not keep it alive
-        self.model_ref = weakref.ref(model)
-        self.n, self.device, self.dtype = n, device, dtype
-        self.guidance, self.ddim, self.variance, self.conditional = guidance, ddim, variance, conditional
-        net = model.ema.module
-        if net.training:  # walking the modules costs ~0.3 ms per call for a small U-Net: only when needed
-            net.eval()
-        self.net = torch.compile(net, mode="max-autotune-no-cudagraphs") if compile else net
-        if isinstance(model, DDGAN):
-            self.schedule = model.schedule
-            self.streams = 1 + 2 * model.T
-        else:
-            self.schedule = model.schedule.respace(T) if T != model.T else model.schedule
-            self.streams = 1 + T
-        self.timesteps = self.schedule.timesteps.to(device)
-        self.graph = None
 
-    def _autocast(self):
-        enabled = self.dtype is not None and self.dtype != torch.float32
-        return torch.autocast(self.device.type, dtype=self.dtype, enabled=enabled)
-
-    def run(self, base_key: torch.Tensor, offset: torch.Tensor, y: Optional[torch.Tensor],
-            trajectory: Optional[list] = None) -> torch.Tensor:
-        model, n = self.model_ref(), self.n
-        seeds = stream_seeds(base_key, self.streams, offset)
-        shape = (n, *model.sample_shape)
-        x = ops.normal(shape, seeds[0])
+def ddim_sampler(denoiser: Callable, x: torch.Tensor, schedule: Schedule, seeds: torch.Tensor, *,
+                 clip_x0: bool = True, extra_args: Optional[dict] = None,
+                 trajectory: Optional[list] = None) -> torch.Tensor:
+    """Deterministic DDIM (eta = 0) steps over a (respaced) schedule: no noise after x_T."""
+    extra_args = extra_args or {}
+    n = x.shape[0]
+    for i in reversed(range(schedule.T)):
+        t = torch.full((n,), i, dtype=torch.long, device=x.device)
+        eps = denoiser(x, t, **extra_args).to(x.dtype)
+        x = ddim_step(eps, x, i, schedule, clip_x0)
         if trajectory is not None:
             trajectory.append(x)
-        with self._autocast():
-            if isinstance(model, DDGAN):
-                predict = lambda x_t, z, t: model.predict_x0(self.net, x_t, z, t, y, self.guidance)  # noqa: E731
-                return ddgan_sampler(predict, x, self.schedule, model.nz, seeds, trajectory)
-            predict = lambda x_t, t: model.predict_eps(  # noqa: E731
-                self.net, x_t, t, self.timesteps[t], self.schedule, y, self.guidance)
-            return ddpm_sampler(predict, x, self.schedule, seeds, self.ddim, model.clip_x0, self.variance,
-                                trajectory)
+    return x
 
-    # -------------------------------------------------------------------------------------- CUDA graph
-    def capture(self) -> None:
-        """Capture the whole loop once: static base key, sample offset and labels in, static images out."""
-        self.static_key = torch.zeros(1, dtype=torch.int64, device=self.device)
-        self.static_offset = torch.zeros(1, dtype=torch.int64, device=self.device)
-        self.static_y = (torch.zeros(self.n, dtype=torch.long, device=self.device) if self.conditional else None)
-        stream = torch.cuda.Stream(self.device)
-        stream.wait_stream(torch.cuda.current_stream(self.device))
+
+ddim_sampler.streams_per_step = 1  # unused rows: the stream layout is the ancestral sampler's
+
+
+def ddim_step(eps: torch.Tensor, x_t: torch.Tensor, i: int, schedule: Schedule, clip_x0: bool = True):
+    """Deterministic DDIM (eta = 0): x0 from eps (clipped), then x_{t-1} = sqrt(ab_prev) x0 + sqrt(1-ab_prev) eps'."""
+    ab, ab_prev = float(schedule.alphas_cumprod[i]), float(schedule.alphas_cumprod_prev[i])
+    x0 = (x_t - (1 - ab) ** 0.5 * eps) / ab**0.5
+    if clip_x0:
+        x0 = x0.clamp(-1, 1)
+        eps = (x_t - ab**0.5 * x0) / (1 - ab) ** 0.5
+    return ab_prev**0.5 * x0 + (1 - ab_prev) ** 0.5 * eps
+
+
+# ---------------------------------------------------------------------------------------------- one chunk
+@dataclass(frozen=True)
+class SamplingPlan:
+    """What one chunk computes: the sampler, its schedule, options and prepared denoiser, the number of Philox
+    streams, the chunk's shape, device and autocast dtype. No execution state: :func:`run_plan` runs it eagerly,
+    :class:`CapturedPlan` in a CUDA graph."""
+
+    sampler: Callable
+    schedule: Schedule
+    options: Dict
+    denoiser: Callable
+    streams: int
+    shape: Tuple[int, ...]
+    device: torch.device
+    dtype: Optional[torch.dtype]
+    conditional: bool
+
+
+def make_plan(setup: SamplingSetup, net: nn.Module, sample_shape, n: int, device: torch.device, dtype,
+              guidance: float, conditional: bool, compile: bool) -> SamplingPlan:
+    """The plan of a chunk of ``n`` samples of a model whose :class:`~fastddgan.family.SamplingSetup` is ``setup``
+    and whose sampling network is ``net``."""
+    if net.training:  # walking the modules costs ~0.3 ms per call for a small U-Net: only when needed
+        net.eval()
+    net = torch.compile(net, mode="max-autotune-no-cudagraphs") if compile else net
+    return SamplingPlan(setup.sampler, setup.schedule, dict(setup.options), setup.denoiser(net, device, guidance),
+                        setup.streams, (n, *sample_shape), device, dtype, conditional)
+
+
+def _autocast(plan: SamplingPlan):
+    enabled = plan.dtype is not None and plan.dtype != torch.float32
+    return torch.autocast(plan.device.type, dtype=plan.dtype, enabled=enabled)
+
+
+def run_plan(plan: SamplingPlan, base_key: torch.Tensor, offset: torch.Tensor, y: Optional[torch.Tensor],
+             trajectory: Optional[list] = None) -> torch.Tensor:
+    """Run ``plan`` eagerly for the base key, the chunk's first sample index ``offset`` and its labels ``y``."""
+    seeds = stream_seeds(base_key, plan.streams, offset)
+    x = ops.normal(plan.shape, seeds[0])
+    if trajectory is not None:
+        trajectory.append(x)
+    with _autocast(plan):
+        return plan.sampler(plan.denoiser, x, plan.schedule, seeds, extra_args={"y": y}, trajectory=trajectory,
+                            **plan.options)
+
+
+class CapturedPlan:
+    """A plan captured once in a CUDA graph: static base key, sample offset and labels in, static images out."""
+
+    def __init__(self, plan: SamplingPlan):
+        self.plan = plan
+        device, n = plan.device, plan.shape[0]
+        self.static_key = torch.zeros(1, dtype=torch.int64, device=device)
+        self.static_offset = torch.zeros(1, dtype=torch.int64, device=device)
+        self.static_y = torch.zeros(n, dtype=torch.long, device=device) if plan.conditional else None
+        stream = torch.cuda.Stream(device)
+        stream.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(stream):  # warm-up: kernels loaded, tables cached, allocator settled
             for _ in range(2):
-                self.run(self.static_key, self.static_offset, self.static_y)
-        torch.cuda.current_stream(self.device).wait_stream(stream)
+                run_plan(plan, self.static_key, self.static_offset, self.static_y)
+        torch.cuda.current_stream(device).wait_stream(stream)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
-            self.static_out = self.run(self.static_key, self.static_offset, self.static_y)
+            self.static_out = run_plan(plan, self.static_key, self.static_offset, self.static_y)
 
     def replay(self, base_key: torch.Tensor, offset: torch.Tensor, y: Optional[torch.Tensor]) -> torch.Tensor:
         self.static_key.copy_(base_key)
@@ -148,7 +193,7 @@ class _Chunk:
 
 
 # model -> {configuration: captured chunk}; weak keys, so a freed model's graphs (and memory pools) go with it
-_GRAPH_CACHE: "weakref.WeakKeyDictionary[nn.Module, Dict[tuple, _Chunk]]" = weakref.WeakKeyDictionary()
+_GRAPH_CACHE: "weakref.WeakKeyDictionary[nn.Module, Dict[tuple, CapturedPlan]]" = weakref.WeakKeyDictionary()
 
 
 def _use_graph(cuda_graph, device: torch.device, trajectory: bool) -> bool:
@@ -171,7 +216,8 @@ def sample(model, T: Optional[int] = None, n: int = 64, *, seed: Optional[int] =
     """``n`` images (or 2-D points) in the model's data range from a trained DDGAN or DDPM (EMA weights).
 
     Args:
-        model: a ``fastddgan.DDGAN`` or ``fastddgan.DDPM``, or the path of a fastddgan checkpoint.
+        model: a ``fastddgan.DDGAN`` or ``fastddgan.DDPM`` (any model of the :class:`fastddgan.family.Model`
+            protocol), or the path of a fastddgan checkpoint or export.
         T: steps; a DDGAN samples with its training T, a DDPM with any T <= its training T (respaced).
         seed: makes the result reproducible (same seed -> same images, chunked or not, graph or eager);
             otherwise a base key is drawn from ``generator`` (default: the device's default generator).
@@ -184,29 +230,22 @@ def sample(model, T: Optional[int] = None, n: int = 64, *, seed: Optional[int] =
         batch_size: the chunk size (default: n).
     """
     if isinstance(model, (str, os.PathLike)):
-        from .checkpoint import load
-
         model = load(model, map_location=device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if not isinstance(model, (DDGAN, DDPM)):
+    if not is_model(model):
         raise TypeError(f"model: expected a fastddgan.DDGAN, a fastddgan.DDPM or a checkpoint path, got "
                         f"{type(model).__name__}")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n: expected an integer >= 1, got {n!r}")
-    if isinstance(model, DDGAN):
-        if T is not None and T != model.T:
-            raise ValueError(f"T: this DDGAN was trained with T={model.T} and samples with it, got T={T}")
-        if ddim:
-            raise ValueError("ddim: DDIM steps are for DDPM models; a DDGAN's steps are its generator's")
-    elif T is not None and (isinstance(T, bool) or not isinstance(T, int) or not 1 <= T <= model.T):
-        raise ValueError(f"T: expected an integer in [1, {model.T}] (the DDPM's training T), got {T!r}")
-    T = model.T if T is None else T
+    setup = model.sampling(T, ddim=ddim, variance=variance)  # checks T (and ddim) for the model
+    T = setup.schedule.T
     if dtype not in _DTYPES and dtype not in _DTYPES.values():
         raise ValueError(f"dtype: expected one of {sorted(k for k in _DTYPES if k)} or a torch dtype, got {dtype!r}")
     dtype = _DTYPES.get(dtype, dtype)
     batch_size = n if batch_size is None else batch_size
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
-    net_device = next(model.ema.module.parameters()).device
+    net = model.sampling_network()
+    net_device = next(net.parameters()).device
     device = net_device if device is None else torch.device(device)
     if device != net_device:
         raise ValueError(f"device: the model is on {net_device}; move it (model.to(device)) or pass device=None")
@@ -230,16 +269,15 @@ def sample(model, T: Optional[int] = None, n: int = 64, *, seed: Optional[int] =
         config = (size, T, dtype, guidance, ddim, variance, y is not None, compile)
         if graphed:
             graphs = _GRAPH_CACHE.setdefault(model, {})
-            chunk = graphs.get((device,) + config)
-            if chunk is None:
-                chunk = _Chunk(model, T, size, device, dtype, guidance, ddim, variance, y is not None, compile)
-                chunk.capture()
-                graphs[(device,) + config] = chunk
-            outputs.append(chunk.replay(base_key, offset, y_chunk))
+            captured = graphs.get((device,) + config)
+            if captured is None:
+                plan = make_plan(setup, net, model.sample_shape, size, device, dtype, guidance, y is not None, compile)
+                captured = graphs[(device,) + config] = CapturedPlan(plan)
+            outputs.append(captured.replay(base_key, offset, y_chunk))
         else:
-            chunk = _Chunk(model, T, size, device, dtype, guidance, ddim, variance, y is not None, compile)
+            plan = make_plan(setup, net, model.sample_shape, size, device, dtype, guidance, y is not None, compile)
             trajectories.append([] if return_trajectory else None)
-            outputs.append(chunk.run(base_key, offset, y_chunk, trajectories[-1]))
+            outputs.append(run_plan(plan, base_key, offset, y_chunk, trajectories[-1]))
     images = torch.cat(outputs)
     if not return_trajectory:
         return images
@@ -251,5 +289,6 @@ def clear_graph_cache() -> None:
     _GRAPH_CACHE.clear()
 
 
-__all__ = ["sample", "ddgan_sampler", "ddpm_sampler", "stream_seeds", "clear_graph_cache"]
+__all__ = ["sample", "ddgan_sampler", "ddpm_sampler", "ddim_sampler", "ddim_step", "stream_seeds", "SamplingPlan",
+           "make_plan", "run_plan", "CapturedPlan", "clear_graph_cache"]
 

@@ -28,7 +28,8 @@ from fastddgan.metrics import WEIGHTS_ENV, WEIGHTS_FILE, InceptionMetrics, Incep
 from fastddgan.train import main as train
 from fastddgan.train.batches import Batches
 from fastddgan.train.config import ConfigError, parse, resolve
-from fastddgan.train.loop import Trainer, _duration, _optimizers, _Progress
+from fastddgan.train.loop import Trainer
+from fastddgan.train.progress import Progress, duration
 from fastddgan.train.run_folder import RunFolder
 
 TOY = ["--dataset", "ring8", "--log-every", "5", "--sample-every", "0", "--batch-size", "64", "--sample-n", "200"]
@@ -507,9 +508,9 @@ def test_steps_are_bounded_and_time_estimates_never_crash(tmp_path, capsys):
             resolve(parse(["--dataset", "mnist5k", "--out", "x", "--epochs", epochs]), image)
     with pytest.raises(ConfigError, match=r"--epochs: 1e\+300 epochs are \d+ steps; at most 1000000000 steps"):
         resolve(parse(["--dataset", "mnist5k", "--out", "x", "--epochs", "1e300"]), image)
-    assert [_duration(s) for s in (30, 600, 7200, 3e5, 1e23, float("inf"), float("nan"))] == \
+    assert [duration(s) for s in (30, 600, 7200, 3e5, 1e23, float("inf"), float("nan"))] == \
         ["30 s", "10 min", "2.0 h", "3.5 days", "1.2e+18 days", "unknown time", "unknown time"]
-    _Progress(10**9, 0, True).show({"step": 1, "it_per_s": 0.0, "loss_d": 1.0}, 10**9)  # a zero speed
+    Progress(10**9, 0, True).show({"step": 1, "it_per_s": 0.0, "loss_d": 1.0}, 10**9)  # a zero speed
     assert "eta 1.2e+13 days" in capsys.readouterr().out
 
 
@@ -561,9 +562,9 @@ def test_each_nonfinite_recovery_halves_the_learning_rates_again(tmp_path, monke
 
     def recover(self):
         real_recover(self)
-        schedulers = getattr(self.model, "schedulers", [])
+        schedulers = self.state.schedulers
         rates.append([lr for s in schedulers for lr in s.base_lrs] if schedulers else
-                     [g["lr"] for opt in _optimizers(self.model) for g in opt.param_groups])
+                     [g["lr"] for opt in self.state.optimizers.values() for g in opt.param_groups])
 
     monkeypatch.setattr(Trainer, "_recover", recover)
     out = tmp_path / "run"

@@ -363,7 +363,7 @@ def test_speed_line_and_the_thread_policy(tmp_path, capsys):
 def test_drift_flag_reaches_the_objective_and_defaults_to_the_objectives(tmp_path):
     from fastddgan.data import load_dataset
     from fastddgan.train.config import parse, resolve
-    from fastddgan.train.loop import build_model, dataset_info
+    from fastddgan.train.build import build_model, dataset_info
 
     info = dataset_info(load_dataset("ring8"))
     for flags, expected in ((["--loss", "tv"], 0.1), (["--loss", "tv", "--drift", "0"], 0.0),
@@ -376,7 +376,7 @@ def test_2d_wasserstein_gets_its_own_learning_rates(tmp_path):
     """The measured 2-D WGAN-GP settings (lr 2e-4, Adam beta2 0.9) apply to --loss wasserstein on 2-D data only."""
     from fastddgan.data import load_dataset
     from fastddgan.train.config import parse, resolve
-    from fastddgan.train.loop import dataset_info
+    from fastddgan.train.build import dataset_info
 
     info = dataset_info(load_dataset("ring8"))
 

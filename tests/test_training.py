@@ -243,9 +243,9 @@ def test_fp16_steps_use_a_loss_scaler_that_skips_overflows_and_unscales():
     model.train_step(x0, generator=fixed())
     assert scaler.get_scale() == 2.0**99 and not model.optimizer.state
     assert all(torch.equal(p, q) for p, q in zip(model.model.parameters(), before))
-    model.amp = None  # the fp32 gradient at the same weights
+    model.objective.amp = None  # the fp32 gradient at the same weights
     fp32 = torch.autograd.grad(model.loss(x0, generator=fixed()), list(model.model.parameters()))
-    model.amp = "fp16"
+    model.objective.amp = "fp16"
     scaler.update(2.0**10)
     model.train_step(x0, generator=fixed())
     assert scaler.get_scale() == 2.0**10 and model.optimizer.state

@@ -1,0 +1,63 @@
+"""The model of a training run, built from the resolved config (:mod:`.config`) and the data set's description."""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import torch
+
+from .. import checkpoint
+from ..models.presets import preset as preset_config
+from ..schedule import Schedule
+from .batches import STREAM_INIT, step_seed
+from .config import ConfigError
+
+
+def dataset_info(dataset) -> Dict[str, Any]:
+    """What the config resolution and the model need of a data set: kind, channels, image size, classes, size."""
+    return {"kind": dataset.kind, "channels": dataset.channels, "image_size": dataset.image_size,
+            "num_classes": dataset.num_classes, "size": len(dataset) if dataset.kind == "image" else None}
+
+
+def network_config(c: Dict[str, Any], info: Dict[str, Any]) -> Dict[str, Any]:
+    """The preset, fitted to the data (image size, channels) and to --nz."""
+    net = preset_config(c["preset"])
+    if info["kind"] == "image" and (net["image_size"], net["channels"]) != (info["image_size"], info["channels"]):
+        net["image_size"], net["channels"] = info["image_size"], info["channels"]
+        for role in ("generator", "discriminator", "denoiser"):
+            net[role].update(image_size=info["image_size"], in_channels=info["channels"])
+    if c["nz"] is not None:
+        net["generator"]["nz"] = c["nz"]
+    return net
+
+
+def schedule(c: Dict[str, Any]) -> Schedule:
+    """The training schedule that --schedule and --T name."""
+    return {"ddgan": Schedule.ddgan, "linear": Schedule.linear, "cosine": Schedule.cosine}[c["schedule"]](c["T"])
+
+
+def model_options(c: Dict[str, Any]) -> Dict[str, Any]:
+    """The keyword options of the model family (DDGAN / DDPM) that the config sets."""
+    if c["model"] == "ddgan":
+        loss_options = {k: c[k] for k in ("gp_lambda", "n_critic", "drift") if c.get(k) is not None}
+        return dict(loss=c["loss"], loss_options={**loss_options, "generator_form": c["generator_form"]},
+                    r1_gamma=c["r1_gamma"], lazy_reg=c["lazy_reg"], lr_g=c["lr_g"], lr_d=c["lr_d"],
+                    betas=(0.5, c["adam_beta2"]), ema_decay=c["ema_decay"],
+                    total_steps=c["steps"] if c["lr_decay"] == "cosine" else None,
+                    p_uncond=c["p_uncond"], amp=c["amp"], compile=c["compile"])
+    return dict(prediction=c["prediction"], p_uncond=c["p_uncond"], lr=c["lr"], ema_decay=c["ema_decay"],
+                amp=c["amp"], compile=c["compile"])
+
+
+def build_model(c: Dict[str, Any], info: Dict[str, Any]):
+    """A DDGAN or DDPM from the resolved config (initialised from the run seed)."""
+    torch.manual_seed(step_seed(c["seed"], 0, 0, STREAM_INIT))
+    num_classes = info["num_classes"] if c["cond"] else None
+    try:
+        return checkpoint.from_preset(c["model"], network_config(c, info), schedule(c), num_classes,
+                                      **model_options(c))
+    except ValueError as err:
+        raise ConfigError(f"--preset {c['preset']}: cannot build it for this data ({err})") from None
+
+
+__all__ = ["dataset_info", "network_config", "schedule", "model_options", "build_model"]

@@ -1,0 +1,62 @@
+"""Progress of a training run on the terminal: a tqdm bar on a terminal (process 0), plain log lines otherwise;
+durations and counts in words."""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any, Dict
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` in the unit a person reads best (s, min, h, days); "unknown time" for NaN or infinity."""
+    if not 0 <= seconds < math.inf:  # NaN or infinite (no speed measured yet)
+        return "unknown time"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days" if seconds < 1e9 else f"{seconds / 86400:.2g} days"
+
+
+class Progress:
+    """tqdm on a terminal (process 0); plain log lines otherwise."""
+
+    def __init__(self, total: int, initial: int, active: bool):
+        self.bar = None
+        self.active = active
+        if active and sys.stderr.isatty():
+            try:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, initial=initial, dynamic_ncols=True, unit="it")
+            except ImportError:
+                self.bar = None
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def show(self, record: Dict[str, Any], total: int) -> None:
+        losses = {k: v for k, v in record.items() if k.startswith(("loss", "divergence", "r1", "gp"))}
+        if self.bar is not None:
+            self.bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()}, refresh=False)
+        elif self.active:
+            eta = (total - record["step"]) / max(record["it_per_s"], 1e-9)
+            text = " | ".join(f"{k} {v:.4g}" for k, v in losses.items())
+            print(f"step {record['step']}/{total} | {text} | {record['it_per_s']:.1f} it/s | eta {duration(eta)}",
+                  flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+__all__ = ["Progress", "plural", "duration"]
