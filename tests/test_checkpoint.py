@@ -65,6 +65,29 @@ def test_round_trip(trained, tmp_path):
     torch.testing.assert_close(fastddgan.sample(str(path), n=3, seed=5, class_labels=y), expect)
 
 
+def test_checkpoints_hold_the_training_state_dict(trained, tmp_path):
+    """A checkpoint's optimizers / schedulers / grad_scalers / step entries are the model's TrainState.state_dict()
+    (the layout of version-1 files, so files written before the TrainState load unchanged), and a fresh model's
+    training state loaded from them continues identically: the next step gives the same weights."""
+    fastddgan.save(trained, tmp_path / "c.pt")
+    state = checkpoint.read(tmp_path / "c.pt")
+    saved = trained.train_state.state_dict()
+    assert set(saved) == {"optimizers", "schedulers", "grad_scalers", "step"}
+    assert state["step"] == saved["step"] == 2 and state["schedulers"] == saved["schedulers"]
+    assert state["optimizers"]["g"]["param_groups"] == saved["optimizers"]["g"]["param_groups"]
+    fresh = fastddgan.from_preset("ddgan", "tiny", schedule=2, num_classes=10, loss="hellinger", lazy_reg=2,
+                                  total_steps=100)
+    fresh.load_state_dict(state["model"])
+    fresh.train_state.load_state_dict(state)
+    assert fresh.step == 2 and fresh.train_state.learning_rate == trained.train_state.learning_rate
+    x0, y = torch.rand(4, 1, 28, 28) * 2 - 1, torch.tensor([5, 6, 7, 8])
+    for model in (trained, fresh):
+        torch.manual_seed(1)
+        model.train_step(x0, y, generator=torch.Generator().manual_seed(2))
+    for a, b in zip(trained.state_dict().values(), fresh.state_dict().values()):
+        assert torch.equal(a, b)
+
+
 def test_ddpm_round_trip(tmp_path):
     model = fastddgan.from_preset("ddpm", "toy2d", schedule=50, prediction="v", p_uncond=0.0)
     model.train_step(torch.randn(8, 2))

@@ -89,6 +89,52 @@ def test_model_sample_methods_use_the_engine(ddgan):
     torch.testing.assert_close(ddgan.sample(3, y=y, seed=9), fastddgan.sample(ddgan, n=3, seed=9, class_labels=y))
 
 
+def test_samplers_compose_with_the_protocol_by_hand(ddgan, ddpm):
+    """sample() is the samplers' composition with a model's protocol: its setup (sampler, schedule, denoiser,
+    options) applied by hand to the same Philox streams gives the same samples, bitwise."""
+    from fastddgan import ops
+    from fastddgan.sampling import stream_seeds
+
+    for model, T, kwargs in ((ddgan, None, {"class_labels": torch.arange(3), "guidance": 0.5}),
+                             (ddpm, 7, {}), (ddpm, 5, {"ddim": True}), (ddpm, 6, {"variance": "large"})):
+        setup = model.sampling(T, ddim=kwargs.get("ddim", False), variance=kwargs.get("variance", "small"))
+        denoiser = setup.denoiser(model.sampling_network(), torch.device("cpu"), kwargs.get("guidance", 0.0))
+        seeds = stream_seeds(ops.seed_tensor(11, 0, "cpu")[:1], setup.streams, torch.zeros(1, dtype=torch.int64))
+        x = ops.normal((3, *model.sample_shape), seeds[0])
+        with torch.inference_mode():
+            got = setup.sampler(denoiser, x, setup.schedule, seeds, extra_args={"y": kwargs.get("class_labels")},
+                                **setup.options)
+        assert torch.equal(got, fastddgan.sample(model, T, 3, seed=11, **kwargs))
+
+
+def test_samplers_take_any_denoiser():
+    """The samplers share one signature and take any denoiser callable (k-diffusion's convention): with the exact
+    denoiser of a point mass at m, DDGAN's chain (x0 = m at every step) ends at m exactly (the last posterior step
+    has variance 0), and DDIM's and DDPM's ancestral chains (eps of the point mass; the last step's variance is 0)
+    at m up to float32 rounding."""
+    from fastddgan import ops
+    from fastddgan.sampling import ddgan_sampler, ddim_sampler, ddpm_sampler, stream_seeds
+
+    m = torch.tensor([0.25, -0.5])
+    point_x0 = lambda x_t, t, z, y=None: m.expand_as(x_t)  # noqa: E731 (a "generator" that ignores z)
+    for schedule, sampler, denoise, options in [
+            (Schedule.ddgan(4), ddgan_sampler, point_x0, {"nz": 3}),
+            (Schedule.linear(50), ddim_sampler, None, {"clip_x0": False}),
+            (Schedule.linear(50), ddpm_sampler, None, {"clip_x0": False})]:
+        if denoise is None:
+            ab = schedule.alphas_cumprod.float()
+            denoise = lambda x_t, t, y=None: (x_t - ab[t, None].sqrt() * m) / (1 - ab[t, None]).sqrt()  # noqa: E731
+        seeds = stream_seeds(torch.tensor([5]), 1 + sampler.streams_per_step * schedule.T, torch.zeros(1).long())
+        x = ops.normal((64, 2), seeds[0])
+        trajectory = []
+        out = sampler(denoise, x, schedule, seeds, trajectory=trajectory, **options)
+        assert len(trajectory) == schedule.T and trajectory[-1] is out
+        if sampler is ddgan_sampler:
+            assert torch.equal(out, m.expand_as(out))
+        else:
+            torch.testing.assert_close(out, m.expand_as(out), rtol=0, atol=1e-4)  # float32 rounding (3e-6 seen)
+
+
 @pytest.mark.parametrize("kwargs,error,match", [
     (dict(n=0), ValueError, "n: expected an integer >= 1"),
     (dict(T=2), ValueError, "T: this DDGAN was trained with T=4"),
