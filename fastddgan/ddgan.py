@@ -236,7 +236,7 @@ class DDGAN(TrainStateAccess, nn.Module):
         self.ema.module.load_state_dict(weights)
         self.generator.load_state_dict(weights)
 
-    def sampling(self, T: Optional[int] = None, ddim: bool = False, variance: str = "small") -> SamplingSetup:
+    def sampling_setup(self, T: Optional[int] = None, ddim: bool = False, variance: str = "small") -> SamplingSetup:
         """The generator's T steps (its training T); DDIM is refused."""
         if T is not None and T != self.T:
             raise ValueError(f"T: this DDGAN was trained with T={self.T} and samples with it, got T={T}")

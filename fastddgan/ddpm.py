@@ -173,7 +173,7 @@ class DDPM(TrainStateAccess, nn.Module):
         self.ema.module.load_state_dict(weights)
         self.model.load_state_dict(weights)
 
-    def sampling(self, T: Optional[int] = None, ddim: bool = False, variance: str = "small") -> SamplingSetup:
+    def sampling_setup(self, T: Optional[int] = None, ddim: bool = False, variance: str = "small") -> SamplingSetup:
         """Any T <= the training T (evenly respaced): ancestral steps with ``variance``, or DDIM."""
         if T is not None and (isinstance(T, bool) or not isinstance(T, int) or not 1 <= T <= self.T):
             raise ValueError(f"T: expected an integer in [1, {self.T}] (the DDPM's training T), got {T!r}")

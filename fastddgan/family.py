@@ -6,9 +6,9 @@ A family is a class that
 * names itself (``kind``, the name checkpoints store) and the preset networks it is built from (``roles``), and
   builds itself from them (``from_networks``) with its default schedule (``default_schedule``): checkpoints and
   exports rebuild it through :func:`family`;
-* says how it samples (``sampling(T, ddim, variance)``, a :class:`SamplingSetup`: the sampler function, the schedule
-  of the T steps, the sampler's options and a denoiser factory); the number of Philox noise streams per sample
-  follows from the sampler (:attr:`SamplingSetup.streams`);
+* says how it samples (``sampling_setup(T, ddim, variance)``, a :class:`SamplingSetup`: the sampler function, the
+  schedule of the T steps, the sampler's options and a denoiser factory); the number of Philox noise streams per
+  sample follows from the sampler (:attr:`SamplingSetup.streams`);
 * gives the network it samples with (``sampling_network()``: the EMA copy) and loads exported weights into it
   (``load_sampling_weights``);
 * keeps what training adds to the weights in ``train_state`` (:class:`fastddgan.train_state.TrainState`:
@@ -73,7 +73,7 @@ class Model(Protocol):
 
     def sampling_network(self) -> nn.Module: ...
 
-    def sampling(self, T: Optional[int], ddim: bool = False, variance: str = "small") -> SamplingSetup: ...
+    def sampling_setup(self, T: Optional[int], ddim: bool = False, variance: str = "small") -> SamplingSetup: ...
 
     def load_sampling_weights(self, weights: Mapping[str, torch.Tensor]) -> None: ...
 

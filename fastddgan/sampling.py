@@ -236,7 +236,7 @@ def sample(model, T: Optional[int] = None, n: int = 64, *, seed: Optional[int] =
                         f"{type(model).__name__}")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n: expected an integer >= 1, got {n!r}")
-    setup = model.sampling(T, ddim=ddim, variance=variance)  # checks T (and ddim) for the model
+    setup = model.sampling_setup(T, ddim=ddim, variance=variance)  # checks T (and ddim) for the model
     T = setup.schedule.T
     if dtype not in _DTYPES and dtype not in _DTYPES.values():
         raise ValueError(f"dtype: expected one of {sorted(k for k in _DTYPES if k)} or a torch dtype, got {dtype!r}")

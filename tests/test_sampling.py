@@ -97,7 +97,7 @@ def test_samplers_compose_with_the_protocol_by_hand(ddgan, ddpm):
 
     for model, T, kwargs in ((ddgan, None, {"class_labels": torch.arange(3), "guidance": 0.5}),
                              (ddpm, 7, {}), (ddpm, 5, {"ddim": True}), (ddpm, 6, {"variance": "large"})):
-        setup = model.sampling(T, ddim=kwargs.get("ddim", False), variance=kwargs.get("variance", "small"))
+        setup = model.sampling_setup(T, ddim=kwargs.get("ddim", False), variance=kwargs.get("variance", "small"))
         denoiser = setup.denoiser(model.sampling_network(), torch.device("cpu"), kwargs.get("guidance", 0.0))
         seeds = stream_seeds(ops.seed_tensor(11, 0, "cpu")[:1], setup.streams, torch.zeros(1, dtype=torch.int64))
         x = ops.normal((3, *model.sample_shape), seeds[0])

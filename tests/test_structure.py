@@ -146,7 +146,7 @@ def test_the_families_follow_the_protocol():
     for kind in kinds():
         model = fastddgan.from_preset(kind, "toy2d", schedule=4)
         assert isinstance(model, Model) and model.kind == kind
-        setup = model.sampling(None)
+        setup = model.sampling_setup(None)
         assert setup.streams == 1 + setup.sampler.streams_per_step * model.T
     with pytest.raises(ValueError, match=r"kind: expected one of \('ddgan', 'ddpm'\), got 'gan'"):
         family("gan")
