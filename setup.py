@@ -2,9 +2,9 @@
 
     pip install --no-build-isolation -e .      # torch must already be installed
 
-Extensions
-    fastddgan._C       C++ CPU kernels, always built.
-    fastddgan._C_cuda  CUDA kernels, built when a CUDA toolkit is found and torch is a CUDA build.
+Extensions (no Python bindings: importing one registers its kernels with the PyTorch dispatcher, torch.ops.fastddgan)
+    fastddgan._C       the op schemas (csrc/ops.cpp) and the C++ CPU kernels (csrc/cpu), always built.
+    fastddgan._C_cuda  the CUDA kernels (csrc/cuda), built when a CUDA toolkit is found and torch is a CUDA build.
 
 Switches (environment variables)
     FASTDDGAN_CUDA=0|1       force the CUDA extension off / on (on: a failure is an error). Default: auto, where a
@@ -84,8 +84,8 @@ def extensions(build_cuda):
 
     openmp = [] if sys.platform == "darwin" else ["-fopenmp"]
     cxx = ["-O3", "-fno-math-errno", "-fno-trapping-math", *openmp]  # lets the noise loops vectorise
-    exts = [CppExtension("fastddgan._C", sources("cpu", ".cpp"), extra_compile_args={"cxx": cxx},
-                         extra_link_args=openmp)]
+    exts = [CppExtension("fastddgan._C", [os.path.join("csrc", "ops.cpp")] + sources("cpu", ".cpp"),
+                         extra_compile_args={"cxx": cxx}, extra_link_args=openmp)]
     if build_cuda:
         # IEEE math, no --use_fast_math: that flushes denormals to zero and approximates exp, log, division and sqrt
         # (the loss terms and Box-Muller); tests/test_losses.py holds the float32 loss terms to a few ulp

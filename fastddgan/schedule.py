@@ -27,6 +27,8 @@ from typing import Dict, Tuple
 
 import torch
 
+from . import _checks
+
 __all__ = ["Schedule"]
 
 _TABLE_NAMES = (
@@ -112,9 +114,7 @@ class Schedule:
     # ------------------------------------------------------------------ constructors
     @staticmethod
     def _check_T(T) -> int:
-        if isinstance(T, bool) or not isinstance(T, int) or T < 1:
-            raise ValueError(f"T: expected an integer >= 1, got {T!r}")
-        return T
+        return _checks.integer("T", T, 1)
 
     @classmethod
     def from_betas(cls, betas, name: str = "custom") -> "Schedule":
@@ -162,8 +162,7 @@ class Schedule:
         Betas are recomputed from the kept ``alphas_cumprod`` so that ``alphas_cumprod`` of every kept step is
         unchanged; ``timesteps`` maps the new steps to the indices of this schedule's steps.
         """
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.T:
-            raise ValueError(f"k: expected an integer in [1, T={self.T}], got {k!r}")
+        _checks.integer("k", k, 1, self.T, expected=f"an integer in [1, T={self.T}]")
         keep = torch.linspace(0, self.T - 1, k, dtype=torch.float64).round().long().to(self.betas.device)
         if k == 1:
             keep = keep.new_full((1,), self.T - 1)

@@ -1,5 +1,5 @@
-"""The Triton backend as the op registry sees it (``fastddgan/ops/_backends.py``): every fused op's launcher (and
-``philox_words``, the raw Philox words, for the known-answer tests)."""
+"""The Triton backend as the op registry sees it: a launcher per op, named like the op (``torch.ops.fastddgan.*``)
+and taking its arguments; ``fastddgan/ops/_library.py`` calls them when ``fastddgan.ops.select`` chooses Triton."""
 
 from .losses import gan_loss
 from .steps import affine_noise, ddpm_step, philox_words

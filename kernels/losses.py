@@ -1,7 +1,7 @@
 """Triton kernel of the fused GAN loss (``gan_loss``): mean loss over the batch and its gradient w.r.t. the logits.
 
 Same contract and per-logit terms as the C++ backends (table in ``csrc/common/gan_losses.h``, reference in
-``fastddgan/losses/reference.py``). Up to MAX_PROGRAMS programs share both batches (program p takes the BLOCK-sized
+``fastddgan/ops/reference.py``). Up to MAX_PROGRAMS programs share both batches (program p takes the BLOCK-sized
 pieces p, p + P, p + 2P, ...) and sum their loss terms in float64. One program writes the loss itself (the usual
 case: discriminator logits are one per sample); with more, each writes its partial sums and one program of a second
 kernel adds them in a fixed order. The program count depends only on the batch sizes: deterministic, graph
@@ -16,12 +16,14 @@ import torch
 import triton
 import triton.language as tl
 
+from fastddgan.ops.reference import compute_dtype
+
 from .steps import device_guard
 
 BLOCK = 256
 MAX_PROGRAMS = 1024  # a power of two: the second kernel loads every partial sum in one block
 
-# Kind and part codes (the same as fastddgan/losses/reference.py and csrc/common/gan_losses.h).
+# Kind and part codes (the same as fastddgan/ops/reference.py and csrc/common/gan_losses.h).
 JS, HELLINGER, RKL, TV, WASSERSTEIN = 0, 1, 2, 3, 4
 DISCRIMINATOR, GENERATOR_NON_SATURATING, GENERATOR_SATURATING = 0, 1, 2
 
@@ -171,7 +173,7 @@ def gan_loss(real: Optional[torch.Tensor], fake: torch.Tensor, kind: int, part: 
         raise ValueError("gan_loss takes real logits for the discriminator part only")
     if fake.dim() != 1 or fake.numel() == 0 or (real is not None and (real.dim() != 1 or real.numel() == 0)):
         raise ValueError("gan_loss: logits must be non-empty 1-D tensors")
-    acc = torch.float64 if fake.dtype == torch.float64 else torch.float32
+    acc = compute_dtype(fake.dtype)
     fake = fake.contiguous()
     real = real.contiguous() if real is not None else None
     n_real = real.numel() if real is not None else 0

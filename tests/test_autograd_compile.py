@@ -156,3 +156,25 @@ def test_compile_fullgraph_in_a_fresh_process():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "torch.Size([2, 3])" in out.stdout
+
+
+def test_the_ops_export_into_a_program():
+    """torch.export keeps a registered op as one node of the program (the dispatcher's op, runnable without this
+    Python code by the C++ kernels), and the exported program gives the eager results."""
+    table = Schedule.ddgan(4).kernel_table("posterior", torch.float32, "cpu")
+
+    class Step(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("table", table)
+
+        def forward(self, a, b, t, noise):
+            return torch.ops.fastddgan.affine_noise(a, b, t, self.table, noise, None) * 2
+
+    g = torch.Generator().manual_seed(0)
+    args = (torch.randn(2, 3, generator=g), torch.randn(2, 3, generator=g), torch.tensor([0, 3]),
+            torch.randn(2, 3, generator=g))
+    program = torch.export.export(Step(), args)
+    assert [n.target for n in program.graph.nodes if n.op == "call_function"][0] is \
+        torch.ops.fastddgan.affine_noise.default
+    torch.testing.assert_close(program.module()(*args), Step()(*args))

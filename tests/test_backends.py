@@ -12,7 +12,7 @@ import torch
 
 from backend_cases import backend_params, fused_backends
 from fastddgan import Schedule, ops
-from fastddgan.ops import _backends, _library, philox, philox_normal, reference, seed_tensor
+from fastddgan.ops import _library, philox, philox_normal, reference, seed_tensor
 
 FUSED = backend_params()
 # shapes: channels, odd sizes (numel and per-sample size not multiples of 4), one sample, flat 2-D data
@@ -450,7 +450,14 @@ def test_the_scalar_philox_of_these_tests_gives_the_known_answers():
 
 def philox_words(backend):
     """The raw Philox4x32-10 function of a backend (``torch``: the pure-PyTorch one of fastddgan.ops.philox)."""
-    return philox.philox_words if backend == "torch" else _backends.module(backend).philox_words
+    if backend == "torch":
+        return philox.philox_words
+
+    def words(counters, key):
+        with ops.use_backend(backend):
+            return _library.philox_words(counters, key)
+
+    return words
 
 
 @pytest.mark.parametrize("backend,device", ALL)

@@ -119,13 +119,12 @@ def test_loss_reduction_over_many_blocks(backend, n):
     g = torch.Generator(device="cuda").manual_seed(n)
     real = 4 * torch.randn(n, device="cuda", generator=g, dtype=torch.float64)
     fake = 4 * torch.randn(n // 2 + 1, device="cuda", generator=g, dtype=torch.float64)
-    from fastddgan.losses import reference as loss_reference
 
     with ops.use_backend(backend):
         for kind in (0, 1):
             got = _library.gan_loss(real, fake, kind, 0, 15.0)
             again = _library.gan_loss(real, fake, kind, 0, 15.0)
-            expect = loss_reference.gan_loss(real, fake, kind, 0, 15.0)
+            expect = reference.gan_loss(real, fake, kind, 0, 15.0)
             assert all(torch.equal(a, b) for a, b in zip(got, again))
             for a, b in zip(got, expect):
                 torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-15)  # summation order

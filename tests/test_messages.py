@@ -75,8 +75,8 @@ def test_an_out_that_cannot_be_written_is_one_line(tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------- FASTDDGAN_BACKEND
 @NO_GPU
 def test_a_forced_backend_that_cannot_run_is_one_line_before_any_work(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(_backends, "_forced", "cuda")
-    monkeypatch.setattr(_backends, "_forced_by", "FASTDDGAN_BACKEND")
+    # this context's choice as FASTDDGAN_BACKEND=cuda makes it at import (tests/conftest.py restores the automatic one)
+    _backends._choice.set(_backends.Choice("cuda", "FASTDDGAN_BACKEND"))
     message = ("FASTDDGAN_BACKEND: fastddgan backend 'cuda' was requested but the cuda backend runs on CUDA tensors "
                "only, got cpu; unset it (or set it to auto) for the automatic choice")
     assert train(TOY + ["--out", str(tmp_path / "run"), "--steps", "2"]) == 2

@@ -115,3 +115,24 @@ def test_int_timestep_and_int32_tensor_broadcast():
     b = ops.posterior_sample(x0, x_t, torch.tensor([2, 2, 2], dtype=torch.int32), s, noise=noise)
     c = ops.posterior_sample(x0, x_t, torch.full((3,), 2), s, noise=noise)
     assert torch.equal(a, c) and torch.equal(b, c)
+
+
+def test_a_forced_backend_is_local_to_its_context():
+    """use_backend and set_backend choose for the current context only (a contextvar): another thread keeps the
+    automatic choice, and leaving the block restores the previous one."""
+    import threading
+
+    cpu = torch.device("cpu")
+    auto = ops.select(cpu)
+    seen = {}
+    with ops.use_backend("torch"):
+        worker = threading.Thread(target=lambda: seen.update(other=ops.select(cpu)))
+        worker.start()
+        worker.join()
+        seen["here"] = ops.select(cpu)
+        with ops.use_backend(None):
+            seen["auto inside"] = ops.select(cpu)
+    assert seen == {"other": ops._backends.ENVIRONMENT.name or auto, "here": "torch", "auto inside": auto}
+    assert ops.select(cpu) == auto and ops.get_forced_backend() is None
+    ops.set_backend("torch")  # the old switch: the rest of this context (tests/conftest.py resets it)
+    assert ops.select(cpu) == "torch" and ops.get_forced_backend() == "torch"

@@ -1,5 +1,5 @@
 // The fused GAN loss reduction shared by the CPU and CUDA backends: per-logit math (host and device code), the
-// argument checks and the entry point. Reference: fastddgan/losses/reference.py (same formulas in PyTorch).
+// argument checks and the entry point. Reference: fastddgan/ops/reference.py (same formulas in PyTorch).
 //
 //   gan_loss(real?, fake, kind, part, clamp) -> (loss, grad_real, grad_fake)
 //     loss      = mean_i r(real_i) + mean_j f(fake_j)      (the real term only for part == discriminator)
@@ -169,8 +169,8 @@ inline LossArgs prepare_loss_args(const c10::optional<at::Tensor>& real, const a
 }
 
 // A loss backend is a struct `Kernels` with `static constexpr c10::DeviceType kDevice` and
-// `static void run(const LossArgs&)` that fills loss, grad_real and grad_fake; the bindings bind
-// gan_loss_entry<Kernels>.
+// `static void run(const LossArgs&)` that fills loss, grad_real and grad_fake; its source file registers
+// gan_loss_entry<Kernels> for its dispatch key.
 template <class Kernels>
 std::tuple<at::Tensor, at::Tensor, at::Tensor> gan_loss_entry(const c10::optional<at::Tensor>& real,
                                                               const at::Tensor& fake, int64_t kind, int64_t part,

@@ -1,6 +1,6 @@
 // Host-side checks and output allocation shared by the CPU and CUDA entry points of the fused ops.
-// The Python layer (fastddgan/ops/_validate.py) already gives users clear errors; these TORCH_CHECKs only
-// guard the kernels against direct misuse of fastddgan._C.
+// The Python layer (fastddgan/ops/__init__.py) already gives users clear errors; these TORCH_CHECKs guard the
+// kernels against direct calls of torch.ops.fastddgan.* (from Python or C++).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -64,17 +64,10 @@ inline StepArgs prepare_step_args(const at::Tensor& a, const c10::optional<at::T
   return args;
 }
 
-// The two entry points of a backend: check the arguments, then run the backend's kernel for the op variant.
-// A backend is a struct `Kernels` with `static constexpr c10::DeviceType kDevice` and
-// `template <class Op> static void run(const StepArgs&, const Op&)` that fills args.out; its source file
-// instantiates `run` for every op variant with FASTDDGAN_INSTANTIATE_STEP_KERNELS, and the bindings bind
-// affine_noise_entry<Kernels> and ddpm_step_entry<Kernels>.
-#define FASTDDGAN_INSTANTIATE_STEP_KERNELS(Kernels)                                  \
-  template void Kernels::run(const StepArgs&, const AffineNoiseOp<true>&);          \
-  template void Kernels::run(const StepArgs&, const AffineNoiseOp<false>&);         \
-  template void Kernels::run(const StepArgs&, const DdpmStepOp<true>&);             \
-  template void Kernels::run(const StepArgs&, const DdpmStepOp<false>&)
-
+// The entry points of a backend, which its source file registers for its dispatch key (TORCH_LIBRARY_IMPL): check
+// the arguments, then run the backend's kernel for the op variant. A backend is a struct `Kernels` with
+// `static constexpr c10::DeviceType kDevice` and `template <class Op> static void run(const StepArgs&, const Op&)`
+// that fills args.out (Op: AffineNoiseOp<HAS_B> or DdpmStepOp<CLIP>).
 template <class Kernels>
 at::Tensor affine_noise_entry(const at::Tensor& a, const c10::optional<at::Tensor>& b, const at::Tensor& t,
                               const at::Tensor& table, const c10::optional<at::Tensor>& noise,

@@ -1,12 +1,14 @@
-// CPU kernel of the fused GAN loss: one pass over the logits writes each logit's gradient and sums the loss terms.
+// CPU kernel of the fused GAN loss, registered for the CPU dispatch key at the bottom: one pass over the logits
+// writes each logit's gradient and sums the loss terms.
 //
 // Discriminator logits are one per sample (B is small, typically <= 1024), so a single thread does the whole
 // batch: no threading overhead, and the sum (in double, in index order) is deterministic.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
+#include <torch/library.h>
 
-#include "losses_cpu.h"
+#include "../common/gan_losses.h"
 
 namespace fastddgan {
 namespace {
@@ -40,11 +42,18 @@ void run_loss(const LossArgs& args) {
   *args.loss.mutable_data_ptr<acc_t>() = static_cast<acc_t>(loss);
 }
 
-}  // namespace
+struct CpuLossKernels {
+  static constexpr c10::DeviceType kDevice = c10::DeviceType::CPU;
+  static void run(const LossArgs& args);
+};
 
 void CpuLossKernels::run(const LossArgs& args) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, args.fake.scalar_type(), "fastddgan_gan_loss_cpu",
                                   [&] { run_loss<scalar_t>(args); });
 }
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastddgan, CPU, m) { m.impl("gan_loss", TORCH_FN(gan_loss_entry<CpuLossKernels>)); }
 
 }  // namespace fastddgan

@@ -1,4 +1,5 @@
-// CPU kernels of the fused ops (affine_noise, ddpm_step): one pass over the inputs, noise drawn in-kernel.
+// CPU kernels of the fused ops (affine_noise, ddpm_step; philox_words), registered for the CPU dispatch key at the
+// bottom: one pass over the inputs, noise drawn in-kernel.
 //
 // Work is split over Philox counters ("items": counter c of sample b covers elements 4c..4c+3 of that sample)
 // with at::parallel_for. Each chunk of items first fills a small stack buffer with its normals (a
@@ -10,9 +11,11 @@
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 
+#include <torch/library.h>
+
 #include <algorithm>
 
-#include "steps_cpu.h"
+#include "../common/step_args.h"
 
 namespace fastddgan {
 namespace {
@@ -152,13 +155,19 @@ void run_step(const StepArgs& args, const Op& op) {
 
 }  // namespace
 
+// The CPU backend of the step entry points (csrc/common/step_args.h).
+struct CpuKernels {
+  static constexpr c10::DeviceType kDevice = c10::DeviceType::CPU;
+  template <typename Op>
+  static void run(const StepArgs& args, const Op& op);
+  static void philox_words(const at::Tensor& counters, uint32_t k0, uint32_t k1, at::Tensor& out);
+};
+
 template <typename Op>
 void CpuKernels::run(const StepArgs& args, const Op& op) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, args.a.scalar_type(), "fastddgan_step_cpu",
                                   [&] { run_step<Op, scalar_t>(args, op); });
 }
-
-FASTDDGAN_INSTANTIATE_STEP_KERNELS(CpuKernels);
 
 void CpuKernels::philox_words(const at::Tensor& counters, uint32_t k0, uint32_t k1, at::Tensor& out) {
   const int64_t* c = counters.const_data_ptr<int64_t>();
@@ -170,6 +179,12 @@ void CpuKernels::philox_words(const at::Tensor& counters, uint32_t k0, uint32_t 
     philox4x32_10_words(ctr, k0, k1, r);
     for (int j = 0; j < 4; ++j) w[4 * i + j] = static_cast<int64_t>(r[j]);
   }
+}
+
+TORCH_LIBRARY_IMPL(fastddgan, CPU, m) {
+  m.impl("affine_noise", TORCH_FN(affine_noise_entry<CpuKernels>));
+  m.impl("ddpm_step", TORCH_FN(ddpm_step_entry<CpuKernels>));
+  m.impl("philox_words", TORCH_FN(philox_words_entry<CpuKernels>));
 }
 
 }  // namespace fastddgan

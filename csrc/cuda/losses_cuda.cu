@@ -1,4 +1,4 @@
-// CUDA kernels of the fused GAN loss: every logit is read once, its gradient written, and the loss reduced.
+// CUDA kernels of the fused GAN loss, registered for the CUDA dispatch key at the bottom: every logit is read once, its gradient written, and the loss reduced.
 //
 // A grid of up to kMaxBlocks blocks of kThreads threads covers both batches (grid-stride loops, any size); each
 // block sums its loss terms in double and reduces them in shared memory in a fixed tree order. One block writes
@@ -12,10 +12,11 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime.h>
+#include <torch/library.h>
 
 #include <algorithm>
 
-#include "losses_cuda.h"
+#include "../common/gan_losses.h"
 
 namespace fastddgan {
 namespace {
@@ -122,12 +123,19 @@ void launch_loss(const LossArgs& args) {
   }
 }
 
-}  // namespace
+struct CudaLossKernels {
+  static constexpr c10::DeviceType kDevice = c10::DeviceType::CUDA;
+  static void run(const LossArgs& args);
+};
 
 void CudaLossKernels::run(const LossArgs& args) {
   const c10::cuda::CUDAGuard guard(args.fake.device());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, args.fake.scalar_type(), "fastddgan_gan_loss_cuda",
                                   [&] { launch_loss<scalar_t>(args); });
 }
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastddgan, CUDA, m) { m.impl("gan_loss", TORCH_FN(gan_loss_entry<CudaLossKernels>)); }
 
 }  // namespace fastddgan

@@ -1,4 +1,5 @@
-// CUDA kernels of the fused ops (affine_noise, ddpm_step): one pass over the inputs, noise drawn in-kernel.
+// CUDA kernels of the fused ops (affine_noise, ddpm_step; philox_words), registered for the CUDA dispatch key at the
+// bottom: one pass over the inputs, noise drawn in-kernel.
 //
 // One thread per item, i.e. Philox counter c of sample b (elements 4c..4c+3 of the sample; 16-byte vector loads
 // when every sample's size is a multiple of 4 and the pointers are aligned), grid-stride loop. The seed
@@ -13,11 +14,12 @@
 #include <c10/cuda/CUDAMacros.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime.h>
+#include <torch/library.h>
 
 #include <algorithm>
 #include <mutex>
 
-#include "steps_cuda.h"
+#include "../common/step_args.h"
 
 namespace fastddgan {
 namespace {
@@ -128,14 +130,20 @@ void launch_step(const StepArgs& args, const Op& op) {
 
 }  // namespace
 
+// The CUDA backend of the step entry points (csrc/common/step_args.h).
+struct CudaKernels {
+  static constexpr c10::DeviceType kDevice = c10::DeviceType::CUDA;
+  template <typename Op>
+  static void run(const StepArgs& args, const Op& op);
+  static void philox_words(const at::Tensor& counters, uint32_t k0, uint32_t k1, at::Tensor& out);
+};
+
 template <typename Op>
 void CudaKernels::run(const StepArgs& args, const Op& op) {
   const c10::cuda::CUDAGuard guard(args.a.device());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, args.a.scalar_type(), "fastddgan_step_cuda",
                                   [&] { launch_step<Op, scalar_t>(args, op); });
 }
-
-FASTDDGAN_INSTANTIATE_STEP_KERNELS(CudaKernels);
 
 namespace {
 
@@ -161,6 +169,12 @@ void CudaKernels::philox_words(const at::Tensor& counters, uint32_t k0, uint32_t
                         c10::cuda::getCurrentCUDAStream()>>>(counters.const_data_ptr<int64_t>(), k0, k1,
                                                              out.mutable_data_ptr<int64_t>(), n);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+TORCH_LIBRARY_IMPL(fastddgan, CUDA, m) {
+  m.impl("affine_noise", TORCH_FN(affine_noise_entry<CudaKernels>));
+  m.impl("ddpm_step", TORCH_FN(ddpm_step_entry<CudaKernels>));
+  m.impl("philox_words", TORCH_FN(philox_words_entry<CudaKernels>));
 }
 
 }  // namespace fastddgan

@@ -9,18 +9,19 @@ discriminator regularisers (R1, WGAN-GP gradient penalty).
 
 Conventions, closed forms, the study's slide conventions and the measured defaults:
 :mod:`fastddgan.losses.objectives` (measured with ``python -m fastddgan.losses.probe``).
-The batch reductions run as one fused op per call (``torch.ops.fastddgan.gan_loss``: C++, CUDA or Triton, with the
-pure-PyTorch reference in :mod:`fastddgan.losses.reference`).
+The batch reductions run as one fused op per call (``fastddgan.ops.gan_loss``, i.e. ``torch.ops.fastddgan.gan_loss``:
+C++, CUDA or Triton, with the pure-PyTorch reference beside the op, in :mod:`fastddgan.ops.reference`). The losses
+use the ops; the ops never import the losses.
 """
 
-from . import reference
-from .objectives import (DEFAULT_CLAMP, DEFAULT_GP_LAMBDA, DEFAULT_LOSS, DEFAULT_N_CRITIC, GENERATOR_FORMS, LOSSES,
-                         FGANLoss, GANLoss, HellingerLoss, JSLoss, ReverseKLLoss, TotalVariationLoss, WassersteinLoss,
-                         get_loss)
+from ..ops import reference  # the op's reference (per-logit terms), also reachable as fastddgan.losses.reference
+from .objectives import (DEFAULT_CLAMP, DEFAULT_GP_LAMBDA, DEFAULT_LOSS, DEFAULT_N_CRITIC, DIVERGENCE_CONSTANT,
+                         GENERATOR_FORMS, LOSSES, FGANLoss, GANLoss, HellingerLoss, JSLoss, ReverseKLLoss,
+                         TotalVariationLoss, WassersteinLoss, get_loss)
 from .penalties import gradient_penalty, r1_penalty
 
 __all__ = [
-    "LOSSES", "DEFAULT_LOSS", "DEFAULT_CLAMP", "DEFAULT_GP_LAMBDA", "DEFAULT_N_CRITIC", "GENERATOR_FORMS", "get_loss",
+    "LOSSES", "DEFAULT_LOSS", "DEFAULT_CLAMP", "DIVERGENCE_CONSTANT", "DEFAULT_GP_LAMBDA", "DEFAULT_N_CRITIC", "GENERATOR_FORMS", "get_loss",
     "GANLoss", "FGANLoss", "JSLoss", "HellingerLoss", "ReverseKLLoss", "TotalVariationLoss", "WassersteinLoss",
     "r1_penalty", "gradient_penalty", "reference",
 ]

@@ -67,35 +67,19 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from ..ops import _backends, _library
-from . import reference
-from .reference import DISCRIMINATOR, DIVERGENCE_CONSTANT, GENERATOR_NON_SATURATING, GENERATOR_SATURATING, KINDS
+from .. import _checks, ops
+from ..ops.reference import DISCRIMINATOR, GENERATOR_NON_SATURATING, GENERATOR_SATURATING, KINDS
 
 GENERATOR_FORMS = ("non_saturating", "saturating")
 DEFAULT_CLAMP = 15.0
 DEFAULT_GP_LAMBDA = 1.0  # measured, see the module docstring
 DEFAULT_N_CRITIC = 1
-_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-
-
-def _logits(name: str, x) -> Tensor:
-    """Logits as a 1-D (B,) tensor; (B,) and (B, 1) are accepted."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor of logits, got {type(x).__name__}")
-    if x.dtype not in _FLOAT_DTYPES:
-        raise TypeError(f"{name}: expected floating-point logits (float16, bfloat16, float32 or float64), "
-                        f"got {x.dtype}")
-    if x.dim() == 2 and x.shape[1] == 1:
-        x = x.reshape(-1)
-    if x.dim() != 1:
-        raise ValueError(f"{name}: expected one logit per sample, shape (B,) or (B, 1), got {tuple(x.shape)}")
-    if x.shape[0] == 0:
-        raise ValueError(f"{name}: expected at least one logit, got an empty batch")
-    return x
+# divergence bound E_data[g_f(V)] - E_model[f*(g_f(V))] = constant - discriminator loss, per kind
+DIVERGENCE_CONSTANT = (0.0, 2.0, 1.0, 0.0, 0.0)
 
 
 def _pair(real, fake) -> Tuple[Tensor, Tensor]:
-    real, fake = _logits("real_logits", real), _logits("fake_logits", fake)
+    real, fake = _checks.logits("real_logits", real), _checks.logits("fake_logits", fake)
     if real.device != fake.device:
         raise ValueError(f"fake_logits: expected a tensor on {real.device} (the device of real_logits), "
                          f"got {fake.device}")
@@ -112,7 +96,7 @@ class GANLoss:
     and fake batches may differ in size. With ``fused=True`` (default) the loss and its gradient w.r.t. the logits
     come from one fused kernel of the active backend (``torch.ops.fastddgan.gan_loss``; ``backward`` only scales
     the saved gradient; double backward is exact too). ``fused=False``, or the ``torch`` backend, uses the plain
-    PyTorch expressions of :mod:`fastddgan.losses.reference` through autograd.
+    PyTorch expressions of :mod:`fastddgan.ops.reference` through autograd.
     """
 
     name: str = ""
@@ -123,10 +107,7 @@ class GANLoss:
     default_drift = 0.0  # weight of the drift penalty E_data[V^2] (Karras et al. 2018) added to the D loss
 
     def __init__(self, generator_form: Optional[str] = None, fused: bool = True, drift: Optional[float] = None):
-        drift = self.default_drift if drift is None else float(drift)
-        if not (drift >= 0 and drift < float("inf")):
-            raise ValueError(f"drift: expected a finite number >= 0, got {drift}")
-        self.drift = drift
+        self.drift = _checks.finite_number("drift", self.default_drift if drift is None else drift)
         if generator_form is None:
             generator_form = self.default_generator_form
         if generator_form not in GENERATOR_FORMS:
@@ -137,9 +118,9 @@ class GANLoss:
         self.clamp = 0.0
 
     def _reduce(self, real: Optional[Tensor], fake: Tensor, part: int) -> Tensor:
-        if self.fused and _backends.select(fake.device) != "torch":
-            return _library.gan_loss(real, fake, self.kind, part, self.clamp)[0]
-        return reference.loss(real, fake, self.kind, part, self.clamp)
+        if self.fused and ops.select(fake.device) != "torch":
+            return ops.gan_loss(real, fake, self.kind, part, self.clamp)[0]
+        return ops.reference.gan_loss_value(real, fake, self.kind, part, self.clamp)
 
     def discriminator(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         """The discriminator (critic) loss to minimise; see the module docstring for the closed forms."""
@@ -149,7 +130,7 @@ class GANLoss:
     def generator(self, fake_logits: Tensor) -> Tensor:
         """The generator loss to minimise, in the form ``self.generator_form``."""
         part = GENERATOR_NON_SATURATING if self.generator_form == "non_saturating" else GENERATOR_SATURATING
-        return self._reduce(None, _logits("fake_logits", fake_logits), part)
+        return self._reduce(None, _checks.logits("fake_logits", fake_logits), part)
 
     def divergence(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         """The variational lower bound E_data[g_f(V)] - E_model[f*(g_f(V))] (Wasserstein: E_real[V] - E_fake[V])
@@ -169,10 +150,7 @@ class FGANLoss(GANLoss):
     def __init__(self, generator_form: Optional[str] = None, clamp: float = DEFAULT_CLAMP, fused: bool = True,
                  drift: Optional[float] = None):
         super().__init__(generator_form, fused, drift)
-        clamp = float(clamp)
-        if not (clamp >= 0 and clamp < float("inf")):
-            raise ValueError(f"clamp: expected a finite number >= 0 (0 disables the soft clamp), got {clamp}")
-        self.clamp = clamp
+        self.clamp = _checks.finite_number("clamp", clamp, what="a finite number >= 0 (0 disables the soft clamp)")
 
     def _options(self) -> str:
         return f"{super()._options()}, clamp={self.clamp}"
@@ -220,13 +198,8 @@ class WassersteinLoss(GANLoss):
     def __init__(self, generator_form: Optional[str] = None, gp_lambda: float = DEFAULT_GP_LAMBDA,
                  n_critic: int = DEFAULT_N_CRITIC, fused: bool = True, drift: Optional[float] = None):
         super().__init__(generator_form, fused, drift)
-        gp_lambda = float(gp_lambda)
-        if not (gp_lambda >= 0 and gp_lambda < float("inf")):
-            raise ValueError(f"gp_lambda: expected a finite number >= 0, got {gp_lambda}")
-        if isinstance(n_critic, bool) or not isinstance(n_critic, int) or n_critic < 1:
-            raise ValueError(f"n_critic: expected an int >= 1, got {n_critic!r}")
-        self.gp_lambda = gp_lambda
-        self.n_critic = n_critic
+        self.gp_lambda = _checks.finite_number("gp_lambda", gp_lambda)
+        self.n_critic = _checks.integer("n_critic", n_critic, 1)
 
     def _options(self) -> str:
         return f"{super()._options()}, gp_lambda={self.gp_lambda}, n_critic={self.n_critic}"

@@ -12,12 +12,12 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
-from ..ops import _validate
+from .. import _checks
+from ..ops.reference import compute_dtype
 
 
 def _sq_norms(grad: Tensor) -> Tensor:
-    acc = torch.float64 if grad.dtype == torch.float64 else torch.float32
-    return grad.to(acc).reshape(grad.shape[0], -1).pow(2).sum(1)
+    return grad.to(compute_dtype(grad.dtype)).reshape(grad.shape[0], -1).pow(2).sum(1)
 
 
 def r1_penalty(real_logits: Tensor, x_prev: Tensor) -> Tensor:
@@ -52,8 +52,8 @@ def gradient_penalty(discriminator_fn: Callable, real_prev: Tensor, fake_prev: T
     if not callable(discriminator_fn):
         raise TypeError(f"discriminator_fn: expected a callable D(x_prev, x_t, t, y), got "
                         f"{type(discriminator_fn).__name__}")
-    real_prev = _validate.data("real_prev", real_prev)
-    fake_prev = _validate.data("fake_prev", fake_prev, like=real_prev, like_name="real_prev")
+    real_prev = _checks.data("real_prev", real_prev)
+    fake_prev = _checks.data("fake_prev", fake_prev, like=real_prev, like_name="real_prev")
     batch = real_prev.shape[0]
     alpha = torch.rand((batch,) + (1,) * (real_prev.dim() - 1), device=real_prev.device, generator=generator)
     real_prev, fake_prev = real_prev.detach(), fake_prev.detach()

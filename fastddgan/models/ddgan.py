@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from . import _checks
+from .. import _checks
 from .embeddings import ConditionEmbedding
 from .layers import Norm
 from .unet import Encoder, UNet
@@ -89,8 +89,8 @@ class DDGANDiscriminator(nn.Module):
 
     def forward(self, x_prev: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor,
                 y: Optional[torch.Tensor] = None) -> torch.Tensor:
-        _checks.data("x_t", x_t, (None, self.in_channels, self.image_size, self.image_size))
-        _checks.data("x_prev", x_prev, x_t.shape)
+        _checks.shaped("x_t", x_t, (None, self.in_channels, self.image_size, self.image_size))
+        _checks.shaped("x_prev", x_prev, x_t.shape)
         _checks.same_batch("x_prev", x_prev, x_t, "x_t")
         batch = x_t.shape[0]
         temb = F.silu(self.cond(t, y, batch, x_t.device, x_t.dtype))

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import _checks
+from .. import _checks
 
 __all__ = ["SinusoidalEmbedding", "ConditionEmbedding", "MappingNetwork"]
 
@@ -53,7 +53,7 @@ class ConditionEmbedding(nn.Module):
         self.label = None if num_classes is None else nn.Embedding(num_classes + 1, out_dim)
 
     def forward(self, t, y, batch: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        t = _checks.timesteps(t, batch, device)
+        t = _checks.timesteps(t, batch, device, continuous=True, of="the input")
         y = _checks.labels(y, batch, self.num_classes, device)
         emb = self.mlp(self.sinusoid(t).to(dtype))
         if self.label is not None:

@@ -18,6 +18,7 @@ from typing import Any, Dict, Iterable, Optional, Set, Union
 import torch
 from torch import nn
 
+from .. import _checks
 from .ddgan import DDGANDiscriminator, DDGANGenerator
 from .toy import ToyDenoiser, ToyDiscriminator, ToyGenerator
 from .unet import UNet
@@ -108,8 +109,8 @@ def _check_size(where: str, value: Any, limit: int) -> None:
     if isinstance(value, (list, tuple)):
         if len(value) > limit:
             raise ValueError(f"{where}: at most {limit} entries, got {len(value)}")
-    elif isinstance(value, bool) or not isinstance(value, int) or value > limit:
-        raise ValueError(f"{where}: expected an integer <= {limit}, got {value!r}")
+    else:
+        _checks.integer(where, value, maximum=limit)
 
 
 def check_config(cfg: Any, roles: Iterable[str] = ROLES, num_classes: Optional[int] = None) -> None:

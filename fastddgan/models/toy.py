@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import _checks
+from .. import _checks
 from .embeddings import ConditionEmbedding
 
 __all__ = ["ConditionalMLP", "ToyGenerator", "ToyDiscriminator", "ToyDenoiser"]
@@ -84,7 +84,7 @@ class ToyGenerator(nn.Module):
         self.net = ConditionalMLP(dim + nz, dim, hidden, num_layers, num_classes, T_max, act=act)
 
     def forward(self, x_t: torch.Tensor, z: torch.Tensor, t, y=None) -> torch.Tensor:
-        _checks.data("x_t", x_t, (None, self.dim))
+        _checks.shaped("x_t", x_t, (None, self.dim))
         z = _checks.latent(z, x_t.shape[0], self.nz, x_t.device)
         return self.net(torch.cat([x_t, z.to(x_t.dtype)], dim=1), t, y)
 
@@ -102,8 +102,8 @@ class ToyDiscriminator(nn.Module):
                                   fourier=fourier, fourier_scale=fourier_scale)
 
     def forward(self, x_prev: torch.Tensor, x_t: torch.Tensor, t, y=None) -> torch.Tensor:
-        _checks.data("x_t", x_t, (None, self.dim))
-        _checks.data("x_prev", x_prev, x_t.shape)
+        _checks.shaped("x_t", x_t, (None, self.dim))
+        _checks.shaped("x_prev", x_prev, x_t.shape)
         _checks.same_batch("x_prev", x_prev, x_t, "x_t")
         return self.net(torch.cat([x_prev, x_t], dim=1), t, y).squeeze(1)
 
@@ -119,5 +119,5 @@ class ToyDenoiser(nn.Module):
         self.net = ConditionalMLP(dim, dim, hidden, num_layers, num_classes, T_max, act="silu")
 
     def forward(self, x: torch.Tensor, t, y=None) -> torch.Tensor:
-        _checks.data("x", x, (None, self.dim))
+        _checks.shaped("x", x, (None, self.dim))
         return self.net(x, t, y)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import _checks
+from .. import _checks
 from .embeddings import ConditionEmbedding, MappingNetwork
 from .layers import Downsample, Norm, ResAttnBlock, Upsample
 
@@ -24,7 +24,7 @@ def level_resolutions(image_size: int, ch_mult: Sequence[int], attn_resolutions:
     """The spatial size at each level (image_size / 2^level); ValueError for sizes that do not halve exactly and for
     attention resolutions the network never reaches."""
     _checks.positive_int("image_size", image_size)
-    if len(ch_mult) == 0 or any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in ch_mult):
+    if len(ch_mult) == 0 or not all(_checks.is_int(m) and m >= 1 for m in ch_mult):
         raise ValueError(f"ch_mult: expected a non-empty sequence of positive ints, got {ch_mult!r}")
     factor = 2 ** (len(ch_mult) - 1)
     if image_size % factor:
@@ -137,7 +137,7 @@ class UNet(nn.Module):
         return self._run(x, t, y, z, "x")
 
     def _run(self, x, t, y, z, x_name: str) -> torch.Tensor:
-        _checks.data(x_name, x, (None, self.in_channels, self.image_size, self.image_size))
+        _checks.shaped(x_name, x, (None, self.in_channels, self.image_size, self.image_size))
         batch = x.shape[0]
         z = _checks.latent(z, batch, self.nz, x.device)
         temb = F.silu(self.cond(t, y, batch, x.device, x.dtype))

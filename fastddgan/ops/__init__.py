@@ -10,6 +10,9 @@ generate the Gaussian noise inside the kernel from the counter-based Philox stre
 The seed is drawn by a torch RNG call and read by the kernel from device memory, so a captured CUDA graph draws
 fresh noise on every replay. The ``torch`` backend (the eager reference) uses ``torch.randn`` instead, so its
 samples differ from the fused backends' for the same seed; the fused backends agree with each other.
+
+Every function here checks its arguments (``fastddgan/_checks.py``) and calls one registered op,
+``torch.ops.fastddgan.*`` (``_library.py``), which runs on the backend :func:`select` chooses.
 """
 
 from __future__ import annotations
@@ -18,23 +21,26 @@ from typing import Optional, Tuple
 
 import torch
 
-from . import _library, _validate, reference
+from .. import _checks
+from .. import _checks as _validate  # the old name of the argument checks (fastddgan/sampling.py uses it)
+from . import _library, reference
 from ._backends import (BACKENDS, BackendUnavailable, available, get_forced_backend, select, set_backend,
                         use_backend)
 from .philox import philox_normal, seed_tensor
+from .reference import compute_dtype
 
 __all__ = [
-    "q_sample", "q_sample_pairs", "posterior_sample", "ddpm_step", "normal", "draw_seed", "compute_dtype",
+    "q_sample", "q_sample_pairs", "posterior_sample", "ddpm_step", "gan_loss", "normal", "draw_seed", "compute_dtype",
     "BACKENDS", "BackendUnavailable", "available", "select", "set_backend", "use_backend", "get_forced_backend",
     "philox_normal", "seed_tensor", "reference",
 ]
 
 _SEED_HIGH = 2**63 - 1
 
-
-def compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The dtype the kernels compute in (and the coefficient tables use): float64 for float64 data, else float32."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
+# gan_loss(real?, fake, kind, part, clamp) -> (loss, d loss / d real, d loss / d fake): the fused reduction of a GAN
+# objective (fastddgan.losses builds the objectives on it; codes and per-logit terms in reference.py). The op itself:
+# its arguments are checked by the kernels (RuntimeError), the losses check the users' arguments.
+gan_loss = _library.gan_loss
 
 
 def draw_seed(device: torch.device, generator: Optional[torch.Generator] = None) -> torch.Tensor:
@@ -45,26 +51,21 @@ def draw_seed(device: torch.device, generator: Optional[torch.Generator] = None)
     return torch.nn.functional.pad(key, (0, 1))  # [key, 0]
 
 
-def _run(fused, eager, like: torch.Tensor, noise, seed, generator) -> torch.Tensor:
-    """Run an op: ``eager(noise)`` (the torch backend, noise from torch.randn) or ``fused(noise, seed)``.
-
-    An explicit ``seed`` always takes the fused op's path, whose torch kernel draws the same Philox stream as the
-    compiled backends; without noise or seed the fused backends draw a seed from ``generator``."""
-    if seed is None and select(like.device) == "torch":
-        if noise is None:
+def _noise_or_seed(like: torch.Tensor, noise, seed, generator):
+    """(noise, seed) for an op call: as given, else a fresh draw from ``generator``, ``torch.randn`` noise on the
+    ``torch`` backend (the eager reference) and a Philox seed for the fused backends' in-kernel noise."""
+    if noise is None and seed is None:
+        if select(like.device) == "torch":
             noise = torch.randn(like.shape, dtype=like.dtype, device=like.device, generator=generator)
-        if not torch.compiler.is_compiling():
-            return eager(noise)
-        # compiled: through the registered op, whose kernel range-checks t (a traced gather would not)
-    elif noise is None and seed is None:
-        seed = draw_seed(like.device, generator)
-    return fused(noise, seed)
+        else:
+            seed = draw_seed(like.device, generator)
+    return noise, seed
 
 
 def _affine(kind: str, a, b, t, schedule, noise, generator, seed=None) -> torch.Tensor:
     table = schedule.kernel_table(kind, compute_dtype(a.dtype), a.device)
-    return _run(lambda n, sd: _library.affine_noise(a, b, t, table, n, sd),
-                lambda n: reference.affine_noise(a, b, t, table, n), a, noise, seed, generator)
+    noise, seed = _noise_or_seed(a, noise, seed, generator)
+    return _library.affine_noise(a, b, t, table, noise, seed)
 
 
 def normal(shape, seed: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -73,11 +74,11 @@ def normal(shape, seed: torch.Tensor, dtype: torch.dtype = torch.float32) -> tor
 
     out = 0 a + 1 noise through the fused affine op, with ``a`` a cached zero expanded to ``shape`` (the kernels
     read an expanded scalar in place): nothing of the output's size is allocated or read besides the output."""
-    seed = _validate.seed(seed, None)
+    seed = _checks.seed(seed, None)
     shape = tuple(int(v) for v in shape)
     if len(shape) < 1 or min(shape) < 0:
         raise ValueError(f"shape: expected a batch-first shape of non-negative sizes, got {shape}")
-    if dtype not in _validate.FLOAT_DTYPES:
+    if dtype not in _checks.FLOAT_DTYPES:
         raise TypeError(f"dtype: expected a floating-point dtype, got {dtype}")
     table, zero, step = _unit_noise(dtype, seed.device)
     return _library.affine_noise(zero.expand(shape), None, step.expand(shape[0]), table, None, seed)
@@ -102,11 +103,11 @@ def _unit_noise(dtype, device):
 def q_sample(x0: torch.Tensor, t, schedule, noise: Optional[torch.Tensor] = None,
              generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """x_t ~ q(x_t | x0) = N(sqrt(alphas_cumprod[t]) x0, (1 - alphas_cumprod[t]) I)."""
-    schedule = _validate.schedule(schedule)
-    x0 = _validate.data("x0", x0)
-    t = _validate.timesteps(t, x0, schedule.T)
-    noise = None if noise is None else _validate.data("noise", noise, like=x0)
-    generator = _validate.generator(generator, x0.device)
+    schedule = _checks.schedule(schedule)
+    x0 = _checks.data("x0", x0)
+    t = _checks.timesteps(t, x0.shape[0], x0.device, schedule.T)
+    noise = None if noise is None else _checks.data("noise", noise, like=x0)
+    generator = _checks.generator(generator, x0.device)
     return _affine("q_sample", x0, None, t, schedule, noise, generator)
 
 
@@ -117,17 +118,17 @@ def q_sample_pairs(x0: torch.Tensor, t, schedule, generator: Optional[torch.Gene
     x_{t-1} ~ q(x_{t-1} | x0) (x0 itself at t == 0), then x_t = sqrt(alphas[t]) x_{t-1} + sqrt(betas[t]) eps.
     ``noise=(noise_prev, noise_step)`` makes it deterministic.
     """
-    schedule = _validate.schedule(schedule)
-    x0 = _validate.data("x0", x0)
-    t = _validate.timesteps(t, x0, schedule.T)
-    generator = _validate.generator(generator, x0.device)
+    schedule = _checks.schedule(schedule)
+    x0 = _checks.data("x0", x0)
+    t = _checks.timesteps(t, x0.shape[0], x0.device, schedule.T)
+    generator = _checks.generator(generator, x0.device)
     if noise is None:
         noise_prev = noise_step = None
     else:
         if not isinstance(noise, (tuple, list)) or len(noise) != 2:
             raise TypeError("noise: expected a pair (noise_prev, noise_step) of tensors shaped like x0, or None")
-        noise_prev = _validate.data("noise[0]", noise[0], like=x0)
-        noise_step = _validate.data("noise[1]", noise[1], like=x0)
+        noise_prev = _checks.data("noise[0]", noise[0], like=x0)
+        noise_step = _checks.data("noise[1]", noise[1], like=x0)
     x_prev = _affine("q_prev", x0, None, t, schedule, noise_prev, generator)
     x_t = _affine("q_step", x_prev, None, t, schedule, noise_step, generator)
     return x_prev, x_t
@@ -142,13 +143,13 @@ def posterior_sample(x0: torch.Tensor, x_t: torch.Tensor, t, schedule, generator
     [key, sample_offset] on x0's device) selects the Philox stream explicitly instead of drawing a key from
     ``generator`` (samplers use it for chunk- and graph-independent results).
     """
-    schedule = _validate.schedule(schedule)
-    x0 = _validate.data("x0", x0)
-    x_t = _validate.data("x_t", x_t, like=x0)
-    t = _validate.timesteps(t, x0, schedule.T)
-    noise = None if noise is None else _validate.data("noise", noise, like=x0)
-    seed = _validate.seed(seed, x0.device, noise)
-    generator = _validate.generator(generator, x0.device)
+    schedule = _checks.schedule(schedule)
+    x0 = _checks.data("x0", x0)
+    x_t = _checks.data("x_t", x_t, like=x0)
+    t = _checks.timesteps(t, x0.shape[0], x0.device, schedule.T)
+    noise = None if noise is None else _checks.data("noise", noise, like=x0)
+    seed = _checks.seed(seed, x0.device, noise)
+    generator = _checks.generator(generator, x0.device)
     return _affine("posterior", x0, x_t, t, schedule, noise, generator, seed)
 
 
@@ -162,15 +163,14 @@ def ddpm_step(eps: torch.Tensor, x_t: torch.Tensor, t, schedule, generator: Opti
     betas[t] ("large"); no noise at t == 0. Differentiable with respect to eps, x_t and noise (a clipped x0 passes
     no gradient, as with torch.clamp). ``seed`` as in posterior_sample.
     """
-    schedule = _validate.schedule(schedule)
-    eps = _validate.data("eps", eps)
-    x_t = _validate.data("x_t", x_t, like=eps, like_name="eps")
-    t = _validate.timesteps(t, eps, schedule.T)
-    variance = _validate.choice("variance", variance, ("small", "large"))
-    noise = None if noise is None else _validate.data("noise", noise, like=eps, like_name="eps")
-    seed = _validate.seed(seed, eps.device, noise)
-    generator = _validate.generator(generator, eps.device)
+    schedule = _checks.schedule(schedule)
+    eps = _checks.data("eps", eps)
+    x_t = _checks.data("x_t", x_t, like=eps, like_name="eps")
+    t = _checks.timesteps(t, eps.shape[0], eps.device, schedule.T, of="eps")
+    variance = _checks.choice("variance", variance, ("small", "large"))
+    noise = None if noise is None else _checks.data("noise", noise, like=eps, like_name="eps")
+    seed = _checks.seed(seed, eps.device, noise)
+    generator = _checks.generator(generator, eps.device)
     table = schedule.kernel_table(f"ddpm_{variance}", compute_dtype(eps.dtype), eps.device)
-    clip_x0 = bool(clip_x0)
-    return _run(lambda n, sd: _library.ddpm_step(eps, x_t, t, table, n, sd, clip_x0),
-                lambda n: reference.ddpm_step(eps, x_t, t, table, n, clip_x0), eps, noise, seed, generator)
+    noise, seed = _noise_or_seed(eps, noise, seed, generator)
+    return _library.ddpm_step(eps, x_t, t, table, noise, seed, bool(clip_x0))

@@ -1,25 +1,32 @@
-"""Which implementation runs the fused ops: loading, availability and selection of backends.
+"""Which implementation runs the fused ops: loading, availability and the one choice of a backend.
 
 Backends
     torch   pure-PyTorch reference (``reference.py``); noise from ``torch.randn`` and the torch Generator.
-    cpp     C++ CPU kernels, ``fastddgan._C``.
-    cuda    CUDA C++ kernels, ``fastddgan._C_cuda``.
+    cpp     C++ CPU kernels, ``fastddgan._C`` (registered for the CPU dispatch key of ``torch.ops.fastddgan``).
+    cuda    CUDA C++ kernels, ``fastddgan._C_cuda`` (registered for the CUDA dispatch key).
     triton  Triton kernels, ``fastddgan.kernels.backend`` (GPU; CPU only under ``TRITON_INTERPRET=1``).
 
-Automatic choice: ``cpp`` on CPU, ``cuda`` then ``triton`` on GPU, ``torch`` where nothing faster is available (with
-one warning). ``FASTDDGAN_BACKEND=torch|cpp|cuda|triton`` or :func:`set_backend` forces one (set_backend overrides
-the variable); forcing a backend that cannot run on a tensor's device raises :class:`BackendUnavailable`, one line
-that names what forced it and says why. A bad value of the variable is reported when the ops are first used, not at
-import (so the command-line tools can say so in one line).
+:func:`select` is the only place that chooses. Automatic choice: ``cpp`` on CPU, ``cuda`` then ``triton`` on GPU,
+``torch`` where nothing faster is available (with one warning). A choice is forced by, in order:
+
+* :func:`use_backend` (a context manager) or :func:`set_backend`: context-local, a :class:`contextvars.ContextVar`,
+  so a choice made in one thread (or asyncio task) never changes another's; ``None``/``'auto'`` asks for the
+  automatic choice, ignoring the variable below;
+* ``FASTDDGAN_BACKEND=torch|cpp|cuda|triton``, read once at import: the default of every context.
+
+Forcing a backend that cannot run on a tensor's device raises :class:`BackendUnavailable`, one line that names what
+forced it and says why. A bad value of the variable is reported when the ops are first used, not at import (so the
+command-line tools can say so in one line).
 """
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import os
 import warnings
 from contextlib import contextmanager
-from typing import Dict, Optional
+from typing import Dict, NamedTuple, Optional
 
 import torch
 
@@ -43,19 +50,28 @@ class BackendUnavailable(RuntimeError, ValueError):
     report in one line (exit 2)."""
 
 
-_forced: Optional[str] = None
-_forced_by = "set_backend"  # what forced _forced: set_backend or the environment variable
-_env_error: Optional[str] = None  # a bad FASTDDGAN_BACKEND, raised by select until set_backend overrides it
-try:
-    _forced = _check_name(os.environ.get("FASTDDGAN_BACKEND"), "FASTDDGAN_BACKEND")
-    _forced_by = "FASTDDGAN_BACKEND"
-except ValueError as _err:
-    _env_error = str(_err)
+class Choice(NamedTuple):
+    """A forced choice: the backend (None: automatic), what forced it, and the error of a bad variable."""
+
+    name: Optional[str]
+    by: str  # "use_backend" / "set_backend" or "FASTDDGAN_BACKEND"
+    error: Optional[str] = None
+
+
+def _from_environment() -> Choice:
+    try:
+        return Choice(_check_name(os.environ.get("FASTDDGAN_BACKEND"), "FASTDDGAN_BACKEND"), "FASTDDGAN_BACKEND")
+    except ValueError as err:
+        return Choice(None, "FASTDDGAN_BACKEND", str(err))
+
+
+ENVIRONMENT = _from_environment()
+_choice: contextvars.ContextVar[Choice] = contextvars.ContextVar("fastddgan_backend", default=ENVIRONMENT)
 
 
 def module(name: str):
-    """The module implementing backend ``name`` (``affine_noise``, ``ddpm_step``, ``gan_loss``), or None if it
-    cannot load."""
+    """The module implementing backend ``name`` (``cpp``/``cuda``: the extension whose import registers its kernels;
+    ``triton``: the launchers), or None if it cannot load."""
     if name not in _loaded and name not in _load_errors:
         try:
             _loaded[name] = importlib.import_module(_MODULES[name])
@@ -91,18 +107,19 @@ def available(device_type: str):
 
 
 def select(device: torch.device) -> str:
-    """The backend that runs the fused ops for tensors on ``device``."""
+    """The backend that runs the fused ops for tensors on ``device`` in the current context."""
     global _warned
-    if _env_error is not None:
-        raise ValueError(_env_error)
-    if _forced is not None:
-        reason = why_unavailable(_forced, device.type)
+    choice = _choice.get()
+    if choice.error is not None:
+        raise ValueError(choice.error)
+    if choice.name is not None:
+        reason = why_unavailable(choice.name, device.type)
         if reason is not None:
-            if _forced_by == "set_backend":
-                raise BackendUnavailable(f"fastddgan backend {_forced!r} was requested but {reason}")
-            raise BackendUnavailable(f"FASTDDGAN_BACKEND: fastddgan backend {_forced!r} was requested but {reason}; "
-                                     f"unset it (or set it to auto) for the automatic choice")
-        return _forced
+            if choice.by != "FASTDDGAN_BACKEND":
+                raise BackendUnavailable(f"fastddgan backend {choice.name!r} was requested but {reason}")
+            raise BackendUnavailable(f"FASTDDGAN_BACKEND: fastddgan backend {choice.name!r} was requested but "
+                                     f"{reason}; unset it (or set it to auto) for the automatic choice")
+        return choice.name
     preferred = ("cpp",) if device.type == "cpu" else ("cuda", "triton") if device.type == "cuda" else ()
     for name in preferred:
         if why_unavailable(name, device.type) is None:
@@ -116,32 +133,32 @@ def select(device: torch.device) -> str:
     return "torch"
 
 
-def set_backend(name: Optional[str]) -> None:
-    """Force a backend for every device (``None`` or ``'auto'``: automatic choice); overrides FASTDDGAN_BACKEND."""
-    global _forced, _forced_by, _env_error
-    _forced, _forced_by, _env_error = _check_name(name, "name"), "set_backend", None
-
-
-def get_forced_backend() -> Optional[str]:
-    return _forced
-
-
 @contextmanager
 def use_backend(name: Optional[str]):
-    """Context manager form of :func:`set_backend`."""
-    global _forced, _forced_by, _env_error
-    previous = (_forced, _forced_by, _env_error)
-    set_backend(name)
+    """Run the ops of this block (in this thread or task) on backend ``name``; ``None`` or ``'auto'``: the automatic
+    choice (FASTDDGAN_BACKEND ignored). The previous choice is restored on exit."""
+    token = _choice.set(Choice(_check_name(name, "name"), "use_backend"))
     try:
         yield
     finally:
-        _forced, _forced_by, _env_error = previous
+        _choice.reset(token)
+
+
+def set_backend(name: Optional[str]) -> None:
+    """Force a backend for the rest of the current context (thread or asyncio task), overriding FASTDDGAN_BACKEND;
+    ``None`` or ``'auto'``: the automatic choice. Prefer :func:`use_backend`, which restores the previous choice."""
+    _choice.set(Choice(_check_name(name, "name"), "set_backend"))
+
+
+def get_forced_backend() -> Optional[str]:
+    """The backend forced in the current context (by use_backend, set_backend or FASTDDGAN_BACKEND), or None."""
+    return _choice.get().name
 
 
 def _preload() -> None:
-    """Import the backends that can be chosen here now, so that choosing one later (possibly while torch.compile
-    traces the ops, where imports are not allowed) is a dictionary lookup. Triton is imported only where it can
-    run (a visible GPU, or TRITON_INTERPRET=1)."""
+    """Import the backends that can be chosen here now: the C++ ones register their kernels with the dispatcher, and
+    choosing one later (possibly while torch.compile traces the ops, where imports are not allowed) is a dictionary
+    lookup. Triton is imported only where it can run (a visible GPU, or TRITON_INTERPRET=1)."""
     module("cpp")
     if torch.cuda.is_available():
         module("cuda")
@@ -150,4 +167,3 @@ def _preload() -> None:
 
 
 _preload()
-

@@ -1,85 +1,165 @@
-"""The single registration point of fastddgan's fused ops (``torch.ops.fastddgan.*``).
+"""The Python side of fastddgan's ops (``torch.ops.fastddgan.*``): fake kernels, autograd formulas, the Python backends.
 
-Each op is declared once here with ``torch.library.custom_op``, with a fake (meta) kernel so that
-``torch.compile(fullgraph=True)`` traces it without graph breaks, and an autograd formula where it is
-differentiable. At run time the op routes to the selected backend's kernel (``_backends.select``).
+The schemas are declared once, in C++ (``csrc/ops.cpp``, ``TORCH_LIBRARY(fastddgan, m)``), and the compiled
+kernels register per dispatch key in their own files (``csrc/cpu``: CPU, ``csrc/cuda``: CUDA), so the ops run from
+C++ and in exported programs too. This module, the one named by the schemas' ``set_python_module``, adds:
+
+* a fake (meta) kernel per op (``torch.library.register_fake``), so ``torch.compile(fullgraph=True)`` traces the
+  ops without graph breaks;
+* the autograd formulas of the differentiable ops (``torch.library.register_autograd``);
+* the backend choice: a kernel for the ``BackendSelect`` dispatch key (after autograd, before the CPU/CUDA kernels)
+  asks :func:`fastddgan.ops._backends.select` and either passes the call on to the compiled kernel of the tensors'
+  device or runs a Python backend (the pure-PyTorch reference or Triton). The choice happens when the op runs, in
+  the caller's context, also inside compiled graphs.
 
     affine_noise(a, b?, t, table, noise?, seed?) -> out
         out = table[0, t] a + table[1, t] b + table[2, t] noise          (per sample; b optional)
     ddpm_step(eps, x_t, t, table, noise?, seed?, clip_x0) -> out
         x0 = table[0, t] x_t - table[1, t] eps (clipped to [-1, 1]; NaN stays NaN),
         out = table[2, t] x0 + table[3, t] x_t + table[4, t] noise
-
     gan_loss(real?, fake, kind, part, clamp) -> (loss, grad_real, grad_fake)
         the fused reduction of a GAN objective: mean loss over the batch and its gradient w.r.t. the logits in
-        one pass (codes and per-logit terms in ``fastddgan/losses/reference.py``); real only for the
-        discriminator part. Outputs in float32 (float64 for float64 logits). Backward multiplies the saved
-        per-logit gradients by the incoming gradient (under create_graph it recomputes them differentiably with
-        the reference, so double backward is exact too).
+        one pass (codes and per-logit terms in ``reference.py``); real only for the discriminator part. Outputs in
+        the compute dtype. Backward multiplies the saved per-logit gradients by the incoming gradient (under
+        create_graph it recomputes them differentiably with the reference, so double backward is exact too).
+    philox_words(counters, key) -> words
+        the raw Philox4x32-10 words of counters (N, 4) under the key words (k0, k1) (known-answer tests).
 
 ``t`` is int64 of shape (B,), ``table`` is (rows, T) in the compute dtype (float64 for float64 data, float32
 otherwise). Exactly one of ``noise`` (explicit, same shape as ``a``) and ``seed`` (int64 tensor
 ``[key, sample_offset]``: the Philox key and the index of the call's first sample, see ``philox.py``) is given.
 Outputs are contiguous. The ops range-check CPU ``t`` themselves (a ValueError), also inside compiled graphs.
+
+Adding an op: ``csrc/README.md``.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 from torch import Tensor
 
-from . import _backends, _validate, reference
-from .philox import philox_normal
+from .. import _checks
+from . import _backends, philox, reference
+
+NAMESPACE = "fastddgan"
+
+# Used only where fastddgan._C (whose csrc/ops.cpp declares the schemas) cannot be imported, so that the package
+# still runs on the Python backends; tests/test_build.py checks that these equal the C++ declarations.
+FALLBACK_SCHEMAS = {
+    "affine_noise": "affine_noise(Tensor a, Tensor? b, Tensor t, Tensor table, Tensor? noise, Tensor? seed) -> Tensor",
+    "ddpm_step": "ddpm_step(Tensor eps, Tensor x_t, Tensor t, Tensor table, Tensor? noise, Tensor? seed, "
+                 "bool clip_x0) -> Tensor",
+    "gan_loss": "gan_loss(Tensor? real, Tensor fake, int kind, int part, float clamp) -> (Tensor, Tensor, Tensor)",
+    "philox_words": "philox_words(Tensor counters, Tensor key) -> Tensor",
+}
+
+_fallback_library = None
+if _backends.module("cpp") is None and not hasattr(torch.ops.fastddgan, "affine_noise"):
+    _fallback_library = torch.library.Library(NAMESPACE, "DEF")
+    for _schema in FALLBACK_SCHEMAS.values():
+        _fallback_library.define(_schema)
+
+affine_noise = torch.ops.fastddgan.affine_noise.default
+ddpm_step = torch.ops.fastddgan.ddpm_step.default
+gan_loss = torch.ops.fastddgan.gan_loss.default
+philox_words = torch.ops.fastddgan.philox_words.default
 
 
-class _TorchKernels:
-    """The ops in plain PyTorch, drawing in-kernel noise from the reference Philox stream; the outputs are
-    contiguous, as the ops declare (the reference keeps its inputs' memory format, e.g. channels_last)."""
+class TorchKernels:
+    """The ``torch`` backend: the ops in plain PyTorch, drawing in-kernel noise from the reference Philox stream;
+    the outputs are contiguous, as the ops declare (the reference keeps its inputs' memory format)."""
 
     @staticmethod
     def _noise(like: Tensor, noise: Optional[Tensor], seed: Optional[Tensor]) -> Tensor:
         if noise is not None:
             return noise
         batch = like.shape[0]
-        return philox_normal(seed, batch, like.numel() // max(batch, 1), like.device).view(like.shape)
+        return philox.philox_normal(seed, batch, like.numel() // max(batch, 1), like.device).view(like.shape)
 
     @staticmethod
     def affine_noise(a, b, t, table, noise, seed):
-        out = reference.affine_noise(a, b, t, table, _TorchKernels._noise(a, noise, seed))
-        return out.contiguous()
+        return reference.affine_noise(a, b, t, table, TorchKernels._noise(a, noise, seed)).contiguous()
 
     @staticmethod
     def ddpm_step(eps, x_t, t, table, noise, seed, clip_x0):
-        out = reference.ddpm_step(eps, x_t, t, table, _TorchKernels._noise(eps, noise, seed), clip_x0)
-        return out.contiguous()
+        return reference.ddpm_step(eps, x_t, t, table, TorchKernels._noise(eps, noise, seed), clip_x0).contiguous()
 
-    @staticmethod
-    def gan_loss(real, fake, kind, part, clamp):
-        from ..losses import reference as loss_reference  # lazy: fastddgan.losses imports this module
-
-        return loss_reference.gan_loss(real, fake, kind, part, clamp)
+    gan_loss = staticmethod(reference.gan_loss)
+    philox_words = staticmethod(philox.philox_words)
 
 
-def _kernels(device: torch.device, t: Tensor, table: Tensor):
-    """The selected backend's kernels, after the range check of CPU ``t`` (here, in the op, it also runs under
-    torch.compile, whose graphs skip the Python-side checks of fastddgan.ops)."""
+# ------------------------------------------------------------------------------------------- backend choice
+
+_BELOW_BACKEND_SELECT = torch._C._dispatch_keyset_full_after(torch._C.DispatchKey.BackendSelect)
+_router_library = torch.library.Library(NAMESPACE, "IMPL")
+
+
+def _python_kernels(name: str):
+    """The implementation of Python backend ``name``, or None for the compiled ones (registered per dispatch key)."""
+    if name == "torch":
+        return TorchKernels
+    if name == "triton":
+        return _backends.module("triton")
+    return None
+
+
+def _check_t(t: Tensor, table: Tensor) -> None:
+    """The range check of CPU ``t``, here in the op so that it also holds under torch.compile (whose graphs skip the
+    Python-side checks of fastddgan.ops). Kernels clamp unchecked device-side ``t``."""
     if t.device.type == "cpu":
-        _validate.timestep_values(t, table.shape[1])
-    name = _backends.select(device)
-    return _TorchKernels if name == "torch" else _backends.module(name)
+        _checks.timestep_values(t, table.shape[1])
 
 
-@torch.library.custom_op("fastddgan::affine_noise", mutates_args=())
-def affine_noise(a: Tensor, b: Optional[Tensor], t: Tensor, table: Tensor, noise: Optional[Tensor],
-                 seed: Optional[Tensor]) -> Tensor:
-    return _kernels(a.device, t, table).affine_noise(a, b, t, table, noise, seed)
+def _route(name: str, device_of, check=None) -> None:
+    op = getattr(torch.ops.fastddgan, name).default
+
+    def kernel(keyset, *args):
+        if check is not None:
+            check(*args)
+        device = device_of(*args)
+        if device.type != "meta":
+            python = _python_kernels(_backends.select(device))
+            if python is not None:
+                return getattr(python, name)(*args)
+        return op.redispatch(keyset & _BELOW_BACKEND_SELECT, *args)
+
+    _router_library.impl(name, kernel, "BackendSelect", with_keyset=True)
 
 
-@affine_noise.register_fake
+_route("affine_noise", lambda a, b, t, table, *_: a.device, lambda a, b, t, table, *_: _check_t(t, table))
+_route("ddpm_step", lambda eps, x_t, t, table, *_: eps.device, lambda eps, x_t, t, table, *_: _check_t(t, table))
+_route("gan_loss", lambda real, fake, *_: fake.device)
+_route("philox_words", lambda counters, key: counters.device)
+
+
+# ------------------------------------------------------------------------------------------- fake kernels
+
+
+@torch.library.register_fake("fastddgan::affine_noise")
 def _affine_noise_fake(a, b, t, table, noise, seed):
     return torch.empty_like(a, memory_format=torch.contiguous_format)
+
+
+@torch.library.register_fake("fastddgan::ddpm_step")
+def _ddpm_step_fake(eps, x_t, t, table, noise, seed, clip_x0):
+    return torch.empty_like(x_t, memory_format=torch.contiguous_format)
+
+
+@torch.library.register_fake("fastddgan::gan_loss")
+def _gan_loss_fake(real, fake, kind, part, clamp):
+    acc = reference.compute_dtype(fake.dtype)
+    n_real = real.shape[0] if real is not None else 0
+    return fake.new_empty((), dtype=acc), fake.new_empty((n_real,), dtype=acc), fake.new_empty(fake.shape, dtype=acc)
+
+
+@torch.library.register_fake("fastddgan::philox_words")
+def _philox_words_fake(counters, key):
+    return torch.empty_like(counters, memory_format=torch.contiguous_format)
+
+
+# ------------------------------------------------------------------------------------------- autograd
 
 
 def _affine_noise_setup(ctx, inputs, output):
@@ -95,27 +175,6 @@ def _affine_noise_backward(ctx, grad):
         return (reference.per_sample(table[row], t, grad) * grad).to(grad.dtype)
 
     return (scaled(0), scaled(1) if ctx.has_b else None, None, None, scaled(2) if ctx.has_noise else None, None)
-
-
-affine_noise.register_autograd(_affine_noise_backward, setup_context=_affine_noise_setup)
-
-
-@torch.library.custom_op("fastddgan::ddpm_step", mutates_args=())
-def ddpm_step(eps: Tensor, x_t: Tensor, t: Tensor, table: Tensor, noise: Optional[Tensor], seed: Optional[Tensor],
-              clip_x0: bool) -> Tensor:
-    return _kernels(eps.device, t, table).ddpm_step(eps, x_t, t, table, noise, seed, clip_x0)
-
-
-@ddpm_step.register_fake
-def _ddpm_step_fake(eps, x_t, t, table, noise, seed, clip_x0):
-    return torch.empty_like(x_t, memory_format=torch.contiguous_format)
-
-
-@torch.library.custom_op("fastddgan::gan_loss", mutates_args=())
-def gan_loss(real: Optional[Tensor], fake: Tensor, kind: int, part: int,
-             clamp: float) -> Tuple[Tensor, Tensor, Tensor]:
-    name = _backends.select(fake.device)
-    return (_TorchKernels if name == "torch" else _backends.module(name)).gan_loss(real, fake, kind, part, clamp)
 
 
 def _ddpm_step_setup(ctx, inputs, output):
@@ -144,16 +203,6 @@ def _ddpm_step_backward(ctx, grad):
             (row(4) * g).to(grad.dtype) if need_noise and ctx.has_noise else None, None, None)
 
 
-ddpm_step.register_autograd(_ddpm_step_backward, setup_context=_ddpm_step_setup)
-
-
-@gan_loss.register_fake
-def _gan_loss_fake(real, fake, kind, part, clamp):
-    acc = torch.float64 if fake.dtype == torch.float64 else torch.float32
-    n_real = real.shape[0] if real is not None else 0
-    return fake.new_empty((), dtype=acc), fake.new_empty((n_real,), dtype=acc), fake.new_empty(fake.shape, dtype=acc)
-
-
 def _gan_loss_setup(ctx, inputs, output):
     real, fake, kind, part, clamp = inputs
     _, grad_real, grad_fake = output
@@ -166,12 +215,12 @@ def _gan_loss_backward(ctx, grad, _grad_real_out, _grad_fake_out):
     real, fake, grad_real, grad_fake = ctx.saved_tensors
     kind, part, clamp = ctx.args
     if torch.is_grad_enabled():  # create_graph=True: the per-logit gradients again, differentiably
-        from ..losses import reference as loss_reference
-
-        _, grad_real, grad_fake = loss_reference.gan_loss(real, fake, kind, part, clamp)
+        _, grad_real, grad_fake = reference.gan_loss(real, fake, kind, part, clamp)
     need_real, need_fake = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
     return ((grad * grad_real).to(real.dtype) if need_real and real is not None else None,
             (grad * grad_fake).to(fake.dtype) if need_fake else None, None, None, None)
 
 
-gan_loss.register_autograd(_gan_loss_backward, setup_context=_gan_loss_setup)
+torch.library.register_autograd("fastddgan::affine_noise", _affine_noise_backward, setup_context=_affine_noise_setup)
+torch.library.register_autograd("fastddgan::ddpm_step", _ddpm_step_backward, setup_context=_ddpm_step_setup)
+torch.library.register_autograd("fastddgan::gan_loss", _gan_loss_backward, setup_context=_gan_loss_setup)
