@@ -20,7 +20,7 @@ then the usual posterior draw (for the same x_t this equals guidance on eps exac
 from __future__ import annotations
 
 import functools
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import torch
 from torch import nn
@@ -28,7 +28,7 @@ from torch import nn
 from . import losses, ops
 from ._amp import autocast, check_amp, grad_scaler
 from .ema import EMA
-from .family import SamplingSetup, register
+from .family import EMASampling, SamplingSetup, register
 from .guidance import check_guidance, check_labels, drop_labels, guided
 from .sampling import ddgan_sampler, sample
 from .schedule import Schedule
@@ -159,7 +159,7 @@ class DDGANObjective:
 
 
 @register
-class DDGAN(TrainStateAccess, nn.Module):
+class DDGAN(EMASampling, TrainStateAccess, nn.Module):
     """Generator ``G(x_t, z, t, y=None) -> x0``, discriminator ``D(x_{t-1}, x_t, t, y=None) -> (B,) logits``.
 
     The model is the networks, the EMA of G (used for sampling), the schedule and the prediction; ``objective``
@@ -186,6 +186,7 @@ class DDGAN(TrainStateAccess, nn.Module):
     """
 
     kind = "ddgan"
+    ema_of = "generator"  # the network whose EMA copy samples
     roles = ("generator", "discriminator")
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, schedule: Schedule | int = 4,
@@ -224,17 +225,6 @@ class DDGAN(TrainStateAccess, nn.Module):
     def from_networks(cls, networks: Mapping[str, nn.Module], schedule: Schedule, num_classes: Optional[int] = None,
                       **options) -> "DDGAN":
         return cls(networks["generator"], networks["discriminator"], schedule, num_classes=num_classes, **options)
-
-    @property
-    def T(self) -> int:
-        return self.schedule.T
-
-    def sampling_network(self) -> nn.Module:
-        return self.ema.module
-
-    def load_sampling_weights(self, weights: Mapping[str, torch.Tensor]) -> None:
-        self.ema.module.load_state_dict(weights)
-        self.generator.load_state_dict(weights)
 
     def sampling_setup(self, T: Optional[int] = None, ddim: bool = False, variance: str = "small") -> SamplingSetup:
         """The generator's T steps (its training T); DDIM is refused."""

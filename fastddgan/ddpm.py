@@ -23,7 +23,7 @@ from torch import nn
 from . import ops
 from ._amp import autocast, check_amp, grad_scaler
 from .ema import EMA
-from .family import SamplingSetup, register
+from .family import EMASampling, SamplingSetup, register
 from .guidance import check_guidance, check_labels, drop_labels, guided
 from .sampling import ddim_sampler, ddim_step, ddpm_sampler, sample
 from .schedule import Schedule
@@ -106,7 +106,7 @@ class DDPMObjective:
 
 
 @register
-class DDPM(TrainStateAccess, nn.Module):
+class DDPM(EMASampling, TrainStateAccess, nn.Module):
     """A DDPM: the network ``model(x_t, t, y=None)``, its schedule, what it predicts and an EMA copy (used for
     sampling); ``objective`` (:class:`DDPMObjective`) computes a training step and ``train_state``
     (:class:`~fastddgan.train_state.TrainState`: Adam "model", the fp16 loss scaler, the step) holds what training
@@ -130,6 +130,7 @@ class DDPM(TrainStateAccess, nn.Module):
     """
 
     kind = "ddpm"
+    ema_of = "model"  # the network whose EMA copy samples
     roles = ("denoiser",)
 
     def __init__(self, model: nn.Module, schedule: Schedule | int = 1000, prediction: str = "eps",
@@ -161,17 +162,6 @@ class DDPM(TrainStateAccess, nn.Module):
     def from_networks(cls, networks: Mapping[str, nn.Module], schedule: Schedule, num_classes: Optional[int] = None,
                       **options) -> "DDPM":
         return cls(networks["denoiser"], schedule, num_classes=num_classes, **options)
-
-    @property
-    def T(self) -> int:
-        return self.schedule.T
-
-    def sampling_network(self) -> nn.Module:
-        return self.ema.module
-
-    def load_sampling_weights(self, weights: Mapping[str, torch.Tensor]) -> None:
-        self.ema.module.load_state_dict(weights)
-        self.model.load_state_dict(weights)
 
     def sampling_setup(self, T: Optional[int] = None, ddim: bool = False, variance: str = "small") -> SamplingSetup:
         """Any T <= the training T (evenly respaced): ancestral steps with ``variance``, or DDIM."""

@@ -80,6 +80,25 @@ class Model(Protocol):
     def state_dict(self, *args, **kwargs) -> Dict[str, Any]: ...
 
 
+class EMASampling:
+    """The protocol's parts that a family sampling with an EMA copy of one trained network shares (DDGAN: of the
+    generator, DDPM: of the denoiser): ``T`` of the schedule, the EMA network for sampling, exported weights loaded
+    into both. ``ema_of`` names the attribute of the trained network."""
+
+    ema_of: str
+
+    @property
+    def T(self) -> int:
+        return self.schedule.T
+
+    def sampling_network(self) -> nn.Module:
+        return self.ema.module
+
+    def load_sampling_weights(self, weights: Mapping[str, torch.Tensor]) -> None:
+        self.ema.module.load_state_dict(weights)
+        getattr(self, self.ema_of).load_state_dict(weights)
+
+
 _FAMILIES: Dict[str, type] = {}
 
 
@@ -119,4 +138,4 @@ def is_model(obj: Any) -> bool:
     return isinstance(obj, Model)
 
 
-__all__ = ["Model", "SamplingSetup", "register", "family", "kinds", "is_model", "BUILTIN_FAMILIES"]
+__all__ = ["Model", "SamplingSetup", "EMASampling", "register", "family", "kinds", "is_model", "BUILTIN_FAMILIES"]
