@@ -25,7 +25,7 @@ from typing import Callable, Dict, Optional, Tuple
 import torch
 from torch import nn
 
-from . import ops
+from . import _checks, ops
 from .checkpoint import load
 from .family import SamplingSetup, is_model
 from .guidance import check_guidance, check_labels
@@ -251,7 +251,7 @@ def sample(model, T: Optional[int] = None, n: int = 64, *, seed: Optional[int] =
         raise ValueError(f"device: the model is on {net_device}; move it (model.to(device)) or pass device=None")
     y = check_labels(class_labels, model.num_classes, n, device, name="class_labels")
     guidance = check_guidance(guidance, model.num_classes, y, labels_name="class_labels")
-    generator = ops._validate.generator(generator, device)
+    generator = _checks.generator(generator, device)
     if seed is not None:
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
             raise ValueError(f"seed: expected an integer (or None), got {seed!r}")
