@@ -16,7 +16,9 @@
 #include <torch/library.h>
 
 TORCH_LIBRARY(fastddgan, m) {
-  m.set_python_module("fastddgan.ops._library");
+  // the module of the fake kernels and autograd formulas (torch.compile imports it for C++ callers); newer torch
+  // calls this set_python_module, the older name is in every torch >= 2.4
+  m.impl_abstract_pystub("fastddgan.ops._library");
   m.def("affine_noise(Tensor a, Tensor? b, Tensor t, Tensor table, Tensor? noise, Tensor? seed) -> Tensor");
   m.def("ddpm_step(Tensor eps, Tensor x_t, Tensor t, Tensor table, Tensor? noise, Tensor? seed, bool clip_x0) "
         "-> Tensor");
