@@ -223,12 +223,11 @@ def optional_classes(num_classes) -> Optional[int]:
 
 
 
-def schedule(s):
-    from .schedule import Schedule  # lazy: schedule.py uses these checks
-
-    if not isinstance(s, Schedule):
-        raise TypeError(f"schedule: expected a fastddgan.Schedule, got {type(s).__name__}")
-    return s
+def instance(name: str, value, cls, what: str):
+    """``value`` if it is a ``cls``, else a TypeError ``"<name>: expected <what>, got <its type>"``."""
+    if not isinstance(value, cls):
+        raise TypeError(f"{name}: expected {what}, got {type(value).__name__}")
+    return value
 
 
 def generator(g, device: torch.device) -> Optional[torch.Generator]:

@@ -22,6 +22,7 @@ from typing import Optional, Tuple
 import torch
 
 from .. import _checks
+from ..schedule import Schedule
 from .. import _checks as _validate  # the old name of the argument checks (fastddgan/sampling.py uses it)
 from . import _library, reference
 from ._backends import (BACKENDS, BackendUnavailable, available, get_forced_backend, select, set_backend,
@@ -103,7 +104,7 @@ def _unit_noise(dtype, device):
 def q_sample(x0: torch.Tensor, t, schedule, noise: Optional[torch.Tensor] = None,
              generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """x_t ~ q(x_t | x0) = N(sqrt(alphas_cumprod[t]) x0, (1 - alphas_cumprod[t]) I)."""
-    schedule = _checks.schedule(schedule)
+    schedule = _checks.instance("schedule", schedule, Schedule, "a fastddgan.Schedule")
     x0 = _checks.data("x0", x0)
     t = _checks.timesteps(t, x0.shape[0], x0.device, schedule.T)
     noise = None if noise is None else _checks.data("noise", noise, like=x0)
@@ -118,7 +119,7 @@ def q_sample_pairs(x0: torch.Tensor, t, schedule, generator: Optional[torch.Gene
     x_{t-1} ~ q(x_{t-1} | x0) (x0 itself at t == 0), then x_t = sqrt(alphas[t]) x_{t-1} + sqrt(betas[t]) eps.
     ``noise=(noise_prev, noise_step)`` makes it deterministic.
     """
-    schedule = _checks.schedule(schedule)
+    schedule = _checks.instance("schedule", schedule, Schedule, "a fastddgan.Schedule")
     x0 = _checks.data("x0", x0)
     t = _checks.timesteps(t, x0.shape[0], x0.device, schedule.T)
     generator = _checks.generator(generator, x0.device)
@@ -143,7 +144,7 @@ def posterior_sample(x0: torch.Tensor, x_t: torch.Tensor, t, schedule, generator
     [key, sample_offset] on x0's device) selects the Philox stream explicitly instead of drawing a key from
     ``generator`` (samplers use it for chunk- and graph-independent results).
     """
-    schedule = _checks.schedule(schedule)
+    schedule = _checks.instance("schedule", schedule, Schedule, "a fastddgan.Schedule")
     x0 = _checks.data("x0", x0)
     x_t = _checks.data("x_t", x_t, like=x0)
     t = _checks.timesteps(t, x0.shape[0], x0.device, schedule.T)
@@ -163,7 +164,7 @@ def ddpm_step(eps: torch.Tensor, x_t: torch.Tensor, t, schedule, generator: Opti
     betas[t] ("large"); no noise at t == 0. Differentiable with respect to eps, x_t and noise (a clipped x0 passes
     no gradient, as with torch.clamp). ``seed`` as in posterior_sample.
     """
-    schedule = _checks.schedule(schedule)
+    schedule = _checks.instance("schedule", schedule, Schedule, "a fastddgan.Schedule")
     eps = _checks.data("eps", eps)
     x_t = _checks.data("x_t", x_t, like=eps, like_name="eps")
     t = _checks.timesteps(t, eps.shape[0], eps.device, schedule.T, of="eps")
