@@ -43,7 +43,8 @@ class PlainStep:
     def __init__(self, model):
         s = model.schedule
         self.G, self.D, self.ema, self.nz = model.generator, model.discriminator, model.ema, model.nz
-        self.opt_g, self.opt_d, self.schedulers = model.opt_g, model.opt_d, model.schedulers
+        state = model.train_state  # the model's optimisers and LR schedules
+        self.opt_g, self.opt_d, self.schedulers = state.optimizers["g"], state.optimizers["d"], state.schedulers
         f = lambda v: v.float()  # noqa: E731 (tables as the reference keeps them: float tensors indexed by t)
         sqrt_ab, sqrt_1mab = f(s.alphas_cumprod.sqrt()), f((1 - s.alphas_cumprod).sqrt())
         # x_{t-1} ~ q(x_{t-1} | x0), which is x0 itself at t == 0
