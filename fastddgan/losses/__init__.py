@@ -21,7 +21,8 @@ from .objectives import (DEFAULT_CLAMP, DEFAULT_GP_LAMBDA, DEFAULT_LOSS, DEFAULT
 from .penalties import gradient_penalty, r1_penalty
 
 __all__ = [
-    "LOSSES", "DEFAULT_LOSS", "DEFAULT_CLAMP", "DIVERGENCE_CONSTANT", "DEFAULT_GP_LAMBDA", "DEFAULT_N_CRITIC", "GENERATOR_FORMS", "get_loss",
+    "LOSSES", "DEFAULT_LOSS", "DEFAULT_CLAMP", "DEFAULT_GP_LAMBDA", "DEFAULT_N_CRITIC", "GENERATOR_FORMS", "get_loss",
+    "DIVERGENCE_CONSTANT",
     "GANLoss", "FGANLoss", "JSLoss", "HellingerLoss", "ReverseKLLoss", "TotalVariationLoss", "WassersteinLoss",
     "r1_penalty", "gradient_penalty", "reference",
 ]
