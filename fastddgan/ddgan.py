@@ -257,6 +257,7 @@ class DDGAN(EMASampling, TrainStateAccess, nn.Module):
     opt_g = property(lambda self: self.train_state.optimizers["g"])
     opt_d = property(lambda self: self.train_state.optimizers["d"])
 
+    # one objective piece at a time, on this model (tests/test_toy2d_quality.py and benchmarks probe the critic)
     def _pair(self, x0, generator):
         return self.objective.pair(self, x0, generator)
 
