@@ -113,6 +113,9 @@ def _check_t(t: Tensor, table: Tensor) -> None:
 
 
 def _route(name: str, device_of, check=None) -> None:
+    """Register op ``name``'s BackendSelect kernel: ``check(*args)`` first (if given), then the backend
+    ``_backends.select`` chooses for ``device_of(*args)``: a Python one runs here, a compiled one (and any device the
+    choice does not cover, e.g. meta) gets the call passed on to the kernel the dispatcher holds below this key."""
     op = getattr(torch.ops.fastddgan, name).default
 
     def kernel(keyset, *args):
