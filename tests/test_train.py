@@ -335,7 +335,9 @@ def test_resume_beyond_or_at_the_requested_steps(tmp_path, capsys, monkeypatch):
     assert rc == 0 and "already complete" in capsys.readouterr().out
 
 
-def test_speed_line_and_the_thread_policy(tmp_path, capsys):
+def test_speed_line_and_the_thread_policy(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.0, 2.0, 2.0))  # a busy machine: 2-D runs take one thread
     threads = torch.get_num_threads()
     torch.set_num_threads(2)  # as a caller might have it; 2-D training runs on one thread anyway
     try:
@@ -356,8 +358,28 @@ def test_speed_line_and_the_thread_policy(tmp_path, capsys):
                                                             rel=0.1)
     assert model.step == 30
     config = json.loads((out / "config.json").read_text())
-    assert config["threads"] == 1  # 2-D data: one thread
+    assert config["threads"] == 1  # 2-D data on a busy machine: one thread
     assert os.path.isabs(config["data_dir"])
+
+
+def test_2d_thread_count_follows_the_idle_cores_and_not_the_results(tmp_path, monkeypatch):
+    from fastddgan.train.config import toy_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert toy_threads(2, load=0.2) == 2 and toy_threads(16, load=3.0) == 2  # idle cores: 2 threads
+    assert toy_threads(2, load=1.0) == 1 and toy_threads(1, load=0.0) == 1  # a busy core, or only one
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert toy_threads(4) == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the user's setting wins
+    assert toy_threads(4) == 1
+    # the thread count is not part of the result: the same weights and optimiser state bit for bit
+    threads = torch.get_num_threads()
+    try:
+        assert _run(tmp_path, "one", "--threads", "1", steps=30)[0] == 0
+        assert _run(tmp_path, "two", "--threads", "2", steps=30)[0] == 0
+    finally:
+        torch.set_num_threads(threads)
+    _states_equal(tmp_path / "one" / "checkpoints" / "final.pt", tmp_path / "two" / "checkpoints" / "final.pt")
 
 
 def test_drift_flag_reaches_the_objective_and_defaults_to_the_objectives(tmp_path):

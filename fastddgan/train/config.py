@@ -96,8 +96,8 @@ OPTIONS: List[Option] = [
     Option("compile", bool, False, "torch.compile the networks"),
     Option("seed", int, 0, "seed of every random stream (data order, noise, latents, init)", compat=True),
     Option("threads", int, None, "CPU threads of this process (torch.set_num_threads)",
-           auto="1 for 2-D data (tiny networks gain nothing from more threads, which crawl on a busy machine); "
-                "otherwise OMP_NUM_THREADS or torch's choice"),
+           auto="for 2-D data 2 when the machine has 2 idle cores (1-minute load average), else 1 (tiny networks "
+                "crawl when their threads compete for busy cores); otherwise OMP_NUM_THREADS or torch's choice"),
     # run management
     Option("resume", str, None, "continue a run: 'auto' (the newest valid checkpoint in --out) or a checkpoint "
            "path; a bare --resume means auto", auto="off: a new run; an --out that holds a run is refused"),
@@ -115,6 +115,24 @@ OPTIONS: List[Option] = [
 ]
 BY_NAME = {o.name: o for o in OPTIONS}
 TOY_DATA = ("ring8", "grid25", "swissroll")
+
+
+def toy_threads(cpus: int, load: Optional[float] = None) -> int:
+    """Threads for a 2-D run: 2 when about 2 cores are idle, else 1; OMP_NUM_THREADS, when set, wins.
+
+    Measured on the 2-core machine (``benchmarks/results/cpu-2core-train2d.md``): the 2-D networks train 1.5x faster
+    on 2 threads than on 1 when the cores are idle, and several times slower when another process holds a core
+    (OpenMP's threads wait for each other). More than 2 was not measured to help. The thread count does not change
+    the results (the same weights bit for bit at 1 and 2 threads, ``tests/test_train.py``).
+    """
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        return max(1, min(int(os.environ["OMP_NUM_THREADS"]), cpus))
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):  # not every platform has a load average
+            return 1
+    return 2 if cpus >= 2 and cpus - load >= 1.25 else 1
 
 
 def _flag(name: str) -> str:
@@ -249,7 +267,7 @@ def resolve(config: Dict[str, Any], dataset_info: Dict[str, Any]) -> Dict[str, A
     cpus = os.cpu_count() or 1
     if c["threads"] is not None and c["threads"] > cpus:  # 10**5 threads crash OpenMP; more than CPUs never helps
         raise ConfigError(f"--threads: at most {cpus} (the CPUs of this machine), got {c['threads']}")
-    c["threads"] = c["threads"] or (1 if toy else None)
+    c["threads"] = c["threads"] or (toy_threads(cpus) if toy else None)
     if c["preset"] is None:
         c["preset"] = c["dataset"] if c["dataset"] in PRESETS else ("toy2d" if toy else "cifar10")
     preset_kind = PRESETS[c["preset"]]["kind"]
