@@ -9,6 +9,7 @@ and never while ``torch.compile`` traces (the ops repeat the timestep check insi
 
 from __future__ import annotations
 
+import numbers
 import os
 from typing import Optional, Sequence
 
@@ -28,16 +29,18 @@ def check_values(x: torch.Tensor) -> bool:
 # ----------------------------------------------------------------------------------------------- numbers
 
 
-def is_int(value) -> bool:
-    """A Python int, and not a bool (``True`` is an int to Python, never a count or an index here)."""
-    return isinstance(value, int) and not isinstance(value, bool)
+def is_int(value, integral: bool = False) -> bool:
+    """A Python int, and not a bool (``True`` is an int to Python, never a count or an index here); with
+    ``integral``, any ``numbers.Integral`` (NumPy integers too), still not a bool."""
+    return isinstance(value, numbers.Integral if integral else int) and not isinstance(value, bool)
 
 
 def integer(name: str, value, minimum: Optional[int] = None, maximum: Optional[int] = None, *,
-            expected: Optional[str] = None) -> int:
-    """``value`` as an int in [minimum, maximum] (either bound optional); else a ValueError
-    ``"<name>: expected an integer >= 1, got 0"`` (``expected`` replaces the words after "expected")."""
-    if is_int(value) and (minimum is None or value >= minimum) and (maximum is None or value <= maximum):
+            expected: Optional[str] = None, integral: bool = False, error: type = ValueError):
+    """``value`` if it is an int (``integral``: see :func:`is_int`) in [minimum, maximum] (either bound optional);
+    else an ``error`` (a ValueError or a subclass) ``"<name>: expected an integer >= 1, got 0"`` (``expected``
+    replaces the words after "expected")."""
+    if is_int(value, integral) and (minimum is None or value >= minimum) and (maximum is None or value <= maximum):
         return value
     if expected is None:
         if minimum is not None and maximum is not None:
@@ -46,7 +49,7 @@ def integer(name: str, value, minimum: Optional[int] = None, maximum: Optional[i
             expected = f"an integer >= {minimum}"
         else:
             expected = f"an integer <= {maximum}" if maximum is not None else "an integer"
-    raise ValueError(f"{name}: expected {expected}, got {value!r}")
+    raise error(f"{name}: expected {expected}, got {value!r}")
 
 
 def positive_int(name: str, value, minimum: int = 1) -> int:
@@ -191,12 +194,19 @@ def labels(y, batch: int, num_classes: Optional[int], device: torch.device) -> O
         raise ValueError(f"y: expected shape ({batch},), one label per sample, got {tuple(y.shape)}")
     if y.device != device:
         raise ValueError(f"y: expected a tensor on {device} (the device of the input), got {y.device}")
-    if batch > 0 and check_values(y):
+    label_values(y, num_classes)
+    return y.long()
+
+
+def label_values(y: torch.Tensor, num_classes: int, name: str = "y", bound: Optional[str] = None) -> None:
+    """The range check of labels' values, [0, num_classes] (``num_classes`` = the null class), run where
+    :func:`check_values` says; ``bound`` is how the message writes the upper bound (default "num_classes=<n>")."""
+    if y.numel() > 0 and check_values(y):
         lo, hi = (int(v) for v in torch.aminmax(y))
         if lo < 0 or hi > num_classes:
-            raise ValueError(f"y: expected labels in [0, num_classes={num_classes}] ({num_classes} = null class), "
+            bound = f"num_classes={num_classes}" if bound is None else bound
+            raise ValueError(f"{name}: expected labels in [0, {bound}] ({num_classes} = the null class), "
                              f"got values from {lo} to {hi}")
-    return y.long()
 
 
 def latent(z, batch: int, nz: Optional[int], device: torch.device) -> Optional[torch.Tensor]:

@@ -27,6 +27,7 @@ from typing import Any, Dict, Optional, Union
 
 import torch
 
+from . import _checks
 from ._io import atomic_write, load_tensors, one_line
 from .family import family, is_model, kinds
 from .models import build, preset as preset_config
@@ -185,7 +186,7 @@ def _malformed(state: Dict[str, Any]) -> Optional[str]:
         return "'schedule' is not a dict of the tensors 'betas' and 'timesteps' and a 'name'"
     for key, kind in _OPTIONAL.items():
         value = state.get(key, kind())
-        if isinstance(value, bool) or not isinstance(value, kind):
+        if not (_checks.is_int(value) if kind is int else isinstance(value, kind)):
             return f"'{key}' is of type {type(value).__name__}; expected {kind.__name__}"
     if not all(isinstance(v, dict) for v in state.get("optimizers", {}).values()) or \
             not all(isinstance(v, dict) for v in state.get("schedulers", [])):
@@ -217,7 +218,7 @@ def stored_step(path: Union[str, os.PathLike]) -> Optional[int]:
         step = state["step"]
     except Exception:  # noqa: BLE001 - unreadable: the caller ranks it by its name, or last
         return None
-    return step if isinstance(step, int) and not isinstance(step, bool) else None
+    return step if _checks.is_int(step) else None
 
 
 def schedule_of(state: Dict[str, Any], path: str = "the checkpoint") -> Schedule:
@@ -258,9 +259,8 @@ def from_config(config: Any, schedule: Schedule, path: str):
                 k not in config for k in ("kind", "preset", "num_classes")):
             raise ValueError("expected a dict with 'kind', 'preset', 'num_classes' and 'options' (a dict)")
         num_classes, options = config["num_classes"], config["options"]
-        if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
-                                        or num_classes < 1):
-            raise ValueError(f"num_classes: expected None or an integer >= 1, got {num_classes!r}")
+        if num_classes is not None:
+            _checks.integer("num_classes", num_classes, 1, expected="None or an integer >= 1")
         model = from_preset(config["kind"], config["preset"], schedule, num_classes, **options)
         shape = _sample_shape(model.build_config["preset"])
         if tuple(model.sample_shape) != shape:

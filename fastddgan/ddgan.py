@@ -25,7 +25,7 @@ from typing import Mapping, Optional, Sequence
 import torch
 from torch import nn
 
-from . import losses, ops
+from . import _checks, losses, ops
 from ._amp import autocast, check_amp, grad_scaler
 from .ema import EMA
 from .family import EMASampling, SamplingSetup, register
@@ -60,8 +60,7 @@ class DDGANObjective:
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss="js", loss_options: Optional[dict] = None,
                  r1_gamma: float = 0.02, lazy_reg: int = 1, p_uncond: float = 0.0, amp: Optional[str] = None,
                  compile: bool = False):
-        if isinstance(lazy_reg, bool) or not isinstance(lazy_reg, int) or lazy_reg < 1:
-            raise ValueError(f"lazy_reg: expected an integer >= 1, got {lazy_reg!r}")
+        _checks.integer("lazy_reg", lazy_reg, 1)
         if not isinstance(loss, (str, losses.GANLoss)):
             raise TypeError(f"loss: expected an objective name {tuple(losses.LOSSES)} or a fastddgan.losses.GANLoss, "
                             f"got {type(loss).__name__}")

@@ -20,7 +20,7 @@ from typing import Mapping, Optional, Sequence
 import torch
 from torch import nn
 
-from . import ops
+from . import _checks, ops
 from ._amp import autocast, check_amp, grad_scaler
 from .ema import EMA
 from .family import EMASampling, SamplingSetup, register
@@ -165,8 +165,8 @@ class DDPM(EMASampling, TrainStateAccess, nn.Module):
 
     def sampling_setup(self, T: Optional[int] = None, ddim: bool = False, variance: str = "small") -> SamplingSetup:
         """Any T <= the training T (evenly respaced): ancestral steps with ``variance``, or DDIM."""
-        if T is not None and (isinstance(T, bool) or not isinstance(T, int) or not 1 <= T <= self.T):
-            raise ValueError(f"T: expected an integer in [1, {self.T}] (the DDPM's training T), got {T!r}")
+        if T is not None:
+            _checks.integer("T", T, 1, self.T, expected=f"an integer in [1, {self.T}] (the DDPM's training T)")
         schedule = self.schedule.respace(T) if T is not None and T != self.T else self.schedule
         denoiser = functools.partial(eps_denoiser, schedule=schedule, prediction=self.prediction,
                                      num_classes=self.num_classes)

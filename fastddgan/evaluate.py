@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 
 from . import metrics as M
-from . import ops
+from . import _checks, ops
 from ._cli import ArgumentParser
 from ._io import atomic_write_json, check_writable
 from .checkpoint import check_finite, load
@@ -139,8 +139,7 @@ def evaluate(model, *, metrics: str = "auto", n: int = 10000, T: Optional[int] =
     """Evaluate ``model`` (a model or a checkpoint / export path); returns the JSON record (see module doc), with
     the samples under "samples" when ``keep_samples``. ``image_size`` / ``channels``: of a folder:PATH data set
     (default: the training run's)."""
-    if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= MAX_N:
-        raise EvaluationError(f"--n: expected an integer in [2, {MAX_N:,}], got {n!r}")
+    _checks.integer("--n", n, 2, MAX_N, expected=f"an integer in [2, {MAX_N:,}]", error=EvaluationError)
     _check_seed(seed)
     device = _device(device)
     ops.select(torch.device(device))  # a FASTDDGAN_BACKEND that cannot run here: one line before any work

@@ -7,10 +7,11 @@ sampling combines the conditional and unconditional predictions as ``(1 + w) con
 from __future__ import annotations
 
 import math
-import os
 from typing import Optional
 
 import torch
+
+from . import _checks
 
 
 def check_labels(y: Optional[torch.Tensor], num_classes: Optional[int], batch: int, device,
@@ -18,8 +19,9 @@ def check_labels(y: Optional[torch.Tensor], num_classes: Optional[int], batch: i
     """Validated class labels (int64 on ``device``) or None for an unconditional call; errors name the argument
     ``name`` (``y`` in training, ``class_labels`` when sampling).
 
-    The range check reads the values, so it runs where they are on the host (CPU labels, checked before they are
-    moved) and, for labels already on a GPU, only with FASTDDGAN_DEBUG=1 (it would cost a sync every step).
+    The range check reads the values: :func:`fastddgan._checks.label_values`, where
+    :func:`fastddgan._checks.check_values` says (CPU labels, checked before they are moved; labels already on a GPU
+    only with FASTDDGAN_DEBUG=1, as it would cost a sync every step).
     """
     if y is None:
         return None
@@ -32,11 +34,7 @@ def check_labels(y: Optional[torch.Tensor], num_classes: Optional[int], batch: i
         y = y.expand(batch)
     if y.shape != (batch,):
         raise ValueError(f"{name}: expected {batch} labels, one per sample, got shape {tuple(y.shape)}")
-    if y.numel() and (y.device.type == "cpu" or os.environ.get("FASTDDGAN_DEBUG") == "1"):
-        lo, hi = (int(v) for v in torch.aminmax(y))
-        if lo < 0 or hi > num_classes:
-            raise ValueError(f"{name}: expected labels in [0, {num_classes}] ({num_classes} = the null class), "
-                             f"got values from {lo} to {hi}")
+    _checks.label_values(y, num_classes, name, bound=str(num_classes))
     return y.to(device=device, dtype=torch.long)
 
 

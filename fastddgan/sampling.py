@@ -16,7 +16,6 @@ run eagerly (:func:`run_plan`) or captured in a CUDA graph (:class:`CapturedPlan
 
 from __future__ import annotations
 
-import numbers
 import os
 import weakref
 from dataclasses import dataclass
@@ -234,16 +233,14 @@ def sample(model, T: Optional[int] = None, n: int = 64, *, seed: Optional[int] =
     if not is_model(model):
         raise TypeError(f"model: expected a fastddgan.DDGAN, a fastddgan.DDPM or a checkpoint path, got "
                         f"{type(model).__name__}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n: expected an integer >= 1, got {n!r}")
+    _checks.integer("n", n, 1)
     setup = model.sampling_setup(T, ddim=ddim, variance=variance)  # checks T (and ddim) for the model
     T = setup.schedule.T
     if dtype not in _DTYPES and dtype not in _DTYPES.values():
         raise ValueError(f"dtype: expected one of {sorted(k for k in _DTYPES if k)} or a torch dtype, got {dtype!r}")
     dtype = _DTYPES.get(dtype, dtype)
     batch_size = n if batch_size is None else batch_size
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
+    _checks.integer("batch_size", batch_size, 1)
     net = model.sampling_network()
     net_device = next(net.parameters()).device
     device = net_device if device is None else torch.device(device)
@@ -253,8 +250,7 @@ def sample(model, T: Optional[int] = None, n: int = 64, *, seed: Optional[int] =
     guidance = check_guidance(guidance, model.num_classes, y, labels_name="class_labels")
     generator = _checks.generator(generator, device)
     if seed is not None:
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-            raise ValueError(f"seed: expected an integer (or None), got {seed!r}")
+        _checks.integer("seed", seed, expected="an integer (or None)", integral=True)
         base_key = ops.seed_tensor(seed, 0, device)[:1]
     else:
         base_key = ops.draw_seed(device, generator)[:1]  # the key of a fresh [key, 0] seed

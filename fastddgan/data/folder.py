@@ -33,6 +33,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 import torch
 
+from .. import _checks
 from .dataset import DataNotFoundError, ImageData
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")
@@ -133,8 +134,7 @@ class ImageFolderData(ImageData):
                  cache: bool = False, name: Optional[str] = None):
         if image_size is None:
             raise ValueError(f"image_size: required for folder:{root} (the side of the square images, e.g. 64)")
-        if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 1:
-            raise ValueError(f"image_size: expected an integer >= 1, got {image_size!r}")
+        _checks.integer("image_size", image_size, 1, integral=True)
         if channels not in (None, 1, 3):
             raise ValueError(f"channels: expected None, 1 (greyscale) or 3 (RGB) for a folder, got {channels!r}")
         self.root = os.path.abspath(os.path.expanduser(os.fspath(root)))

@@ -21,8 +21,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-import numpy as np
-
+from .. import _checks
 from .cifar10 import load_cifar10
 from .dataset import Toy2DData
 from .idx import load_idx_set
@@ -40,8 +39,8 @@ def _unknown(name) -> ValueError:
 
 
 def _check_int(value, what: str, lo: int = 1):
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo):
-        raise ValueError(f"{what}: expected an integer >= {lo} or None, got {value!r}")
+    if value is not None:
+        _checks.integer(what, value, lo, expected=f"an integer >= {lo} or None", integral=True)
 
 
 def _check_options(name: str, image_size, channels) -> None:

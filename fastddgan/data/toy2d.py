@@ -16,6 +16,8 @@ from typing import Optional
 
 import torch
 
+from .. import _checks
+
 
 @dataclass(frozen=True)
 class Mixture2D:
@@ -78,8 +80,7 @@ def toy2d(name: str, n: int, generator: Optional[torch.Generator] = None) -> tor
     """``n`` samples of the 2-D data set ``name`` as an (n, 2) float32 tensor."""
     if name not in NAMES:
         raise ValueError(f"name: expected one of {NAMES}, got {name!r}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n: expected an integer >= 1, got {n!r}")
+    _checks.integer("n", n, 1)
     if name == "swissroll":
         return _swissroll(n, generator)
     return TOY2D[name].sample(n, generator)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .. import _checks
 from .._io import PathLike, atomic_write, load_tensors, one_line
 from ..data.convert import to_model_range
 from .fid import RunningStats
@@ -182,7 +183,7 @@ def _check_config(config: Any) -> None:
         raise ValueError(f"config: 'widths' must be three integers, got {widths!r}")
     for name, value in [*((k, config.get(k)) for k in _CONFIG_LIMITS), *(("widths", w) for w in widths)]:
         limit = _CONFIG_LIMITS.get(name, _MAX_WIDTH)
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+        if not _checks.is_int(value) or not 1 <= value <= limit:
             raise ValueError(f"config: '{name}' must be an integer in [1, {limit}], got {value!r}")
 
 

@@ -9,6 +9,7 @@ from typing import Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 
+from .. import _checks
 from .classifier import DomainClassifier, as_images, check_labels
 
 
@@ -38,16 +39,13 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, num_classes: in
     (the global RNG is left untouched). The defaults take about 40 s on 2 CPU cores for 5,000 28x28 digits and
     reach 98-99% on a 10% held-out split of the real mnist5k digits.
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes: expected an integer >= 2, got {num_classes!r}")
+    _checks.integer("num_classes", num_classes, 2)
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("feature_dim", feature_dim)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
-    if isinstance(augment, bool) or not isinstance(augment, int) or augment < 0:
-        raise ValueError(f"augment: expected an integer >= 0 (pixels), got {augment!r}")
+        _checks.integer(name, value, 1)
+    _checks.integer("augment", augment, 0, expected="an integer >= 0 (pixels)")
     if not 0.0 <= heldout < 1.0:
         raise ValueError(f"heldout: expected a share in [0, 1), got {heldout!r}")
-    if len(widths) != 3 or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
+    if len(widths) != 3 or any(not _checks.is_int(w) or w < 1 for w in widths):
         raise ValueError(f"widths: expected three integers >= 1, got {widths!r}")
     x = as_images(images, "images")
     y = check_labels(labels, x.shape[0], num_classes)

@@ -24,6 +24,7 @@ from typing import Dict, Optional, Tuple, Union
 import numpy as np
 import torch
 
+from .. import _checks
 from .._io import load_tensors, one_line
 from ..data.convert import to_uint8 as data_to_uint8
 
@@ -149,8 +150,7 @@ class InceptionMetrics:
     def __init__(self, weights_path: Optional[Union[str, os.PathLike]] = None,
                  device: Optional[Union[str, torch.device]] = None, download: bool = False,
                  batch_size: int = 100) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
+        _checks.integer("batch_size", batch_size, 1)
         self.weights_path, source = _resolve(weights_path, download)   # before the library could try to download
         state = load_weights(self.weights_path, source)
         self.device = torch.device(device if device is not None else
@@ -187,8 +187,7 @@ def inception_score(logits: Union[torch.Tensor, np.ndarray], splits: int = 10, s
         raise TypeError(f"logits: expected a torch.Tensor or numpy.ndarray, got {type(logits).__name__}")
     if logits.dim() != 2 or logits.shape[1] < 2:
         raise ValueError(f"logits: expected an (N, classes >= 2) array, got shape {tuple(logits.shape)}")
-    if isinstance(splits, bool) or not isinstance(splits, int) or splits < 1:
-        raise ValueError(f"splits: expected an integer >= 1, got {splits!r}")
+    _checks.integer("splits", splits, 1)
     n = logits.shape[0]
     if n < splits:
         raise ValueError(f"logits: expected at least splits={splits} rows, got {n}")

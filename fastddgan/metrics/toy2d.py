@@ -14,6 +14,7 @@ from typing import Optional, Sequence, Union
 
 import torch
 
+from .. import _checks
 from ..data.toy2d import NAMES, TOY2D, Mixture2D, toy2d
 
 # From the within-mode scale (std 0.02 for ring8, 0.05 for grid25) to the layout scale (ring radius 2, grid
@@ -73,8 +74,7 @@ def sliced_wasserstein(x: torch.Tensor, y: torch.Tensor, n_projections: int = 25
     """Sliced W_1: the mean over ``n_projections`` random unit directions u of the exact 1-D W_1 between the
     projections <x, u> and <y, u> (sorted samples; unequal sizes through the merged quantile steps)."""
     xs, ys = _points(x, "x"), _points(y, "y")
-    if isinstance(n_projections, bool) or not isinstance(n_projections, int) or n_projections < 1:
-        raise ValueError(f"n_projections: expected an integer >= 1, got {n_projections!r}")
+    _checks.integer("n_projections", n_projections, 1)
     angle = 2 * math.pi * torch.rand(n_projections, generator=generator, dtype=torch.float64)
     u = torch.stack([angle.cos(), angle.sin()])                   # (2, P), uniform on the circle
     return float(_w1_sorted((xs @ u).sort(dim=0).values, (ys @ u).sort(dim=0).values).mean())
@@ -125,8 +125,7 @@ def toy2d_metrics(samples: torch.Tensor, name: str, n_ref: int = 4000, n_project
     if name not in NAMES:
         raise ValueError(f"name: expected one of {NAMES}, got {name!r}")
     for arg, value in (("n_ref", n_ref), ("n_mmd", n_mmd)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-            raise ValueError(f"{arg}: expected an integer >= 2, got {value!r}")
+        _checks.integer(arg, value, 2)
     x = _points(samples, "samples")
     ref = toy2d(name, n_ref, generator=generator).double()
     out = {}

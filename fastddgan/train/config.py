@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
+from .. import _checks
 from .._cli import ArgumentParser
 from .._io import one_line
 from ..losses import LOSSES
@@ -345,10 +346,7 @@ def resolve(config: Dict[str, Any], dataset_info: Dict[str, Any]) -> Dict[str, A
 
 def check_seed(seed: Any, name: str) -> int:
     """A ConfigError naming ``name`` unless ``seed`` is an integer in :data:`SEED_RANGE`."""
-    lo, hi = SEED_RANGE
-    if isinstance(seed, bool) or not isinstance(seed, int) or not lo <= seed <= hi:
-        raise ConfigError(f"{name}: expected an integer in [-2**63, 2**63 - 1], got {seed!r}")
-    return seed
+    return _checks.integer(name, seed, *SEED_RANGE, expected="an integer in [-2**63, 2**63 - 1]", error=ConfigError)
 
 
 def _check_number(c: Dict[str, Any], name: str, expected: str, ok) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Dict, Optional
 
-from .. import checkpoint
+from .. import _checks, checkpoint
 from .config import ConfigError, incompatible
 from .run_folder import RunFolder
 
@@ -53,7 +53,7 @@ def checkpoint_to_resume(c: Dict[str, Any], run: RunFolder, say: Callable[[str],
     counts = {"batch_size": stored.get("batch_size"), "world_size": stored.get("world_size", 1),
               "recoveries": extra.get("recoveries", 0)}
     bad = {k: v for k, v in counts.items()
-           if isinstance(v, bool) or not isinstance(v, int) or v < (0 if k == "recoveries" else 1)}
+           if not _checks.is_int(v) or v < (0 if k == "recoveries" else 1)}
     if bad:
         raise ConfigError(f"--resume: {state['path']} holds a malformed training record ("
                           + ", ".join(f"{k} = {v!r}" for k, v in bad.items()) + ")")
