@@ -18,6 +18,7 @@ import torch
 from fastddgan.data import (DATASETS, TOY2D, DataNotFoundError, ImageData, Toy2DData, describe, load_dataset,
                             to_model_range, to_uint8)
 from fastddgan.data import download as download_module
+from fastddgan.data.convert import unit_to_uint8
 
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 RAW = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST"}
@@ -106,6 +107,22 @@ def test_model_range_round_trip():
         to_model_range(torch.zeros(2))
     with pytest.raises(ValueError, match="x: expected a floating-point tensor"):
         to_uint8(torch.zeros(2, dtype=torch.uint8))
+
+
+def test_to_uint8_is_the_bytes_of_the_unit_range():
+    """Model samples through to_uint8 and [0, 1] pictures through unit_to_uint8 give the same bytes: the sample
+    grids (train/plots, experiments/compare) once went [-1, 1] -> [0, 1] -> round(255 c)."""
+    g = torch.Generator().manual_seed(0)
+    k = torch.arange(256, dtype=torch.float64)
+    halfway = ((k + 0.5) / 127.5 - 1).float()   # the rounding boundaries of the bytes, and their neighbours
+    x = torch.cat([torch.tensor([-1.0, 1.0, 0.0, -0.0, -1.5, 1.5, -3.0, 5.0, float("inf"), -float("inf"), 1e-45,
+                                 -1 + 2 ** -24, 1 - 2 ** -24]),
+                   halfway, torch.nextafter(halfway, torch.tensor(2.0)), torch.nextafter(halfway, torch.tensor(-2.0)),
+                   torch.rand(500_000, generator=g) * 2.4 - 1.2, torch.randn(500_000, generator=g) * 1.5,
+                   torch.randn(10_000, generator=g).half().float()])
+    assert torch.equal(to_uint8(x), unit_to_uint8((x + 1) / 2))
+    assert torch.equal(unit_to_uint8(torch.tensor([-0.5, 0.0, 0.5, 1.0, 2.0])),
+                       torch.tensor([0, 0, 128, 255, 255], dtype=torch.uint8))
 
 
 def test_toy_sets():

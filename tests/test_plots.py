@@ -50,7 +50,7 @@ def test_scatter_plot_without_model_points_has_no_red(backend):
 
 
 def test_sample_grid_is_captioned_and_enlarged():
-    images = torch.zeros(10, 1, 28, 28)
+    images = torch.full((10, 1, 28, 28), -1.0)  # the model's range: black
     images[:, :, 10:18, 10:18] = 1.0
     grid = plots.sample_grid(images, nrow=3, caption=["DDPM eps, T=1000 on mnist5k: step 2 of 2", "EMA"])
     # 3 x 4 tiles of 30 px + 2 px border = 92 x 122, enlarged 2x, with a caption strip above

@@ -33,6 +33,7 @@ import torch
 from .. import evaluate as E
 from .._io import atomic_write, atomic_write_json
 from ..data import load_dataset
+from ..data.convert import to_uint8, unit_to_uint8
 from ..losses import LOSSES
 from ..train import main as train_main
 from ..train.plots import scatter_tile
@@ -184,12 +185,12 @@ def _evaluate(run: Dict[str, Any], T: int, n: int, seed: int, metrics: str, args
 
 
 def _tile(samples: torch.Tensor, reference: Optional[torch.Tensor]) -> torch.Tensor:
-    """A (3, 256, 256) picture of the samples: scatter plot (2-D) or an 8x8 grid (images)."""
+    """A (3, 256, 256) uint8 picture of the samples: scatter plot (2-D) or an 8x8 grid (images)."""
     if reference is not None:
-        return scatter_tile(samples[:2000], reference, size=256)
+        return unit_to_uint8(scatter_tile(samples[:2000], reference, size=256))
     import torchvision.utils as vutils
 
-    grid = vutils.make_grid((samples[:64].float() + 1) / 2, nrow=8, padding=1)
+    grid = vutils.make_grid(to_uint8(samples[:64]), nrow=8, padding=1)
     if grid.shape[0] == 1:
         grid = grid.expand(3, -1, -1)
     return torch.nn.functional.interpolate(grid[None], size=(256, 256), mode="nearest")[0]
@@ -207,7 +208,7 @@ def _figure(rows: List[Dict[str, Any]], tiles: Dict[str, torch.Tensor], path: st
         key = row["row"]
         if key not in tiles:
             continue
-        tile = (tiles[key].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+        tile = tiles[key].permute(1, 2, 0).numpy()
         x, y = (i % per_line) * size, (i // per_line) * (size + label_h)
         canvas.paste(Image.fromarray(tile), (x, y + label_h))
         draw.text((x + 4, y + 8), key, fill="black")

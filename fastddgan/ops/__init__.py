@@ -23,7 +23,6 @@ import torch
 
 from .. import _checks
 from ..schedule import Schedule
-from .. import _checks as _validate  # the old name of the argument checks (fastddgan/sampling.py uses it)
 from . import _library, reference
 from ._backends import (BACKENDS, BackendUnavailable, available, get_forced_backend, select, set_backend,
                         use_backend)

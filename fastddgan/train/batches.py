@@ -13,6 +13,8 @@ from typing import Iterator, List, Optional, Tuple
 
 import torch
 
+from ..data.convert import to_model_range
+
 _MASK64 = (1 << 64) - 1
 STREAM_DATA, STREAM_TRAIN, STREAM_INIT = 1, 2, 3
 
@@ -62,10 +64,6 @@ def _flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.where(mask, x.flip(-1), x)
 
 
-def _to_model(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    return x.to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
-
-
 class Batches:
     """``batches.get(step) -> (x0, y)`` on ``device``: images in [-1, 1] (or 2-D points), labels or None."""
 
@@ -108,10 +106,11 @@ class Batches:
                                    f"got {step}")
             self._next_step += 1
             images, labels = next(self._loader)
-            x, y = _to_model(images, self.device), labels.to(self.device, non_blocking=True)
+            x = to_model_range(images.to(self.device, non_blocking=True))
+            y = labels.to(self.device, non_blocking=True)
         else:
             idx = self.plan.indices(step).to(self.device, non_blocking=True)
-            x, y = _to_model(self._images[idx], self.device), self._labels[idx]
+            x, y = to_model_range(self._images[idx].to(self.device, non_blocking=True)), self._labels[idx]
         if self.hflip:
             x = _flip(x, g)
         return x, (y if self.labels else None)

@@ -148,7 +148,7 @@ class Trainer:
             rows = max(1, round(math.sqrt(n)))
             if labels is not None:
                 how += f"; labels 0..{self.info['num_classes'] - 1} in turn"
-            image = plots.sample_grid((x.float() + 1) / 2, rows, title + [how])
+            image = plots.sample_grid(x, rows, title + [how])
         path = self.run.save_png(image, self.run.sample_name(step))
         self.write_curves()
         return path

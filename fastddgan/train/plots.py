@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Sequence
 
 import torch
+
+from ..data.convert import to_uint8, unit_to_uint8
 
 MODEL_COLOUR, DATA_COLOUR = (0.85, 0.1, 0.1), (0.35, 0.55, 0.95)
 # the curves drawn, in this order, when the run logged them: (title, metric keys on one panel)
@@ -87,12 +89,12 @@ def _with_caption(image, lines: Sequence[str], legend: Sequence[tuple] = ()):
 
 # ---------------------------------------------------------------------------------------------- sample grids
 def sample_grid(images: torch.Tensor, nrow: int, caption: Sequence[str]):
-    """A grid of ``images`` (values in [0, 1], (n, c, h, w)) with ``caption`` lines above it."""
+    """A grid of ``images`` (the model's samples, (n, c, h, w) in [-1, 1]) with ``caption`` lines above it."""
     import torchvision.utils as vutils
     from PIL import Image
 
-    grid = vutils.make_grid(images.detach().float().cpu().clamp(0, 1), nrow=nrow, padding=2, pad_value=1.0)
-    array = (grid * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    grid = vutils.make_grid(to_uint8(images.cpu()), nrow=nrow, padding=2, pad_value=255)  # white borders
+    array = grid.permute(1, 2, 0).numpy()
     image = Image.fromarray(array if array.shape[2] == 3 else array[:, :, 0], "RGB" if array.shape[2] == 3 else "L")
     scale = max(1, 256 // image.width)  # small grids (28x28 digits, few per row) are enlarged to stay readable
     if scale > 1:
@@ -155,7 +157,7 @@ def scatter_tile(points: torch.Tensor, reference: torch.Tensor, size: int = 512)
 def _to_pil(image: torch.Tensor):
     from PIL import Image
 
-    return Image.fromarray((image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy(), "RGB")
+    return Image.fromarray(unit_to_uint8(image).permute(1, 2, 0).numpy(), "RGB")
 
 
 # ---------------------------------------------------------------------------------------------- curves
