@@ -163,12 +163,20 @@ def timesteps(t, batch: int, device: torch.device, T: Optional[int] = None, *, c
     return t if t.dtype == torch.int64 or t.is_floating_point() else t.long()
 
 
+_FEW_VALUES = 64
+
+
 def timestep_values(t: torch.Tensor, T: int) -> None:
     """The range check of ``t``'s values, which needs them on the host (:func:`timesteps` calls it where
     :func:`check_values` says; the ops call it for CPU ``t`` inside their kernels, so that it holds under
     torch.compile too). Kernels clamp unchecked device-side ``t`` into range, so they never read outside the table."""
-    if t.numel() > 0:
-        lo, hi = (int(v) for v in torch.aminmax(t))
+    n = t.numel()
+    if n > 0:
+        if n <= _FEW_VALUES and t.device.type == "cpu":  # a few CPU values: Python's min/max cost less than a kernel
+            values = t.tolist()
+            lo, hi = int(min(values)), int(max(values))
+        else:
+            lo, hi = (int(v) for v in torch.aminmax(t))
         if lo < 0 or hi >= T:
             raise ValueError(f"t: expected values in [0, T={T}), got values from {lo} to {hi}")
 

@@ -219,6 +219,9 @@ class Schedule:
         ``dtype`` is the kernel's compute type (float64 for float64 data, float32 otherwise). Tables are built once
         and reused, so a sampling loop moves nothing between host and device after its first step.
         """
+        table = self._kernel_cache.get((kind, dtype, device))  # a call's own device object: no normalising
+        if table is not None:
+            return table
         device = torch.device(device)
         if device.type == "cuda" and device.index is None:
             device = torch.device("cuda", torch.cuda.current_device())

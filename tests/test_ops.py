@@ -1,6 +1,8 @@
 """The public ops against closed forms written here from the schedule's float64 tables, on every backend
 (the eager reference included), plus the statistics of the true training pairs."""
 
+import warnings
+
 import pytest
 import torch
 
@@ -136,3 +138,81 @@ def test_a_forced_backend_is_local_to_its_context():
     assert ops.select(cpu) == auto and ops.get_forced_backend() is None
     ops.set_backend("torch")  # the old switch: the rest of this context (tests/conftest.py resets it)
     assert ops.select(cpu) == "torch" and ops.get_forced_backend() == "torch"
+
+
+def _both_paths(fn):
+    """fn() through the direct CPU call (no grad) and through the dispatcher (an input that requires grad, which
+    the direct path refuses), with torch's CPU generator at the same state for both."""
+    torch.manual_seed(7)
+    direct = fn(False)
+    after_direct = torch.randint(0, 2**62, (1,))
+    torch.manual_seed(7)
+    dispatched = fn(True).detach()
+    after_dispatched = torch.randint(0, 2**62, (1,))
+    return direct, dispatched, torch.equal(after_direct, after_dispatched)
+
+
+def test_direct_cpu_call_equals_the_dispatcher_path(monkeypatch):
+    """The public functions' direct CPU call (no autograd, no tracing) draws the same key from the generator as
+    draw_seed, leaves it in the same state, and gives the same bits as the call through the dispatcher."""
+    if "cpp" not in ops.available("cpu"):
+        pytest.skip("the cpp backend is not built")
+    s, sl = Schedule.ddgan(4), Schedule.linear(100)
+    x0, x_t = data((3, 2, 5), "cpu", 1, torch.float32), data((3, 2, 5), "cpu", 2, torch.float32)
+    t = torch.tensor([0, 2, 3])
+
+    def grad(x, on):
+        return x.clone().requires_grad_() if on else x
+
+    calls = [lambda g: ops.posterior_sample(grad(x0, g), x_t, t, s),
+             lambda g: ops.ddpm_step(grad(x0, g), x_t, torch.tensor([1, 50, 99]), sl),
+             lambda g: ops.q_sample(grad(x0, g), t, s),
+             lambda g: torch.stack(ops.q_sample_pairs(grad(x0, g), t, s))]
+    taken = []
+    direct_cpu = ops._library.direct_cpu
+    monkeypatch.setattr(ops._library, "direct_cpu", lambda *args: taken.append(1) or direct_cpu(*args))
+    with ops.use_backend("cpp"):
+        for fn in calls:
+            taken.clear()
+            direct, dispatched, same_state = _both_paths(fn)
+            assert torch.equal(direct, dispatched) and same_state
+            assert taken  # the direct path ran for the call without grad ...
+            taken.clear()
+            fn(True)
+            assert not taken  # ... and not for the one with grad
+        seed = ops.seed_tensor(5, 2)
+        assert torch.equal(ops.normal((4, 3), seed), ops.normal((4, 3), seed.clone()))
+        with torch.inference_mode():  # the per-thread seed tensor is redrawn in and out of inference mode
+            direct, dispatched, same_state = _both_paths(calls[0])
+            assert torch.equal(direct, dispatched) and same_state
+
+
+def test_direct_cpu_call_leaves_tracing_and_modes_alone():
+    """Dispatch modes (make_fx, fake tensors) and torch.jit.trace still see the op: the direct call is only taken
+    where nothing above the CPU kernel has work to do."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    if "cpp" not in ops.available("cpu"):
+        pytest.skip("the cpp backend is not built")
+
+    class Record(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    s = Schedule.ddgan(4)
+    x0, x_t, noise = (data((2, 3), "cpu", k, torch.float32) for k in range(3))
+    t = torch.tensor([1, 2])
+    with ops.use_backend("cpp"):
+        with Record() as mode:
+            ops.posterior_sample(x0, x_t, t, s, noise=noise)
+        assert any("fastddgan.affine_noise" in name for name in mode.names)
+        with warnings.catch_warnings():  # the Python-side checks read t: constants of the trace, as intended here
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            traced = torch.jit.trace(lambda a, b, n: ops.posterior_sample(a, b, t, s, noise=n), (x0, x_t, noise))
+        assert "fastddgan::affine_noise" in str(traced.graph)
+        torch.testing.assert_close(traced(x_t, x0, noise), ops.posterior_sample(x_t, x0, t, s, noise=noise))

@@ -35,8 +35,6 @@ __all__ = [
     "philox_normal", "seed_tensor", "reference",
 ]
 
-_SEED_HIGH = 2**63 - 1
-
 # gan_loss(real?, fake, kind, part, clamp) -> (loss, d loss / d real, d loss / d fake): the fused reduction of a GAN
 # objective (fastddgan.losses builds the objectives on it; codes and per-logit terms in reference.py). The op itself:
 # its arguments are checked by the kernels (RuntimeError), the losses check the users' arguments.
@@ -47,25 +45,35 @@ def draw_seed(device: torch.device, generator: Optional[torch.Generator] = None)
     """A seed tensor ``[key, 0]`` (int64, on ``device``) with a fresh Philox key drawn from ``generator`` (default:
     the device's default generator). On CUDA this is a graph-capturable RNG call: each replay of a graph gives a
     new key."""
-    key = torch.randint(0, _SEED_HIGH, (1,), dtype=torch.int64, device=device, generator=generator)
+    key = torch.randint(0, _library.SEED_HIGH, (1,), dtype=torch.int64, device=device, generator=generator)
     return torch.nn.functional.pad(key, (0, 1))  # [key, 0]
 
 
-def _noise_or_seed(like: torch.Tensor, noise, seed, generator):
-    """(noise, seed) for an op call: as given, else a fresh draw from ``generator``, ``torch.randn`` noise on the
-    ``torch`` backend (the eager reference) and a Philox seed for the fused backends' in-kernel noise."""
+def _run(op, like: torch.Tensor, head, noise, seed, generator, tail=()):
+    """``op(*head, noise, seed, *tail)`` on the backend :func:`select` chooses, with ``noise`` and ``seed`` as given
+    or, when neither is, a fresh draw from ``generator``: ``torch.randn`` noise on the ``torch`` backend (the eager
+    reference), a Philox seed for the fused backends' in-kernel noise. ``head`` holds the op's tensors before
+    ``noise`` (``like`` first).
+
+    On the cpp backend, when nothing above the CPU kernel has work to do (no autograd, no tracing or modes:
+    ``_library.direct_cpu_ok``), the call goes straight to the CPU kernel with the key drawn in place into a
+    per-thread seed tensor: the same key as :func:`draw_seed` and the same result, for a fraction of the fixed cost."""
+    backend = select(like.device)
+    if backend == "cpp" and _library.direct_cpu_ok(*head[:2], noise):
+        if noise is None and seed is None:
+            seed = _library.fresh_cpu_seed(generator)
+        return _library.direct_cpu(op, *head, noise, seed, *tail)
     if noise is None and seed is None:
-        if select(like.device) == "torch":
+        if backend == "torch":
             noise = torch.randn(like.shape, dtype=like.dtype, device=like.device, generator=generator)
         else:
             seed = draw_seed(like.device, generator)
-    return noise, seed
+    return op(*head, noise, seed, *tail)
 
 
 def _affine(kind: str, a, b, t, schedule, noise, generator, seed=None) -> torch.Tensor:
     table = schedule.kernel_table(kind, compute_dtype(a.dtype), a.device)
-    noise, seed = _noise_or_seed(a, noise, seed, generator)
-    return _library.affine_noise(a, b, t, table, noise, seed)
+    return _run(_library.affine_noise, a, (a, b, t, table), noise, seed, generator)
 
 
 def normal(shape, seed: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -81,7 +89,8 @@ def normal(shape, seed: torch.Tensor, dtype: torch.dtype = torch.float32) -> tor
     if dtype not in _checks.FLOAT_DTYPES:
         raise TypeError(f"dtype: expected a floating-point dtype, got {dtype}")
     table, zero, step = _unit_noise(dtype, seed.device)
-    return _library.affine_noise(zero.expand(shape), None, step.expand(shape[0]), table, None, seed)
+    zero = zero.expand(shape)
+    return _run(_library.affine_noise, zero, (zero, None, step.expand(shape[0]), table), None, seed, None)
 
 
 _UNIT_NOISE = {}
@@ -172,5 +181,4 @@ def ddpm_step(eps: torch.Tensor, x_t: torch.Tensor, t, schedule, generator: Opti
     seed = _checks.seed(seed, eps.device, noise)
     generator = _checks.generator(generator, eps.device)
     table = schedule.kernel_table(f"ddpm_{variance}", compute_dtype(eps.dtype), eps.device)
-    noise, seed = _noise_or_seed(eps, noise, seed, generator)
-    return _library.ddpm_step(eps, x_t, t, table, noise, seed, bool(clip_x0))
+    return _run(_library.ddpm_step, eps, (eps, x_t, t, table), noise, seed, generator, (bool(clip_x0),))
