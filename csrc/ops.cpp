@@ -10,6 +10,8 @@
 //                 not given: exactly one of noise and seed)
 //   ddpm_step:    x0 = table[0, t] x_t - table[1, t] eps (clipped to [-1, 1] if clip_x0),
 //                 out = table[2, t] x0 + table[3, t] x_t + table[4, t] noise
+//   q_sample_pairs: x_prev = table[0, t] x0 + table[1, t] noise_prev, x_t = table[2, t] x_prev + table[3, t] noise_step
+//                 (a true pair in one pass; the noises, or seed (2, 2): one [key, sample_offset] row per noise)
 //   gan_loss:     (mean loss, d loss / d real, d loss / d fake) of a GAN objective (csrc/common/gan_losses.h)
 //   philox_words: raw Philox4x32-10 words of counters (N, 4) under the key (k0, k1) (known-answer tests)
 #include <Python.h>
@@ -22,6 +24,8 @@ TORCH_LIBRARY(fastddgan, m) {
   m.def("affine_noise(Tensor a, Tensor? b, Tensor t, Tensor table, Tensor? noise, Tensor? seed) -> Tensor");
   m.def("ddpm_step(Tensor eps, Tensor x_t, Tensor t, Tensor table, Tensor? noise, Tensor? seed, bool clip_x0) "
         "-> Tensor");
+  m.def("q_sample_pairs(Tensor x0, Tensor t, Tensor table, Tensor? noise_prev, Tensor? noise_step, Tensor? seed) "
+        "-> (Tensor, Tensor)");
   m.def("gan_loss(Tensor? real, Tensor fake, int kind, int part, float clamp) -> (Tensor, Tensor, Tensor)");
   m.def("philox_words(Tensor counters, Tensor key) -> Tensor");
 }

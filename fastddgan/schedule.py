@@ -53,6 +53,7 @@ _KERNEL_TABLES = {
     "q_sample": ("sqrt_alphas_cumprod", "zeros", "sqrt_one_minus_alphas_cumprod"),
     "q_prev": ("sqrt_alphas_cumprod_prev", "zeros", "sqrt_one_minus_alphas_cumprod_prev"),
     "q_step": ("sqrt_alphas", "zeros", "sqrt_betas"),
+    "q_pair": ("sqrt_alphas_cumprod_prev", "sqrt_one_minus_alphas_cumprod_prev", "sqrt_alphas", "sqrt_betas"),
     "ddpm_small": ("sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod", "posterior_mean_coef1",
                    "posterior_mean_coef2", "posterior_std"),
     "ddpm_large": ("sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod", "posterior_mean_coef1",

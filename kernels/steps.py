@@ -1,4 +1,4 @@
-"""Triton kernels of the fused ops (``affine_noise`` and ``ddpm_step``), one kernel for both.
+"""Triton kernels of the fused ops: ``affine_noise`` and ``ddpm_step`` (one kernel for both), ``q_sample_pairs``.
 
 Same contract and noise stream as the C++ backends (see ``fastddgan/ops/philox.py``): program ``p`` owns the items
 ``[p*BLOCK, (p+1)*BLOCK)``, item ``w`` being Philox counter ``c = w % per_sample`` of sample ``b = w // per_sample``
@@ -127,6 +127,61 @@ def _step_kernel(a_ptr, b_ptr, noise_ptr, seed_ptr, t_ptr, table_ptr, out_ptr, n
                out_ptr, steps, DDPM, HAS_B, HAS_NOISE, CLIP, A_SCALAR)
 
 
+@triton.jit
+def _pair_lane(idx, sample, mask, gen_prev, gen_step, x0_ptr, noise_prev_ptr, noise_step_ptr, t_ptr, table_ptr,
+               prev_ptr, xt_ptr, steps, HAS_NOISE: tl.constexpr):
+    """One lane of q_sample_pairs: x_prev = c0 x0 + c1 n_prev (stored, rounded to the data dtype), then
+    x_t = c2 x_prev + c3 n_step from the stored x_prev, as the two affine_noise calls it replaces compute them."""
+    step = tl.load(t_ptr + sample, mask=mask, other=0)
+    step = tl.minimum(tl.maximum(step, 0), steps - 1)
+    c0 = tl.load(table_ptr + step, mask=mask, other=0.0)
+    c1 = tl.load(table_ptr + steps + step, mask=mask, other=0.0)
+    c2 = tl.load(table_ptr + 2 * steps + step, mask=mask, other=0.0)
+    c3 = tl.load(table_ptr + 3 * steps + step, mask=mask, other=0.0)
+    x0 = tl.load(x0_ptr + idx, mask=mask, other=0.0).to(c0.dtype)
+    if HAS_NOISE:
+        n_prev = tl.load(noise_prev_ptr + idx, mask=mask, other=0.0).to(c0.dtype)
+        n_step = tl.load(noise_step_ptr + idx, mask=mask, other=0.0).to(c0.dtype)
+    else:
+        n_prev = gen_prev.to(c0.dtype)
+        n_step = gen_step.to(c0.dtype)
+    x_prev = _to_output(c0 * x0 + c1 * n_prev, prev_ptr.dtype.element_ty)
+    tl.store(prev_ptr + idx, x_prev, mask=mask)
+    tl.store(xt_ptr + idx, _to_output(c2 * x_prev.to(c0.dtype) + c3 * n_step, xt_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _pair_kernel(x0_ptr, noise_prev_ptr, noise_step_ptr, seed_ptr, t_ptr, table_ptr, prev_ptr, xt_ptr, n_items,
+                 per_sample, inner, steps, HAS_NOISE: tl.constexpr, BLOCK: tl.constexpr):
+    items = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    sample = items // per_sample
+    counter = items % per_sample
+    if HAS_NOISE:
+        p0 = tl.zeros([BLOCK], tl.float32)
+        p1 = p0
+        p2 = p0
+        p3 = p0
+        s0 = p0
+        s1 = p0
+        s2 = p0
+        s3 = p0
+    else:  # seed row i = [key, sample_offset] of noise i
+        row = ((sample + tl.load(seed_ptr + 1)) & 0xFFFFFFFF).to(tl.uint32)
+        p0, p1, p2, p3 = _normal4(tl.load(seed_ptr), counter.to(tl.uint32), row)
+        row = ((sample + tl.load(seed_ptr + 3)) & 0xFFFFFFFF).to(tl.uint32)
+        s0, s1, s2, s3 = _normal4(tl.load(seed_ptr + 2), counter.to(tl.uint32), row)
+    live = items < n_items
+    base = sample * inner + 4 * counter
+    _pair_lane(base, sample, live & (4 * counter < inner), p0, s0, x0_ptr, noise_prev_ptr, noise_step_ptr, t_ptr,
+               table_ptr, prev_ptr, xt_ptr, steps, HAS_NOISE)
+    _pair_lane(base + 1, sample, live & (4 * counter + 1 < inner), p1, s1, x0_ptr, noise_prev_ptr, noise_step_ptr,
+               t_ptr, table_ptr, prev_ptr, xt_ptr, steps, HAS_NOISE)
+    _pair_lane(base + 2, sample, live & (4 * counter + 2 < inner), p2, s2, x0_ptr, noise_prev_ptr, noise_step_ptr,
+               t_ptr, table_ptr, prev_ptr, xt_ptr, steps, HAS_NOISE)
+    _pair_lane(base + 3, sample, live & (4 * counter + 3 < inner), p3, s3, x0_ptr, noise_prev_ptr, noise_step_ptr,
+               t_ptr, table_ptr, prev_ptr, xt_ptr, steps, HAS_NOISE)
+
+
 def device_guard(x: torch.Tensor):
     """Launch on ``x``'s GPU (Triton launches on the current device otherwise); nothing for CPU tensors."""
     return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
@@ -171,6 +226,30 @@ def affine_noise(a, b, t, table, noise, seed):
 def ddpm_step(eps, x_t, t, table, noise, seed, clip_x0):
     """x0 = table[0, t] x_t - table[1, t] eps (clipped), out = table[2, t] x0 + table[3, t] x_t + table[4, t] noise."""
     return _launch(eps, x_t, t, table, noise, seed, ddpm=True, clip=bool(clip_x0))
+
+
+def q_sample_pairs(x0, t, table, noise_prev, noise_step, seed):
+    """x_prev = table[0, t] x0 + table[1, t] noise_prev, x_t = table[2, t] x_prev + table[3, t] noise_step in one
+    pass; the noises from the rows of ``seed`` (2, 2) when not given."""
+    x0 = x0.contiguous()
+    x_prev = torch.empty(x0.shape, dtype=x0.dtype, device=x0.device)
+    x_t = torch.empty_like(x_prev)
+    numel = x0.numel()
+    if numel == 0:
+        return x_prev, x_t
+    has_noise = noise_prev is not None
+    noise_prev = noise_prev.to(x0.dtype).contiguous() if has_noise else x0
+    noise_step = noise_step.to(x0.dtype).contiguous() if has_noise else x0
+    inner = numel // x0.shape[0]
+    per_sample = triton.cdiv(inner, 4)
+    n_items = x0.shape[0] * per_sample
+    t = t.contiguous()
+    with device_guard(x0):
+        _pair_kernel[(triton.cdiv(n_items, BLOCK_COUNTERS),)](
+            x0, noise_prev, noise_step, seed.contiguous() if seed is not None else t, t, table.contiguous(), x_prev,
+            x_t, n_items, per_sample, inner, table.shape[1], HAS_NOISE=has_noise, BLOCK=BLOCK_COUNTERS,
+        )
+    return x_prev, x_t
 
 
 @triton.jit

@@ -484,3 +484,108 @@ def test_in_kernel_noise_is_box_muller_of_the_known_philox_words(backend, device
         expect = torch.tensor(box_muller(PHILOX_KAT[0][2]), dtype=torch.float64)
         torch.testing.assert_close(z[0, :4], expect, rtol=0, atol=2e-5)
 
+
+
+# ---------------------------------------------------------------------------------------------- q_sample_pairs
+def _two_calls(x0, t, s, noises=None, seeds=None):
+    """The true pair as the two affine_noise calls the fused op replaces: q_prev, then q_step on its output."""
+    acc = reference.compute_dtype(x0.dtype)
+    noises = noises or (None, None)
+    seeds = seeds or (None, None)
+    x_prev = _library.affine_noise(x0, None, t, s.kernel_table("q_prev", acc, x0.device), noises[0], seeds[0])
+    return x_prev, _library.affine_noise(x_prev, None, t, s.kernel_table("q_step", acc, x0.device), noises[1],
+                                         seeds[1])
+
+
+@pytest.mark.parametrize("backend,device", ALL)
+@pytest.mark.parametrize("dtype", list(DTYPES), ids=str)
+@pytest.mark.parametrize("shape", [(7, 3, 5, 5), (5, 1, 1, 3), (33, 2)], ids=str)
+def test_q_sample_pairs_is_the_two_calls_in_one_pass(backend, device, dtype, shape):
+    """The fused pair gives the bits of q_prev then q_step (x_t from x_prev as stored, also in half precision):
+    with explicit noises, with an explicit (2, 2) seed (row i the stream of noise i), and through the public
+    function with a generator, which draws the two keys draw_seed would, in order (or torch.randn twice)."""
+    s = Schedule.ddgan(4)
+    x0 = rand(shape, device, 1, dtype)
+    noises = (rand(shape, device, 2, dtype), rand(shape, device, 3, dtype))
+    t = steps_for(shape[0], 4, device)
+    table = s.kernel_table("q_pair", reference.compute_dtype(dtype), device)
+    seeds = (seed_tensor(5, 0, device), seed_tensor(-9, 3, device))
+    with ops.use_backend(backend):
+        for got, expect in [(_library.q_sample_pairs(x0, t, table, *noises, None), _two_calls(x0, t, s, noises)),
+                            (_library.q_sample_pairs(x0, t, table, None, None, torch.stack(seeds)),
+                             _two_calls(x0, t, s, seeds=seeds))]:
+            assert torch.equal(got[0], expect[0]) and torch.equal(got[1], expect[1])
+        got = ops.q_sample_pairs(x0, t, s, generator=torch.Generator(device).manual_seed(4))
+        gen = torch.Generator(device).manual_seed(4)
+        if backend == "torch":
+            expect = _two_calls(x0, t, s, noises=tuple(torch.randn(shape, generator=gen, device=device, dtype=dtype)
+                                                       for _ in range(2)))
+        else:
+            expect = _two_calls(x0, t, s, seeds=tuple(ops.draw_seed(torch.device(device), gen) for _ in range(2)))
+    assert torch.equal(got[0], expect[0]) and torch.equal(got[1], expect[1])
+    assert torch.equal(got[0][t == 0], x0[t == 0])  # at t == 0 the "previous" sample is x0 itself
+
+
+@pytest.mark.parametrize("backend,device", FUSED)
+def test_q_sample_pairs_explicit_noise_matches_reference(backend, device):
+    """Through the explicit-noise path every fused backend equals the reference's formula exactly (float64)."""
+    s = Schedule.linear(30)
+    x0, n1, n2 = (rand((6, 2, 7), device, k, torch.float64) for k in range(3))
+    t = torch.tensor([0, 1, 5, 17, 28, 29], device=device)
+    table = s.kernel_table("q_pair", torch.float64, device)
+    with ops.use_backend(backend):
+        got = ops.q_sample_pairs(x0, t, s, noise=(n1, n2))
+    expect = reference.q_sample_pairs(x0, t, table, n1, n2)
+    assert torch.equal(got[0], expect[0]) and torch.equal(got[1], expect[1])
+
+
+@pytest.mark.parametrize("backend,device", FUSED)
+def test_q_sample_pairs_in_kernel_noise_statistics(backend, device):
+    """The in-kernel pair against the forward process's closed form, per timestep, with x0 varying per element:
+    x_prev - sqrt(ab_prev) x0 ~ N(0, 1 - ab_prev), x_t - sqrt(ab) x0 ~ N(0, 1 - ab), their covariance
+    sqrt(alpha) (1 - ab_prev), and the two noises uncorrelated (x_t - sqrt(alpha) x_prev is independent of x_prev)."""
+    s = Schedule.linear(10)
+    n, inner = 4000, 16
+    x0 = rand((n, inner), device, 7).clamp(-1, 1)
+    t = (torch.arange(n) % 10).to(device)
+    with ops.use_backend(backend):
+        x_prev, x_t = ops.q_sample_pairs(x0, t, s, generator=torch.Generator(device).manual_seed(3))
+    x0, x_prev, x_t, t = (v.double().cpu() for v in (x0, x_prev, x_t, t))
+    for step in range(1, 10):
+        rows = t == step
+        ab, ab_prev, alpha = (float(getattr(s, k)[step]) for k in ("alphas_cumprod", "alphas_cumprod_prev", "alphas"))
+        e_prev = (x_prev[rows] - ab_prev**0.5 * x0[rows]).flatten()
+        e_t = (x_t[rows] - ab**0.5 * x0[rows]).flatten()
+        m = e_prev.numel()
+        assert abs(e_prev.mean()) < 5 * ((1 - ab_prev) / m) ** 0.5
+        assert abs(e_t.mean()) < 5 * ((1 - ab) / m) ** 0.5
+        assert abs(e_prev.var() / (1 - ab_prev) - 1) < 5 * (2 / m) ** 0.5
+        assert abs(e_t.var() / (1 - ab) - 1) < 5 * (2 / m) ** 0.5
+        corr = (e_prev * e_t).mean() / ((1 - ab_prev) * (1 - ab)) ** 0.5  # closed form: the value below
+        expect = alpha**0.5 * (1 - ab_prev) / ((1 - ab_prev) * (1 - ab)) ** 0.5
+        assert abs(corr - expect) < 5 / m**0.5
+        step_noise = (x_t[rows] - alpha**0.5 * x_prev[rows]).flatten() / (1 - alpha) ** 0.5
+        assert abs((step_noise * e_prev).mean() / (1 - ab_prev) ** 0.5) < 5 / m**0.5
+
+
+def test_q_sample_pairs_op_registration_and_gradients():
+    """opcheck of the fused op (schema, fake kernel, autograd registration), and its gradients equal those of the
+    two calls it replaces."""
+    s = Schedule.ddgan(4)
+    x0, n1, n2 = (rand((3, 2, 5), "cpu", k, torch.float64) for k in range(3))
+    t = torch.tensor([0, 2, 3])
+    table = s.kernel_table("q_pair", torch.float64, "cpu")
+    for backend in ["torch"] + fused_backends("cpu"):
+        with ops.use_backend(backend):
+            torch.library.opcheck(_library.q_sample_pairs, (x0, t, table, None, None, torch.stack(
+                (seed_tensor(1), seed_tensor(2)))))
+            leaves = [v.clone().requires_grad_() for v in (x0, n1, n2)]
+            torch.library.opcheck(_library.q_sample_pairs, (leaves[0], t, table, leaves[1], leaves[2], None))
+            w_prev, w_t = rand((3, 2, 5), "cpu", 8, torch.float64), rand((3, 2, 5), "cpu", 9, torch.float64)
+            fused = ops.q_sample_pairs(leaves[0], t, s, noise=(leaves[1], leaves[2]))
+            grads = torch.autograd.grad((fused[0] * w_prev).sum() + (fused[1] * w_t).sum(), leaves)
+            twice = [v.clone().requires_grad_() for v in (x0, n1, n2)]
+            pair = _two_calls(twice[0], t, s, (twice[1], twice[2]))
+            expect = torch.autograd.grad((pair[0] * w_prev).sum() + (pair[1] * w_t).sum(), twice)
+            for got, want in zip(grads, expect):
+                assert torch.equal(got, want)

@@ -18,7 +18,7 @@ from fastddgan.ops import _backends
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-OPS = ("affine_noise", "ddpm_step", "gan_loss", "philox_words")
+OPS = ("affine_noise", "ddpm_step", "q_sample_pairs", "gan_loss", "philox_words")
 
 
 def has_kernel(op: str, key: str) -> bool:

@@ -6,6 +6,8 @@
 #include <ATen/ATen.h>
 #include <c10/util/Optional.h>
 
+#include <tuple>
+
 #include "step_ops.h"
 
 namespace fastddgan {
@@ -92,6 +94,66 @@ at::Tensor ddpm_step_entry(const at::Tensor& eps, const at::Tensor& x_t, const a
     Kernels::run(args, DdpmStepOp<false>{});
   }
   return args.out;
+}
+
+// q_sample_pairs(x0, t, table, noise_prev?, noise_step?, seed?) -> (x_prev, x_t): a true pair in one pass,
+//   x_prev = table[0, t] x0 + table[1, t] noise_prev, x_t = table[2, t] x_prev + table[3, t] noise_step,
+// x_t computed from x_prev as stored (rounded to the data dtype), i.e. exactly the two affine_noise calls
+// affine(q_prev) then affine(q_step) it replaces. Either both noises or seed, an int64 tensor (2, 2) whose row i is
+// the [key, sample_offset] of noise i (the two keys the two calls drew, in the same order). A backend provides
+// `static void run_pairs(const PairArgs&)` filling args.x_prev and args.x_t.
+struct PairArgs {
+  at::Tensor x0, t, table, noise_prev, noise_step, seed, x_prev, x_t;  // noises or seed undefined
+  int64_t batch = 0, inner = 0, steps = 0;
+};
+
+inline PairArgs prepare_pair_args(const at::Tensor& x0, const at::Tensor& t, const at::Tensor& table,
+                                  const c10::optional<at::Tensor>& noise_prev,
+                                  const c10::optional<at::Tensor>& noise_step, const c10::optional<at::Tensor>& seed,
+                                  c10::DeviceType device_type) {
+  PairArgs args;
+  TORCH_CHECK(x0.device().type() == device_type, "fastddgan: expected tensors on ", device_type);
+  TORCH_CHECK(x0.dim() >= 1 && x0.size(0) == t.numel(), "fastddgan: t must hold one step per sample");
+  TORCH_CHECK(t.scalar_type() == at::kLong && t.dim() == 1, "fastddgan: t must be a 1-D int64 tensor");
+  TORCH_CHECK(table.dim() == 2 && table.size(0) == 4 && table.size(1) >= 1,
+              "fastddgan: coefficient table must have shape (4, T)");
+  const auto acc = x0.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  TORCH_CHECK(table.scalar_type() == acc, "fastddgan: table dtype must be ", acc);
+  TORCH_CHECK(noise_prev.has_value() == noise_step.has_value(), "fastddgan: give both noises or neither");
+  TORCH_CHECK(noise_prev.has_value() != seed.has_value(), "fastddgan: give exactly one of the noises and seed");
+  args.x0 = x0.contiguous();
+  args.t = t.to(x0.device()).contiguous();
+  args.table = table.to(x0.device()).contiguous();
+  if (noise_prev.has_value()) {
+    for (const at::Tensor* noise : {&*noise_prev, &*noise_step}) {
+      TORCH_CHECK(noise->sizes() == x0.sizes() && noise->device() == x0.device(),
+                  "fastddgan: noise must match the data in shape and device");
+    }
+    args.noise_prev = noise_prev->to(x0.scalar_type()).contiguous();
+    args.noise_step = noise_step->to(x0.scalar_type()).contiguous();
+  } else {
+    TORCH_CHECK(seed->scalar_type() == at::kLong && seed->dim() == 2 && seed->size(0) == 2 && seed->size(1) == 2 &&
+                    seed->device() == x0.device(),
+                "fastddgan: seed must be an int64 tensor (2, 2) of [key, sample_offset] rows on the data's device");
+    args.seed = seed->contiguous();
+  }
+  args.x_prev = at::empty(x0.sizes(), x0.options().memory_format(at::MemoryFormat::Contiguous));
+  args.x_t = at::empty(x0.sizes(), x0.options().memory_format(at::MemoryFormat::Contiguous));
+  args.batch = x0.size(0);
+  args.inner = args.batch > 0 ? x0.numel() / args.batch : 0;
+  args.steps = table.size(1);
+  return args;
+}
+
+template <class Kernels>
+std::tuple<at::Tensor, at::Tensor> q_sample_pairs_entry(const at::Tensor& x0, const at::Tensor& t,
+                                                        const at::Tensor& table,
+                                                        const c10::optional<at::Tensor>& noise_prev,
+                                                        const c10::optional<at::Tensor>& noise_step,
+                                                        const c10::optional<at::Tensor>& seed) {
+  const PairArgs args = prepare_pair_args(x0, t, table, noise_prev, noise_step, seed, Kernels::kDevice);
+  Kernels::run_pairs(args);
+  return {args.x_prev, args.x_t};
 }
 
 // philox_words(counters, key) -> words: the raw Philox4x32-10 output of each row of counters (N, 4) under the key

@@ -1,5 +1,5 @@
-// CPU kernels of the fused ops (affine_noise, ddpm_step; philox_words), registered for the CPU dispatch key at the
-// bottom: one pass over the inputs, noise drawn in-kernel.
+// CPU kernels of the fused ops (affine_noise, ddpm_step, q_sample_pairs; philox_words), registered for the CPU
+// dispatch key at the bottom: one pass over the inputs, noise drawn in-kernel.
 //
 // Work is split over Philox counters ("items": counter c of sample b covers elements 4c..4c+3 of that sample)
 // with at::parallel_for. Each chunk of items first fills a small stack buffer with its normals (a
@@ -153,6 +153,67 @@ void run_step(const StepArgs& args, const Op& op) {
   });
 }
 
+// q_sample_pairs: both members of a true pair per element, x_t from x_prev as stored (csrc/common/step_args.h),
+// each through the affine op of the two calls it replaces (the same arithmetic, so the same bits).
+template <typename scalar_t, typename noise_t>
+inline void pair_span(const at::opmath_type<scalar_t>* coef, const scalar_t* __restrict x0,
+                      const noise_t* __restrict n_prev, const noise_t* __restrict n_step,
+                      scalar_t* __restrict x_prev, scalar_t* __restrict x_t, int64_t len) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const AffineNoiseOp<false> op;
+  const acc_t prev[3] = {coef[0], acc_t(0), coef[1]}, step[3] = {coef[2], acc_t(0), coef[3]};
+  for (int64_t k = 0; k < len; ++k) {
+    const scalar_t p =
+        static_cast<scalar_t>(op(prev, static_cast<acc_t>(x0[k]), acc_t(0), static_cast<acc_t>(n_prev[k])));
+    x_prev[k] = p;
+    x_t[k] = static_cast<scalar_t>(op(step, static_cast<acc_t>(p), acc_t(0), static_cast<acc_t>(n_step[k])));
+  }
+}
+
+template <typename scalar_t>
+void run_pair_kernel(const PairArgs& args) {
+  using acc_t = at::opmath_type<scalar_t>;
+  if (args.x0.numel() == 0) return;
+  const scalar_t* x0 = args.x0.const_data_ptr<scalar_t>();
+  const bool explicit_noise = args.noise_prev.defined();
+  const scalar_t* noise_prev = explicit_noise ? args.noise_prev.const_data_ptr<scalar_t>() : nullptr;
+  const scalar_t* noise_step = explicit_noise ? args.noise_step.const_data_ptr<scalar_t>() : nullptr;
+  const int64_t* seed = explicit_noise ? nullptr : args.seed.const_data_ptr<int64_t>();  // rows [key, offset]
+  const int64_t* t = args.t.const_data_ptr<int64_t>();
+  const acc_t* table = args.table.const_data_ptr<acc_t>();
+  scalar_t* x_prev = args.x_prev.mutable_data_ptr<scalar_t>();
+  scalar_t* x_t = args.x_t.mutable_data_ptr<scalar_t>();
+  const int64_t inner = args.inner, steps = args.steps;
+
+  const int64_t per_sample = (inner + 3) / 4;
+  at::parallel_for(0, args.batch * per_sample, kGrainCounters, [&](int64_t begin, int64_t end) {
+    float buf_prev[4 * kChunkCounters], buf_step[4 * kChunkCounters];
+    for (int64_t c = begin; c < end; c += kChunkCounters) {
+      const ItemRange items{c, std::min(kChunkCounters, end - c), per_sample, inner};
+      const int64_t last_item = items.first + items.n - 1;
+      const int64_t first = items.element(items.first), last = items.element(last_item) + items.lanes(last_item);
+      if (!explicit_noise) {
+        item_normals(static_cast<uint64_t>(seed[0]), static_cast<uint64_t>(seed[1]), items, buf_prev);
+        item_normals(static_cast<uint64_t>(seed[2]), static_cast<uint64_t>(seed[3]), items, buf_step);
+      }
+      for (int64_t i = first; i < last;) {
+        const int64_t sample = i / inner;
+        const int64_t stop = std::min(last, (sample + 1) * inner);
+        const int64_t step = clamp_step(t[sample], steps);
+        acc_t coef[4];
+        for (int r = 0; r < 4; ++r) coef[r] = table[r * steps + step];
+        if (explicit_noise) {
+          pair_span<scalar_t>(coef, x0 + i, noise_prev + i, noise_step + i, x_prev + i, x_t + i, stop - i);
+        } else {
+          pair_span<scalar_t>(coef, x0 + i, buf_prev + (i - first), buf_step + (i - first), x_prev + i, x_t + i,
+                              stop - i);
+        }
+        i = stop;
+      }
+    }
+  });
+}
+
 }  // namespace
 
 // The CPU backend of the step entry points (csrc/common/step_args.h).
@@ -161,7 +222,13 @@ struct CpuKernels {
   template <typename Op>
   static void run(const StepArgs& args, const Op& op);
   static void philox_words(const at::Tensor& counters, uint32_t k0, uint32_t k1, at::Tensor& out);
+  static void run_pairs(const PairArgs& args);
 };
+
+void CpuKernels::run_pairs(const PairArgs& args) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, args.x0.scalar_type(), "fastddgan_pairs_cpu",
+                                  [&] { run_pair_kernel<scalar_t>(args); });
+}
 
 template <typename Op>
 void CpuKernels::run(const StepArgs& args, const Op& op) {
@@ -184,6 +251,7 @@ void CpuKernels::philox_words(const at::Tensor& counters, uint32_t k0, uint32_t 
 TORCH_LIBRARY_IMPL(fastddgan, CPU, m) {
   m.impl("affine_noise", TORCH_FN(affine_noise_entry<CpuKernels>));
   m.impl("ddpm_step", TORCH_FN(ddpm_step_entry<CpuKernels>));
+  m.impl("q_sample_pairs", TORCH_FN(q_sample_pairs_entry<CpuKernels>));
   m.impl("philox_words", TORCH_FN(philox_words_entry<CpuKernels>));
 }
 

@@ -49,31 +49,36 @@ def draw_seed(device: torch.device, generator: Optional[torch.Generator] = None)
     return torch.nn.functional.pad(key, (0, 1))  # [key, 0]
 
 
-def _run(op, like: torch.Tensor, head, noise, seed, generator, tail=()):
-    """``op(*head, noise, seed, *tail)`` on the backend :func:`select` chooses, with ``noise`` and ``seed`` as given
-    or, when neither is, a fresh draw from ``generator``: ``torch.randn`` noise on the ``torch`` backend (the eager
-    reference), a Philox seed for the fused backends' in-kernel noise. ``head`` holds the op's tensors before
-    ``noise`` (``like`` first).
+def _run(op, like: torch.Tensor, head, noises, seed, generator, tail=()):
+    """``op(*head, *noises, seed, *tail)`` on the backend :func:`select` chooses, with ``noises`` (a tuple: the op's
+    one noise, or q_sample_pairs' two) and ``seed`` as given or, when neither is, a fresh draw from ``generator``:
+    ``torch.randn`` noise on the ``torch`` backend (the eager reference), Philox keys for the fused backends'
+    in-kernel noise (one seed [key, 0] per noise, drawn in order; two are stacked into the (2, 2) seed of
+    q_sample_pairs). ``head`` holds the op's arguments before the noise (``like`` first).
 
     On the cpp backend, when nothing above the CPU kernel has work to do (no autograd, no tracing or modes:
-    ``_library.direct_cpu_ok``), the call goes straight to the CPU kernel with the key drawn in place into a
-    per-thread seed tensor: the same key as :func:`draw_seed` and the same result, for a fraction of the fixed cost."""
+    ``_library.direct_cpu_ok``), the call goes straight to the CPU kernel with the keys drawn in place into a
+    per-thread seed tensor: the same keys as :func:`draw_seed` and the same result, for a fraction of the fixed
+    cost."""
     backend = select(like.device)
-    if backend == "cpp" and _library.direct_cpu_ok(*head[:2], noise):
-        if noise is None and seed is None:
-            seed = _library.fresh_cpu_seed(generator)
-        return _library.direct_cpu(op, *head, noise, seed, *tail)
-    if noise is None and seed is None:
+    fresh = seed is None and noises[0] is None
+    if backend == "cpp" and _library.direct_cpu_ok(*head[:2], *noises):
+        if fresh:
+            seed = _library.fresh_cpu_seed(generator, len(noises))
+        return _library.direct_cpu(op, *head, *noises, seed, *tail)
+    if fresh:
         if backend == "torch":
-            noise = torch.randn(like.shape, dtype=like.dtype, device=like.device, generator=generator)
+            noises = tuple(torch.randn(like.shape, dtype=like.dtype, device=like.device, generator=generator)
+                           for _ in noises)
         else:
-            seed = draw_seed(like.device, generator)
-    return op(*head, noise, seed, *tail)
+            seeds = [draw_seed(like.device, generator) for _ in noises]
+            seed = seeds[0] if len(seeds) == 1 else torch.stack(seeds)
+    return op(*head, *noises, seed, *tail)
 
 
 def _affine(kind: str, a, b, t, schedule, noise, generator, seed=None) -> torch.Tensor:
     table = schedule.kernel_table(kind, compute_dtype(a.dtype), a.device)
-    return _run(_library.affine_noise, a, (a, b, t, table), noise, seed, generator)
+    return _run(_library.affine_noise, a, (a, b, t, table), (noise,), seed, generator)
 
 
 def normal(shape, seed: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -90,7 +95,7 @@ def normal(shape, seed: torch.Tensor, dtype: torch.dtype = torch.float32) -> tor
         raise TypeError(f"dtype: expected a floating-point dtype, got {dtype}")
     table, zero, step = _unit_noise(dtype, seed.device)
     zero = zero.expand(shape)
-    return _run(_library.affine_noise, zero, (zero, None, step.expand(shape[0]), table), None, seed, None)
+    return _run(_library.affine_noise, zero, (zero, None, step.expand(shape[0]), table), (None,), seed, None)
 
 
 _UNIT_NOISE = {}
@@ -124,8 +129,10 @@ def q_sample_pairs(x0: torch.Tensor, t, schedule, generator: Optional[torch.Gene
                    noise: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """A true pair (x_{t-1}, x_t) ~ q(x_{t-1}, x_t | x0), the discriminator's real input.
 
-    x_{t-1} ~ q(x_{t-1} | x0) (x0 itself at t == 0), then x_t = sqrt(alphas[t]) x_{t-1} + sqrt(betas[t]) eps.
-    ``noise=(noise_prev, noise_step)`` makes it deterministic.
+    x_{t-1} ~ q(x_{t-1} | x0) (x0 itself at t == 0), then x_t = sqrt(alphas[t]) x_{t-1} + sqrt(betas[t]) eps, both
+    in one pass (one fused op; x_t from x_{t-1} as returned). ``noise=(noise_prev, noise_step)`` makes it
+    deterministic. Without it, the fused backends draw two Philox keys from ``generator``, one per noise, in that
+    order (the ``torch`` backend two ``torch.randn`` tensors).
     """
     schedule = _checks.instance("schedule", schedule, Schedule, "a fastddgan.Schedule")
     x0 = _checks.data("x0", x0)
@@ -138,9 +145,8 @@ def q_sample_pairs(x0: torch.Tensor, t, schedule, generator: Optional[torch.Gene
             raise TypeError("noise: expected a pair (noise_prev, noise_step) of tensors shaped like x0, or None")
         noise_prev = _checks.data("noise[0]", noise[0], like=x0)
         noise_step = _checks.data("noise[1]", noise[1], like=x0)
-    x_prev = _affine("q_prev", x0, None, t, schedule, noise_prev, generator)
-    x_t = _affine("q_step", x_prev, None, t, schedule, noise_step, generator)
-    return x_prev, x_t
+    table = schedule.kernel_table("q_pair", compute_dtype(x0.dtype), x0.device)
+    return _run(_library.q_sample_pairs, x0, (x0, t, table), (noise_prev, noise_step), None, generator)
 
 
 def posterior_sample(x0: torch.Tensor, x_t: torch.Tensor, t, schedule, generator: Optional[torch.Generator] = None,
@@ -181,4 +187,4 @@ def ddpm_step(eps: torch.Tensor, x_t: torch.Tensor, t, schedule, generator: Opti
     seed = _checks.seed(seed, eps.device, noise)
     generator = _checks.generator(generator, eps.device)
     table = schedule.kernel_table(f"ddpm_{variance}", compute_dtype(eps.dtype), eps.device)
-    return _run(_library.ddpm_step, eps, (eps, x_t, t, table), noise, seed, generator, (bool(clip_x0),))
+    return _run(_library.ddpm_step, eps, (eps, x_t, t, table), (noise,), seed, generator, (bool(clip_x0),))

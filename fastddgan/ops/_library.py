@@ -17,6 +17,10 @@ C++ and in exported programs too. This module, the one named by the schemas' ``s
     ddpm_step(eps, x_t, t, table, noise?, seed?, clip_x0) -> out
         x0 = table[0, t] x_t - table[1, t] eps (clipped to [-1, 1]; NaN stays NaN),
         out = table[2, t] x0 + table[3, t] x_t + table[4, t] noise
+    q_sample_pairs(x0, t, table, noise_prev?, noise_step?, seed?) -> (x_prev, x_t)
+        a true pair in one pass: x_prev = table[0, t] x0 + table[1, t] noise_prev,
+        x_t = table[2, t] x_prev + table[3, t] noise_step (from x_prev as returned); the noises, or ``seed`` of
+        shape (2, 2) whose row i is the [key, sample_offset] of noise i
     gan_loss(real?, fake, kind, part, clamp) -> (loss, grad_real, grad_fake)
         the fused reduction of a GAN objective: mean loss over the batch and its gradient w.r.t. the logits in
         one pass (codes and per-logit terms in ``reference.py``); real only for the discriminator part. Outputs in
@@ -52,6 +56,8 @@ FALLBACK_SCHEMAS = {
     "affine_noise": "affine_noise(Tensor a, Tensor? b, Tensor t, Tensor table, Tensor? noise, Tensor? seed) -> Tensor",
     "ddpm_step": "ddpm_step(Tensor eps, Tensor x_t, Tensor t, Tensor table, Tensor? noise, Tensor? seed, "
                  "bool clip_x0) -> Tensor",
+    "q_sample_pairs": "q_sample_pairs(Tensor x0, Tensor t, Tensor table, Tensor? noise_prev, Tensor? noise_step, "
+                      "Tensor? seed) -> (Tensor, Tensor)",
     "gan_loss": "gan_loss(Tensor? real, Tensor fake, int kind, int part, float clamp) -> (Tensor, Tensor, Tensor)",
     "philox_words": "philox_words(Tensor counters, Tensor key) -> Tensor",
 }
@@ -64,6 +70,7 @@ if _backends.module("cpp") is None and not hasattr(torch.ops.fastddgan, "affine_
 
 affine_noise = torch.ops.fastddgan.affine_noise.default
 ddpm_step = torch.ops.fastddgan.ddpm_step.default
+q_sample_pairs = torch.ops.fastddgan.q_sample_pairs.default
 gan_loss = torch.ops.fastddgan.gan_loss.default
 philox_words = torch.ops.fastddgan.philox_words.default
 
@@ -86,6 +93,12 @@ class TorchKernels:
     @staticmethod
     def ddpm_step(eps, x_t, t, table, noise, seed, clip_x0):
         return reference.ddpm_step(eps, x_t, t, table, TorchKernels._noise(eps, noise, seed), clip_x0).contiguous()
+
+    @staticmethod
+    def q_sample_pairs(x0, t, table, noise_prev, noise_step, seed):
+        if noise_prev is None:  # row i of the seed draws noise i
+            noise_prev, noise_step = TorchKernels._noise(x0, None, seed[0]), TorchKernels._noise(x0, None, seed[1])
+        return tuple(v.contiguous() for v in reference.q_sample_pairs(x0, t, table, noise_prev, noise_step))
 
     gan_loss = staticmethod(reference.gan_loss)
     philox_words = staticmethod(philox.philox_words)
@@ -134,6 +147,7 @@ def _route(name: str, device_of, check=None) -> None:
 
 _route("affine_noise", lambda a, b, t, table, *_: a.device, lambda a, b, t, table, *_: _check_t(t, table))
 _route("ddpm_step", lambda eps, x_t, t, table, *_: eps.device, lambda eps, x_t, t, table, *_: _check_t(t, table))
+_route("q_sample_pairs", lambda x0, t, table, *_: x0.device, lambda x0, t, table, *_: _check_t(t, table))
 _route("gan_loss", lambda real, fake, *_: fake.device)
 _route("philox_words", lambda counters, key: counters.device)
 
@@ -168,26 +182,27 @@ def direct_cpu(op, *args):
 
 
 class _CpuSeed(threading.local):
-    """A per-thread [key, 0] seed tensor for direct CPU calls, whose key is redrawn in place for each call (the CPU
-    kernel reads it before returning and keeps nothing): no allocation. Made outside inference mode, so that it can
-    be redrawn in and out of it."""
+    """Per-thread seed tensors for direct CPU calls, [key, 0] and the (2, 2) [[key, 0], [key, 0]] of q_sample_pairs,
+    whose keys are redrawn in place for each call (the CPU kernel reads them before returning and keeps nothing): no
+    allocation. Made outside inference mode, so that they can be redrawn in and out of it."""
 
     def __init__(self):
         with torch.inference_mode(False):
-            self.seed = torch.zeros(2, dtype=torch.int64)
-            self.key = self.seed[:1]
+            self.seeds = {1: torch.zeros(2, dtype=torch.int64), 2: torch.zeros(2, 2, dtype=torch.int64)}
+            self.keys = {1: self.seeds[1][:1], 2: self.seeds[2][:, 0]}
 
 
 _cpu_seed = _CpuSeed()
 SEED_HIGH = 2**63 - 1  # keys are drawn uniformly from [0, 2**63 - 1)
 
 
-def fresh_cpu_seed(generator: Optional[torch.Generator]) -> Tensor:
-    """This thread's CPU seed tensor [key, 0] with a new key drawn from ``generator`` (default: torch's CPU
-    generator): the same key, and the same generator state after it, as ``fastddgan.ops.draw_seed`` (torch.randint
-    is ``random_(low, high)`` of a new tensor). Valid until the thread's next call; for direct CPU calls only."""
-    _cpu_seed.key.random_(0, SEED_HIGH, generator=generator)
-    return _cpu_seed.seed
+def fresh_cpu_seed(generator: Optional[torch.Generator], count: int = 1) -> Tensor:
+    """This thread's CPU seed tensor for ``count`` (1 or 2) noises with new keys drawn from ``generator`` (default:
+    torch's CPU generator): the same keys, and the same generator state after them, as ``count`` calls of
+    ``fastddgan.ops.draw_seed`` (torch.randint is ``random_(low, high)`` of a new tensor, and the CPU fills the
+    elements in order). Valid until the thread's next call; for direct CPU calls only."""
+    _cpu_seed.keys[count].random_(0, SEED_HIGH, generator=generator)
+    return _cpu_seed.seeds[count]
 
 
 # ------------------------------------------------------------------------------------------- fake kernels
@@ -201,6 +216,12 @@ def _affine_noise_fake(a, b, t, table, noise, seed):
 @torch.library.register_fake("fastddgan::ddpm_step")
 def _ddpm_step_fake(eps, x_t, t, table, noise, seed, clip_x0):
     return torch.empty_like(x_t, memory_format=torch.contiguous_format)
+
+
+@torch.library.register_fake("fastddgan::q_sample_pairs")
+def _q_sample_pairs_fake(x0, t, table, noise_prev, noise_step, seed):
+    return (torch.empty_like(x0, memory_format=torch.contiguous_format),
+            torch.empty_like(x0, memory_format=torch.contiguous_format))
 
 
 @torch.library.register_fake("fastddgan::gan_loss")
@@ -259,6 +280,32 @@ def _ddpm_step_backward(ctx, grad):
             (row(4) * g).to(grad.dtype) if need_noise and ctx.has_noise else None, None, None)
 
 
+def _q_sample_pairs_setup(ctx, inputs, output):
+    _, t, table, noise_prev, _, _ = inputs
+    ctx.save_for_backward(t, table)
+    ctx.has_noise = noise_prev is not None
+
+
+def _q_sample_pairs_backward(ctx, grad_prev, grad_t):
+    """The chain of the two affine ops it fuses: the gradient reaching x_prev is grad_prev + table[2, t] grad_t
+    (each term in the data dtype, as autograd adds them), then x0 gets table[0, t] times it and noise_prev
+    table[1, t] times it, noise_step table[3, t] grad_t."""
+    t, table = ctx.saved_tensors
+
+    def scaled(row, grad):
+        return (reference.per_sample(table[row], t, grad) * grad).to(grad.dtype)
+
+    if grad_prev is None and grad_t is None:
+        return None, None, None, None, None, None
+    like = grad_prev if grad_prev is not None else grad_t
+    via_prev = grad_prev if grad_prev is not None else torch.zeros_like(like)
+    if grad_t is not None:
+        via_prev = via_prev + scaled(2, grad_t)
+    noise_step = scaled(3, grad_t) if grad_t is not None else torch.zeros_like(like)
+    return (scaled(0, via_prev), None, None, scaled(1, via_prev) if ctx.has_noise else None,
+            noise_step if ctx.has_noise else None, None)
+
+
 def _gan_loss_setup(ctx, inputs, output):
     real, fake, kind, part, clamp = inputs
     _, grad_real, grad_fake = output
@@ -279,4 +326,6 @@ def _gan_loss_backward(ctx, grad, _grad_real_out, _grad_fake_out):
 
 torch.library.register_autograd("fastddgan::affine_noise", _affine_noise_backward, setup_context=_affine_noise_setup)
 torch.library.register_autograd("fastddgan::ddpm_step", _ddpm_step_backward, setup_context=_ddpm_step_setup)
+torch.library.register_autograd("fastddgan::q_sample_pairs", _q_sample_pairs_backward,
+                                setup_context=_q_sample_pairs_setup)
 torch.library.register_autograd("fastddgan::gan_loss", _gan_loss_backward, setup_context=_gan_loss_setup)

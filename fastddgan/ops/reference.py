@@ -77,6 +77,16 @@ def ddpm_step(eps: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, table: torc
     return out.to(x_t.dtype)
 
 
+def q_sample_pairs(x0: torch.Tensor, t: torch.Tensor, table: torch.Tensor, noise_prev: torch.Tensor,
+                   noise_step: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """A true pair from the (4, T) table: x_prev = table[0, t] x0 + table[1, t] noise_prev, then
+    x_t = table[2, t] x_prev + table[3, t] noise_step, from x_prev as returned (in ``x0``'s dtype): the two
+    :func:`affine_noise` calls of the q_prev and q_step tables."""
+    zeros = torch.zeros_like(table[0])
+    x_prev = affine_noise(x0, None, t, torch.stack((table[0], zeros, table[1])), noise_prev)
+    return x_prev, affine_noise(x_prev, None, t, torch.stack((table[2], zeros, table[3])), noise_step)
+
+
 # ------------------------------------------------------------------------------------------------- GAN loss
 
 
