@@ -517,3 +517,29 @@ def test_probe_smoke(capsys):
     assert probe.coverage(torch.tensor([-2.0, 2.0, 2.1, 0.0]))["modes"] == 2
     probe.main(["--losses", "js", "--seeds", "1", "--steps", "5", "--forms", "saturating", "--r1-gamma", "0.02"])
     assert "js" in capsys.readouterr().out
+
+
+@pytest.mark.skipif("cpp" not in ops.available("cpu"), reason="the cpp backend is not built")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cpu_loss_is_the_same_with_one_or_two_threads(dtype):
+    """The CPU kernel sums fixed chunks of logits and adds the chunks' sums in order: the same bits with 1 and 2
+    threads (tests run single-threaded, tests/conftest.py), and the reference's values within the tolerance of
+    test_fused_op_matches_reference, on batches of several chunks."""
+    tol = dict(rtol=1e-9, atol=1e-10) if dtype == torch.float64 else dict(rtol=2e-5, atol=1e-6)
+    gen = torch.Generator().manual_seed(0)
+    real, fake = (4 * torch.randn(n, generator=gen, dtype=dtype) for n in (3 * 4096 + 5, 2 * 4096 + 1))
+    before = torch.get_num_threads()
+    try:
+        with ops.use_backend("cpp"):
+            for kind in range(5):
+                for part in range(3):
+                    args = (real if part == 0 else None, fake, kind, part, 15.0)
+                    outs = []
+                    for threads in (1, 2):
+                        torch.set_num_threads(threads)
+                        outs.append(_library.gan_loss(*args))
+                    assert all(torch.equal(a, b) for a, b in zip(*outs))
+                    for a, b in zip(outs[0], ops.reference.gan_loss(*args)):
+                        torch.testing.assert_close(a, b, **tol)
+    finally:
+        torch.set_num_threads(before)
