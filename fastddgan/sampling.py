@@ -17,7 +17,9 @@ run eagerly (:func:`run_plan`) or captured in a CUDA graph (:class:`CapturedPlan
 from __future__ import annotations
 
 import os
+import warnings
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Tuple
 
@@ -164,7 +166,10 @@ def run_plan(plan: SamplingPlan, base_key: torch.Tensor, offset: torch.Tensor, y
 
 
 class CapturedPlan:
-    """A plan captured once in a CUDA graph: static base key, sample offset and labels in, static images out."""
+    """A plan captured once in a CUDA graph: static base key, sample offset and labels in, static images out.
+
+    ``nbytes`` is the device memory it holds: its static buffers and the graph's private memory pool (what the
+    device's reserved memory grew by during the capture), the measure of the graph cache's byte limit."""
 
     def __init__(self, plan: SamplingPlan):
         self.plan = plan
@@ -179,8 +184,12 @@ class CapturedPlan:
                 run_plan(plan, self.static_key, self.static_offset, self.static_y)
         torch.cuda.current_stream(device).wait_stream(stream)
         self.graph = torch.cuda.CUDAGraph()
+        reserved = torch.cuda.memory_reserved(device)
         with torch.cuda.graph(self.graph):
             self.static_out = run_plan(plan, self.static_key, self.static_offset, self.static_y)
+        statics = (self.static_key, self.static_offset, self.static_y, self.static_out)
+        self.nbytes = max(torch.cuda.memory_reserved(device) - reserved, 0) + sum(
+            x.numel() * x.element_size() for x in statics if x is not None)
 
     def replay(self, base_key: torch.Tensor, offset: torch.Tensor, y: Optional[torch.Tensor]) -> torch.Tensor:
         self.static_key.copy_(base_key)
@@ -191,8 +200,106 @@ class CapturedPlan:
         return self.static_out.clone()  # the next replay overwrites the static output
 
 
-# model -> {configuration: captured chunk}; weak keys, so a freed model's graphs (and memory pools) go with it
-_GRAPH_CACHE: "weakref.WeakKeyDictionary[nn.Module, Dict[tuple, CapturedPlan]]" = weakref.WeakKeyDictionary()
+class GraphCache:
+    """The captured sampling graphs, per (model, configuration), least recently used evicted first.
+
+    Bounded by ``max_bytes`` (the sum of the plans' ``nbytes``: static buffers and graph memory pools) and
+    ``max_entries``; None leaves a bound off. A new plan always stays, even alone above the byte bound (the call that
+    captured it replays it next). Models are held weakly: a freed model's graphs (and memory pools) go with it.
+    Evicting a plan releases its graph; its pool's memory returns to torch's caching allocator.
+    """
+
+    def __init__(self, max_bytes: Optional[int] = None, max_entries: Optional[int] = None):
+        self.max_bytes, self.max_entries = max_bytes, max_entries
+        self._plans: "OrderedDict[Tuple[int, tuple], object]" = OrderedDict()  # (id(model), key) -> plan, LRU first
+        self._models: Dict[int, weakref.ref] = {}  # id(model) -> a weak reference whose callback drops its plans
+        self.nbytes = 0
+
+    def __len__(self) -> int:
+        return len(self._plans)
+
+    def get(self, model, key: tuple):
+        """The plan cached for ``model`` and ``key`` (now the most recently used), or None."""
+        ref = self._models.get(id(model))
+        if ref is None or ref() is not model:
+            return None
+        plan = self._plans.get((id(model), key))
+        if plan is not None:
+            self._plans.move_to_end((id(model), key))
+        return plan
+
+    def put(self, model, key: tuple, plan) -> None:
+        """Cache ``plan`` for ``model`` and ``key`` as the most recently used, then evict the least recently used
+        plans while a bound is exceeded."""
+        model_id = id(model)
+        if model_id not in self._models:
+            self._models[model_id] = weakref.ref(model, lambda _, model_id=model_id: self._drop_model(model_id))
+        self._remove((model_id, key))
+        self._plans[(model_id, key)] = plan
+        self.nbytes += plan.nbytes
+        while len(self._plans) > 1 and self._over():
+            self._remove(next(iter(self._plans)))
+
+    def set_limits(self, max_bytes: Optional[int] = None, max_entries: Optional[int] = None) -> None:
+        """New bounds (None: unbounded), applied now."""
+        if max_bytes is not None:
+            _checks.integer("max_bytes", max_bytes, 0, expected="an integer >= 0 or None", integral=True)
+        if max_entries is not None:
+            _checks.integer("max_entries", max_entries, 1, expected="an integer >= 1 or None", integral=True)
+        self.max_bytes, self.max_entries = max_bytes, max_entries
+        while self._plans and self._over():
+            self._remove(next(iter(self._plans)))
+
+    def clear(self) -> None:
+        self._plans.clear()
+        self.nbytes = 0
+
+    def _over(self) -> bool:
+        return ((self.max_bytes is not None and self.nbytes > self.max_bytes)
+                or (self.max_entries is not None and len(self._plans) > self.max_entries))
+
+    def _remove(self, entry) -> None:
+        plan = self._plans.pop(entry, None)
+        if plan is not None:
+            self.nbytes -= plan.nbytes
+
+    def _drop_model(self, model_id: int) -> None:
+        self._models.pop(model_id, None)
+        for entry in [entry for entry in self._plans if entry[0] == model_id]:
+            self._remove(entry)
+
+
+_GRAPH_CACHE_BYTES = 4 * 2**30
+
+
+def _default_graph_cache_bytes() -> Optional[int]:
+    """FASTDDGAN_GRAPH_CACHE_MB (MiB >= 0, or "none": unbounded), else 4 GiB; a bad value is warned about (not an
+    import error) and the default used."""
+    value = os.environ.get("FASTDDGAN_GRAPH_CACHE_MB", "").strip().lower()
+    if not value:
+        return _GRAPH_CACHE_BYTES
+    if value == "none":
+        return None
+    try:
+        mib = float(value)
+    except ValueError:
+        mib = -1.0
+    if not 0 <= mib < float("inf"):
+        warnings.warn(f"FASTDDGAN_GRAPH_CACHE_MB: expected a number of MiB >= 0 or 'none', got {value!r}; using "
+                      f"{_GRAPH_CACHE_BYTES // 2**20}", RuntimeWarning, stacklevel=2)
+        return _GRAPH_CACHE_BYTES
+    return int(mib * 2**20)
+
+
+# every captured sampling graph of the process (see GraphCache; set_graph_cache_limits changes the bounds)
+_GRAPH_CACHE = GraphCache(_default_graph_cache_bytes(), max_entries=32)
+
+
+def set_graph_cache_limits(max_bytes: Optional[int] = _GRAPH_CACHE_BYTES, max_entries: Optional[int] = 32) -> None:
+    """Bound the memory of the captured sampling graphs: at most ``max_bytes`` (static buffers and graph memory
+    pools; default 4 GiB, or ``FASTDDGAN_GRAPH_CACHE_MB`` at import) and ``max_entries`` graphs (default 32), least
+    recently used evicted first; None removes a bound. Applied at once."""
+    _GRAPH_CACHE.set_limits(max_bytes, max_entries)
 
 
 def _use_graph(cuda_graph, device: torch.device, trajectory: bool) -> bool:
@@ -264,11 +371,11 @@ def sample(model, T: Optional[int] = None, n: int = 64, *, seed: Optional[int] =
         y_chunk = None if y is None else y[start:start + size]
         config = (size, T, dtype, guidance, ddim, variance, y is not None, compile)
         if graphed:
-            graphs = _GRAPH_CACHE.setdefault(model, {})
-            captured = graphs.get((device,) + config)
+            captured = _GRAPH_CACHE.get(model, (device,) + config)
             if captured is None:
                 plan = make_plan(setup, net, model.sample_shape, size, device, dtype, guidance, y is not None, compile)
-                captured = graphs[(device,) + config] = CapturedPlan(plan)
+                captured = CapturedPlan(plan)
+                _GRAPH_CACHE.put(model, (device,) + config, captured)
             outputs.append(captured.replay(base_key, offset, y_chunk))
         else:
             plan = make_plan(setup, net, model.sample_shape, size, device, dtype, guidance, y is not None, compile)
@@ -286,5 +393,5 @@ def clear_graph_cache() -> None:
 
 
 __all__ = ["sample", "ddgan_sampler", "ddpm_sampler", "ddim_sampler", "ddim_step", "stream_seeds", "SamplingPlan",
-           "make_plan", "run_plan", "CapturedPlan", "clear_graph_cache"]
+           "make_plan", "run_plan", "CapturedPlan", "GraphCache", "clear_graph_cache", "set_graph_cache_limits"]
 

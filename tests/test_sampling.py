@@ -162,6 +162,80 @@ def test_bad_model_and_unconditional_guidance(ddpm):
         fastddgan.sample(ddpm, T=101, n=2)
 
 
+# ------------------------------------------------------------------------------------------------ graph cache
+class FakePlan:
+    """Stands in for a CapturedPlan (no GPU here): its memory, and an eager replay of the plan."""
+
+    def __init__(self, plan=None, nbytes=0):
+        self.plan, self.nbytes = plan, nbytes
+
+    def replay(self, base_key, offset, y):
+        return fastddgan.sampling.run_plan(self.plan, base_key, offset, y)
+
+
+class Owner:
+    """A weakly referencable stand-in for a model."""
+
+
+def test_graph_cache_evicts_the_least_recently_used_by_bytes_and_count():
+    from fastddgan.sampling import GraphCache
+
+    cache = GraphCache(max_bytes=100, max_entries=3)
+    a, b = Owner(), Owner()
+    plans = {k: FakePlan(nbytes=n) for k, n in [("p", 40), ("q", 40), ("r", 10), ("s", 30), ("big", 500)]}
+    cache.put(a, ("p",), plans["p"])
+    cache.put(b, ("q",), plans["q"])
+    assert cache.get(a, ("p",)) is plans["p"]  # p is now the most recently used
+    cache.put(a, ("s",), plans["s"])  # 110 bytes > 100: q, the least recently used, goes
+    assert cache.get(b, ("q",)) is None and len(cache) == 2 and cache.nbytes == 70
+    cache.put(b, ("r",), plans["r"])
+    cache.put(b, ("q",), plans["q"])  # 4 entries > 3 and 120 bytes > 100: p goes (the LRU), then 80 bytes, 3 entries
+    assert [cache.get(a, ("p",)), len(cache), cache.nbytes] == [None, 3, 80]
+    assert cache.get(b, ("q",)) is plans["q"] and cache.get(a, ("s",)) is plans["s"]
+    cache.put(a, ("s",), FakePlan(nbytes=5))  # replacing an entry counts its new size only
+    assert cache.nbytes == 55
+    cache.put(a, ("big",), plans["big"])  # above the bound alone: kept (it is replayed next), all others go
+    assert len(cache) == 1 and cache.get(a, ("big",)) is plans["big"] and cache.nbytes == 500
+    cache.set_limits(max_bytes=None, max_entries=None)
+    for k in "pqr":
+        cache.put(b, (k,), plans[k])
+    assert len(cache) == 4 and cache.nbytes == 590
+    del b  # a freed model's plans go with it
+    import gc
+
+    gc.collect()
+    assert len(cache) == 1 and cache.nbytes == 500
+    cache.set_limits(max_bytes=0)  # applied at once
+    assert len(cache) == 0 and cache.nbytes == 0
+    with pytest.raises(ValueError, match="max_entries: expected an integer >= 1 or None, got 0"):
+        cache.set_limits(max_entries=0)
+
+
+def test_sample_replays_cached_plans_and_evicts_by_memory(ddgan, monkeypatch):
+    """sample()'s graph path on CPU, with the capture replaced by a fake plan of a set size: a configuration seen
+    before is replayed from the cache, and the cache stays within its bound (the graph path itself needs a GPU)."""
+    from fastddgan import sampling
+
+    captured = []
+
+    def capture(plan):
+        captured.append(FakePlan(plan, nbytes=60))
+        return captured[-1]
+
+    monkeypatch.setattr(sampling, "_use_graph", lambda *args: True)
+    monkeypatch.setattr(sampling, "CapturedPlan", capture)
+    monkeypatch.setattr(sampling, "_GRAPH_CACHE", sampling.GraphCache(max_bytes=100))
+    labels = torch.arange(4)
+    first = fastddgan.sample(ddgan, n=4, seed=1, class_labels=labels)
+    assert torch.equal(first, fastddgan.sample(ddgan, n=4, seed=1, class_labels=labels, cuda_graph=False))
+    fastddgan.sample(ddgan, n=4, seed=2, class_labels=labels)
+    assert len(captured) == 1  # the same configuration: replayed, not captured again
+    fastddgan.sample(ddgan, n=2, seed=2, class_labels=labels[:2])  # another one: 120 bytes > 100, n=4 evicted
+    assert len(captured) == 2 and len(sampling._GRAPH_CACHE) == 1 and sampling._GRAPH_CACHE.nbytes == 60
+    fastddgan.sample(ddgan, n=4, seed=1, class_labels=labels)
+    assert len(captured) == 3
+
+
 # ------------------------------------------------------------------------------------------------ GPU only
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
