@@ -37,24 +37,20 @@ def _inputs():
 
 def _calls(op: str):
     a, b, t = _inputs()
+    a_grad = a.clone().requires_grad_()
     seed = ops.seed_tensor(1)
     if op == "posterior_sample":
         schedule = fastddgan.Schedule.ddgan(4)
-        table = schedule.kernel_table("posterior", torch.float32, a.device)
-        a_grad = a.clone().requires_grad_()
-        return {
-            "public": lambda: ops.posterior_sample(a, b, t, schedule),
-            "public-grad": lambda: ops.posterior_sample(a_grad, b, t, schedule),
-            "raw": lambda: _library.affine_noise(a, b, t, table, None, seed),
-            "torch.add": lambda: torch.add(a, b),
-        }
-    schedule = fastddgan.Schedule.linear(1000)
-    table = schedule.kernel_table("ddpm_small", torch.float32, a.device)
-    a_grad = a.clone().requires_grad_()
+        public, raw = ops.posterior_sample, _library.affine_noise
+        table, tail = schedule.kernel_table("posterior", torch.float32, a.device), ()
+    else:
+        schedule = fastddgan.Schedule.linear(1000)
+        public, raw = ops.ddpm_step, _library.ddpm_step
+        table, tail = schedule.kernel_table("ddpm_small", torch.float32, a.device), (True,)
     return {
-        "public": lambda: ops.ddpm_step(a, b, t, schedule),
-        "public-grad": lambda: ops.ddpm_step(a_grad, b, t, schedule),
-        "raw": lambda: _library.ddpm_step(a, b, t, table, None, seed, True),
+        "public": lambda: public(a, b, t, schedule),
+        "public-grad": lambda: public(a_grad, b, t, schedule),
+        "raw": lambda: raw(a, b, t, table, None, seed, *tail),
         "torch.add": lambda: torch.add(a, b),
     }
 

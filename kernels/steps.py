@@ -54,6 +54,21 @@ def _normal4(key, c0, c1):
 
 
 @triton.jit
+def _item_normals(seed_ptr, sample, counter, HAS_NOISE: tl.constexpr, BLOCK: tl.constexpr):
+    """The four normals of each item (counter ``counter`` of sample ``sample``) from the seed [key, sample_offset]
+    at ``seed_ptr``; zeros when the noise is given instead."""
+    if HAS_NOISE:
+        n0 = tl.zeros([BLOCK], tl.float32)
+        n1 = n0
+        n2 = n0
+        n3 = n0
+    else:
+        row = ((sample + tl.load(seed_ptr + 1)) & 0xFFFFFFFF).to(tl.uint32)
+        n0, n1, n2, n3 = _normal4(tl.load(seed_ptr), counter.to(tl.uint32), row)
+    return n0, n1, n2, n3
+
+
+@triton.jit
 def _to_output(x, OUT: tl.constexpr):
     """``x`` (the compute dtype) cast to the output dtype, rounded to nearest even like torch and the C++ kernels.
 
@@ -107,14 +122,7 @@ def _step_kernel(a_ptr, b_ptr, noise_ptr, seed_ptr, t_ptr, table_ptr, out_ptr, n
     items = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     sample = items // per_sample
     counter = items % per_sample
-    if HAS_NOISE:
-        n0 = tl.zeros([BLOCK], tl.float32)
-        n1 = n0
-        n2 = n0
-        n3 = n0
-    else:
-        row = ((sample + tl.load(seed_ptr + 1)) & 0xFFFFFFFF).to(tl.uint32)
-        n0, n1, n2, n3 = _normal4(tl.load(seed_ptr), counter.to(tl.uint32), row)
+    n0, n1, n2, n3 = _item_normals(seed_ptr, sample, counter, HAS_NOISE, BLOCK)
     live = items < n_items
     base = sample * inner + 4 * counter
     _step_lane(base, sample, live & (4 * counter < inner), n0, a_ptr, b_ptr, noise_ptr, t_ptr, table_ptr,
@@ -156,20 +164,8 @@ def _pair_kernel(x0_ptr, noise_prev_ptr, noise_step_ptr, seed_ptr, t_ptr, table_
     items = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     sample = items // per_sample
     counter = items % per_sample
-    if HAS_NOISE:
-        p0 = tl.zeros([BLOCK], tl.float32)
-        p1 = p0
-        p2 = p0
-        p3 = p0
-        s0 = p0
-        s1 = p0
-        s2 = p0
-        s3 = p0
-    else:  # seed row i = [key, sample_offset] of noise i
-        row = ((sample + tl.load(seed_ptr + 1)) & 0xFFFFFFFF).to(tl.uint32)
-        p0, p1, p2, p3 = _normal4(tl.load(seed_ptr), counter.to(tl.uint32), row)
-        row = ((sample + tl.load(seed_ptr + 3)) & 0xFFFFFFFF).to(tl.uint32)
-        s0, s1, s2, s3 = _normal4(tl.load(seed_ptr + 2), counter.to(tl.uint32), row)
+    p0, p1, p2, p3 = _item_normals(seed_ptr, sample, counter, HAS_NOISE, BLOCK)  # seed row i: noise i
+    s0, s1, s2, s3 = _item_normals(seed_ptr + 2, sample, counter, HAS_NOISE, BLOCK)
     live = items < n_items
     base = sample * inner + 4 * counter
     _pair_lane(base, sample, live & (4 * counter < inner), p0, s0, x0_ptr, noise_prev_ptr, noise_step_ptr, t_ptr,

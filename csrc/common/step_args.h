@@ -12,11 +12,39 @@
 
 namespace fastddgan {
 
-struct StepArgs {
-  at::Tensor a, b, t, table, noise, seed, out;  // b, noise, seed may be undefined
+// What the step ops share: one timestep per sample, a (rows, T) coefficient table, the data's batch and per-sample
+// size.
+struct StepCommon {
+  at::Tensor t, table;
   int64_t batch = 0, inner = 0, steps = 0;
+};
+
+struct StepArgs : StepCommon {
+  at::Tensor a, b, noise, seed, out;  // b, noise, seed may be undefined
   bool a_scalar = false;  // a is one value expanded to the shape (every stride 0): the kernels read a[0] only
 };
+
+// The checks of the data `x`, `t` and the table every step op makes, and the common part of its arguments.
+inline void prepare_common(StepCommon& args, const at::Tensor& x, const at::Tensor& t, const at::Tensor& table,
+                           int64_t rows, c10::DeviceType device_type) {
+  TORCH_CHECK(x.device().type() == device_type, "fastddgan: expected tensors on ", device_type);
+  TORCH_CHECK(x.dim() >= 1 && x.size(0) == t.numel(), "fastddgan: t must hold one step per sample");
+  TORCH_CHECK(t.scalar_type() == at::kLong && t.dim() == 1, "fastddgan: t must be a 1-D int64 tensor");
+  TORCH_CHECK(table.dim() == 2 && table.size(0) == rows && table.size(1) >= 1,
+              "fastddgan: coefficient table must have shape (", rows, ", T)");
+  const auto acc = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  TORCH_CHECK(table.scalar_type() == acc, "fastddgan: table dtype must be ", acc);
+  args.t = t.to(x.device()).contiguous();
+  args.table = table.to(x.device()).contiguous();
+  args.batch = x.size(0);
+  args.inner = args.batch > 0 ? x.numel() / args.batch : 0;
+  args.steps = table.size(1);
+}
+
+// A new contiguous output shaped like `x`.
+inline at::Tensor empty_output(const at::Tensor& x) {
+  return at::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
+}
 
 // One element expanded to a larger shape (x.expand(shape) of a one-element tensor): read in place, not copied.
 inline bool is_expanded_scalar(const at::Tensor& x) {
@@ -32,19 +60,11 @@ inline StepArgs prepare_step_args(const at::Tensor& a, const c10::optional<at::T
                                   const c10::optional<at::Tensor>& seed, int64_t rows, bool needs_b,
                                   c10::DeviceType device_type) {
   StepArgs args;
-  TORCH_CHECK(a.device().type() == device_type, "fastddgan: expected tensors on ", device_type);
-  TORCH_CHECK(a.dim() >= 1 && a.size(0) == t.numel(), "fastddgan: t must hold one step per sample");
-  TORCH_CHECK(t.scalar_type() == at::kLong && t.dim() == 1, "fastddgan: t must be a 1-D int64 tensor");
-  TORCH_CHECK(table.dim() == 2 && table.size(0) == rows && table.size(1) >= 1,
-              "fastddgan: coefficient table must have shape (", rows, ", T)");
-  const auto acc = a.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  TORCH_CHECK(table.scalar_type() == acc, "fastddgan: table dtype must be ", acc);
+  prepare_common(args, a, t, table, rows, device_type);
   TORCH_CHECK(!needs_b || (b.has_value() && b->defined()), "fastddgan: this op needs its second tensor");
   TORCH_CHECK(noise.has_value() != seed.has_value(), "fastddgan: give exactly one of noise and seed");
   args.a_scalar = is_expanded_scalar(a);
   args.a = args.a_scalar ? a : a.contiguous();
-  args.t = t.to(a.device()).contiguous();
-  args.table = table.to(a.device()).contiguous();
   if (b.has_value() && b->defined()) {
     TORCH_CHECK(b->sizes() == a.sizes() && b->scalar_type() == a.scalar_type() && b->device() == a.device(),
                 "fastddgan: second tensor must match the first in shape, dtype and device");
@@ -59,10 +79,7 @@ inline StepArgs prepare_step_args(const at::Tensor& a, const c10::optional<at::T
                 "fastddgan: seed must be an int64 tensor [key, sample_offset] on the data's device");
     args.seed = seed->contiguous();
   }
-  args.out = at::empty(a.sizes(), a.options().memory_format(at::MemoryFormat::Contiguous));
-  args.batch = a.size(0);
-  args.inner = args.batch > 0 ? a.numel() / args.batch : 0;
-  args.steps = table.size(1);
+  args.out = empty_output(a);
   return args;
 }
 
@@ -102,9 +119,8 @@ at::Tensor ddpm_step_entry(const at::Tensor& eps, const at::Tensor& x_t, const a
 // affine(q_prev) then affine(q_step) it replaces. Either both noises or seed, an int64 tensor (2, 2) whose row i is
 // the [key, sample_offset] of noise i (the two keys the two calls drew, in the same order). A backend provides
 // `static void run_pairs(const PairArgs&)` filling args.x_prev and args.x_t.
-struct PairArgs {
-  at::Tensor x0, t, table, noise_prev, noise_step, seed, x_prev, x_t;  // noises or seed undefined
-  int64_t batch = 0, inner = 0, steps = 0;
+struct PairArgs : StepCommon {
+  at::Tensor x0, noise_prev, noise_step, seed, x_prev, x_t;  // noises or seed undefined
 };
 
 inline PairArgs prepare_pair_args(const at::Tensor& x0, const at::Tensor& t, const at::Tensor& table,
@@ -112,18 +128,10 @@ inline PairArgs prepare_pair_args(const at::Tensor& x0, const at::Tensor& t, con
                                   const c10::optional<at::Tensor>& noise_step, const c10::optional<at::Tensor>& seed,
                                   c10::DeviceType device_type) {
   PairArgs args;
-  TORCH_CHECK(x0.device().type() == device_type, "fastddgan: expected tensors on ", device_type);
-  TORCH_CHECK(x0.dim() >= 1 && x0.size(0) == t.numel(), "fastddgan: t must hold one step per sample");
-  TORCH_CHECK(t.scalar_type() == at::kLong && t.dim() == 1, "fastddgan: t must be a 1-D int64 tensor");
-  TORCH_CHECK(table.dim() == 2 && table.size(0) == 4 && table.size(1) >= 1,
-              "fastddgan: coefficient table must have shape (4, T)");
-  const auto acc = x0.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  TORCH_CHECK(table.scalar_type() == acc, "fastddgan: table dtype must be ", acc);
+  prepare_common(args, x0, t, table, 4, device_type);
   TORCH_CHECK(noise_prev.has_value() == noise_step.has_value(), "fastddgan: give both noises or neither");
   TORCH_CHECK(noise_prev.has_value() != seed.has_value(), "fastddgan: give exactly one of the noises and seed");
   args.x0 = x0.contiguous();
-  args.t = t.to(x0.device()).contiguous();
-  args.table = table.to(x0.device()).contiguous();
   if (noise_prev.has_value()) {
     for (const at::Tensor* noise : {&*noise_prev, &*noise_step}) {
       TORCH_CHECK(noise->sizes() == x0.sizes() && noise->device() == x0.device(),
@@ -137,11 +145,8 @@ inline PairArgs prepare_pair_args(const at::Tensor& x0, const at::Tensor& t, con
                 "fastddgan: seed must be an int64 tensor (2, 2) of [key, sample_offset] rows on the data's device");
     args.seed = seed->contiguous();
   }
-  args.x_prev = at::empty(x0.sizes(), x0.options().memory_format(at::MemoryFormat::Contiguous));
-  args.x_t = at::empty(x0.sizes(), x0.options().memory_format(at::MemoryFormat::Contiguous));
-  args.batch = x0.size(0);
-  args.inner = args.batch > 0 ? x0.numel() / args.batch : 0;
-  args.steps = table.size(1);
+  args.x_prev = empty_output(x0);
+  args.x_t = empty_output(x0);
   return args;
 }
 
