@@ -60,8 +60,9 @@ def _run(op, like: torch.Tensor, head, noises, seed, generator, tail=()):
     ``_library.direct_cpu_ok``), the call goes straight to the CPU kernel with the keys drawn in place into a
     per-thread seed tensor: the same keys as :func:`draw_seed` and the same result, for a fraction of the fixed
     cost."""
-    backend = select(like.device)
     fresh = seed is None and noises[0] is None
+    # meta tensors with their noise or seed given go to the meta kernel whatever the choice (as the op itself does)
+    backend = None if like.device.type == "meta" and not fresh else select(like.device)
     if backend == "cpp" and _library.direct_cpu_ok(*head[:2], *noises):
         if fresh:
             seed = _library.fresh_cpu_seed(generator, len(noises))
