@@ -256,6 +256,34 @@ def test_cpu_kernel_gives_the_same_draws_with_one_or_two_threads():
     assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
 
 
+def test_cpu_philox_paths_give_the_same_draws(tmp_path):
+    """The CPU kernel computes the Philox words with AVX-512 intrinsics where the CPU has them, else with a portable
+    loop (FASTDDGAN_CPU_NO_AVX512=1 forces it): integer arithmetic, so the same noise bit for bit. Compared in a
+    subprocess (the choice is made once per process); counts of counters that use every branch (32-wide, 8-wide,
+    single)."""
+    import os
+    import subprocess
+    import sys
+
+    if "cpp" not in ops.available("cpu"):
+        pytest.skip("the cpp backend is not built")
+    code = ("import sys, torch; from fastddgan import ops\n"
+            "with ops.use_backend('cpp'):\n"
+            "    torch.save([ops.normal(shape, ops.seed_tensor(key, 3)) for shape in [(3, 1031), (2, 4 * 47), (9, 5), "
+            "(1, 1), (4, 3, 32, 32)] for key in (0, -1, 0x299F31D0A4093822)], sys.argv[1])\n")
+    outs = []
+    for name, extra in (("native", {}), ("portable", {"FASTDDGAN_CPU_NO_AVX512": "1"})):
+        env = {k: v for k, v in os.environ.items() if k != "FASTDDGAN_CPU_NO_AVX512"}
+        path = tmp_path / f"{name}.pt"
+        run = subprocess.run([sys.executable, "-c", code, str(path)], env={**env, **extra}, capture_output=True,
+                             text=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+        outs.append(torch.load(path))
+    assert all(torch.equal(a, b) for a, b in zip(*outs))
+    ref = philox_normal(seed_tensor(-1, 3), 3, 1031).float()  # and the stream itself, to float rounding
+    torch.testing.assert_close(outs[0][1], ref, rtol=1e-5, atol=1e-5)
+
+
 # ---------------------------------------------------------------------------------------------- exact semantics
 # Found on the Triton backend (issue 13): a non-contiguous seed read at the wrong offsets, a clipped NaN turned into
 # -1, and bfloat16 outputs truncated instead of rounded. Checked on every backend, the eager reference included.

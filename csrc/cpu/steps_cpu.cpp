@@ -2,9 +2,10 @@
 // dispatch key at the bottom: one pass over the inputs, noise drawn in-kernel.
 //
 // Work is split over Philox counters ("items": counter c of sample b covers elements 4c..4c+3 of that sample)
-// with at::parallel_for. Each chunk of items first fills a small stack buffer with its normals (a
-// structure-of-arrays loop the compiler vectorises; an AVX-512 or AVX2 clone is picked at run time where the CPU
-// has it), packed in element order, then walks the samples the chunk overlaps, so the per-sample coefficients
+// with at::parallel_for. Each chunk of items first fills a small stack buffer with its normals (the Philox words
+// with AVX-512 intrinsics where the CPU has them, else a loop the compiler vectorises; then Box-Muller in a
+// structure-of-arrays loop, an AVX-512 or AVX2 clone picked at run time where the CPU has it), packed in element
+// order, then walks the samples the chunk overlaps, so the per-sample coefficients
 // are loop invariants of a plain contiguous loop.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
@@ -14,6 +15,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "../common/step_args.h"
 
@@ -35,22 +37,96 @@ struct ItemRange {
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define FDG_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
+#define FDG_AVX512_PHILOX 1
+#include <immintrin.h>
 #else
 #define FDG_MULTIVERSION
+#define FDG_AVX512_PHILOX 0
 #endif
 
-// buf[4 j + lane] = normal `lane` of the Philox counters counters[j], for j < n <= kChunkCounters.
-FDG_MULTIVERSION void fill_normals(uint64_t key, const uint64_t* __restrict counters, int64_t n,
-                                   float* __restrict buf) {
-  float lane0[kChunkCounters], lane1[kChunkCounters], lane2[kChunkCounters], lane3[kChunkCounters];
+// The normals of a chunk come in two stages: the Philox words of its counters (integer arithmetic, so every
+// implementation gives the same bits), then Box-Muller on them (the float code of csrc/common/philox.h).
+struct ChunkWords {
+  uint32_t r[4][kChunkCounters];  // r[w][j]: word w of counter j
+};
+
+// Words of counters[0..n) one counter at a time (a loop the compiler vectorises where it can).
+FDG_MULTIVERSION void philox_words_portable(uint64_t key, const uint64_t* __restrict counters, int64_t n,
+                                            ChunkWords* __restrict words) {
   for (int64_t j = 0; j < n; ++j) {
     uint32_t r[4];
     philox4x32_10(counters[j], key, r);
-    const float rad01 = std::sqrt(-2.0f * fast_logf(uniform_open(r[0])));
-    const float rad23 = std::sqrt(-2.0f * fast_logf(uniform_open(r[2])));
+    for (int w = 0; w < 4; ++w) words->r[w][j] = r[w];
+  }
+}
+
+#if FDG_AVX512_PHILOX
+// Philox4x32-10 of 8 V counters at once, one counter per 64-bit lane (the 32-bit counter words in its low half):
+// _mm512_mul_epu32 gives the full 64-bit products of the low halves, so each round is two multiplies, two shifts
+// and two three-way XORs per vector. The high halves of c1 and c3 hold the products' high words, which only ever
+// reach high halves again (the multiplies read low halves; XOR is per bit); the words are the low halves. V
+// independent vectors per round hide the multiplies' latency.
+template <int V>
+__attribute__((target("avx512f"), always_inline)) inline void philox_avx512_lanes(
+    uint64_t key, const uint64_t* counters, ChunkWords* words, int64_t j) {
+  __m512i c0[V], c1[V], c2[V], c3[V];
+  for (int v = 0; v < V; ++v) {
+    c0[v] = _mm512_loadu_si512(counters + j + 8 * v);  // (lo32, hi32) = the counter's words (c0, c1)
+    c1[v] = _mm512_srli_epi64(c0[v], 32);
+    c2[v] = _mm512_setzero_si512();
+    c3[v] = _mm512_setzero_si512();
+  }
+  const __m512i round_a = _mm512_set1_epi64(0xD2511F53u), round_b = _mm512_set1_epi64(0xCD9E8D57u);
+  uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
+  for (int round = 0; round < 10; ++round) {
+    const __m512i key0 = _mm512_set1_epi64(k0), key1 = _mm512_set1_epi64(k1);
+    for (int v = 0; v < V; ++v) {  // the rounds of philox4x32_10_words, XOR as ternary logic 0x96
+      const __m512i pb = _mm512_mul_epu32(c2[v], round_b), pa = _mm512_mul_epu32(c0[v], round_a);
+      c0[v] = _mm512_ternarylogic_epi64(_mm512_srli_epi64(pb, 32), c1[v], key0, 0x96);
+      c2[v] = _mm512_ternarylogic_epi64(_mm512_srli_epi64(pa, 32), c3[v], key1, 0x96);
+      c1[v] = pb;
+      c3[v] = pa;
+    }
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  for (int v = 0; v < V; ++v) {
+    const __m512i* c[4] = {&c0[v], &c1[v], &c2[v], &c3[v]};
+    for (int w = 0; w < 4; ++w) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(words->r[w] + j + 8 * v), _mm512_cvtepi64_epi32(*c[w]));
+    }
+  }
+}
+
+__attribute__((target("avx512f"))) void philox_words_avx512(uint64_t key, const uint64_t* __restrict counters,
+                                                             int64_t n, ChunkWords* __restrict words) {
+  int64_t j = 0;
+  for (; j + 32 <= n; j += 32) philox_avx512_lanes<4>(key, counters, words, j);
+  for (; j + 8 <= n; j += 8) philox_avx512_lanes<1>(key, counters, words, j);
+  for (; j < n; ++j) {
+    uint32_t r[4];
+    philox4x32_10(counters[j], key, r);
+    for (int w = 0; w < 4; ++w) words->r[w][j] = r[w];
+  }
+}
+
+// FASTDDGAN_CPU_NO_AVX512=1 takes the portable path on an AVX-512 CPU (tests compare the two).
+bool cpu_has_avx512() {
+  static const bool has = __builtin_cpu_supports("avx512f") && std::getenv("FASTDDGAN_CPU_NO_AVX512") == nullptr;
+  return has;
+}
+#endif
+
+// buf[4 j + lane] = normal `lane` of words j (Box-Muller, see csrc/common/philox.h), for j < n <= kChunkCounters.
+FDG_MULTIVERSION void box_muller(const ChunkWords* __restrict words, int64_t n, float* __restrict buf) {
+  float lane0[kChunkCounters], lane1[kChunkCounters], lane2[kChunkCounters], lane3[kChunkCounters];
+  const uint32_t *r0 = words->r[0], *r1 = words->r[1], *r2 = words->r[2], *r3 = words->r[3];
+  for (int64_t j = 0; j < n; ++j) {
+    const float rad01 = std::sqrt(-2.0f * fast_logf(uniform_open(r0[j])));
+    const float rad23 = std::sqrt(-2.0f * fast_logf(uniform_open(r2[j])));
     float s01, c01, s23, c23;
-    fast_sincos_2pi(uniform_open(r[1]), &s01, &c01);
-    fast_sincos_2pi(uniform_open(r[3]), &s23, &c23);
+    fast_sincos_2pi(uniform_open(r1[j]), &s01, &c01);
+    fast_sincos_2pi(uniform_open(r3[j]), &s23, &c23);
     lane0[j] = rad01 * c01;
     lane1[j] = rad01 * s01;
     lane2[j] = rad23 * c23;
@@ -62,6 +138,21 @@ FDG_MULTIVERSION void fill_normals(uint64_t key, const uint64_t* __restrict coun
     buf[4 * j + 2] = lane2[j];
     buf[4 * j + 3] = lane3[j];
   }
+}
+
+// buf[4 j + lane] = normal `lane` of the Philox counters counters[j], for j < n <= kChunkCounters.
+void fill_normals(uint64_t key, const uint64_t* __restrict counters, int64_t n, float* __restrict buf) {
+  ChunkWords words;
+#if FDG_AVX512_PHILOX
+  if (cpu_has_avx512()) {
+    philox_words_avx512(key, counters, n, &words);
+  } else {
+    philox_words_portable(key, counters, n, &words);
+  }
+#else
+  philox_words_portable(key, counters, n, &words);
+#endif
+  box_muller(&words, n, buf);
 }
 
 // The normals of `items`, in element order (the lanes past a sample's last element dropped).
