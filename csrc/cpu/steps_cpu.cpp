@@ -160,11 +160,17 @@ void item_normals(uint64_t key, uint64_t sample_offset, const ItemRange& items, 
   uint64_t counters[kChunkCounters];
   uint64_t row = static_cast<uint64_t>(items.sample(items.first)) + sample_offset;
   int64_t counter = items.counter(items.first);
-  for (int64_t j = 0; j < items.n; ++j) {  // Philox counter (c, b + sample_offset): see fastddgan/ops/philox.py
-    counters[j] = (row << 32) | static_cast<uint64_t>(counter);
-    if (++counter == items.per_sample) {
-      counter = 0;
-      ++row;
+  // Philox counter (c, b + sample_offset), c < 2^32: see fastddgan/ops/philox.py
+  if (counter + items.n <= items.per_sample && items.per_sample <= (int64_t(1) << 32)) {  // within one sample
+    const uint64_t first = (row << 32) | static_cast<uint64_t>(counter);
+    for (int64_t j = 0; j < items.n; ++j) counters[j] = first + static_cast<uint64_t>(j);
+  } else {
+    for (int64_t j = 0; j < items.n; ++j) {
+      counters[j] = (row << 32) | static_cast<uint64_t>(counter);
+      if (++counter == items.per_sample) {
+        counter = 0;
+        ++row;
+      }
     }
   }
   fill_normals(key, counters, items.n, buf);
