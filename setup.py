@@ -144,6 +144,8 @@ setup(
         "eval": ["torchmetrics", "torch-fidelity", "scipy"],
         "plots": ["matplotlib"],  # labelled scatter plots and training curves (Pillow draws simpler ones without)
         "test": ["pytest", "pytest-benchmark", "hypothesis", "ninja", "pybind11"],
+        # contenders that benchmarks/bench_contenders.py times when installed (the cases skip without them)
+        "bench": ["pytest-benchmark", "diffusers"],
     },
     ext_modules=extensions(build_cuda),
     cmdclass={"build_ext": build_ext_class(cuda_required)},

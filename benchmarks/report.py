@@ -10,6 +10,9 @@ the eager reference backend (``torch`` by default) measured in the same run, and
 Sampling benchmarks (``bench_sampling.py``) name their group's reference row in ``extra_info["reference"]`` (it
 overrides ``--baseline`` for that group) and give ``extra_info["images"]`` per call (-> images/s) and
 ``extra_info["nfe"]`` (network evaluations per sample).
+Contender benchmarks (``bench_contenders.py``) name each row ``extra_info["contender"]`` (it overrides ``backend``)
+and order it by ``extra_info["rank"]``; a row with ``extra_info["limit"] == "copy"`` (a copy of the same bytes) adds
+the column "% of copy" (each row's GB/s over the copy's), and rows with ``extra_info["normals"]`` add "ns/normal".
 Only the standard library is used, so the script runs anywhere the JSON is.
 """
 
@@ -40,8 +43,9 @@ def _backend_key(name: str):
 
 def _backend(bench: dict) -> str:
     info = bench.get("extra_info") or {}
-    if "backend" in info:
-        return str(info["backend"])
+    for key in ("contender", "backend"):
+        if key in info:
+            return str(info[key])
     params = bench.get("params") or {}
     return str(params.get("backend", bench.get("name", "?")))
 
@@ -61,8 +65,9 @@ def group_baseline(rows: List[dict], default: str) -> str:
 
 def _row_key(bench: dict, reference: Optional[str]):
     name = _backend(bench)
-    nfe = _info(bench).get("nfe")
-    return (name != reference, _backend_key(name)[0], -nfe if isinstance(nfe, (int, float)) else 0, name)
+    nfe, rank = _info(bench).get("nfe"), _info(bench).get("rank")
+    return (name != reference, _backend_key(name)[0], rank if isinstance(rank, (int, float)) else 0,
+            -nfe if isinstance(nfe, (int, float)) else 0, name)
 
 
 def group_benchmarks(benchmarks: List[dict]) -> "OrderedDict[str, List[dict]]":
@@ -123,14 +128,30 @@ def machine_section(data: dict) -> List[str]:
     return lines
 
 
+def bandwidth(bench: dict) -> Optional[float]:
+    """Bytes per second: ``extra_info["bytes"]`` / median, or None without bytes."""
+    nbytes, median = _info(bench).get("bytes"), bench["stats"]["median"]
+    return nbytes / median if nbytes and median > 0 else None
+
+
+def copy_bandwidth(rows: List[dict]) -> Optional[float]:
+    """The bandwidth of the group's copy row (``extra_info["limit"] == "copy"``), if it has one."""
+    copy = next((b for b in rows if _info(b).get("limit") == "copy"), None)
+    return bandwidth(copy) if copy else None
+
+
 def group_table(rows: List[dict], baseline: str) -> List[str]:
     base = next((b for b in rows if _backend(b) == baseline), None)
     base_median = base["stats"]["median"] if base else None
     show_images = any(_info(b).get("images") for b in rows)
     show_nfe = any(_info(b).get("nfe") for b in rows)
     show_bytes = any(_info(b).get("bytes") for b in rows) or not (show_images or show_nfe)
-    header = ["Backend", "Median", "Min", "Rounds", f"Speed-up vs {baseline}"]
+    copy_rate = copy_bandwidth(rows) if show_bytes else None
+    show_normals = any(_info(b).get("normals") for b in rows)
+    first = "Contender" if any("contender" in _info(b) for b in rows) else "Backend"
+    header = [first, "Median", "Min", "Rounds", f"Speed-up vs {baseline}"]
     header += (["images/s"] if show_images else []) + (["NFE"] if show_nfe else []) + (["GB/s"] if show_bytes else [])
+    header += (["% of copy"] if copy_rate else []) + (["ns/normal"] if show_normals else [])
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     for bench in rows:
         stats = bench["stats"]
@@ -142,8 +163,14 @@ def group_table(rows: List[dict], baseline: str) -> List[str]:
             cells.append(format_rate(images_per_second(bench)))
         if show_nfe:
             cells.append(_cell(info.get("nfe")))
+        rate = bandwidth(bench)
         if show_bytes:
-            cells.append(f"{info['bytes'] / median / 1e9:.2f}" if info.get("bytes") and median > 0 else "n/a")
+            cells.append(f"{rate / 1e9:.2f}" if rate else "n/a")
+        if copy_rate:
+            cells.append(f"{100 * rate / copy_rate:.0f}%" if rate else "n/a")
+        if show_normals:
+            normals = info.get("normals")
+            cells.append(f"{median / normals * 1e9:.2f}" if normals else "—")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -214,6 +241,9 @@ def render(data: dict, baseline: str = "torch", source: str = "") -> str:
     if has_bytes or not has_images:
         text += (" GB/s = minimum bytes moved (`extra_info.bytes`: inputs read + output written, noise generated "
                  "in-kernel) / median.")
+    if any(_info(b).get("limit") == "copy" for b in benchmarks):
+        text += (" % of copy = the row's GB/s / the GB/s of the group's copy of the same bytes (the memory limit); "
+                 "ns/normal = median / normals drawn.")
     if has_images:
         text += (" images/s = images per call (`extra_info.images`) / median; NFE = network evaluations per "
                  "sample.")
