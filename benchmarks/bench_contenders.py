@@ -6,9 +6,10 @@
 
 One ``benchmark.group`` per (op, shape) holds the contenders of benchmarks/contenders.py: fastddgan's op (noise
 in-kernel, and with ``noise=`` given), the DDGAN reference's formulation in eager torch (the group's reference row),
-that formulation under ``torch.compile`` (noise inside, and eager ``randn`` + a compiled kernel taking the noise),
-diffusers' ``DDPMScheduler.step`` (DDPM step; skipped without diffusers, ``pip install .[bench]``), and the limits:
-a copy of the op's bytes and the op's normals from fastddgan's generator alone.
+that formulation under ``torch.compile`` (noise inside; eager ``randn`` + a compiled kernel taking the noise; that
+kernel alone with the noise given), diffusers' ``DDPMScheduler.step`` (DDPM step; skipped without diffusers,
+``pip install .[bench]``), and the limits: a copy of the op's bytes and the op's normals from fastddgan's generator
+alone.
 
 ``extra_info``: ``op``, ``shape``, ``contender``, ``bytes`` (the op's minimum traffic: two inputs read, one output
 written; for the copy, the bytes it moves, the same number), ``limit`` on the limit rows (``copy`` gives report.py

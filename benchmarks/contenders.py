@@ -9,6 +9,8 @@ Each contender is a zero-argument callable returning x_{t-1}, built by :func:`ma
   and reshaped to broadcast, ``torch.randn_like`` for the noise, ``mean + nonzero_mask * exp(0.5 * log_var) * z``;
 * ``compile (randn inside)``: that function under ``torch.compile`` (inductor draws the normals itself);
 * ``randn + compile(noise)``: eager ``torch.randn_like``, then a ``torch.compile``'d kernel that takes the noise;
+* ``compile(noise) given``: that compiled kernel alone, the noise drawn beforehand (to set against
+  ``fastddgan noise=``);
 * ``diffusers``: ``diffusers.DDPMScheduler.step`` (DDPM step only; optional, the case skips without diffusers);
 * ``copy (limit)``: ``dst.copy_(src)`` moving the op's bytes (read 1.5 N floats, write 1.5 N floats), the memory
   limit of an op that reads two tensors of N floats and writes one;
@@ -30,7 +32,7 @@ from bench_noise import _call as noise_call
 
 OPS = ("posterior_sample", "ddpm_step")
 REFERENCE = "reference"
-COMPILED = ("compile (randn inside)", "randn + compile(noise)")
+COMPILED = ("compile (randn inside)", "randn + compile(noise)", "compile(noise) given")
 LIMITS = ("copy (limit)", "noise (limit)")
 _COMMON = ("fastddgan", "fastddgan noise=", REFERENCE) + COMPILED
 CONTENDERS: Dict[str, Tuple[str, ...]] = {
@@ -156,6 +158,9 @@ def make_call(op: str, contender: str, shape) -> Optional[Callable[[], torch.Ten
     if contender == COMPILED[1]:
         fn = compiled(op, contender)
         return lambda: fn(a, b, t, coefs, torch.randn_like(b))
+    if contender == COMPILED[2]:
+        fn = compiled(op, COMPILED[1])
+        return lambda: fn(a, b, t, coefs, noise)
     if contender == "diffusers":
         scheduler = diffusers_scheduler()
         if scheduler is None:
