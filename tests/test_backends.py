@@ -284,6 +284,51 @@ def test_cpu_philox_paths_give_the_same_draws(tmp_path):
     torch.testing.assert_close(outs[0][1], ref, rtol=1e-5, atol=1e-5)
 
 
+def test_cpu_step_loop_clones_give_the_same_bits(tmp_path):
+    """The CPU kernel's elementwise loops (the step ops' and q_sample_pairs') are built for AVX-512, AVX2 and the
+    baseline, chosen at run time (FASTDDGAN_CPU_NO_AVX512=1 / FASTDDGAN_CPU_NO_AVX2=1 force a narrower one), all
+    with floating-point contraction off: the same bits on every path, for every dtype, with the noise given and
+    drawn in-kernel, odd sizes (vector tails) and a scalar-expanded eps. Compared in subprocesses (the choice is
+    made once per process)."""
+    import os
+    import subprocess
+    import sys
+
+    if "cpp" not in ops.available("cpu"):
+        pytest.skip("the cpp backend is not built")
+    code = ("import sys, torch; from fastddgan import ops, Schedule\n"
+            "s4, s1000, outs = Schedule.ddgan(4), Schedule.linear(1000), []\n"
+            "with ops.use_backend('cpp'):\n"
+            "    for shape in [(3, 1031), (5, 3, 7, 9), (2, 64), (1, 1)]:\n"
+            "        for dt in (torch.float32, torch.float64, torch.float16, torch.bfloat16):\n"
+            "            g = torch.Generator().manual_seed(shape[-1])\n"
+            "            a, b, n1, n2 = (torch.randn(shape, generator=g, dtype=torch.float64).mul(1.7).to(dt)\n"
+            "                            for _ in range(4))\n"
+            "            seed, t4 = ops.seed_tensor(7, 3), torch.arange(shape[0]) % 4\n"
+            "            t = (torch.arange(shape[0]) * 37 + 1) % 1000\n"
+            "            a1 = a.reshape(-1)[:1].reshape([1] * len(shape)).expand(shape)\n"
+            "            outs += [ops.posterior_sample(a, b, t4, s4, noise=n1), ops.posterior_sample(a, b, t4, s4, seed=seed),\n"
+            "                     *ops.q_sample_pairs(a, t4, s4, noise=(n1, n2)),\n"
+            "                     *ops.q_sample_pairs(a, t4, s4, generator=torch.Generator().manual_seed(1))]\n"
+            "            for var in ('small', 'large'):\n"
+            "                for clip in (True, False):\n"
+            "                    outs += [ops.ddpm_step(e, b, t, s1000, variance=var, clip_x0=clip, **kw)\n"
+            "                             for e in (a, a1) for kw in ({'noise': n1}, {'seed': seed})]\n"
+            "torch.save(outs, sys.argv[1])\n")
+    outs = []
+    for name, extra in (("native", {}), ("no-avx512", {"FASTDDGAN_CPU_NO_AVX512": "1"}),
+                        ("baseline", {"FASTDDGAN_CPU_NO_AVX512": "1", "FASTDDGAN_CPU_NO_AVX2": "1"})):
+        env = {k: v for k, v in os.environ.items() if k not in ("FASTDDGAN_CPU_NO_AVX512", "FASTDDGAN_CPU_NO_AVX2")}
+        path = tmp_path / f"{name}.pt"
+        run = subprocess.run([sys.executable, "-c", code, str(path)], env={**env, **extra}, capture_output=True,
+                             text=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+        outs.append(torch.load(path))
+    bits = [[x.reshape(-1).view(torch.uint8) for x in out] for out in outs]  # -0.0 and NaN payloads too
+    for other in bits[1:]:
+        assert len(other) == len(bits[0]) and all(torch.equal(x, y) for x, y in zip(bits[0], other))
+
+
 # ---------------------------------------------------------------------------------------------- exact semantics
 # Found on the Triton backend (issue 13): a non-contiguous seed read at the wrong offsets, a clipped NaN turned into
 # -1, and bfloat16 outputs truncated instead of rounded. Checked on every backend, the eager reference included.

@@ -6,7 +6,8 @@
 // with AVX-512 intrinsics where the CPU has them, else a loop the compiler vectorises; then Box-Muller in a
 // structure-of-arrays loop, an AVX-512 or AVX2 clone picked at run time where the CPU has it), packed in element
 // order, then walks the samples the chunk overlaps, so the per-sample coefficients
-// are loop invariants of a plain contiguous loop.
+// are loop invariants of a plain contiguous loop (apply_span / pair_span: AVX-512, AVX2 and baseline clones chosen
+// at run time, floating-point contraction off, so every clone gives the baseline's bits).
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -42,6 +43,31 @@ struct ItemRange {
 #else
 #define FDG_MULTIVERSION
 #define FDG_AVX512_PHILOX 0
+#endif
+
+// The elementwise loops of the ops (apply_span, pair_span) are built three times, for AVX-512, AVX2 and the
+// baseline, and one is chosen at run time (span_isa), with floating-point contraction off in every clone: no
+// multiply and add is fused into an FMA, so each clone rounds every operation as the baseline build does and the
+// outputs are the same bits whichever runs. FASTDDGAN_CPU_NO_AVX512=1 / FASTDDGAN_CPU_NO_AVX2=1 force a narrower
+// clone (tests compare them).
+#if FDG_AVX512_PHILOX
+#define FDG_SPAN_CLONE(isa) __attribute__((target(isa), optimize("fp-contract=off"), noinline))
+#define FDG_SPAN_DEFAULT __attribute__((optimize("fp-contract=off"), noinline))
+#define FDG_SPAN_AVX512 "avx512f,avx512bw,avx512dq,avx512vl"
+enum class SpanIsa { kDefault, kAvx2, kAvx512 };
+SpanIsa span_isa() {
+  static const SpanIsa isa = [] {
+    const bool avx2 = __builtin_cpu_supports("avx2") && std::getenv("FASTDDGAN_CPU_NO_AVX2") == nullptr;
+    const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+                        std::getenv("FASTDDGAN_CPU_NO_AVX512") == nullptr;
+    return avx512 ? SpanIsa::kAvx512 : (avx2 ? SpanIsa::kAvx2 : SpanIsa::kDefault);
+  }();
+  return isa;
+}
+#define FDG_SPAN_ALWAYS_INLINE __attribute__((always_inline)) inline
+#else
+#define FDG_SPAN_ALWAYS_INLINE inline
 #endif
 
 // The normals of a chunk come in two stages: the Philox words of its counters (integer arithmetic, so every
@@ -184,9 +210,9 @@ void item_normals(uint64_t key, uint64_t sample_offset, const ItemRange& items, 
 
 // A_SCALAR: `a` is one value expanded to the data's shape (StepArgs::a_scalar), read once.
 template <bool A_SCALAR, typename Op, typename scalar_t, typename acc_t, typename noise_t>
-inline void apply_span(const Op& op, const acc_t* coef, const scalar_t* __restrict a,
-                       const scalar_t* __restrict b, const noise_t* __restrict n, scalar_t* __restrict out,
-                       int64_t len) {
+FDG_SPAN_ALWAYS_INLINE void apply_span_loop(const Op& op, const acc_t* coef, const scalar_t* __restrict a,
+                                            const scalar_t* __restrict b, const noise_t* __restrict n,
+                                            scalar_t* __restrict out, int64_t len) {
   const acc_t a0 = A_SCALAR ? static_cast<acc_t>(a[0]) : acc_t(0);
   for (int64_t k = 0; k < len; ++k) {
     acc_t bk = acc_t(0);
@@ -194,6 +220,70 @@ inline void apply_span(const Op& op, const acc_t* coef, const scalar_t* __restri
     const acc_t ak = A_SCALAR ? a0 : static_cast<acc_t>(a[k]);
     out[k] = static_cast<scalar_t>(op(coef, ak, bk, static_cast<acc_t>(n[k])));
   }
+}
+
+// q_sample_pairs: both members of a true pair per element, x_t from x_prev as stored (csrc/common/step_args.h),
+// each through the affine op of the two calls it replaces (the same arithmetic, so the same bits).
+template <typename scalar_t, typename noise_t>
+FDG_SPAN_ALWAYS_INLINE void pair_span_loop(const at::opmath_type<scalar_t>* coef, const scalar_t* __restrict x0,
+                                           const noise_t* __restrict n_prev, const noise_t* __restrict n_step,
+                                           scalar_t* __restrict x_prev, scalar_t* __restrict x_t, int64_t len) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const AffineNoiseOp<false> op;
+  const acc_t prev[3] = {coef[0], acc_t(0), coef[1]}, step[3] = {coef[2], acc_t(0), coef[3]};
+  for (int64_t k = 0; k < len; ++k) {
+    const scalar_t p =
+        static_cast<scalar_t>(op(prev, static_cast<acc_t>(x0[k]), acc_t(0), static_cast<acc_t>(n_prev[k])));
+    x_prev[k] = p;
+    x_t[k] = static_cast<scalar_t>(op(step, static_cast<acc_t>(p), acc_t(0), static_cast<acc_t>(n_step[k])));
+  }
+}
+
+#if FDG_AVX512_PHILOX
+// The clones of the two loops (see span_isa) and the run-time choice between them.
+#define FDG_SPAN_CLONES(SUFFIX, ATTR)                                                                          \
+  template <bool A_SCALAR, typename Op, typename scalar_t, typename acc_t, typename noise_t>                  \
+  ATTR void apply_span_##SUFFIX(const Op& op, const acc_t* coef, const scalar_t* a, const scalar_t* b,        \
+                                const noise_t* n, scalar_t* out, int64_t len) {                               \
+    apply_span_loop<A_SCALAR>(op, coef, a, b, n, out, len);                                                   \
+  }                                                                                                           \
+  template <typename scalar_t, typename noise_t>                                                              \
+  ATTR void pair_span_##SUFFIX(const at::opmath_type<scalar_t>* coef, const scalar_t* x0, const noise_t* n_prev, \
+                               const noise_t* n_step, scalar_t* x_prev, scalar_t* x_t, int64_t len) {         \
+    pair_span_loop<scalar_t>(coef, x0, n_prev, n_step, x_prev, x_t, len);                                     \
+  }
+FDG_SPAN_CLONES(avx512, FDG_SPAN_CLONE(FDG_SPAN_AVX512))
+FDG_SPAN_CLONES(avx2, FDG_SPAN_CLONE("avx2"))
+FDG_SPAN_CLONES(default, FDG_SPAN_DEFAULT)
+#undef FDG_SPAN_CLONES
+#endif
+
+template <bool A_SCALAR, typename Op, typename scalar_t, typename acc_t, typename noise_t>
+inline void apply_span(const Op& op, const acc_t* coef, const scalar_t* a, const scalar_t* b, const noise_t* n,
+                       scalar_t* out, int64_t len) {
+#if FDG_AVX512_PHILOX
+  switch (span_isa()) {
+    case SpanIsa::kAvx512: return apply_span_avx512<A_SCALAR>(op, coef, a, b, n, out, len);
+    case SpanIsa::kAvx2: return apply_span_avx2<A_SCALAR>(op, coef, a, b, n, out, len);
+    default: return apply_span_default<A_SCALAR>(op, coef, a, b, n, out, len);
+  }
+#else
+  apply_span_loop<A_SCALAR>(op, coef, a, b, n, out, len);
+#endif
+}
+
+template <typename scalar_t, typename noise_t>
+inline void pair_span(const at::opmath_type<scalar_t>* coef, const scalar_t* x0, const noise_t* n_prev,
+                      const noise_t* n_step, scalar_t* x_prev, scalar_t* x_t, int64_t len) {
+#if FDG_AVX512_PHILOX
+  switch (span_isa()) {
+    case SpanIsa::kAvx512: return pair_span_avx512<scalar_t>(coef, x0, n_prev, n_step, x_prev, x_t, len);
+    case SpanIsa::kAvx2: return pair_span_avx2<scalar_t>(coef, x0, n_prev, n_step, x_prev, x_t, len);
+    default: return pair_span_default<scalar_t>(coef, x0, n_prev, n_step, x_prev, x_t, len);
+  }
+#else
+  pair_span_loop<scalar_t>(coef, x0, n_prev, n_step, x_prev, x_t, len);
+#endif
 }
 
 // The span with the explicit noise when given, else with the in-kernel normals of buf.
@@ -248,23 +338,6 @@ void run_step(const StepArgs& args, const Op& op) {
       }
     }
   });
-}
-
-// q_sample_pairs: both members of a true pair per element, x_t from x_prev as stored (csrc/common/step_args.h),
-// each through the affine op of the two calls it replaces (the same arithmetic, so the same bits).
-template <typename scalar_t, typename noise_t>
-inline void pair_span(const at::opmath_type<scalar_t>* coef, const scalar_t* __restrict x0,
-                      const noise_t* __restrict n_prev, const noise_t* __restrict n_step,
-                      scalar_t* __restrict x_prev, scalar_t* __restrict x_t, int64_t len) {
-  using acc_t = at::opmath_type<scalar_t>;
-  const AffineNoiseOp<false> op;
-  const acc_t prev[3] = {coef[0], acc_t(0), coef[1]}, step[3] = {coef[2], acc_t(0), coef[3]};
-  for (int64_t k = 0; k < len; ++k) {
-    const scalar_t p =
-        static_cast<scalar_t>(op(prev, static_cast<acc_t>(x0[k]), acc_t(0), static_cast<acc_t>(n_prev[k])));
-    x_prev[k] = p;
-    x_t[k] = static_cast<scalar_t>(op(step, static_cast<acc_t>(p), acc_t(0), static_cast<acc_t>(n_step[k])));
-  }
 }
 
 template <typename scalar_t>
