@@ -83,7 +83,10 @@ def extensions(build_cuda):
     from torch.utils.cpp_extension import CppExtension, CUDAExtension
 
     openmp = [] if sys.platform == "darwin" else ["-fopenmp"]
-    cxx = ["-O3", "-fno-math-errno", "-fno-trapping-math", *openmp]  # lets the noise loops vectorise
+    # -fno-math-errno / -fno-trapping-math let the noise loops vectorise; -ffp-contract=off keeps a*b+c two roundings
+    # in every clone (gcc fuses them into FMA by default in the AVX-512 clone of Box-Muller only, so the same seed
+    # gave other bits on CPUs with and without AVX-512)
+    cxx = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", *openmp]
     exts = [CppExtension("fastddgan._C", [os.path.join("csrc", "ops.cpp")] + sources("cpu", ".cpp"),
                          extra_compile_args={"cxx": cxx}, extra_link_args=openmp)]
     if build_cuda:
