@@ -221,6 +221,34 @@ def test_compare_trains_runs_in_parallel_jobs(tmp_path):
     assert (config["T"], config["steps"], config["threads"]) == (2, 5, 1)
 
 
+def test_compare_interrupted_passes_the_signal_to_its_jobs(tmp_path):
+    """SIGINT sent to the study process alone (kill -INT, not a terminal's Ctrl-C to the whole group) reaches its
+    --jobs training processes: each writes a checkpoint and stops, and the study exits 130 without starting more."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "cmp"
+    cmd = [sys.executable, "-m", "fastddgan.experiments.compare", "--dataset", "ring8", "--out", str(out),
+           "--losses", "js", "--ddgan-T", "3,4", "--extra", "", "--steps", "100000", "--ddpm-T", "10",
+           "--ddpm-steps", "100000", "--ddpm-sample-T", "10", "--seeds", "0", "--jobs", "2"]
+    study = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 240
+    logs = []
+    while time.time() < deadline and not (len(logs) == 2 and all("step " in p.read_text() for p in logs)):
+        time.sleep(0.5)  # until both children train (2 of the 3 runs)
+        logs = sorted((out / "runs").glob("*.log")) if (out / "runs").is_dir() else []
+    study.send_signal(signal.SIGINT)
+    output = study.communicate(timeout=240)[0]
+    assert study.returncode == 130, output
+    for log in logs:
+        text = log.read_text()
+        assert "stopped by SIGINT" in text, text[-500:]
+        assert list((log.with_suffix("") / "checkpoints").glob("ckpt-*.pt"))
+    assert len(list((out / "runs").glob("*.log"))) == 2  # no third run was started
+
+
 def test_evaluate_finds_the_runs_classifier_from_another_folder(tmp_path, monkeypatch):
     """The run records its data folder as an absolute path, so evaluate finds the cached classifier and
     statistics from any working directory."""

@@ -1,6 +1,6 @@
 """The study's table: DDPM at many steps against DDGAN at few steps, for each per-step objective.
 
-    python -m fastddgan.experiments.compare --dataset ring8 --out benchmarks/results/compare-ring8
+    python -m fastddgan.experiments.compare --dataset ring8 --out benchmarks/results/study-2d/ring8 --jobs 2
     python -m fastddgan.experiments.compare --dataset mnist5k --out results/mnist5k --steps 20000 --device cuda
 
 One DDPM (trained at ``--ddpm-T``, sampled with ``--ddpm-sample-T`` ancestral steps: the many-step settings, and
@@ -22,6 +22,7 @@ import io
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -59,13 +60,31 @@ class StudyInterrupted(Exception):
         self.status = status
 
 
+_CHILDREN: set = set()  # the training processes of --jobs now running (signalled when the study is interrupted)
+
+
 def _train_in_subprocess(argv: List[str], out: str) -> int:
     """``python -m fastddgan.train ARGV`` in a child process with one thread (for ``--jobs``), its output in
     ``OUT.log`` beside the run folder."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
     with open(out + ".log", "a") as log:
-        return subprocess.run([sys.executable, "-m", "fastddgan.train"] + argv, stdout=log, stderr=subprocess.STDOUT,
-                              env=env).returncode
+        child = subprocess.Popen([sys.executable, "-m", "fastddgan.train"] + argv, stdout=log,
+                                 stderr=subprocess.STDOUT, env=env)
+        _CHILDREN.add(child)
+        try:
+            return child.wait()
+        finally:
+            _CHILDREN.discard(child)
+
+
+def _interrupt_children() -> None:
+    """Pass an interrupt of the study on to its training processes (a SIGINT sent to this process alone, e.g. by
+    ``kill -INT``, does not reach them): each writes a checkpoint and stops, so a re-run resumes it."""
+    for child in list(_CHILDREN):
+        if child.poll() is None:
+            child.send_signal(signal.SIGINT)
+    for child in list(_CHILDREN):
+        child.wait()
 
 
 def _run(name: str, argv: List[str], runs: str, in_subprocess: bool = False) -> Dict[str, Any]:
@@ -151,7 +170,12 @@ def _train_ahead(plan, seeds: List[int], common: List[str], runs: str, metrics: 
         print(f"finished {run_name}: {result['status']}, {result['train_seconds']:.0f} s", flush=True)
 
     with ThreadPoolExecutor(args.jobs) as pool:
-        list(pool.map(train, todo))
+        try:
+            list(pool.map(train, todo))
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)  # start no further run
+            _interrupt_children()
+            raise StudyInterrupted(130) from None
 
 
 def _eta(start: float, done: int, total: int) -> str:
