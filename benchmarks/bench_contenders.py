@@ -28,6 +28,7 @@ import torch
 from fastddgan import ops
 
 import contenders as cs
+from timing import measured
 
 SHAPES = [(64, 1, 28, 28), (64, 3, 32, 32), (256, 3, 32, 32), (64, 3, 64, 64)]
 WARMUP_CALLS = 5
@@ -57,10 +58,7 @@ def test_contender(benchmark, op, shape, contender):
         info.update({"limit": "noise", "normals": numel, "bytes": 4 * numel})
     benchmark.extra_info.update(info)
     with ops.use_backend("cpp"):
-        if benchmark.enabled:
-            for _ in range(WARMUP_CALLS):
-                fn()
-        out = benchmark(fn)
+        out = measured(benchmark, fn, WARMUP_CALLS)
     assert bool(torch.isfinite(out).all())
     assert out.numel() == (cs.TENSORS_MOVED * numel // 2 if contender == "copy (limit)" else numel)
 

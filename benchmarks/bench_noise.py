@@ -23,6 +23,7 @@ import torch
 
 import fastddgan
 from fastddgan import ops
+from timing import measured
 
 SHAPES = [(64, 3, 32, 32), (256, 3, 32, 32)]
 CALLS = ("fastddgan", "fastddgan-posterior", "fastddgan-posterior-noise=", "torch.randn", "copy")
@@ -61,8 +62,5 @@ def test_noise(benchmark, name, shape):
                                  "reference": "torch.randn"})
     fn = _call(name, shape)
     with ops.use_backend("cpp"):
-        if benchmark.enabled:
-            for _ in range(WARMUP_CALLS):
-                fn()
-        out = benchmark(fn)
+        out = measured(benchmark, fn, WARMUP_CALLS)
     assert out.shape == shape and bool(torch.isfinite(out).all())

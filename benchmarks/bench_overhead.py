@@ -24,6 +24,7 @@ import torch
 import fastddgan
 from fastddgan import ops
 from fastddgan.ops import _library
+from timing import measured
 
 SHAPE = (1, 1, 4, 4)
 WARMUP_CALLS = 100
@@ -66,8 +67,5 @@ def test_overhead(benchmark, op, call):
                                  "torch_num_threads": torch.get_num_threads(), "reference": "torch.add"})
     fn = _calls(op)[call]
     with ops.use_backend("cpp"):
-        if benchmark.enabled:
-            for _ in range(WARMUP_CALLS):
-                fn()
-        out = benchmark(fn)
+        out = measured(benchmark, fn, WARMUP_CALLS)
     assert out.shape == SHAPE and bool(torch.isfinite(out).all())

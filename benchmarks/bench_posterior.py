@@ -22,7 +22,7 @@ import torch
 
 import fastddgan
 from fastddgan import ops
-from timing import timed
+from timing import measured, timed
 
 POSTERIOR_SHAPES: List[Tuple[int, ...]] = [(64, 1, 32, 32), (256, 3, 32, 32), (64, 3, 64, 64)]
 DDPM_SHAPES: List[Tuple[int, ...]] = [(64, 3, 64, 64)]
@@ -86,10 +86,7 @@ def _run(benchmark, fn, device: str, backend: str):
     run = timed(fn, device)
     with ops.use_backend(backend):
         assert ops.select(torch.device(device)) == backend
-        if benchmark.enabled:
-            for _ in range(WARMUP_CALLS):
-                run()
-        return benchmark(run)
+        return measured(benchmark, run, WARMUP_CALLS)
 
 
 def _check(out, like: torch.Tensor) -> None:

@@ -32,7 +32,7 @@ import fastddgan
 from fastddgan import ops
 from fastddgan.models import build
 from fastddgan.sampling import stream_seeds
-from timing import timed
+from timing import measured, timed
 
 PRESET = "tiny"
 SAMPLE_SHAPE = (1, 28, 28)
@@ -188,11 +188,7 @@ def test_ddgan_sample(benchmark, device, T, n, path):
     else:
         graph, compiled = "graph" in path, "compile" in path
         fn = lambda: fastddgan.sample(model, n=n, seed=SEED, cuda_graph=graph, compile=compiled)  # noqa: E731
-    run = timed(fn, device)
-    if benchmark.enabled:
-        for _ in range(WARMUP_CALLS):  # CUDA-graph capture and compilation happen here, untimed
-            run()
-    out = benchmark(run)
+    out = measured(benchmark, timed(fn, device), WARMUP_CALLS)  # CUDA-graph capture and compilation: untimed
     _check(out, n, device)
 
 
@@ -224,8 +220,5 @@ def test_ddpm_vs_ddgan(benchmark, device, kind, T):
     if long_chain and device == "cpu" and benchmark.enabled:  # seconds per call: a few rounds, no warm-up
         out = benchmark.pedantic(run, rounds=LONG_ROUNDS_CPU[T], iterations=1, warmup_rounds=0)
     else:
-        if benchmark.enabled:
-            for _ in range(WARMUP_CALLS):
-                run()
-        out = benchmark(run)
+        out = measured(benchmark, run, WARMUP_CALLS)
     _check(out, VS_N, device, bound)

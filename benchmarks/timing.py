@@ -12,3 +12,12 @@ def timed(fn, device: str):
             return out
         return run
     return fn
+
+
+def measured(benchmark, run, warmup: int):
+    """``benchmark(run)`` after ``warmup`` untimed calls (first-call allocations, compilation, CUDA-graph capture);
+    the warm-up only when timing, so a plain test run calls ``run`` once, as a smoke test."""
+    if benchmark.enabled:
+        for _ in range(warmup):
+            run()
+    return benchmark(run)
