@@ -77,6 +77,10 @@ def _run(op, like: torch.Tensor, head, noises, seed, generator, tail=()):
     return op(*head, *noises, seed, *tail)
 
 
+def _schedule(schedule) -> Schedule:
+    return _checks.instance("schedule", schedule, Schedule, "a fastddgan.Schedule")
+
+
 def _affine(kind: str, a, b, t, schedule, noise, generator, seed=None) -> torch.Tensor:
     table = schedule.kernel_table(kind, compute_dtype(a.dtype), a.device)
     return _run(_library.affine_noise, a, (a, b, t, table), (noise,), seed, generator)
@@ -118,7 +122,7 @@ def _unit_noise(dtype, device):
 def q_sample(x0: torch.Tensor, t, schedule, noise: Optional[torch.Tensor] = None,
              generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """x_t ~ q(x_t | x0) = N(sqrt(alphas_cumprod[t]) x0, (1 - alphas_cumprod[t]) I)."""
-    schedule = _checks.instance("schedule", schedule, Schedule, "a fastddgan.Schedule")
+    schedule = _schedule(schedule)
     x0 = _checks.data("x0", x0)
     t = _checks.timesteps(t, x0.shape[0], x0.device, schedule.T)
     noise = None if noise is None else _checks.data("noise", noise, like=x0)
@@ -135,7 +139,7 @@ def q_sample_pairs(x0: torch.Tensor, t, schedule, generator: Optional[torch.Gene
     deterministic. Without it, the fused backends draw two Philox keys from ``generator``, one per noise, in that
     order (the ``torch`` backend two ``torch.randn`` tensors).
     """
-    schedule = _checks.instance("schedule", schedule, Schedule, "a fastddgan.Schedule")
+    schedule = _schedule(schedule)
     x0 = _checks.data("x0", x0)
     t = _checks.timesteps(t, x0.shape[0], x0.device, schedule.T)
     generator = _checks.generator(generator, x0.device)
@@ -159,7 +163,7 @@ def posterior_sample(x0: torch.Tensor, x_t: torch.Tensor, t, schedule, generator
     [key, sample_offset] on x0's device) selects the Philox stream explicitly instead of drawing a key from
     ``generator`` (samplers use it for chunk- and graph-independent results).
     """
-    schedule = _checks.instance("schedule", schedule, Schedule, "a fastddgan.Schedule")
+    schedule = _schedule(schedule)
     x0 = _checks.data("x0", x0)
     x_t = _checks.data("x_t", x_t, like=x0)
     t = _checks.timesteps(t, x0.shape[0], x0.device, schedule.T)
@@ -179,7 +183,7 @@ def ddpm_step(eps: torch.Tensor, x_t: torch.Tensor, t, schedule, generator: Opti
     betas[t] ("large"); no noise at t == 0. Differentiable with respect to eps, x_t and noise (a clipped x0 passes
     no gradient, as with torch.clamp). ``seed`` as in posterior_sample.
     """
-    schedule = _checks.instance("schedule", schedule, Schedule, "a fastddgan.Schedule")
+    schedule = _schedule(schedule)
     eps = _checks.data("eps", eps)
     x_t = _checks.data("x_t", x_t, like=eps, like_name="eps")
     t = _checks.timesteps(t, eps.shape[0], eps.device, schedule.T, of="eps")
