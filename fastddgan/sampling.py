@@ -350,7 +350,7 @@ def sample(model, T: Optional[int] = None, n: int = 64, *, seed: Optional[int] =
     _checks.integer("batch_size", batch_size, 1)
     net = model.sampling_network()
     net_device = next(net.parameters()).device
-    device = net_device if device is None else torch.device(device)
+    device = net_device if device is None else _checks.device(device)
     if device != net_device:
         raise ValueError(f"device: the model is on {net_device}; move it (model.to(device)) or pass device=None")
     y = check_labels(class_labels, model.num_classes, n, device, name="class_labels")

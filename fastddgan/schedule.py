@@ -223,9 +223,7 @@ class Schedule:
         table = self._kernel_cache.get((kind, dtype, device))  # a call's own device object: no normalising
         if table is not None:
             return table
-        device = torch.device(device)
-        if device.type == "cuda" and device.index is None:
-            device = torch.device("cuda", torch.cuda.current_device())
+        device = _checks.device(device)
         key = (kind, dtype, device)
         table = self._kernel_cache.get(key)
         if table is None:

@@ -15,6 +15,7 @@ average of :mod:`fastddgan.train.distributed`). The learning-rate surgery of res
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
@@ -43,8 +44,11 @@ class TrainState:
 
     def advance(self) -> None:
         """The end of one training iteration: the LR schedules step, ``step`` + 1."""
-        for scheduler in self.schedulers:
-            scheduler.step()
+        with warnings.catch_warnings():  # fp16: the loss scaler skips the first steps while its scale comes down,
+            # so a schedule may step before its optimiser ever did (on purpose: the schedule follows iterations)
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+            for scheduler in self.schedulers:
+                scheduler.step()
         self.step += 1
 
     # ------------------------------------------------------------------ learning rates

@@ -18,6 +18,10 @@ import triton
 import triton.language as tl
 
 BLOCK_COUNTERS = 256  # 1024 elements per program
+# a*b+c in two roundings (no FMA contraction), as in the C++/CUDA builds and the reference's separate ops: the
+# explicit-noise paths then equal the reference bit for bit (Triton fuses them by default); a launch option of
+# Triton's NVIDIA/AMD backends, dropped by the interpreter
+NO_FMA = {"enable_fp_fusion": False}
 
 
 @triton.jit
@@ -105,8 +109,9 @@ def _step_lane(idx, sample, mask, gen, a_ptr, b_ptr, noise_ptr, t_ptr, table_ptr
         c4 = tl.load(table_ptr + 4 * steps + step, mask=mask, other=0.0)
         x_t = tl.load(b_ptr + idx, mask=mask, other=0.0).to(c0.dtype)
         x0 = c0 * x_t - c1 * a
-        if CLIP:  # NaN stays NaN (the default min/max would turn it into a bound)
-            x0 = tl.clamp(x0, -1.0, 1.0, propagate_nan=tl.PropagateNan.ALL)
+        if CLIP:  # NaN stays NaN (the default min/max would turn it into a bound); not tl.clamp with
+            # propagate_nan: Triton 3.6 cannot lower that for float64 (no llvm.nvvm.fmin.nan.xorsign.abs)
+            x0 = tl.where(x0 != x0, x0, tl.minimum(tl.maximum(x0, -1.0), 1.0))
         out = c2 * x0 + c3 * x_t + c4 * n
     else:
         out = c0 * a + c2 * n
@@ -209,7 +214,7 @@ def _launch(a: torch.Tensor, b: Optional[torch.Tensor], t: torch.Tensor, table: 
             a, b if b is not None else out, noise if noise is not None else out, seed if seed is not None else t,
             t, table.contiguous(), out, n_items, per_sample, inner, table.shape[1],
             DDPM=ddpm, HAS_B=b is not None, HAS_NOISE=noise is not None, CLIP=clip, A_SCALAR=a_scalar,
-            BLOCK=BLOCK_COUNTERS,
+            BLOCK=BLOCK_COUNTERS, **NO_FMA,
         )
     return out
 
@@ -243,7 +248,7 @@ def q_sample_pairs(x0, t, table, noise_prev, noise_step, seed):
     with device_guard(x0):
         _pair_kernel[(triton.cdiv(n_items, BLOCK_COUNTERS),)](
             x0, noise_prev, noise_step, seed.contiguous() if seed is not None else t, t, table.contiguous(), x_prev,
-            x_t, n_items, per_sample, inner, table.shape[1], HAS_NOISE=has_noise, BLOCK=BLOCK_COUNTERS,
+            x_t, n_items, per_sample, inner, table.shape[1], HAS_NOISE=has_noise, BLOCK=BLOCK_COUNTERS, **NO_FMA,
         )
     return x_prev, x_t
 

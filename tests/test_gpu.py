@@ -62,7 +62,8 @@ def test_no_host_sync(backend, batch):
     s = Schedule.ddgan(4)
     x0, x_t, t = batch
     with ops.use_backend(backend):
-        ops.posterior_sample(x0, x_t, t, s)  # first call caches the device tables
+        ops.posterior_sample(x0, x_t, t, s)  # first calls cache the device tables (one per op)
+        ops.q_sample_pairs(x0, t, s)
         ops.ddpm_step(x0, x_t, t, s)
         torch.cuda.synchronize()
         torch.cuda.set_sync_debug_mode("error")
@@ -157,3 +158,16 @@ def test_fp16_training_steps_with_the_loss_scaler(kind):
     model.train_step(x0)
     assert all(torch.equal(p, q) for p, q in zip(trained, weights))
     assert all(s.get_scale() == 2.0**99 for s in model.grad_scalers.values())
+
+
+def test_cuda_noise_has_the_bits_of_the_cpp_noise():
+    """The CUDA kernels draw the C++ kernels' normals bit for bit: the same Philox words and the same float
+    Box-Muller (our own log and sincos polynomials, IEEE sqrt, no FMA contraction in either build)."""
+    if "cuda" not in gpu_backends():
+        pytest.skip("the CUDA extension is not built")
+    for key, offset, shape in [(5, 0, (3, 1000)), (-(2**63) + 7, 11, (2, 3, 5, 7))]:
+        with ops.use_backend("cpp"):
+            expect = ops.normal(shape, ops.seed_tensor(key, offset, "cpu"))
+        with ops.use_backend("cuda"):
+            got = ops.normal(shape, ops.seed_tensor(key, offset, "cuda"))
+        assert torch.equal(got.cpu(), expect)

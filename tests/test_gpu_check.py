@@ -30,9 +30,10 @@ def test_dry_run(tmp_path):
     assert summary["status"] == "passed" and machine["dry_run"] is True and machine["torch"]
     assert machine["date"].startswith("20") and machine["device_name"]
     parts = {p["part"]: p for p in summary["parts"]}
-    assert list(parts) == ["build", "tests", "benchmarks", "train"]
+    assert list(parts) == ["build", "tests", "benchmarks", "bandwidth", "train"]
     assert parts["build"]["status"] == "skipped" and "pip install" in parts["build"]["details"]
-    assert all(parts[name]["status"] == "passed" for name in ("tests", "benchmarks", "train"))
+    assert all(parts[name]["status"] == "passed" for name in ("tests", "benchmarks", "bandwidth", "train"))
+    assert "posterior_sample cpp" in parts["bandwidth"]["details"]  # the script's rows, on the CPU
     assert int(parts["tests"]["details"].split()[2]) > 0  # "dry run: N tests collected"
     assert parts["benchmarks"]["benchmarks"] == 2  # the made-up results, through report.py
     assert "| posterior_sample dry run |" in (out / "benchmarks.md").read_text()

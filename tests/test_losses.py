@@ -321,9 +321,10 @@ def test_float32_gradients_are_accurate_to_a_few_ulp(backend, device):
     to |V| = 100 (80 for the unclamped exponentials). An accurate float32 exp and IEEE division do this; fast math
     (CUDA's --use_fast_math: exp through the approximate exp2, denormals flushed to zero) misses by 50 ulp and more
     at large |V| and gives 0 for the denormals, so the CUDA kernels are built without it."""
-    limit, tiny = 8.0, 0.0
+    limit, tiny, loss_rtol = 8.0, 0.0, 1e-6
     if backend == "triton" and device == "cuda":  # tl.exp lowers to the approximate exp2 (about |V| 2^-24 relative)
         limit, tiny = 128.0, torch.finfo(torch.float32).tiny  # and may flush denormals
+        loss_rtol = 1e-5  # the loss of 64 logits near |V| = 80: 1.2e-6 relative on an H200 (first GPU run)
     for kind, part in [(0, 0), (0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1), (3, 0), (4, 0)]:
         top = 80.0 if kind in (1, 2) else 100.0
         values = torch.linspace(-top, top, 512, dtype=torch.float32)
@@ -335,7 +336,7 @@ def test_float32_gradients_are_accurate_to_a_few_ulp(backend, device):
             for got, want in ((grad_fake, exact_fake), (grad_real, exact_real)):
                 err = ulps(got, want)[want.abs() >= tiny]
                 assert err.numel() == 0 or float(err.max()) <= limit, (kind, part, chunk[0])
-            torch.testing.assert_close(loss.double().cpu(), exact, rtol=1e-6, atol=1e-7)
+            torch.testing.assert_close(loss.double().cpu(), exact, rtol=loss_rtol, atol=1e-7)
     small = exact_loss(0, 0, None, torch.tensor([-95.0]), 0.0)[2]  # sigmoid(-95) / 1 is a float32 denormal
     assert 0 < float(small) < torch.finfo(torch.float32).tiny
 

@@ -620,3 +620,14 @@ def test_json_outputs_write_null_for_non_finite_numbers(tmp_path, monkeypatch, c
     assert E.main([str(ckpt), "--dataset", "ring8", "--n", "10", "--out", str(out)]) == 0
     record = _strict_json(out.read_text())
     assert record["metrics"]["high_quality"] is None and record["metrics"]["sliced_wasserstein"] is None
+
+
+def test_a_device_without_index_gets_the_current_one(monkeypatch):
+    """"cuda" becomes "cuda:<current>" (torch.device("cuda") != torch.device("cuda:0"): fastddgan.sample(model,
+    device="cuda") failed for a model on cuda:0 on the first GPU run); other devices are kept as given."""
+    from fastddgan import _checks
+
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 3)
+    assert _checks.device("cuda") == torch.device("cuda", 3)
+    assert _checks.device(torch.device("cuda", 1)) == torch.device("cuda", 1)
+    assert _checks.device("cpu") == torch.device("cpu")
