@@ -43,14 +43,15 @@ OPTIMIZER = ("Optimizer.step#", "Optimizer.zero_grad#")
 ACCUMULATE = "AccumulateGrad"  # a parameter's gradient accumulation (the networks' weights: R1 uses autograd.grad)
 
 
-def build_model(preset: str, batch: int):
-    """The model and one batch, as ``python -m fastddgan.train --dataset PRESET --batch-size BATCH`` builds them."""
+def build_model(preset: str, batch: int, model: str = "ddgan", extra=()):
+    """The model and one batch, as ``python -m fastddgan.train --dataset PRESET --batch-size BATCH --model MODEL``
+    builds them."""
     net = PRESETS[preset]
     info = {"kind": "image", "channels": net["channels"], "image_size": net["image_size"], "num_classes": 10,
             "size": 5000}
     with tempfile.TemporaryDirectory() as out:
         c = config.resolve(config.parse(["--dataset", preset, "--preset", preset, "--out", out,
-                                         "--batch-size", str(batch)]), info)
+                                         "--batch-size", str(batch), "--model", model, *extra]), info)
     model = build.build_model(c, info)
     gen = torch.Generator().manual_seed(0)
     x0 = torch.rand((batch, info["channels"], info["image_size"], info["image_size"]), generator=gen) * 2 - 1

@@ -409,3 +409,21 @@ def test_2d_wasserstein_gets_its_own_learning_rates(tmp_path):
     assert settings("--loss", "wasserstein") == (2e-4, 2e-4, 0.9)
     assert settings("--loss", "js") == settings("--loss", "tv") == (1e-3, 1e-3, 0.99)
     assert settings("--loss", "wasserstein", "--lr-g", "1e-3", "--adam-beta2", "0.95") == (1e-3, 2e-4, 0.95)
+
+
+def test_a_skipped_nonfinite_step_does_not_make_the_logged_means_nan(tmp_path, monkeypatch):
+    """One poisoned batch: its step is skipped (counted in skipped_steps) and the interval's logged losses are the
+    means of the other steps, not NaN (fp16 runs skip their first steps so while the loss scale comes down)."""
+    real_get = Batches.get
+
+    def poisoned(self, step):
+        x, y = real_get(self, step)
+        return (x * float("nan") if step == 2 else x), y
+
+    monkeypatch.setattr(Batches, "get", poisoned)
+    rc, out = _run(tmp_path, "one-nan", steps=10)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    logged = [r for r in records if "loss_d" in r]
+    assert rc == 0 and [r["step"] for r in logged] == [5, 10]
+    assert logged[0]["skipped_steps"] >= 1  # its D step (and G step)
+    assert all(math.isfinite(r["loss_d"]) and math.isfinite(r["loss_g"]) for r in logged)

@@ -38,6 +38,12 @@ from .run_folder import FINAL, RunFolder
 SAMPLE_SEED = 1234  # the fixed seed of the sample grids, so that grids of different steps compare
 
 
+def _finite_mean(pair: torch.Tensor) -> float:
+    """The logged mean of a metric from its [sum of finite values, count of finite values] (NaN when none was)."""
+    total, count = pair.tolist()
+    return total / count if count else math.nan
+
+
 class Interrupted(Exception):
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
@@ -250,7 +256,7 @@ class Trainer:
                 handlers[signum] = signal.signal(signum, self._handle_signal)
         progress = Progress(total, self.start_step, self.ctx.main)
         sums: Dict[str, torch.Tensor] = {}
-        count, consecutive = 0, 0
+        consecutive = 0
         t_last, step_last = time.time(), self.state.step
         t_first, step_first = None, None  # timing from the end of the first step (compilation, warm-up excluded)
         try:
@@ -267,11 +273,14 @@ class Trainer:
                 consecutive = consecutive + 1 if self.guard.skipped_now else 0
                 if consecutive >= c["max_nonfinite"]:
                     self._recover()
-                    consecutive, sums, count = 0, {}, 0
+                    consecutive, sums = 0, {}
                     continue
-                for key, value in metrics.items():
-                    sums[key] = sums[key] + value.float() if key in sums else value.float()
-                count += 1
+                for key, value in metrics.items():  # finite values only (no host sync): an fp16 step that the
+                    # loss scaler skips (inf/NaN gradients while its scale comes down) must not make the mean NaN
+                    value = value.float()
+                    finite = torch.isfinite(value)
+                    pair = torch.stack([torch.where(finite, value, 0.0), finite.float()])
+                    sums[key] = sums[key] + pair if key in sums else pair
                 done = self.state.step
                 progress.update(1)
                 if t_first is None:
@@ -284,13 +293,13 @@ class Trainer:
                     record = {"step": done, "time": now, "it_per_s": (done - step_last) / max(now - t_last, 1e-9),
                               "lr": self.state.learning_rate,
                               "skipped_steps": self.guard.skipped_total,
-                              **{k: float(v) / count for k, v in sums.items()}}
+                              **{k: _finite_mean(v) for k, v in sums.items()}}
                     epoch = self.batches.epoch(done)
                     if epoch is not None:
                         record["epoch"] = epoch
                     run.log(record)
                     progress.show(record, total)
-                    sums, count, t_last, step_last = {}, 0, now, done
+                    sums, t_last, step_last = {}, now, done
                 if done % c["ckpt_every"] == 0 and done < total:
                     self.save_checkpoint(run.checkpoint_path(done), keep=c["keep"])
                 if c["sample_every"] and done % c["sample_every"] == 0 and done < total:
