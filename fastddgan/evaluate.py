@@ -11,7 +11,9 @@ when the data set's classifier exists, plus ``fid,is`` when the Inception weight
     fid, is          FID / IS with the TF-Inception (2015-12-05) weights through torch-fidelity (its resize,
                      grayscale repeated to 3 channels, IS over 10 splits), float64 statistics
     fid-dom, is-dom  the same formulas on a small classifier trained on the data set (``--train-classifier``):
-                     "FID-dom" / "IS-dom", offline, never comparable with Inception numbers
+                     "FID-dom" / "IS-dom", offline, never comparable with Inception numbers; with is-dom also
+                     "classes" (classes that get at least half a uniform share of the classifier's predictions),
+                     the smallest class share and every class's share
     toy              2-D mixtures: modes covered, high-quality share (within 3 std), sliced W1, MMD^2
 
 Reference statistics of the real data (train split) are cached per data set, feature extractor and the set's
@@ -118,6 +120,7 @@ def _scores(x: torch.Tensor, chosen: List[str], data, dataset: str, clf_path: st
             results[M.FID_DOM] = M.fid_dom(feats, stats)
         if "is-dom" in chosen:
             results[M.IS_DOM], results[M.IS_DOM + "-std"] = M.is_dom(logits)
+            results.update(M.class_coverage(logits))
         results["classifier"] = {"path": os.path.abspath(clf_path), "heldout_accuracy": clf.heldout_accuracy}
     if inception is not None:
         feats, logits = inception.features(x)
@@ -187,11 +190,14 @@ def evaluate(model, *, metrics: str = "auto", n: int = 10000, T: Optional[int] =
 def summary(record: Dict[str, Any]) -> str:
     m, s = record["metrics"], record["speed"]
     parts = []
-    for key in ("FID", "IS", M.FID_DOM, M.IS_DOM, "modes_covered", "high_quality", "sliced_wasserstein", "mmd2"):
+    for key in ("FID", "IS", M.FID_DOM, M.IS_DOM, "classes", "modes_covered", "high_quality", "sliced_wasserstein",
+                "mmd2"):
         if key not in m:
             continue
         if key == "modes_covered":
             parts.append(f"modes {m[key]}/{m['num_modes']}")
+        elif key == "classes":
+            parts.append(f"classes {m[key]}/{len(m['class-shares'])} (smallest share {m['class-min-share']:.3f})")
         elif key in ("IS", M.IS_DOM):
             parts.append(f"{key} {m[key]:.3f}±{m[key + '-std']:.3f}")
         else:

@@ -413,3 +413,18 @@ def test_toy2d_metrics_keys_and_bad_input():
         mode_coverage(torch.zeros(10, 3), "ring8")
     with pytest.raises(ValueError, match="mixture"):
         high_quality_fraction(torch.zeros(10, 2), "swissroll")
+
+
+def test_class_coverage_counts_classes_with_half_a_fair_share():
+    """4 classes, 100 predictions: 40/30/25/5 -> the 5% class is under half a uniform share (12.5%): 3 classes."""
+    from fastddgan.metrics import class_coverage
+
+    labels = torch.tensor([0] * 40 + [1] * 30 + [2] * 25 + [3] * 5)
+    logits = torch.nn.functional.one_hot(labels, 4).float() * 5
+    result = class_coverage(logits)
+    assert result["classes"] == 3 and result["class-shares"] == [0.4, 0.3, 0.25, 0.05]
+    assert result["class-min-share"] == pytest.approx(0.05)
+    assert class_coverage(logits, min_share=0.05)["classes"] == 4
+    assert class_coverage(torch.zeros(3, 10).index_fill_(1, torch.tensor([7]), 1.0))["classes"] == 1
+    with pytest.raises(ValueError, match="logits"):
+        class_coverage(torch.zeros(0, 10))

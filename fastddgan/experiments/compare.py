@@ -244,7 +244,8 @@ def _figure(rows: List[Dict[str, Any]], tiles: Dict[str, torch.Tensor], path: st
 
 METRIC_COLUMNS = {"toy": [("modes_covered", "modes"), ("high_quality", "high quality"),
                           ("sliced_wasserstein", "sliced W1"), ("mmd2", "MMD^2")],
-                  "image": [("FID-dom", "FID-dom"), ("IS-dom", "IS-dom"), ("FID", "FID"), ("IS", "IS")]}
+                  "image": [("FID-dom", "FID-dom"), ("IS-dom", "IS-dom"), ("classes", "classes"),
+                            ("class-min-share", "smallest class share"), ("FID", "FID"), ("IS", "IS")]}
 
 
 def write_table(rows: List[Dict[str, Any]], kind: str, out: str, header: str) -> None:

@@ -6,7 +6,7 @@ data set), and exact 2-D metrics for the toy mixtures.
                          InceptionWeightsInvalid
     classifier           DomainClassifier: the domain classifier's network, features / logits, file
     classifier_training  train_classifier
-    domain               fid_dom, is_dom, domain_metrics ("FID-dom", "IS-dom")
+    domain               fid_dom, is_dom, class_coverage, domain_metrics ("FID-dom", "IS-dom", "classes")
     toy2d                mode_coverage, high_quality_fraction, sliced_wasserstein, mmd, toy2d_metrics
     cache                real_stats (reference statistics cached per data set and feature), default_cache_dir,
                          classifier_path
@@ -19,7 +19,7 @@ from .cache import classifier_path, default_cache_dir, real_stats
 from .choice import ALL_METRICS, IMAGE_METRICS, choose_metrics
 from .classifier import DomainClassifier
 from .classifier_training import train_classifier
-from .domain import FID_DOM, IS_DOM, domain_metrics, fid_dom, is_dom
+from .domain import FID_DOM, IS_DOM, class_coverage, domain_metrics, fid_dom, is_dom
 from .fid import RunningStats, feature_stats, frechet_distance, load_stats, save_stats
 from .inception import (WEIGHTS_ENV, WEIGHTS_FILE, WEIGHTS_URL, InceptionMetrics, InceptionWeightsInvalid,
                         InceptionWeightsNotFound, default_weights_path, inception_score, load_weights,
@@ -31,7 +31,8 @@ __all__ = [
     "InceptionMetrics", "InceptionWeightsNotFound", "InceptionWeightsInvalid", "inception_score", "resolve_weights",
     "load_weights", "default_weights_path",
     "WEIGHTS_FILE", "WEIGHTS_URL", "WEIGHTS_ENV",
-    "train_classifier", "DomainClassifier", "fid_dom", "is_dom", "domain_metrics", "FID_DOM", "IS_DOM",
+    "train_classifier", "DomainClassifier", "fid_dom", "is_dom", "class_coverage", "domain_metrics", "FID_DOM",
+    "IS_DOM",
     "mode_coverage", "high_quality_fraction", "sliced_wasserstein", "mmd", "toy2d_metrics",
     "real_stats", "default_cache_dir", "classifier_path", "choose_metrics", "IMAGE_METRICS", "ALL_METRICS",
 ]

@@ -8,7 +8,7 @@ names: values depend on the classifier, so compare only numbers computed with th
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 
@@ -39,6 +39,20 @@ def is_dom(logits: ArrayLike, splits: int = 10) -> Tuple[float, float]:
     """IS-dom: (mean, std) of the Inception-Score formula over ``splits`` with the domain classifier's logits
     (at most its number of classes; not comparable with Inception IS)."""
     return inception_score(logits, splits=splits)
+
+
+def class_coverage(logits: ArrayLike, min_share: Optional[float] = None) -> Dict[str, Any]:
+    """How the generated images spread over the classifier's classes: ``classes`` = the number of classes that
+    receive at least ``min_share`` of the predictions (default: half a uniform share, 0.5 / K), ``class-min-share``
+    the smallest class's share and ``class-shares`` every class's share (argmax predictions)."""
+    logits = torch.as_tensor(logits)
+    if logits.dim() != 2 or logits.shape[0] == 0:
+        raise ValueError(f"logits: expected (N, K) with N >= 1, got shape {tuple(logits.shape)}")
+    k = logits.shape[1]
+    min_share = 0.5 / k if min_share is None else float(min_share)
+    shares = torch.bincount(logits.argmax(1), minlength=k).double() / logits.shape[0]
+    return {"classes": int((shares >= min_share).sum()), "class-min-share": float(shares.min()),
+            "class-shares": [round(float(v), 4) for v in shares]}
 
 
 def domain_metrics(classifier: DomainClassifier, images: torch.Tensor, stats_real, splits: int = 10,
