@@ -300,7 +300,8 @@ def test_help_states_each_default_once_and_says_what_auto_means(capsys):
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     assert "(default: auto)" not in text
     assert text.count("(default:") >= 40 and "(default 20000" not in text
-    assert "--steps STEPS training iterations (default: 20000, or from --epochs; 50000 for a DDPM on 2-D data)" in text
+    assert ("--steps STEPS training iterations (default: 20000, or from --epochs; 50000 for a DDPM on 2-D data; "
+            "with --preset mnist-cpu 6000 (ddgan) / 20000 (ddpm))") in text
     assert "(default: off: a new run; an --out that holds a run is refused)" in text  # not "auto"
     from fastddgan.train.config import OPTIONS, option_help
 
@@ -427,3 +428,20 @@ def test_a_skipped_nonfinite_step_does_not_make_the_logged_means_nan(tmp_path, m
     assert rc == 0 and [r["step"] for r in logged] == [5, 10]
     assert logged[0]["skipped_steps"] >= 1  # its D step (and G step)
     assert all(math.isfinite(r["loss_d"]) and math.isfinite(r["loss_g"]) for r in logged)
+
+
+@pytest.mark.parametrize("device, model, preset, steps, ema", [("cpu", "ddgan", "mnist-cpu", 6000, 0.999),
+                                                                ("cpu", "ddpm", "mnist-cpu", 20000, 0.999),
+                                                                ("cuda", "ddgan", "mnist5k", 20000, 0.999),
+                                                                ("cuda", "ddpm", "mnist5k", 20000, 0.9999)])
+def test_mnist5k_on_a_cpu_gets_the_cpu_preset_and_its_recipe(tmp_path, device, model, preset, steps, ema):
+    """--dataset mnist5k without --preset: the small CPU networks and their training length on a CPU, the
+    GPU-sized ones on a GPU; flags still win."""
+    from fastddgan.train import config
+
+    info = {"kind": "image", "channels": 1, "image_size": 28, "num_classes": 10, "size": 5000, "device": device}
+    argv = ["--dataset", "mnist5k", "--out", str(tmp_path), "--model", model]
+    c = config.resolve(config.parse(argv), info)
+    assert (c["preset"], c["steps"], c["ema_decay"]) == (preset, steps, ema)
+    c = config.resolve(config.parse(argv + ["--preset", "tiny", "--steps", "7"]), info)
+    assert (c["preset"], c["steps"]) == ("tiny", 7)

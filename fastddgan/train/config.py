@@ -54,8 +54,8 @@ OPTIONS: List[Option] = [
            "crop); required for one", compat=True, auto="unset: the other data sets have their own size"),
     Option("channels", int, None, "1 or 3 channels for folder:PATH data sets", compat=True, auto="3"),
     Option("preset", str, None, "network preset", tuple(sorted(PRESETS)), compat=True,
-           auto="the data set's own (mnist, fashion-mnist, cifar10, grid25); otherwise cifar10 for images, toy2d "
-                "for 2-D data"),
+           auto="the data set's own (mnist, fashion-mnist, cifar10, grid25; mnist-cpu for mnist5k on a CPU); "
+                "otherwise cifar10 for images, toy2d for 2-D data"),
     Option("T", int, None, "diffusion steps", compat=True, auto="4 for ddgan, 1000 for ddpm"),
     Option("schedule", str, None, "noise schedule", ("ddgan", "linear", "cosine"), compat=True,
            auto="ddgan for ddgan, linear for ddpm"),
@@ -71,7 +71,9 @@ OPTIONS: List[Option] = [
     Option("cond", bool, False, "class-conditional training (labels of the data set; for guidance)", compat=True),
     Option("p_uncond", float, 0.1, "probability of dropping the label (classifier-free guidance)", compat=True),
     # how long, how big
-    Option("steps", int, None, "training iterations", auto="20000, or from --epochs; 50000 for a DDPM on 2-D data"),
+    Option("steps", int, None, "training iterations",
+           auto="20000, or from --epochs; 50000 for a DDPM on 2-D data; with --preset mnist-cpu 6000 (ddgan) / "
+                "20000 (ddpm)"),
     Option("epochs", float, None, "training length in passes over the data set (image data only)",
            auto="unset: --steps decides"),
     Option("batch_size", int, None, "batch size per process; the global batch is batch_size x processes",
@@ -89,7 +91,7 @@ OPTIONS: List[Option] = [
     Option("r1_gamma", float, None, "ddgan R1 penalty weight", compat=True, auto="0.02; 0.05 for 2-D data"),
     Option("lazy_reg", int, 1, "ddgan: apply R1 every N discriminator steps", compat=True),
     Option("ema_decay", float, None, "EMA decay", compat=True,
-           auto="0.999 for ddgan, 0.9999 for ddpm; 0.995 for 2-D data"),
+           auto="0.999 for ddgan, 0.9999 for ddpm (0.999 with --preset mnist-cpu); 0.995 for 2-D data"),
     Option("nz", int, None, "ddgan latent size", compat=True, auto="the preset's"),
     Option("hflip", bool, None, "random horizontal flips", compat=True, auto="on for cifar10 and folders, off "
            "otherwise"),
@@ -115,6 +117,11 @@ OPTIONS: List[Option] = [
     Option("device", str, None, "cpu or cuda", ("cpu", "cuda"), auto="cuda when available"),
 ]
 BY_NAME = {o.name: o for o in OPTIONS}
+# The CPU image preset (issue 12) and its training lengths, measured on mnist5k with 2 cores
+# (benchmarks/results/compare-mnist5k.md): DDGAN T=4 within 30 minutes, DDPM within 60; an EMA of 0.999 suits runs
+# this short (0.9999 would still weigh the first steps' weights).
+CPU_PRESET = "mnist-cpu"
+CPU_PRESET_STEPS = {"ddgan": 6000, "ddpm": 20000}
 TOY_DATA = ("ring8", "grid25", "swissroll")
 
 
@@ -271,6 +278,8 @@ def resolve(config: Dict[str, Any], dataset_info: Dict[str, Any]) -> Dict[str, A
     c["threads"] = c["threads"] or (toy_threads(cpus) if toy else None)
     if c["preset"] is None:
         c["preset"] = c["dataset"] if c["dataset"] in PRESETS else ("toy2d" if toy else "cifar10")
+        if c["dataset"] == "mnist5k" and dataset_info.get("device", "cpu") == "cpu":
+            c["preset"] = CPU_PRESET  # the GPU-sized networks take 3-13 s per step on 2 cores
     preset_kind = PRESETS[c["preset"]]["kind"]
     if (preset_kind == "toy") != toy:
         raise ConfigError(f"--preset: {c['preset']!r} is a {preset_kind} preset but --dataset {c['dataset']!r} "
@@ -296,7 +305,9 @@ def resolve(config: Dict[str, Any], dataset_info: Dict[str, Any]) -> Dict[str, A
         c["steps"] = max(1, round(c["epochs"] * dataset_info["size"] / global_batch))
         if c["steps"] > MAX_STEPS:
             raise ConfigError(f"--epochs: {c['epochs']} epochs are {c['steps']} steps; at most {MAX_STEPS} steps")
-    c["steps"] = (50000 if toy and not ddgan else 20000) if c["steps"] is None else c["steps"]
+    if c["steps"] is None:
+        c["steps"] = CPU_PRESET_STEPS[c["model"]] if c["preset"] == CPU_PRESET else 50000 if toy and not ddgan \
+            else 20000
     if not 1 <= c["steps"] <= MAX_STEPS:
         raise ConfigError(f"--steps: expected an integer in [1, {MAX_STEPS}], got {c['steps']}")
     # 2-D WGAN-GP: at lr 1e-3 its critic does not track G (0/8 ring8 modes); lr 2e-4 with Adam (0.5, 0.9) learns
@@ -308,7 +319,7 @@ def resolve(config: Dict[str, Any], dataset_info: Dict[str, Any]) -> Dict[str, A
     c["lr"] = c["lr"] if c["lr"] is not None else (1e-3 if toy else 2e-4)
     c["adam_beta2"] = c["adam_beta2"] if c["adam_beta2"] is not None else (0.99 if toy and not toy_wgan else 0.9)
     c["ema_decay"] = c["ema_decay"] if c["ema_decay"] is not None else \
-        (0.995 if toy else (0.999 if ddgan else 0.9999))
+        (0.995 if toy else (0.999 if ddgan or c["preset"] == CPU_PRESET else 0.9999))
     for name in ("lr_g", "lr_d", "lr"):
         _check_number(c, name, "a finite number > 0", lambda v: 0 < v < math.inf)
     for name in ("r1_gamma", "gp_lambda", "drift"):

@@ -62,7 +62,8 @@ class Trainer:
                               f"images, e.g. 64)")
         self.dataset = load_dataset(raw["dataset"], data_dir=raw["data_dir"], image_size=raw["image_size"],
                                     channels=raw["channels"])
-        self.info = {**dataset_info(self.dataset), "world_size": self.ctx.world_size}
+        self.info = {**dataset_info(self.dataset), "world_size": self.ctx.world_size,
+                     "device": self.ctx.device.type}
         self.c = c = resolve(raw, self.info)
         c["world_size"] = self.ctx.world_size
         self.run = RunFolder(c["out"], active=self.ctx.main)
