@@ -443,5 +443,6 @@ def test_mnist5k_on_a_cpu_gets_the_cpu_preset_and_its_recipe(tmp_path, device, m
     argv = ["--dataset", "mnist5k", "--out", str(tmp_path), "--model", model]
     c = config.resolve(config.parse(argv), info)
     assert (c["preset"], c["steps"], c["ema_decay"]) == (preset, steps, ema)
+    assert (c["lr_g"], c["lr_d"]) == ((3.2e-4, 2.5e-4) if preset == "mnist-cpu" else (1.6e-4, 1.25e-4))
     c = config.resolve(config.parse(argv + ["--preset", "tiny", "--steps", "7"]), info)
     assert (c["preset"], c["steps"]) == ("tiny", 7)
