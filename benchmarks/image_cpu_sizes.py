@@ -33,7 +33,7 @@ def generator(ch, mult, blocks, attn=(), nz=50, zdim=128, mapping=2):
 
 
 CANDIDATES = {
-    "c16": _image(28, 1, g=generator(16, (1, 2, 2), 1), d=unet(16, (1, 2, 4), 1), eps=unet(16, (1, 2, 2), 1)),
+    "c16": PRESETS["mnist-cpu"],  # the preset chosen with this script (its DDPM U-Net with dropout 0.1)
     "c24": _image(28, 1, g=generator(24, (1, 2, 2), 1), d=unet(24, (1, 2, 4), 1), eps=unet(24, (1, 2, 2), 1)),
     "c32": _image(28, 1, g=generator(32, (1, 2, 2), 1), d=unet(32, (1, 2, 4), 1), eps=unet(32, (1, 2, 2), 1)),
     "c32-attn": _image(28, 1, g=generator(32, (1, 2, 2), 1, (7,)), d=unet(32, (1, 2, 4), 1),
