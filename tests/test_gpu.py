@@ -172,3 +172,13 @@ def test_cuda_noise_has_the_bits_of_the_cpp_noise():
         with ops.use_backend("cuda"):
             got = ops.normal(shape, ops.seed_tensor(key, offset, "cuda"))
         assert torch.equal(got.cpu(), expect)
+
+
+def test_memory_use_reports_the_allocators_peak_and_the_cards_memory():
+    from fastddgan.train.progress import memory_use
+
+    device = torch.device("cuda", torch.cuda.current_device())
+    x = torch.empty(64 * 2**20, dtype=torch.uint8, device=device)
+    peak, total = memory_use(device)
+    assert 64 * 2**20 <= peak < total
+    del x

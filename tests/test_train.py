@@ -351,8 +351,11 @@ def test_speed_line_and_the_thread_policy(tmp_path, capsys, monkeypatch):
     line = next(line for line in text.splitlines() if line.startswith("speed:"))
     assert "s/step over 20 steps on cpu (1 thread)" in line and "for the 9 steps left" in line
     assert "checkpoints about" in line and "MB each" in line
+    assert "memory (peak resident set)" in line and "GiB of" in line
     estimate = [json.loads(r) for r in (out / "metrics.jsonl").read_text().splitlines() if '"estimate"' in r]
     assert estimate[0]["checkpoint_bytes"] > 0 and estimate[0]["seconds_per_step"] > 0
+    # the process's peak resident set: at least the size of torch's own libraries, at most the machine
+    assert 50 * 2**20 < estimate[0]["memory_bytes"] < estimate[0]["memory_total_bytes"]
     model = fastddgan.load(out / "checkpoints" / "final.pt")
     # the estimate is the checkpoint's real size within 10%
     assert estimate[0]["checkpoint_bytes"] == pytest.approx(os.path.getsize(out / "checkpoints" / "final.pt"),
@@ -446,3 +449,14 @@ def test_mnist5k_on_a_cpu_gets_the_cpu_preset_and_its_recipe(tmp_path, device, m
     assert (c["lr_g"], c["lr_d"]) == ((3.2e-4, 2.5e-4) if preset == "mnist-cpu" else (1.6e-4, 1.25e-4))
     c = config.resolve(config.parse(argv + ["--preset", "tiny", "--steps", "7"]), info)
     assert (c["preset"], c["steps"]) == ("tiny", 7)
+
+
+def test_speed_line_warns_when_the_run_fills_the_memory(tmp_path, capsys, monkeypatch):
+    from fastddgan.train import loop
+
+    monkeypatch.setattr(loop, "memory_use", lambda device: (15 * 2**30, 16 * 2**30))
+    rc, _ = _run(tmp_path, "full", steps=25)
+    assert rc == 0
+    printed = capsys.readouterr()
+    assert "memory (peak resident set) 15.00 GiB of 16 GiB" in printed.out
+    assert "warning: this run uses 15.0 GiB, over 80% of the 16 GiB this cpu has" in printed.err

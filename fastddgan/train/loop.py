@@ -31,7 +31,7 @@ from .batches import STREAM_TRAIN, Batches, step_seed
 from .build import build_model, dataset_info
 from .config import ConfigError, resolve
 from .guard import NonFiniteGuard, TrainingDiverged, all_finite
-from .progress import Progress, duration, plural
+from .progress import Progress, duration, memory_use, plural
 from .resume import checkpoint_to_resume, newest_valid
 from .run_folder import FINAL, RunFolder
 
@@ -172,12 +172,19 @@ class Trainer:
         c, left = self.c, self.c["steps"] - self.state.step
         size = checkpoint.estimated_size(self.model)
         files = min(c["keep"], c["steps"] // c["ckpt_every"]) + 1
+        peak, total = memory_use(self.ctx.device)
+        where = "GPU memory" if self.ctx.device.type == "cuda" else "memory (peak resident set)"
+        memory = "" if peak is None else (f"; {where} {peak / 2**30:.2f} GiB" +
+                                          ("" if total is None else f" of {total / 2**30:.0f} GiB"))
         self._say(f"speed: {seconds_per_step:.3g} s/step over {measured} steps on {self.ctx.device.type} "
                   f"({plural(torch.get_num_threads(), 'thread')}) -> about {duration(left * seconds_per_step)} for the "
                   f"{left} steps left; checkpoints about {size / 1e6:.0f} MB each (up to {files} kept, "
-                  f"{files * size / 1e6:.0f} MB)")
+                  f"{files * size / 1e6:.0f} MB){memory}")
         self._event("estimate", seconds_per_step=seconds_per_step, eta_s=left * seconds_per_step,
-                    checkpoint_bytes=size)
+                    checkpoint_bytes=size, memory_bytes=peak, memory_total_bytes=total)
+        if peak is not None and total is not None and peak > 0.8 * total:
+            self._say(f"warning: this run uses {peak / 2**30:.1f} GiB, over 80% of the {total / 2**30:.0f} GiB "
+                      f"this {self.ctx.device.type} has; a smaller --batch-size (or --preset) leaves room")
         if self.ctx.device.type == "cpu" and self.info["kind"] == "image" and left * seconds_per_step > 2 * 3600:
             self._say(f"warning: this is a CPU and the {c['preset']!r} networks are sized for a GPU; for a run "
                       f"in minutes choose a smaller --preset (tiny) or fewer --steps, or train on a GPU")

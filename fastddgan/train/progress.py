@@ -4,8 +4,11 @@ durations and counts in words."""
 from __future__ import annotations
 
 import math
+import os
 import sys
-from typing import Any, Dict
+from typing import Any, Dict, Optional, Tuple
+
+import torch
 
 
 def plural(n: int, word: str) -> str:
@@ -23,6 +26,24 @@ def duration(seconds: float) -> str:
     if seconds < 2 * 86400:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} days" if seconds < 1e9 else f"{seconds / 86400:.2g} days"
+
+
+def memory_use(device: torch.device) -> Tuple[Optional[int], Optional[int]]:
+    """(peak bytes this run has used, bytes the device has): on a GPU the caching allocator's peak and the card's
+    memory; on a CPU the process's peak resident set and the machine's RAM (None where the platform cannot say)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device), torch.cuda.get_device_properties(device).total_memory
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    except (ImportError, OSError):
+        peak = None
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        total = None
+    return peak, total
 
 
 class Progress:
