@@ -346,3 +346,59 @@ def test_compare_guided_rows_train_a_conditional_run_and_sample_each_weight(tmp_
         assert compare.main(args + bad) == 2
     ring = ["--dataset", "ring8", "--out", str(tmp_path / "ring"), "--guided", "js:4"]
     assert compare.main(ring) == 2 and not (tmp_path / "ring" / "runs").exists()
+
+
+class StepRecorder(nn.Module):
+    """A generator that records the (t, x_t) it is called with and predicts x0 = 0."""
+
+    nz = 1
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(1))
+        self.calls = []
+
+    def forward(self, x_t, z, t, y=None):
+        self.calls.append((t.clone(), x_t.clone()))
+        return torch.zeros_like(x_t)
+
+
+def test_chain_probe_runs_the_last_k_steps_from_true_x_k(toy_ckpt, tmp_path, capsys):
+    """Row k: x_k ~ q(x_k | x0) of the given data, then the generator at t = k-1, ..., 0. An exact sampler scores
+    as the data itself on every row; the CLI prints one row per k and refuses a DDPM."""
+    from fastddgan import Schedule
+    from fastddgan.experiments import chain_probe
+
+    recorder = DDGAN(StepRecorder(), NoDiscriminator(), Schedule.ddgan(4), sample_shape=(2,), clip_x0=False)
+    recorder.ema.module.load_state_dict(recorder.generator.state_dict())
+    net = recorder.ema.module
+    net.calls = []
+    x0 = torch.full((4000, 2), 3.0)
+    chain_probe.chain_from_true(recorder, x0, 3, torch.Generator().manual_seed(0))
+    assert [int(t[0]) for t, _ in net.calls] == [2, 1, 0]
+    start = net.calls[0][1]  # x_3 = sqrt(abar_2) x0 + sqrt(1 - abar_2) eps
+    abar = recorder.schedule.alphas_cumprod[2].item()
+    assert start.mean().item() == pytest.approx(3 * math.sqrt(abar), abs=0.05)
+    assert start.std().item() == pytest.approx(math.sqrt(1 - abar), rel=0.05)
+
+    exact = DDGAN(RingGenerator(), NoDiscriminator(), 4, sample_shape=(2,), clip_x0=False)
+    from fastddgan.data import toy2d
+
+    x0 = toy2d("ring8", 4000, generator=torch.Generator().manual_seed(1))
+    p = 1 - math.exp(-4.5)
+    for k in (1, 4):
+        share, modes = ring8_stats(chain_probe.chain_from_true(exact, x0, k, torch.Generator().manual_seed(k)))
+        assert modes == 8 and abs(share - p) < 5 * math.sqrt(p * (1 - p) / 4000)
+
+    out = tmp_path / "probe.json"
+    assert chain_probe.main([str(toy_ckpt), "--n", "300", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("| true x_") == 4 and "| true x0 (the data itself) | 0 |" in printed
+    rows = json.loads(out.read_text())["rows"]
+    assert [r.get("steps", 0) for r in rows] == [0, 1, 2, 3, 4]
+    assert rows[0]["metrics"]["high_quality"] > 0.95 and rows[0]["metrics"]["modes_covered"] == 8
+    ddpm = tmp_path / "ddpm"
+    assert train(["--dataset", "ring8", "--model", "ddpm", "--out", str(ddpm), "--steps", "2", "--sample-every",
+                  "0"]) == 0
+    assert chain_probe.main([str(ddpm / "checkpoints" / "final.pt")]) == 2
+    assert "is a DDPM" in capsys.readouterr().err
