@@ -325,7 +325,7 @@ def test_compare_guided_rows_train_a_conditional_run_and_sample_each_weight(tmp_
         E.classifier_path(E.default_cache_dir("data"), "mnist5k"))
     out = tmp_path / "cmp"
     args = ["--dataset", "mnist5k", "--out", str(out), "--losses", "js", "--ddgan-T", "2", "--extra", "",
-            "--steps", "2", "--ddpm-T", "4", "--ddpm-steps", "1", "--ddpm-sample-T", "4", "--n", "20",
+            "--steps", "2", "--ddpm-T", "4", "--ddpm-steps", "1", "--ddpm-sample-T", "4", "--n", "80",
             "--seeds", "0", "--batch-size", "4", "--train-args", "--preset tiny"]
     assert compare.main(args + ["--guided", "js:2", "--guidance", "0,1.5"]) == 0
     rows = json.loads((out / "results.json").read_text())["rows"]
@@ -336,7 +336,10 @@ def test_compare_guided_rows_train_a_conditional_run_and_sample_each_weight(tmp_
     unconditional = json.loads((out / "runs" / "ddgan-js-T2-seed0" / "config.json").read_text())
     assert unconditional["cond"] is False
     assert sorted(p.name for p in (out / "runs" / "ddgan-js-T2-cond-seed0").glob("evaluation-*.pt")) == [
-        "evaluation-T2-w0-n20-seed0-fid-dom+is-dom.pt", "evaluation-T2-w1.5-n20-seed0-fid-dom+is-dom.pt"]
+        "evaluation-T2-w0-n80-seed0-fid-dom+is-dom.pt", "evaluation-T2-w1.5-n80-seed0-fid-dom+is-dom.pt"]
+    stored = torch.load(out / "runs" / "ddgan-js-T2-cond-seed0" / "evaluation-T2-w1.5-n80-seed0-fid-dom+is-dom.pt",
+                        weights_only=True)
+    assert stored["samples"].shape == (64, 1, 28, 28)  # the 64 images of the figure, not all 80
     guided = [r["seeds"][0]["metrics"]["FID-dom"] for r in rows[2:]]
     assert guided[0] != guided[1]  # the weight changes the samples
     table = (out / "table.md").read_text()

@@ -212,28 +212,32 @@ class Cell:
 def _evaluate(run: Dict[str, Any], T: int, guidance: Optional[float], n: int, seed: int, metrics: str,
               args) -> Dict[str, Any]:
     """``fastddgan.evaluate`` of a run at T sampling steps (with classifier-free guidance w for a
-    class-conditional run, balanced labels), stored in the run folder (with the first 2,000 samples, for the
-    figure) and read back when the same evaluation is asked again."""
+    class-conditional run, balanced labels), stored in the run folder with the samples the figure shows (the
+    first 2,000 points of 2-D data, 64 images) and read back when the same evaluation is asked again."""
     path = _evaluation_path(run["out"], T, n, seed, metrics, guidance)
     if os.path.isfile(path):
         return torch.load(path, weights_only=True)
     record = E.evaluate(run["checkpoint"], metrics=metrics, n=n, T=T, seed=seed, data_dir=args.data_dir,
                         inception_weights=args.inception_weights, device=args.device, keep_samples=True,
                         guidance=guidance or 0.0)
-    samples = record.pop("samples")[:2000].cpu()
+    samples = record.pop("samples")
+    samples = samples[:FIGURE_POINTS if samples.dim() == 2 else FIGURE_IMAGES].cpu()  # what the figure shows
     record = json.loads(json.dumps(record, default=str))  # plain types only: read back with weights_only=True
     record["samples"] = samples
     atomic_write(path, lambda f: torch.save(record, f))
     return record
 
 
+FIGURE_POINTS, FIGURE_IMAGES = 2000, 64  # samples per figure tile (and kept in each stored evaluation)
+
+
 def _tile(samples: torch.Tensor, reference: Optional[torch.Tensor]) -> torch.Tensor:
     """A (3, 256, 256) uint8 picture of the samples: scatter plot (2-D) or an 8x8 grid (images)."""
     if reference is not None:
-        return unit_to_uint8(scatter_tile(samples[:2000], reference, size=256))
+        return unit_to_uint8(scatter_tile(samples[:FIGURE_POINTS], reference, size=256))
     import torchvision.utils as vutils
 
-    grid = vutils.make_grid(to_uint8(samples[:64]), nrow=8, padding=1)
+    grid = vutils.make_grid(to_uint8(samples[:FIGURE_IMAGES]), nrow=8, padding=1)
     if grid.shape[0] == 1:
         grid = grid.expand(3, -1, -1)
     return torch.nn.functional.interpolate(grid[None], size=(256, 256), mode="nearest")[0]
