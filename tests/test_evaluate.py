@@ -181,6 +181,9 @@ def test_compare_writes_the_table(tmp_path):
     from PIL import Image
 
     assert Image.open(out / "figure.png").size == (4 * 256, 284)
+    # seed-major: every cell of seed 0 is trained before any of seed 1
+    order = sorted((out / "runs").glob("*/config.json"), key=os.path.getmtime)
+    assert [p.parent.name[-5:] for p in order] == ["seed0"] * 3 + ["seed1"] * 3, order
     # re-running reuses the finished runs and their evaluations
     final = out / "runs" / "ddgan-js-T2-seed1" / "checkpoints" / "final.pt"
     evaluations = sorted((out / "runs" / "ddgan-js-T2-seed1").glob("evaluation-*.pt"))

@@ -147,18 +147,23 @@ def _evaluation_paths(runs: str, cell: "Cell", seed: int, metrics: str, args) ->
             for T, w in cell.samplings]
 
 
+def _seed_major(plan: List["Cell"], seeds: List[int]):
+    """The order runs are trained in: every cell of the first seed, then of the next, so that a study stopped
+    part-way (or spread over sessions) has a whole table of one seed before it adds seeds."""
+    return [(seed, cell) for seed in seeds for cell in plan]
+
+
 def _train_ahead(plan, seeds: List[int], common: List[str], runs: str, metrics: str, args) -> None:
     """With ``--jobs N > 1``: train every run still to train, N at a time in child processes (one thread each),
     before the evaluations; prints each start with an estimate of the time left."""
     if args.jobs <= 1 or args.report_only:
         return
     todo = []
-    for cell in plan:
-        for seed in seeds:
-            run_name = _run_name(cell.name, seed)
-            if not (os.path.isfile(_final(os.path.join(runs, run_name))) or
-                    _finished(run_name, runs, _evaluation_paths(runs, cell, seed, metrics, args))):
-                todo.append((run_name, common + cell.argv + ["--seed", str(seed)]))
+    for seed, cell in _seed_major(plan, seeds):
+        run_name = _run_name(cell.name, seed)
+        if not (os.path.isfile(_final(os.path.join(runs, run_name))) or
+                _finished(run_name, runs, _evaluation_paths(runs, cell, seed, metrics, args))):
+            todo.append((run_name, common + cell.argv + ["--seed", str(seed)]))
     if not todo:
         return
     os.makedirs(runs, exist_ok=True)
@@ -450,36 +455,35 @@ def _study(argv: Optional[Sequence[str]]) -> int:
         plan.append(Cell("ddpm" if model == "ddpm" else "ddgan", "—" if model == "ddpm" else model,
                          args.ddpm_T if model == "ddpm" else T, argv_run, [(T, w) for w in weights], cond=True))
     _train_ahead(plan, seeds, common, runs, metrics, args)
-    rows, tiles = [], {}
-    for cell in plan:
-        cell_rows = [{"row": cell.row(T_s, w), "model": cell.model, "objective": cell.objective,
-                      "T_trained": cell.T, "T_sampled": T_s, "guidance": w, "seeds": []} for T_s, w in cell.samplings]
-        rows += cell_rows
-        for seed in seeds:
-            run_name, paths = _run_name(cell.name, seed), _evaluation_paths(runs, cell, seed, metrics, args)
-            run = _finished(run_name, runs, paths)
-            if run is None and args.report_only and not os.path.isfile(_final(os.path.join(runs, run_name))):
-                for row in cell_rows:
-                    row["seeds"].append({"seed": seed, "status": NOT_TRAINED})
-                continue
-            run = run or _run(run_name, common + cell.argv + ["--seed", str(seed)], runs)
-            for row in cell_rows:
-                record = {"seed": seed, "steps": run.get("steps"), "train_seconds": run["train_seconds"],
-                          "status": run["status"]}
-                evaluation = None
-                if run["status"] == "ok":
-                    try:
-                        evaluation = _evaluate(run, row["T_sampled"], row["guidance"], args.n, seed, metrics, args)
-                    except ValueError as e:  # e.g. a run that ended with non-finite weights
-                        record["status"] = f"evaluation refused: {e}"
-                if evaluation is not None:
-                    record.update(metrics=evaluation["metrics"], images_per_s=evaluation["speed"]["images_per_s"])
-                    row.update(nfe=evaluation["speed"]["nfe_per_image"], device=evaluation["device"])
-                    if row["row"] not in tiles:
-                        tiles[row["row"]] = _tile(evaluation["samples"], reference)
-                    print(f"seed {seed}: " + E.summary(evaluation), flush=True)
-                row["seeds"].append(record)
-            _write_results(rows, args, argv)
+    cell_rows = {cell.name: [{"row": cell.row(T_s, w), "model": cell.model, "objective": cell.objective,
+                              "T_trained": cell.T, "T_sampled": T_s, "guidance": w, "seeds": []}
+                             for T_s, w in cell.samplings] for cell in plan}
+    rows, tiles = [row for cell in plan for row in cell_rows[cell.name]], {}
+    for seed, cell in _seed_major(plan, seeds):
+        run_name, paths = _run_name(cell.name, seed), _evaluation_paths(runs, cell, seed, metrics, args)
+        run = _finished(run_name, runs, paths)
+        if run is None and args.report_only and not os.path.isfile(_final(os.path.join(runs, run_name))):
+            for row in cell_rows[cell.name]:
+                row["seeds"].append({"seed": seed, "status": NOT_TRAINED})
+            continue
+        run = run or _run(run_name, common + cell.argv + ["--seed", str(seed)], runs)
+        for row in cell_rows[cell.name]:
+            record = {"seed": seed, "steps": run.get("steps"), "train_seconds": run["train_seconds"],
+                      "status": run["status"]}
+            evaluation = None
+            if run["status"] == "ok":
+                try:
+                    evaluation = _evaluate(run, row["T_sampled"], row["guidance"], args.n, seed, metrics, args)
+                except ValueError as e:  # e.g. a run that ended with non-finite weights
+                    record["status"] = f"evaluation refused: {e}"
+            if evaluation is not None:
+                record.update(metrics=evaluation["metrics"], images_per_s=evaluation["speed"]["images_per_s"])
+                row.update(nfe=evaluation["speed"]["nfe_per_image"], device=evaluation["device"])
+                if row["row"] not in tiles:
+                    tiles[row["row"]] = _tile(evaluation["samples"], reference)
+                print(f"seed {seed}: " + E.summary(evaluation), flush=True)
+            row["seeds"].append(record)
+        _write_results(rows, args, argv)
     device = next((r["device"] for r in rows if "device" in r), "cpu")
     header = (f"# DDPM vs DDGAN per-step objectives on {args.dataset}\n\n"
               f"Command: `python -m fastddgan.experiments.compare {' '.join(argv or sys.argv[1:])}`; device: "
