@@ -5,9 +5,10 @@
 
 One DDPM (trained at ``--ddpm-T``, sampled with ``--ddpm-sample-T`` ancestral steps: the many-step settings, and
 the few-step ones that show the Gaussian reverse step failing) and one DDGAN per (objective, T) in
-``--losses`` x ``--ddgan-T``, each trained once per seed of ``--seeds``; ``--guided`` adds class-conditional
-cells (``--cond``), one row per classifier-free guidance weight of ``--guidance`` (Ho & Salimans 2022). Each run is ``python -m fastddgan.train``
-with the trainer's defaults (unless ``--steps`` / ``--train-args`` say otherwise) in ``RUNS/<name>-seed<S>`` (a
+``--losses`` x ``--ddgan-T``, each trained once per seed of ``--seeds`` (seed-major: every cell of one seed
+before the next seed); ``--guided`` adds class-conditional cells (``--cond``), one row per classifier-free
+guidance weight of ``--guidance`` (Ho & Salimans 2022). Each run is ``python -m fastddgan.train`` with the
+trainer's defaults (unless ``--steps`` / ``--train-args`` say otherwise) in ``RUNS/<name>-seed<S>`` (a
 finished run is reused, an interrupted one resumed, an evaluation already made is read back, so the command can be
 stopped and re-run), then ``fastddgan.evaluate``: exact metrics on 2-D data, FID-dom / IS-dom on images (the data
 set's classifier is trained first if missing), and FID / IS with ``--inception-weights``. Outputs in ``--out``:
