@@ -163,11 +163,15 @@ def test_fid_dom_with_a_domain_classifier_and_cached_reference(mnist_ckpt, tmp_p
     assert again["metrics"]["FID-dom"] == pytest.approx(record["metrics"]["FID-dom"])
 
 
-def test_compare_writes_the_table(tmp_path):
+def test_compare_writes_the_table(tmp_path, capsys):
     out = tmp_path / "cmp"
     args = ["--dataset", "ring8", "--out", str(out), "--ddgan-T", "2", "--steps", "5", "--ddpm-T", "20",
             "--ddpm-steps", "5", "--n", "200", "--extra", ""]
     assert compare.main(args + ["--losses", "js,wasserstein", "--ddpm-sample-T", "2,20", "--seeds", "0,1"]) == 0
+    printed = capsys.readouterr().out  # progress: each run's start with the runs done and the time left
+    assert "training ddpm-T20-seed0 (0/6 done, time left unknown yet)" in printed
+    assert "training ddgan-js-T2-seed0 (1/6 done, about " in printed and " min left)" in printed
+    assert "finished ddgan-wasserstein-T2-seed1: ok" in printed
     rows = json.loads((out / "results.json").read_text())["rows"]
     assert [(r["model"], r["objective"], r["T_sampled"]) for r in rows] == [
         ("ddpm", "—", 2), ("ddpm", "—", 20), ("ddgan", "js", 2), ("ddgan", "wasserstein", 2)]
@@ -190,6 +194,7 @@ def test_compare_writes_the_table(tmp_path):
     mtimes = [os.path.getmtime(p) for p in [final] + evaluations]
     assert len(evaluations) == 1
     assert compare.main(args + ["--losses", "js", "--ddpm-sample-T", "2", "--seeds", "0,1"]) == 0
+    assert "training " not in capsys.readouterr().out  # nothing left to train
     assert [os.path.getmtime(p) for p in [final] + evaluations] == mtimes
     again = json.loads((out / "results.json").read_text())["rows"]
     assert again[1]["seeds"] == rows[2]["seeds"]

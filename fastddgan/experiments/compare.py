@@ -154,29 +154,46 @@ def _seed_major(plan: List["Cell"], seeds: List[int]):
     return [(seed, cell) for seed in seeds for cell in plan]
 
 
-def _train_ahead(plan, seeds: List[int], common: List[str], runs: str, metrics: str, args) -> None:
-    """With ``--jobs N > 1``: train every run still to train, N at a time in child processes (one thread each),
-    before the evaluations; prints each start with an estimate of the time left."""
-    if args.jobs <= 1 or args.report_only:
-        return
+def _to_train(plan, seeds: List[int], common: List[str], runs: str, metrics: str, args) -> List[Tuple[str, List[str]]]:
+    """(run name, trainer arguments) of every run still to train (no final checkpoint and not every evaluation
+    stored), seed-major."""
     todo = []
     for seed, cell in _seed_major(plan, seeds):
         run_name = _run_name(cell.name, seed)
         if not (os.path.isfile(_final(os.path.join(runs, run_name))) or
                 _finished(run_name, runs, _evaluation_paths(runs, cell, seed, metrics, args))):
             todo.append((run_name, common + cell.argv + ["--seed", str(seed)]))
-    if not todo:
+    return todo
+
+
+class _StudyProgress:
+    """One line as each training run starts (runs done of those this invocation trains, and the time left at the
+    pace so far, evaluations included) and one as it ends."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self.start = total, 0, time.time()
+
+    def starting(self, run_name: str) -> None:
+        print(f"training {run_name} ({self.done}/{self.total} done, {_eta(self.start, self.done, self.total)})",
+              flush=True)
+
+    def finished(self, run_name: str, result: Dict[str, Any]) -> None:
+        self.done += 1
+        print(f"finished {run_name}: {result['status']}, {result['train_seconds']:.0f} s", flush=True)
+
+
+def _train_ahead(todo: List[Tuple[str, List[str]]], runs: str, args) -> None:
+    """With ``--jobs N > 1``: train every run still to train, N at a time in child processes (one thread each),
+    before the evaluations; prints each start with an estimate of the time left."""
+    if args.jobs <= 1 or args.report_only or not todo:
         return
     os.makedirs(runs, exist_ok=True)
-    start, done = time.time(), []
+    progress = _StudyProgress(len(todo))
 
     def train(item):
         run_name, argv = item
-        print(f"training {run_name} ({len(done)}/{len(todo)} done, {_eta(start, len(done), len(todo))})",
-              flush=True)
-        result = _run(run_name, argv, runs, in_subprocess=True)
-        done.append(result)
-        print(f"finished {run_name}: {result['status']}, {result['train_seconds']:.0f} s", flush=True)
+        progress.starting(run_name)
+        progress.finished(run_name, _run(run_name, argv, runs, in_subprocess=True))
 
     with ThreadPoolExecutor(args.jobs) as pool:
         try:
@@ -455,7 +472,9 @@ def _study(argv: Optional[Sequence[str]]) -> int:
                     ["--model", "ddgan", "--loss", model, "--T", str(T)] + ddgan_steps) + ["--cond"]
         plan.append(Cell("ddpm" if model == "ddpm" else "ddgan", "—" if model == "ddpm" else model,
                          args.ddpm_T if model == "ddpm" else T, argv_run, [(T, w) for w in weights], cond=True))
-    _train_ahead(plan, seeds, common, runs, metrics, args)
+    todo = _to_train(plan, seeds, common, runs, metrics, args)
+    _train_ahead(todo, runs, args)
+    to_train, progress = {name for name, _ in todo}, _StudyProgress(len(todo))  # --jobs 1: trained in the loop
     cell_rows = {cell.name: [{"row": cell.row(T_s, w), "model": cell.model, "objective": cell.objective,
                               "T_trained": cell.T, "T_sampled": T_s, "guidance": w, "seeds": []}
                              for T_s, w in cell.samplings] for cell in plan}
@@ -467,6 +486,10 @@ def _study(argv: Optional[Sequence[str]]) -> int:
             for row in cell_rows[cell.name]:
                 row["seeds"].append({"seed": seed, "status": NOT_TRAINED})
             continue
+        if run is None and run_name in to_train and not os.path.isfile(_final(os.path.join(runs, run_name))):
+            progress.starting(run_name)
+            run = _run(run_name, common + cell.argv + ["--seed", str(seed)], runs)
+            progress.finished(run_name, run)
         run = run or _run(run_name, common + cell.argv + ["--seed", str(seed)], runs)
         for row in cell_rows[cell.name]:
             record = {"seed": seed, "steps": run.get("steps"), "train_seconds": run["train_seconds"],
