@@ -41,3 +41,25 @@ def test_image_cpu_sizes_times_both_models_and_restores_the_preset(tmp_path):
     assert set(rows[0]["params"]) == {"generator", "discriminator"} and set(rows[1]["params"]) == {"denoiser"}
     assert rows[0]["params"]["generator"] > rows[0]["params"]["discriminator"] > 0
     assert all(r["s_per_step"] > 0 and r["steps_in_budget"] > 0 for r in rows)
+
+
+def test_image_dprobe_scores_a_discriminator_per_step(mnist_ckpt, capsys):
+    """benchmarks/image_dprobe.py: a fresh discriminator starts at chance on every step (loss 2 ln 2, logits
+    about 0) and the report names every t; --ch 0 probes the run's own discriminator."""
+    import math
+
+    import fastddgan
+
+    spec = importlib.util.spec_from_file_location("image_dprobe", os.path.join(ROOT, "benchmarks", "image_dprobe.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main([str(mnist_ckpt), "--ch", "8", "--steps", "2"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["step"] for line in lines] == [0, 1, 2]
+    start = lines[0]["held_out"]
+    assert sorted(start) == ["0", "1"]  # T = 2
+    assert all(abs(v["loss"] - 2 * math.log(2)) < 0.05 and 0 <= v["accuracy"] <= 1 for v in start.values())
+    assert module.main([str(mnist_ckpt), "--steps", "1"]) == 0
+    own = json.loads(capsys.readouterr().out.splitlines()[0])
+    model = fastddgan.load(mnist_ckpt)
+    assert own["parameters"] == sum(p.numel() for p in model.discriminator.parameters())
