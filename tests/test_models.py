@@ -322,3 +322,48 @@ def test_generator_traces_as_one_graph():
     compiled = torch.compile(g, backend="eager", fullgraph=True)
     with torch.no_grad():
         assert torch.allclose(compiled(x, z, t, y), g(x, z, t, y), atol=1e-6)
+
+
+@pytest.mark.parametrize("num_classes", [None, 3])
+@pytest.mark.parametrize("continuous", [False, True])
+def test_toy_mlp_conditions_each_distinct_step_once_with_the_same_rows_and_gradients(num_classes, continuous):
+    """On a CPU ConditionalMLP runs its conditioning MLPs once per distinct (t, y) of the batch and gathers the
+    rows: outputs and every parameter's gradient equal the per-sample computation (the GPU path) to rounding."""
+    from fastddgan.models.toy import ConditionalMLP
+
+    torch.manual_seed(0)
+    net = ConditionalMLP(4, 2, hidden=32, num_layers=3, num_classes=num_classes, T_max=10).double()
+    g = torch.Generator().manual_seed(1)
+    h = torch.randn(64, 4, generator=g, dtype=torch.float64)
+    t = torch.rand(64, generator=g, dtype=torch.float64) * 4 if continuous else torch.randint(0, 4, (64,), generator=g)
+    if continuous:
+        t = t.floor()  # repeated float times
+    y = None if num_classes is None else torch.randint(0, num_classes + 1, (64,), generator=g)
+
+    def per_sample(h, t, y):  # the uncompressed formula of the module docstring
+        biases = net.cond_proj(torch.nn.functional.silu(net.cond(t, y, h.shape[0], h.device, h.dtype)))
+        for layer, bias in zip(net.layers, biases.chunk(net.num_layers, dim=1)):
+            h = net.act(layer(h) + bias)
+        return net.out(h)
+
+    calls = []
+    hook = net.cond.mlp.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))
+    out = net(h, t, y)
+    hook.remove()
+    distinct = len(set(zip(t.tolist(), [None] * 64 if y is None else y.tolist())))
+    assert calls == [distinct] and distinct < 64  # the conditioning MLP saw each (t, y) once
+    expected = per_sample(h, t, y)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    grads = torch.autograd.grad(out.square().sum(), list(net.parameters()))
+    expected_grads = torch.autograd.grad(expected.square().sum(), list(net.parameters()))
+    for a, b in zip(grads, expected_grads):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    # mostly distinct steps (a DDPM batch): no gathering, the per-sample computation itself
+    calls.clear()
+    hook = net.cond.mlp.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))
+    spread = torch.arange(64) % 40
+    torch.testing.assert_close(net(h, spread, y), per_sample(h, spread, y), rtol=1e-12, atol=1e-12)
+    hook.remove()
+    assert calls[0] == 64
+    # a Python int t (one step for the whole batch) and float32 give the per-sample values too
+    torch.testing.assert_close(net.float()(h.float(), 2, y), per_sample(h.float(), 2, y), rtol=1e-5, atol=1e-6)
