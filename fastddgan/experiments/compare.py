@@ -27,6 +27,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -64,6 +65,8 @@ class StudyInterrupted(Exception):
 
 
 _CHILDREN: set = set()  # the training processes of --jobs now running (signalled when the study is interrupted)
+_CHILDREN_LOCK = threading.Lock()
+_STOPPING = threading.Event()  # set on an interrupt: no further child starts (one starting then is not missed)
 
 
 def _train_in_subprocess(argv: List[str], out: str) -> int:
@@ -71,22 +74,29 @@ def _train_in_subprocess(argv: List[str], out: str) -> int:
     ``OUT.log`` beside the run folder."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
     with open(out + ".log", "a") as log:
-        child = subprocess.Popen([sys.executable, "-m", "fastddgan.train"] + argv, stdout=log,
-                                 stderr=subprocess.STDOUT, env=env)
-        _CHILDREN.add(child)
+        with _CHILDREN_LOCK:
+            if _STOPPING.is_set():
+                return 128 + signal.SIGINT
+            child = subprocess.Popen([sys.executable, "-m", "fastddgan.train"] + argv, stdout=log,
+                                     stderr=subprocess.STDOUT, env=env)
+            _CHILDREN.add(child)
         try:
             return child.wait()
         finally:
-            _CHILDREN.discard(child)
+            with _CHILDREN_LOCK:
+                _CHILDREN.discard(child)
 
 
 def _interrupt_children() -> None:
     """Pass an interrupt of the study on to its training processes (a SIGINT sent to this process alone, e.g. by
     ``kill -INT``, does not reach them): each writes a checkpoint and stops, so a re-run resumes it."""
-    for child in list(_CHILDREN):
+    with _CHILDREN_LOCK:
+        _STOPPING.set()
+        children = list(_CHILDREN)
+    for child in children:
         if child.poll() is None:
             child.send_signal(signal.SIGINT)
-    for child in list(_CHILDREN):
+    for child in children:
         child.wait()
 
 
@@ -188,6 +198,7 @@ def _train_ahead(todo: List[Tuple[str, List[str]]], runs: str, args) -> None:
     if args.jobs <= 1 or args.report_only or not todo:
         return
     os.makedirs(runs, exist_ok=True)
+    _STOPPING.clear()
     progress = _StudyProgress(len(todo))
 
     def train(item):

@@ -90,7 +90,9 @@ class ConditionalMLP(nn.Module):
         if 2 * t_distinct.shape[0] > batch:  # e.g. a DDPM batch of T = 1000: the gather would cost more
             return self.cond_proj(F.silu(self.cond(t, y, batch, device, dtype)))
         c = F.silu(self.cond(t_distinct, y_distinct, t_distinct.shape[0], device, dtype))
-        return self.cond_proj(c)[rows]
+        # the gather as a one-hot product: its backward is a matmul, whose sums do not depend on the thread count
+        # (an indexing backward's scatter-add does)
+        return F.one_hot(rows, t_distinct.shape[0]).to(dtype) @ self.cond_proj(c)
 
 
 class ToyGenerator(nn.Module):
