@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 import fastddgan
 from fastddgan.data import load_dataset
+from fastddgan.losses import r1_penalty
 from fastddgan.models.ddgan import DDGANDiscriminator
 
 HELD_OUT = 1000
@@ -76,10 +77,8 @@ def main(argv=None) -> int:
         with torch.no_grad():
             fake_prev = model._fake_prev(x_t, t, None, g)
         loss = F.softplus(-real).mean() + F.softplus(D(fake_prev, x_t, t)).mean()
-        grad, = torch.autograd.grad(real.sum(), x_prev, create_graph=True)
-        r1 = grad.pow(2).flatten(1).sum(1).mean()
         opt.zero_grad()
-        (loss + 0.5 * 0.02 * r1).backward()
+        (loss + 0.5 * 0.02 * r1_penalty(real, x_prev)).backward()
         opt.step()
         if step % max(1, args.steps // 4) == 0:
             print(json.dumps({"step": step, "seconds": round(time.time() - start), "train_loss": round(loss.item(), 4),

@@ -384,6 +384,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _name_T_cells(text: str, names) -> Optional[List[Tuple[str, int]]]:
+    """``NAME:T,NAME:T,...`` (``--extra``, ``--guided``) as (name, T) pairs; None unless every name is one of
+    ``names`` and every T an integer >= 1."""
+    try:
+        cells = [(cell.split(":")[0].strip(), int(cell.split(":")[1])) for cell in text.split(",") if cell.strip()]
+    except (IndexError, ValueError):
+        return None
+    return None if any(name not in names or T < 1 for name, T in cells) else cells
+
+
 def _guided_cells(args, data) -> Tuple[Optional[List[Tuple[str, int]]], List[float]]:
     """``--guided`` as (objective or "ddpm", T) pairs and ``--guidance`` as weights; (None, []) after printing
     the error of a bad value."""
@@ -391,12 +401,8 @@ def _guided_cells(args, data) -> Tuple[Optional[List[Tuple[str, int]]], List[flo
         print(f"python -m fastddgan.experiments.compare: error: {message}", file=sys.stderr)
         return None, []
 
-    try:
-        cells = [(cell.split(":")[0].strip(), int(cell.split(":")[1])) for cell in args.guided.split(",")
-                 if cell.strip()]
-    except (IndexError, ValueError):
-        cells = None
-    if cells is None or any((name not in LOSSES and name != "ddpm") or T < 1 for name, T in cells):
+    cells = _name_T_cells(args.guided, list(LOSSES) + ["ddpm"])
+    if cells is None:
         return error(f"--guided: expected OBJECTIVE:T (objective of {list(LOSSES)}) or ddpm:S cells with T, S >= 1, "
                      f"e.g. js:4,ddpm:50; got {args.guided!r}")
     try:
@@ -436,12 +442,8 @@ def _study(argv: Optional[Sequence[str]]) -> int:
         print(f"python -m fastddgan.experiments.compare: error: --jobs: expected an integer >= 1, got {args.jobs}",
               file=sys.stderr)
         return 2
-    try:
-        extra = [(cell.split(":")[0].strip(), int(cell.split(":")[1])) for cell in args.extra.split(",")
-                 if cell.strip()]
-    except (IndexError, ValueError):
-        extra = None
-    if extra is None or any(loss not in LOSSES or T < 1 for loss, T in extra):
+    extra = _name_T_cells(args.extra, LOSSES)
+    if extra is None:
         print(f"python -m fastddgan.experiments.compare: error: --extra: expected OBJECTIVE:T cells with an objective "
               f"of {list(LOSSES)} and T >= 1, e.g. js:1,js:2; got {args.extra!r}", file=sys.stderr)
         return 2
@@ -497,11 +499,13 @@ def _study(argv: Optional[Sequence[str]]) -> int:
             for row in cell_rows[cell.name]:
                 row["seeds"].append({"seed": seed, "status": NOT_TRAINED})
             continue
-        if run is None and run_name in to_train and not os.path.isfile(_final(os.path.join(runs, run_name))):
-            progress.starting(run_name)
+        if run is None:  # trained here (--jobs 1) or reused from its final checkpoint
+            training = run_name in to_train and not os.path.isfile(_final(os.path.join(runs, run_name)))
+            if training:
+                progress.starting(run_name)
             run = _run(run_name, common + cell.argv + ["--seed", str(seed)], runs)
-            progress.finished(run_name, run)
-        run = run or _run(run_name, common + cell.argv + ["--seed", str(seed)], runs)
+            if training:
+                progress.finished(run_name, run)
         for row in cell_rows[cell.name]:
             record = {"seed": seed, "steps": run.get("steps"), "train_seconds": run["train_seconds"],
                       "status": run["status"]}

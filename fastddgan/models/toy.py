@@ -69,7 +69,6 @@ class ConditionalMLP(nn.Module):
             h = self.act(layer(h) + bias)
         return self.out(h)
 
-
     def _layer_biases(self, t, y, batch: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         """[U_1 c, ..., U_L c] for every sample, (B, hidden * L). On a CPU the conditioning MLPs run once per
         distinct (t, y) of the batch and the rows are gathered back: the same rows (up to the GEMM's rounding),
@@ -77,22 +76,23 @@ class ConditionalMLP(nn.Module):
         hidden x hidden wide, the trunk's input only 2-4) are not spent (ring8 DDGAN step: 1.5x faster). Not
         when most values are distinct (a DDPM batch), on a GPU (the distinct values would cost a host sync) or
         under torch.compile (a data-dependent shape)."""
-        if device.type != "cpu" or torch.compiler.is_compiling():
+        distinct = None
+        if device.type == "cpu" and not torch.compiler.is_compiling():
+            t = _checks.timesteps(t, batch, device, continuous=True, of="the input")
+            y = _checks.labels(y, batch, self.cond.num_classes, device)
+            if y is None:
+                t_distinct, rows = torch.unique(t, return_inverse=True)
+                y_distinct = None
+            else:
+                pairs, rows = torch.unique(torch.stack([t.double(), y.double()], 1), dim=0, return_inverse=True)
+                t_distinct, y_distinct = pairs[:, 0].to(t.dtype), pairs[:, 1].long()
+            distinct = t_distinct.shape[0]
+        if distinct is None or 2 * distinct > batch:  # (a DDPM batch of T = 1000: the gather would cost more)
             return self.cond_proj(F.silu(self.cond(t, y, batch, device, dtype)))
-        t = _checks.timesteps(t, batch, device, continuous=True, of="the input")
-        y = _checks.labels(y, batch, self.cond.num_classes, device)
-        if y is None:
-            t_distinct, rows = torch.unique(t, return_inverse=True)
-            y_distinct = None
-        else:
-            pairs, rows = torch.unique(torch.stack([t.double(), y.double()], 1), dim=0, return_inverse=True)
-            t_distinct, y_distinct = pairs[:, 0].to(t.dtype), pairs[:, 1].long()
-        if 2 * t_distinct.shape[0] > batch:  # e.g. a DDPM batch of T = 1000: the gather would cost more
-            return self.cond_proj(F.silu(self.cond(t, y, batch, device, dtype)))
-        c = F.silu(self.cond(t_distinct, y_distinct, t_distinct.shape[0], device, dtype))
+        c = F.silu(self.cond(t_distinct, y_distinct, distinct, device, dtype))
         # the gather as a one-hot product: its backward is a matmul, whose sums do not depend on the thread count
         # (an indexing backward's scatter-add does)
-        return F.one_hot(rows, t_distinct.shape[0]).to(dtype) @ self.cond_proj(c)
+        return F.one_hot(rows, distinct).to(dtype) @ self.cond_proj(c)
 
 
 class ToyGenerator(nn.Module):
