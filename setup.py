@@ -84,17 +84,18 @@ def extensions(build_cuda):
 
     openmp = [] if sys.platform == "darwin" else ["-fopenmp"]
     # -fno-math-errno / -fno-trapping-math let the noise loops vectorise; -ffp-contract=off keeps a*b+c two roundings
-    # in every clone (gcc fuses them into FMA by default in the AVX-512 clone of Box-Muller only, so the same seed
-    # gave other bits on CPUs with and without AVX-512)
+    # in every clone (gcc fused them into FMAs in the AVX-512 clone of Box-Muller only, so the same seed gave other
+    # bits on CPUs with and without AVX-512); Box-Muller's polynomials ask for their FMAs explicitly (philox.h)
     cxx = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", *openmp]
     exts = [CppExtension("fastddgan._C", [os.path.join("csrc", "ops.cpp")] + sources("cpu", ".cpp"),
                          extra_compile_args={"cxx": cxx}, extra_link_args=openmp)]
     if build_cuda:
         # IEEE math, no --use_fast_math: that flushes denormals to zero and approximates exp, log, division and sqrt
         # (the loss terms and Box-Muller); tests/test_losses.py holds the float32 loss terms to a few ulp.
-        # -fmad=false: a*b+c in two roundings as in the C++ build (-ffp-contract=off) and the reference's separate
-        # ops, so q_sample_pairs gives the bits of its two calls and the explicit-noise paths equal the reference
-        # (nvcc contracted them into FMAs differently per kernel: seen on the first GPU run, an H200)
+        # -fmad=false: a*b+c in two roundings as in the C++ build (-ffp-contract=off; explicit fmaf calls stay FMAs)
+        # and the reference's separate ops, so q_sample_pairs gives the bits of its two calls and the explicit-noise
+        # paths equal the reference (nvcc contracted them into FMAs differently per kernel: seen on the first GPU
+        # run, an H200)
         exts.append(CUDAExtension("fastddgan._C_cuda", sources("cuda", ".cpp", ".cu"),
                                   extra_compile_args={"cxx": ["-O3"], "nvcc": ["-O3", "-fmad=false"]}))
     return exts

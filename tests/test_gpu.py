@@ -163,7 +163,8 @@ def test_fp16_training_steps_with_the_loss_scaler(kind):
 
 def test_cuda_noise_has_the_bits_of_the_cpp_noise():
     """The CUDA kernels draw the C++ kernels' normals bit for bit: the same Philox words and the same float
-    Box-Muller (our own log and sincos polynomials, IEEE sqrt, no FMA contraction in either build)."""
+    Box-Muller (our own log and sincos polynomials with explicit fused multiply-adds, IEEE sqrt, no other FMA
+    contraction in either build)."""
     if "cuda" not in gpu_backends():
         pytest.skip("the CUDA extension is not built")
     for key, offset, shape in [(5, 0, (3, 1000)), (-(2**63) + 7, 11, (2, 3, 5, 7))]:

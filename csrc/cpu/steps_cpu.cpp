@@ -23,7 +23,7 @@
 namespace fastddgan {
 namespace {
 
-constexpr int64_t kChunkCounters = 64;    // 256 elements of noise on the stack per chunk
+constexpr int64_t kChunkCounters = 128;   // 512 elements of noise on the stack per chunk
 constexpr int64_t kGrainCounters = 4096;  // below 16k elements one thread does it all
 
 // Items [first, first + n) of a call whose samples have `per_sample` counters each.
@@ -45,10 +45,11 @@ struct ItemRange {
 #define FDG_AVX512_PHILOX 0
 #endif
 
-// The elementwise loops of the ops (apply_span, pair_span) are built three times, for AVX-512, AVX2 and the
-// baseline, and one is chosen at run time (span_isa), with floating-point contraction off in every clone: no
-// multiply and add is fused into an FMA, so each clone rounds every operation as the baseline build does and the
-// outputs are the same bits whichever runs. FASTDDGAN_CPU_NO_AVX512=1 / FASTDDGAN_CPU_NO_AVX2=1 force a narrower
+// The elementwise loops of the ops (apply_span, pair_span) and Box-Muller are built three times, for AVX-512, AVX2
+// (both with FMA) and the baseline, and one is chosen at run time (span_isa), with floating-point contraction off
+// in every clone: no multiply and add is fused into an FMA unless the code says so (Box-Muller's fmadd, correctly
+// rounded on every path), so each clone rounds every operation as the baseline build does and the outputs are the
+// same bits whichever runs. FASTDDGAN_CPU_NO_AVX512=1 / FASTDDGAN_CPU_NO_AVX2=1 force a narrower
 // clone (tests compare them).
 #if FDG_AVX512_PHILOX
 #define FDG_SPAN_CLONE(isa) __attribute__((target(isa), optimize("fp-contract=off"), noinline))
@@ -57,7 +58,8 @@ struct ItemRange {
 enum class SpanIsa { kDefault, kAvx2, kAvx512 };
 SpanIsa span_isa() {
   static const SpanIsa isa = [] {
-    const bool avx2 = __builtin_cpu_supports("avx2") && std::getenv("FASTDDGAN_CPU_NO_AVX2") == nullptr;
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                      std::getenv("FASTDDGAN_CPU_NO_AVX2") == nullptr;
     const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
                         std::getenv("FASTDDGAN_CPU_NO_AVX512") == nullptr;
@@ -143,16 +145,17 @@ bool cpu_has_avx512() {
 }
 #endif
 
-// buf[4 j + lane] = normal `lane` of words j (Box-Muller, see csrc/common/philox.h), for j < n <= kChunkCounters.
-FDG_MULTIVERSION void box_muller(const ChunkWords* __restrict words, int64_t n, float* __restrict buf) {
+// buf[4 j + lane] = normal `lane` of words j (Box-Muller, see csrc/common/philox.h), for j < n <= kChunkCounters:
+// a structure-of-arrays loop the compiler vectorises, then the lanes interleaved.
+FDG_SPAN_ALWAYS_INLINE void box_muller_loop(const ChunkWords* __restrict words, int64_t n, float* __restrict buf) {
   float lane0[kChunkCounters], lane1[kChunkCounters], lane2[kChunkCounters], lane3[kChunkCounters];
   const uint32_t *r0 = words->r[0], *r1 = words->r[1], *r2 = words->r[2], *r3 = words->r[3];
   for (int64_t j = 0; j < n; ++j) {
-    const float rad01 = std::sqrt(-2.0f * fast_logf(uniform_open(r0[j])));
-    const float rad23 = std::sqrt(-2.0f * fast_logf(uniform_open(r2[j])));
+    const float rad01 = std::sqrt(-2.0f * log_uniform(r0[j]));
+    const float rad23 = std::sqrt(-2.0f * log_uniform(r2[j]));
     float s01, c01, s23, c23;
-    fast_sincos_2pi(uniform_open(r1[j]), &s01, &c01);
-    fast_sincos_2pi(uniform_open(r3[j]), &s23, &c23);
+    sincos_2pi_uniform(r1[j], &s01, &c01);
+    sincos_2pi_uniform(r3[j], &s23, &c23);
     lane0[j] = rad01 * c01;
     lane1[j] = rad01 * s01;
     lane2[j] = rad23 * c23;
@@ -164,6 +167,31 @@ FDG_MULTIVERSION void box_muller(const ChunkWords* __restrict words, int64_t n, 
     buf[4 * j + 2] = lane2[j];
     buf[4 * j + 3] = lane3[j];
   }
+}
+
+#if FDG_AVX512_PHILOX
+FDG_SPAN_CLONE(FDG_SPAN_AVX512 ",fma") void box_muller_avx512(const ChunkWords* words, int64_t n, float* buf) {
+  box_muller_loop(words, n, buf);
+}
+FDG_SPAN_CLONE("avx2,fma") void box_muller_avx2(const ChunkWords* words, int64_t n, float* buf) {
+  box_muller_loop(words, n, buf);
+}
+FDG_SPAN_DEFAULT void box_muller_default(const ChunkWords* words, int64_t n, float* buf) {
+  box_muller_loop(words, n, buf);
+}
+#endif
+
+// Box-Muller in the clone span_isa picks (all give the same bits: the polynomials' fmas are explicit).
+void box_muller(const ChunkWords* words, int64_t n, float* buf) {
+#if FDG_AVX512_PHILOX
+  switch (span_isa()) {
+    case SpanIsa::kAvx512: return box_muller_avx512(words, n, buf);
+    case SpanIsa::kAvx2: return box_muller_avx2(words, n, buf);
+    default: return box_muller_default(words, n, buf);
+  }
+#else
+  box_muller_loop(words, n, buf);
+#endif
 }
 
 // buf[4 j + lane] = normal `lane` of the Philox counters counters[j], for j < n <= kChunkCounters.
