@@ -18,11 +18,19 @@ Two kinds of groups, both read by ``report.py`` (``extra_info["images"]`` per ca
   ``tiny`` generator U-Net; the speed-ups are relative to DDPM T=1000. ``extra_info["nfe"]`` is the number of
   network evaluations per sample (T; twice that with classifier-free guidance, not used here).
 
+* ``cpu-options <kind> mnist-cpu T=.. n=.. cpu``: the CPU preset's DDGAN (T = 4, n = 64) and DDPM (50 respaced
+  steps, n = 16) sampled by ``fastddgan.sample`` as it is (``fp32``, the reference row) and with each execution
+  option a CPU user can pick: ``compile`` (``compile=True``, inductor; ``extra_info["first_call_s"]`` holds the
+  compilation), ``bf16`` (``dtype="bf16"`` autocast of the network; ``extra_info["max_abs_diff"]`` against fp32
+  from the same seed) and ``channels-last`` (the network's weights in channels-last memory format). The
+  ``compile`` rows are skipped in smoke mode (a compilation each).
+
 On CUDA the timed function synchronizes, so each sample is the full latency of a sampling call.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Callable, Dict, List, Optional
 
 import pytest
@@ -51,6 +59,10 @@ LONG_T = 300  # DDPM chains of >= LONG_T steps: skipped in smoke mode; a few ped
 LONG_ROUNDS_CPU = {1000: 2, 300: 3}
 EAGER = "eager-reference"
 
+CPU_PRESET = "mnist-cpu"
+CPU_OPTIONS = ("fp32", "compile", "bf16", "channels-last")
+CPU_OPTION_RUNS = {"ddgan": (4, 64), "ddpm": (50, 16)}  # kind -> (T, n)
+
 
 def _devices() -> List[str]:
     return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -78,6 +90,16 @@ def _vs_cases():
 
 # ---------------------------------------------------------------------------------------------- models
 _MODELS: Dict[tuple, torch.nn.Module] = {}
+
+
+def _cpu_preset_model(kind: str):
+    key = (kind, CPU_PRESET)
+    if key not in _MODELS:
+        from fastddgan.checkpoint import from_preset
+
+        torch.manual_seed(0)
+        _MODELS[key] = from_preset(kind, CPU_PRESET, 4 if kind == "ddgan" else DDPM_TRAIN_T)
+    return _MODELS[key]
 
 
 def _ddgan(T: int, device: str) -> fastddgan.DDGAN:
@@ -222,3 +244,34 @@ def test_ddpm_vs_ddgan(benchmark, device, kind, T):
     else:
         out = measured(benchmark, run, WARMUP_CALLS)
     _check(out, VS_N, device, bound)
+
+
+# ---------------------------------------------------------------------------------------------- 3. CPU options
+@pytest.mark.parametrize("kind, option", [pytest.param(kind, option, id=f"{kind}-{option}")
+                                          for kind in CPU_OPTION_RUNS for option in CPU_OPTIONS])
+def test_cpu_sampling_options(benchmark, kind, option):
+    if option == "compile" and not benchmark.enabled:
+        pytest.skip("compile: timed only with --benchmark-only (a compilation per case)")
+    model = _cpu_preset_model(kind)
+    T, n = CPU_OPTION_RUNS[kind]
+    net = model.sampling_network()
+    kwargs = {"compile": True} if option == "compile" else {"dtype": "bf16"} if option == "bf16" else {}
+    run = lambda: fastddgan.sample(model, T=T, n=n, seed=SEED, cuda_graph=False, **kwargs)  # noqa: E731
+    benchmark.group = f"cpu-options {kind} {CPU_PRESET} T={T} n={n} cpu"
+    extra = {}
+    try:
+        if option == "channels-last":
+            net.to(memory_format=torch.channels_last)
+        start = time.perf_counter()
+        first = run()
+        extra["first_call_s"] = round(time.perf_counter() - start, 3)
+        if option != "fp32":
+            extra["max_abs_diff"] = float((first - fastddgan.sample(model, T=T, n=n, seed=SEED, cuda_graph=False))
+                                          .abs().max())
+        _info(benchmark, "cpu", op="sample", backend=option, path=option, reference="fp32", model=kind, T=T, n=n,
+              images=n, nfe=T, params=_params(net), preset=CPU_PRESET,
+              dtype="bfloat16 autocast" if option == "bf16" else "float32", **extra)
+        out = benchmark(run) if benchmark.enabled else first
+    finally:
+        net.to(memory_format=torch.contiguous_format)
+    _check(out, n, "cpu")

@@ -52,14 +52,17 @@ def stream_seeds(base_key: torch.Tensor, count: int, sample_offset: torch.Tensor
 # (row 0 drew x_T; the sampler reads ``streams_per_step`` rows per step), ``extra_args`` the conditioning passed to
 # every denoiser call (``y=``), ``trajectory`` a list that collects x after each step.
 def ddgan_sampler(denoiser: Callable, x: torch.Tensor, schedule: Schedule, seeds: torch.Tensor, *, nz: int,
-                  extra_args: Optional[dict] = None, trajectory: Optional[list] = None) -> torch.Tensor:
+                  extra_args: Optional[dict] = None, trajectory: Optional[list] = None,
+                  steps: Optional[int] = None) -> torch.Tensor:
     """DDGAN's reverse chain: for t = T-1..0, x0 = G(x_t, z, t) and x_{t-1} ~ q(x_{t-1} | x_t, x0) (fused).
 
     ``seeds`` rows: 1 + 2 t -> z (of size ``nz``) at step t, 2 + 2 t -> the posterior noise at step t.
+    ``steps`` = k < T runs only the last k steps, t = k-1..0, from an ``x`` at that point of the chain.
     """
     extra_args = extra_args or {}
     n = x.shape[0]
-    for i in reversed(range(schedule.T)):
+    steps = schedule.T if steps is None else _checks.integer("steps", steps, 1, schedule.T)
+    for i in reversed(range(steps)):
         t = torch.full((n,), i, dtype=torch.long, device=x.device)
         z = ops.normal((n, nz), seeds[1 + 2 * i], dtype=x.dtype)
         x0 = denoiser(x, t, z, **extra_args).to(x.dtype)

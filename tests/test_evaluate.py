@@ -91,6 +91,21 @@ def test_evaluate_toy_checkpoint_writes_a_record(toy_ckpt, tmp_path, capsys):
     assert m["sliced_wasserstein"] == pytest.approx(sliced_w1(x, ring), rel=0.2)
 
 
+def test_evaluate_dtype_runs_the_network_under_autocast_and_records_it(toy_ckpt, tmp_path, capsys):
+    """--dtype bf16: the same chain with the network under bfloat16 autocast (close to, not equal to, the fp32
+    samples of the same seed), recorded in the JSON; an unknown dtype is refused naming the option."""
+    fp32 = E.evaluate(str(toy_ckpt), n=200, keep_samples=True)
+    bf16 = E.evaluate(str(toy_ckpt), n=200, keep_samples=True, dtype="bf16")
+    assert fp32["dtype"] == "fp32" and bf16["dtype"] == "bf16"
+    diff = (bf16["samples"] - fp32["samples"]).abs().max().item()
+    assert 0 < diff < 0.1
+    out = tmp_path / "eval.json"
+    assert E.main([str(toy_ckpt), "--n", "50", "--dtype", "bf16", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["dtype"] == "bf16"
+    with pytest.raises(E.EvaluationError, match="--dtype"):
+        E.evaluate(str(toy_ckpt), n=50, dtype="int8")
+
+
 def test_evaluate_scores_an_exact_sampler_as_exact():
     """A model that samples ring8 exactly: 8 modes covered, 98.9% within 3 std (P(chi^2_2 <= 9), to 5 sigma of
     n = 4000), a sliced W_1 at the level of two samples of the data, and every number equal to the one computed

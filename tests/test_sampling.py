@@ -135,6 +135,31 @@ def test_samplers_take_any_denoiser():
             torch.testing.assert_close(out, m.expand_as(out), rtol=0, atol=1e-4)  # float32 rounding (3e-6 seen)
 
 
+def test_ddgan_sampler_runs_the_last_k_steps():
+    """steps=k: the generator is called at t = k-1, ..., 0 only, with the seed rows of those steps, so the last k
+    steps of a whole chain, restarted from its x_k, give the chain's result bit for bit; steps outside [1, T] are
+    refused."""
+    from fastddgan import ops
+    from fastddgan.sampling import ddgan_sampler, stream_seeds
+
+    schedule, calls = Schedule.ddgan(4), []
+
+    def generator(x_t, t, z):
+        calls.append(int(t[0]))
+        return torch.tanh(x_t + z[:, :2])
+
+    seeds = stream_seeds(torch.tensor([9]), 1 + 2 * schedule.T, torch.zeros(1).long())
+    trajectory = []
+    whole = ddgan_sampler(generator, ops.normal((16, 2), seeds[0]), schedule, seeds, nz=3, trajectory=trajectory)
+    assert calls == [3, 2, 1, 0]
+    calls.clear()
+    last_two = ddgan_sampler(generator, trajectory[1], schedule, seeds, nz=3, steps=2)  # trajectory[1] = x_2
+    assert calls == [1, 0] and torch.equal(last_two, whole)
+    for bad in (0, 5):
+        with pytest.raises(ValueError, match="steps: expected an integer in"):
+            ddgan_sampler(generator, whole, schedule, seeds, nz=3, steps=bad)
+
+
 @pytest.mark.parametrize("kwargs,error,match", [
     (dict(n=0), ValueError, "n: expected an integer >= 1"),
     (dict(T=2), ValueError, "T: this DDGAN was trained with T=4"),

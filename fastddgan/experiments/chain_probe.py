@@ -19,18 +19,19 @@ import torch
 
 from .. import evaluate as E
 from .. import load, ops
+from ..sampling import ddgan_sampler, stream_seeds
 
 
 def chain_from_true(model, x0: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
-    """x0 from the generator's last k steps, started from true x_k ~ q(x_k | x0) (EMA weights)."""
+    """x0 from the generator's last k steps (``ddgan_sampler`` with ``steps=k``, EMA weights), started from true
+    x_k ~ q(x_k | x0); the chain's Philox key is drawn from ``generator``."""
     n = x0.shape[0]
     x = ops.q_sample(x0, torch.full((n,), k - 1), model.schedule, generator=generator)
+    seeds = stream_seeds(ops.draw_seed(x.device, generator)[:1], 1 + 2 * model.T,
+                         torch.zeros(1, dtype=torch.int64, device=x.device))
     net = model.ema.module
     with torch.no_grad():
-        for t in range(k - 1, -1, -1):
-            steps = torch.full((n,), t)
-            z = torch.randn(n, model.nz, generator=generator)
-            x = ops.posterior_sample(net(x, z, steps), x, steps, model.schedule, generator=generator)
+        x = ddgan_sampler(lambda x_t, t, z: net(x_t, z, t), x, model.schedule, seeds, nz=model.nz, steps=k)
     return x.clamp(-1, 1) if model.clip_x0 else x
 
 
