@@ -363,6 +363,7 @@ def test_compare_guided_rows_train_a_conditional_run_and_sample_each_weight(tmp_
     stored = torch.load(out / "runs" / "ddgan-js-T2-cond-seed0" / "evaluation-T2-w1.5-n80-seed0-fid-dom+is-dom.pt",
                         weights_only=True)
     assert stored["samples"].shape == (64, 1, 28, 28)  # the 64 images of the figure, not all 80
+    assert stored["samples"].untyped_storage().nbytes() == 64 * 28 * 28 * 4  # and not the storage of all 80
     guided = [r["seeds"][0]["metrics"]["FID-dom"] for r in rows[2:]]
     assert guided[0] != guided[1]  # the weight changes the samples
     table = (out / "table.md").read_text()

@@ -255,7 +255,8 @@ def _evaluate(run: Dict[str, Any], T: int, guidance: Optional[float], n: int, se
                         inception_weights=args.inception_weights, device=args.device, keep_samples=True,
                         guidance=guidance or 0.0)
     samples = record.pop("samples")
-    samples = samples[:FIGURE_POINTS if samples.dim() == 2 else FIGURE_IMAGES].cpu()  # what the figure shows
+    # what the figure shows, copied: a slice saved as it is would write the whole tensor's storage
+    samples = samples[:FIGURE_POINTS if samples.dim() == 2 else FIGURE_IMAGES].cpu().clone()
     record = json.loads(json.dumps(record, default=str))  # plain types only: read back with weights_only=True
     record["samples"] = samples
     atomic_write(path, lambda f: torch.save(record, f))
