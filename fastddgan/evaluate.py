@@ -51,7 +51,9 @@ MAX_N = 10_000_000  # samples; FID is usually measured on 50,000
 DTYPE_CHOICES = ("fp32", "bf16", "fp16")  # fastddgan.sample's autocast dtypes
 
 
-def _train_config(model) -> Dict[str, Any]:
+def run_config(model) -> Dict[str, Any]:
+    """The training run's config stored with a checkpoint (data set, data dir, image size, ...); {} for a model
+    built in code."""
     return getattr(model, "checkpoint_extra", {}).get("train_config", {}) or {}
 
 
@@ -98,15 +100,16 @@ def _check_seed(seed: int) -> None:
         raise EvaluationError(str(err)) from None
 
 
-def _load_data(dataset: str, data_dir: str, image_size: Optional[int], channels: Optional[int]):
+def load_data(dataset: str, data_dir: str, image_size: Optional[int], channels: Optional[int]):
+    """The data set the metrics compare with (a folder:PATH data set needs its image size)."""
     if dataset.startswith("folder:") and image_size is None:
         raise EvaluationError(f"--image-size: required for --dataset {dataset} (the side of the square images, "
                               f"e.g. 64)")
     return load_dataset(dataset, data_dir=data_dir, image_size=image_size, channels=channels)
 
 
-def _scores(x: torch.Tensor, chosen: List[str], data, dataset: str, clf_path: str, inception, cache_dir: str,
-            device: str, seed: int) -> Dict[str, Any]:
+def scores(x: torch.Tensor, chosen: List[str], data, dataset: str, clf_path: str, inception, cache_dir: str,
+           device: str, seed: int) -> Dict[str, Any]:
     """The chosen metrics of the samples ``x`` against ``data`` (the "metrics" of the JSON record)."""
     results: Dict[str, Any] = {}
     if "toy" in chosen:
@@ -158,7 +161,7 @@ def evaluate(model, *, metrics: str = "auto", n: int = 10000, T: Optional[int] =
     if ddim and not hasattr(model, "prediction"):
         raise EvaluationError("--ddim: DDIM steps are for DDPM models; this is a DDGAN (it samples with its "
                               "generator)")
-    train_config = _train_config(model)
+    train_config = run_config(model)
     trained_on = train_config.get("dataset")
     if dataset is not None and trained_on is not None and dataset != trained_on:
         print(f"warning: --dataset {dataset} is not the data set the model was trained on ({trained_on}); the "
@@ -170,7 +173,7 @@ def evaluate(model, *, metrics: str = "auto", n: int = 10000, T: Optional[int] =
     cache_dir = cache_dir or default_cache_dir(data_dir)
     image_size = image_size if image_size is not None else train_config.get("image_size")
     channels = channels if channels is not None else train_config.get("channels")
-    data = _load_data(dataset, data_dir, image_size, channels)
+    data = load_data(dataset, data_dir, image_size, channels)
     toy = data.kind == "toy"
     clf_path = classifier or classifier_path(cache_dir, dataset)
     chosen = choose_metrics(metrics, toy, clf_path, inception_weights)
@@ -181,7 +184,7 @@ def evaluate(model, *, metrics: str = "auto", n: int = 10000, T: Optional[int] =
     inception = M.InceptionMetrics(inception_weights, device=device) if {"fid", "is"} & set(chosen) else None
     run = timed_sample(model, T, n, seed, batch_size, device, guidance, ddim, None if dtype == "fp32" else dtype)
     x = run.pop("samples")
-    results = _scores(x, chosen, data, dataset, clf_path, inception, cache_dir, device, seed)
+    results = scores(x, chosen, data, dataset, clf_path, inception, cache_dir, device, seed)
     record = {"checkpoint": source, "kind": "ddgan" if hasattr(model, "generator") else "ddpm",
               "dataset": dataset, "n": n, "seed": seed, "guidance": guidance, "ddim": ddim,
               "dtype": dtype or "fp32", "metrics": results,
@@ -216,7 +219,7 @@ def train_domain_classifier(dataset: str, data_dir: str, out: str, epochs: int, 
                             image_size: Optional[int] = None, channels: Optional[int] = None) -> str:
     _check_seed(seed)
     device = _device(device)
-    data = _load_data(dataset, data_dir, image_size, channels)
+    data = load_data(dataset, data_dir, image_size, channels)
     if data.kind != "image" or not data.num_classes:
         raise EvaluationError(f"--dataset: a domain classifier needs a labelled image data set, not {dataset!r}")
     images = data.images if data.images is not None else torch.stack([data[i][0] for i in range(len(data))])

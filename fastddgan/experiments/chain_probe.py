@@ -49,9 +49,9 @@ def main(argv=None) -> int:
         print(f"{p.prog}: error: checkpoint: {args.checkpoint} is a DDPM; the probe runs a DDGAN's generator steps",
               file=sys.stderr)
         return 2
-    config = E._train_config(model)
+    config = E.run_config(model)
     dataset, data_dir = config["dataset"], args.data_dir or config.get("data_dir", "data")
-    data = E._load_data(dataset, data_dir, config.get("image_size"), config.get("channels"))
+    data = E.load_data(dataset, data_dir, config.get("image_size"), config.get("channels"))
     g = torch.Generator().manual_seed(args.seed)
     if data.kind == "toy":
         x0, chosen = data.sample(args.n, generator=g), ["toy"]
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     clf = E.classifier_path(cache, dataset)
 
     def score(x):
-        return E._scores(x, chosen, data, dataset, clf, None, cache, "cpu", args.seed)
+        return E.scores(x, chosen, data, dataset, clf, None, cache, "cpu", args.seed)
 
     rows = [{"start": "true x0 (the data itself)", "metrics": score(x0)}]
     for k in range(1, model.T + 1):
