@@ -151,15 +151,13 @@ FDG_SPAN_ALWAYS_INLINE void box_muller_loop(const ChunkWords* __restrict words, 
   float lane0[kChunkCounters], lane1[kChunkCounters], lane2[kChunkCounters], lane3[kChunkCounters];
   const uint32_t *r0 = words->r[0], *r1 = words->r[1], *r2 = words->r[2], *r3 = words->r[3];
   for (int64_t j = 0; j < n; ++j) {
-    const float rad01 = std::sqrt(-2.0f * log_uniform(r0[j]));
-    const float rad23 = std::sqrt(-2.0f * log_uniform(r2[j]));
-    float s01, c01, s23, c23;
-    sincos_2pi_uniform(r1[j], &s01, &c01);
-    sincos_2pi_uniform(r3[j], &s23, &c23);
-    lane0[j] = rad01 * c01;
-    lane1[j] = rad01 * s01;
-    lane2[j] = rad23 * c23;
-    lane3[j] = rad23 * s23;
+    const uint32_t r[4] = {r0[j], r1[j], r2[j], r3[j]};
+    float normals[4];
+    box_muller4(r, normals);
+    lane0[j] = normals[0];
+    lane1[j] = normals[1];
+    lane2[j] = normals[2];
+    lane3[j] = normals[3];
   }
   for (int64_t j = 0; j < n; ++j) {
     buf[4 * j + 0] = lane0[j];
