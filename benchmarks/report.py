@@ -13,6 +13,8 @@ overrides ``--baseline`` for that group) and give ``extra_info["images"]`` per c
 Contender benchmarks (``bench_contenders.py``) name each row ``extra_info["contender"]`` (it overrides ``backend``)
 and order it by ``extra_info["rank"]``; a row with ``extra_info["limit"] == "copy"`` (a copy of the same bytes) adds
 the column "% of copy" (each row's GB/s over the copy's), and rows with ``extra_info["normals"]`` add "ns/normal".
+Rows with ``extra_info["first_call_s"]`` (the untimed first call: compilation) or ``["max_abs_diff"]`` (against the
+reference row's output) add those columns.
 Only the standard library is used, so the script runs anywhere the JSON is.
 """
 
@@ -148,10 +150,13 @@ def group_table(rows: List[dict], baseline: str) -> List[str]:
     show_bytes = any(_info(b).get("bytes") for b in rows) or not (show_images or show_nfe)
     copy_rate = copy_bandwidth(rows) if show_bytes else None
     show_normals = any(_info(b).get("normals") for b in rows)
+    show_first_call = any("first_call_s" in _info(b) for b in rows)
+    show_diff = any("max_abs_diff" in _info(b) for b in rows)
     first = "Contender" if any("contender" in _info(b) for b in rows) else "Backend"
     header = [first, "Median", "Min", "Rounds", f"Speed-up vs {baseline}"]
     header += (["images/s"] if show_images else []) + (["NFE"] if show_nfe else []) + (["GB/s"] if show_bytes else [])
     header += (["% of copy"] if copy_rate else []) + (["ns/normal"] if show_normals else [])
+    header += (["first call"] if show_first_call else []) + ([f"max \\|diff\\| vs {baseline}"] if show_diff else [])
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     for bench in rows:
         stats = bench["stats"]
@@ -171,6 +176,12 @@ def group_table(rows: List[dict], baseline: str) -> List[str]:
         if show_normals:
             normals = info.get("normals")
             cells.append(f"{median / normals * 1e9:.2f}" if normals else "—")
+        if show_first_call:
+            first_call = info.get("first_call_s")
+            cells.append(format_time(first_call) if first_call is not None else "—")
+        if show_diff:
+            diff = info.get("max_abs_diff")
+            cells.append(f"{diff:.3g}" if diff is not None else "—")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 

@@ -5,6 +5,7 @@ the backend tables of bench_posterior.py."""
 import importlib.util
 import json
 import os
+import re
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -55,7 +56,7 @@ def table_rows(text, group):
         if line.startswith("## "):
             break
         if line.startswith("| ") and not line.startswith("|---"):
-            rows.append([cell.strip() for cell in line.strip("|").split("|")])
+            rows.append([cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip().strip("|"))])  # not at \|
     return rows
 
 
@@ -114,3 +115,24 @@ def test_main(tmp_path, capsys):
     (tmp_path / "none.json").write_text(json.dumps({"benchmarks": []}))
     assert report.main([str(tmp_path / "none.json")]) == 1
     assert "no benchmark timings" in capsys.readouterr().err
+
+
+def test_sampling_option_rows_show_the_first_call_and_the_difference_to_the_reference():
+    """Rows with extra_info first_call_s / max_abs_diff (bench_sampling's CPU options) add two columns; a row
+    without them shows a dash."""
+    report = load_report()
+    g = "cpu-options ddgan mnist-cpu T=4 n=64 cpu"
+
+    def option(name, median, **extra):
+        return bench(g, median, backend=name, reference="fp32", images=64, nfe=4, T=4, op="sample", **extra)
+
+    data = {"benchmarks": [option("bf16", 0.4, first_call_s=0.5, max_abs_diff=0.0625),
+                           option("fp32", 0.6, first_call_s=0.7),
+                           option("compile", 0.5, first_call_s=61.0, max_abs_diff=3e-6)]}
+    rows = table_rows(report.render(data), g)
+    header = rows[0]
+    assert header[-2:] == ["first call", r"max \|diff\| vs fp32"]
+    by_name = {row[0]: row for row in rows[1:]}
+    assert by_name["fp32"][-2:] == ["700.000 ms", "—"]
+    assert by_name["compile"][-2:] == ["61.000 s", "3e-06"] and by_name["bf16"][-1] == "0.0625"
+    assert by_name["bf16"][4] == "1.50x"
