@@ -245,8 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guidance", type=float, default=0.0, help="classifier-free guidance weight (default: 0)")
     p.add_argument("--ddim", action="store_true", help="DDPM: deterministic DDIM steps")
     p.add_argument("--dtype", choices=DTYPE_CHOICES, default="fp32",
-                   help="autocast dtype of the network calls (default: fp32; bf16 is 1.3-1.5x faster on CPUs with "
-                   "native bf16 at the same FID-dom: benchmarks/results/cpu-sampling-options.md)")
+                   help="autocast dtype of the network calls (default: fp32). On CPUs with bf16 instructions bf16 "
+                   "sampled 1.4-2.3x faster (DDGAN T=4: the same FID-dom; DDPM 50 steps: 3.5%% worse); slower "
+                   "elsewhere: benchmarks/results/cpu-sampling-options/")
     p.add_argument("--dataset", help="data set of the reference statistics (default: the run's)")
     p.add_argument("--data-dir", help="where the data set is (default: the run's, else data)")
     p.add_argument("--cache-dir", help="reference statistics and classifiers (default: DATA_DIR/fastddgan-cache)")
