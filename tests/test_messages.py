@@ -319,6 +319,13 @@ def test_argparse_errors_are_one_line(capsys):
     (["--n-critic", "2", "--loss", "tv"], "--n-critic: only for --loss wasserstein, got --loss tv"),
     (["--n-critic", "0", "--loss", "wasserstein"], "--n-critic: expected an integer >= 1, got 0"),  # "--preset"
     (["--nz", "0"], "--nz: expected an integer >= 1, got 0"),
+    (["--net", "generator.hidden"], "--net: expected ROLE.KEY=VALUE (e.g. generator.ch=24), got 'generator.hidden'"),
+    (["--net", "critic.hidden=64"], "--net: the role of 'critic.hidden=64' is not one of ('generator', "),
+    (["--net", "generator.hidden=wide"], "--net: the value of 'generator.hidden=wide' is not JSON"),
+    (["--net", "generator.width=64"], "--preset toy2d --net generator.width=64: cannot build it for this data "
+                                      "(preset: unknown generator option(s) ['width']"),
+    (["--net", "generator.num_layers=100000"], "--preset toy2d --net generator.num_layers=100000: cannot build it"),
+    (["--net", "generator.hidden=\"64\""], "--preset toy2d --net generator.hidden=\"64\": cannot build it"),
 ])
 def test_sizes_that_would_crash_mid_run_are_refused_up_front(tmp_path, capsys, flags, message):
     """Found by tests/test_fuzz.py and by hand: values that passed the checks and then crashed (or were blamed on

@@ -203,6 +203,26 @@ def test_out_folder_and_incompatible_resume(tmp_path, capsys):
     assert fastddgan.load(out / "checkpoints" / "final.pt").step == 8
 
 
+def test_net_overrides_resize_the_presets_networks_and_are_part_of_the_run(tmp_path, capsys):
+    """--net generator.hidden=32,discriminator.num_layers=2: the networks are built so (and saved so: the checkpoint
+    rebuilds them), the value is in config.json, and resuming with other overrides is refused by name."""
+    rc, out = _run(tmp_path, "net", "--net", "generator.hidden=32,discriminator.num_layers=2", steps=4)
+    assert rc == 0
+    assert json.loads((out / "config.json").read_text())["net"] == "generator.hidden=32,discriminator.num_layers=2"
+    model = fastddgan.load(out / "checkpoints" / "final.pt")
+    g_trunk, d_trunk = ([m for m in net.modules() if type(m).__name__ == "ConditionalMLP"][0].layers
+                        for net in (model.generator, model.discriminator))
+    assert [layer.out_features for layer in g_trunk] == [32] * 4  # the preset's 4 layers of 128, now of 32
+    assert [layer.out_features for layer in d_trunk] == [128] * 2  # the preset's 3 layers of 128, now 2
+    assert main(TOY + ["--out", str(out), "--steps", "8", "--resume", "--net", "generator.hidden=64"]) == 2
+    assert "net (checkpoint 'generator.hidden=32,discriminator.num_layers=2', now 'generator.hidden=64')" in \
+        capsys.readouterr().err
+    from fastddgan.train.config import net_overrides
+
+    assert net_overrides("generator.ch_mult=[1, 2, 2], denoiser.dropout=0.1") == {
+        "generator": {"ch_mult": [1, 2, 2]}, "denoiser": {"dropout": 0.1}}
+
+
 def test_resume_compares_a_new_option_with_the_value_older_runs_used():
     """A checkpoint saved before --adam-beta2 existed trained with Adam (0.5, 0.9): resuming it with 0.9 is
     compatible, with the new 2-D default 0.99 it is not, and the message says which value the checkpoint had."""

@@ -7,10 +7,12 @@ from typing import Any, Dict
 import torch
 
 from .. import checkpoint
+from ..family import family
+from ..models.presets import check_config
 from ..models.presets import preset as preset_config
 from ..schedule import Schedule
 from .batches import STREAM_INIT, step_seed
-from .config import ConfigError
+from .config import NET_ROLES, ConfigError, net_overrides
 
 
 def dataset_info(dataset) -> Dict[str, Any]:
@@ -20,7 +22,7 @@ def dataset_info(dataset) -> Dict[str, Any]:
 
 
 def network_config(c: Dict[str, Any], info: Dict[str, Any]) -> Dict[str, Any]:
-    """The preset, fitted to the data (image size, channels) and to --nz."""
+    """The preset, fitted to the data (image size, channels), to --nz and to the --net overrides."""
     net = preset_config(c["preset"])
     if info["kind"] == "image" and (net["image_size"], net["channels"]) != (info["image_size"], info["channels"]):
         net["image_size"], net["channels"] = info["image_size"], info["channels"]
@@ -28,6 +30,12 @@ def network_config(c: Dict[str, Any], info: Dict[str, Any]) -> Dict[str, Any]:
             net[role].update(image_size=info["image_size"], in_channels=info["channels"])
     if c["nz"] is not None:
         net["generator"]["nz"] = c["nz"]
+    overrides = net_overrides(c["net"]) if c.get("net") else {}
+    for role, values in overrides.items():
+        if role not in net:
+            raise ConfigError(f"--net: the preset {c['preset']!r} has no {role} network (it has "
+                              f"{[r for r in NET_ROLES if r in net]})")
+        net[role].update(values)
     return net
 
 
@@ -49,6 +57,20 @@ def model_options(c: Dict[str, Any]) -> Dict[str, Any]:
                 amp=c["amp"], compile=c["compile"])
 
 
+def _cannot_build(c: Dict[str, Any], err: Exception) -> ConfigError:
+    given = f"--preset {c['preset']}" + (f" --net {c['net']}" if c.get("net") else "")
+    return ConfigError(f"{given}: cannot build it for this data ({err})")
+
+
+def check_networks(c: Dict[str, Any], info: Dict[str, Any]) -> None:
+    """Refuse (ConfigError) networks that cannot be built as the config asks: an unknown --net key, a size out of
+    bounds, a value of the wrong type; checked on the meta device, before the run folder is touched."""
+    try:
+        check_config(network_config(c, info), family(c["model"]).roles, info["num_classes"] if c["cond"] else None)
+    except (ValueError, TypeError) as err:
+        raise _cannot_build(c, err) from None
+
+
 def build_model(c: Dict[str, Any], info: Dict[str, Any]):
     """A DDGAN or DDPM from the resolved config (initialised from the run seed)."""
     torch.manual_seed(step_seed(c["seed"], 0, 0, STREAM_INIT))
@@ -56,8 +78,8 @@ def build_model(c: Dict[str, Any], info: Dict[str, Any]):
     try:
         return checkpoint.from_preset(c["model"], network_config(c, info), schedule(c), num_classes,
                                       **model_options(c))
-    except ValueError as err:
-        raise ConfigError(f"--preset {c['preset']}: cannot build it for this data ({err})") from None
+    except (ValueError, TypeError) as err:
+        raise _cannot_build(c, err) from None
 
 
-__all__ = ["dataset_info", "network_config", "schedule", "model_options", "build_model"]
+__all__ = ["dataset_info", "network_config", "check_networks", "schedule", "model_options", "build_model"]

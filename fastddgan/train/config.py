@@ -41,6 +41,7 @@ AMP = ("bf16", "fp16")
 MAX_STEPS = 10**9  # a bound on --steps (and --epochs): more is a typo, and would overflow the time estimates
 MAX_BATCH = 1_000_000  # --batch-size and --sample-n: more is a typo, which would fail allocating mid-run
 MAX_T = 100_000  # diffusion steps: DDPMs use ~1000; 10**8 would build tables for minutes (and 10**9 run out of memory)
+NET_ROLES = ("generator", "discriminator", "denoiser")  # the networks a preset describes (--net)
 SEED_RANGE = (-2**63, 2**63 - 1)  # a 64-bit seed: larger ones would silently wrap (or overflow torch's generators)
 
 OPTIONS: List[Option] = [
@@ -93,6 +94,9 @@ OPTIONS: List[Option] = [
     Option("ema_decay", float, None, "EMA decay", compat=True,
            auto="0.999 for ddgan, 0.9999 for ddpm (0.999 with --preset mnist-cpu); 0.995 for 2-D data"),
     Option("nz", int, None, "ddgan latent size", compat=True, auto="the preset's"),
+    Option("net", str, None, "network overrides on the preset: ROLE.KEY=VALUE[,...] with JSON values, ROLE one of "
+           "generator, discriminator, denoiser (e.g. generator.ch=24,discriminator.ch_mult=[1,2,2])", compat=True,
+           auto="the preset as it is"),
     Option("hflip", bool, None, "random horizontal flips", compat=True, auto="on for cifar10 and folders, off "
            "otherwise"),
     Option("amp", str, None, "autocast the networks (fp16 with dynamic loss scaling)", AMP, auto="off: fp32"),
@@ -256,6 +260,31 @@ def parse(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     return config
 
 
+def net_overrides(text: str) -> Dict[str, Dict[str, Any]]:
+    """``--net`` "ROLE.KEY=VALUE,..." as {role: {key: value}}; VALUE is JSON (24, 0.1, [1, 2, 2], true, null) and
+    commas inside brackets belong to the value."""
+    items, depth, start = [], 0, 0
+    for i, char in enumerate(text + ","):
+        depth += (char in "[{") - (char in "]}")
+        if char == "," and depth == 0:
+            items.append(text[start:i].strip())
+            start = i + 1
+    overrides: Dict[str, Dict[str, Any]] = {}
+    for item in items:
+        target, sep, value = item.partition("=")
+        role, dot, key = target.strip().partition(".")
+        if not (sep and dot and role and key):
+            raise ConfigError(f"--net: expected ROLE.KEY=VALUE (e.g. generator.ch=24), got {item!r}")
+        if role not in NET_ROLES:
+            raise ConfigError(f"--net: the role of {item!r} is not one of {NET_ROLES}")
+        try:
+            overrides.setdefault(role, {})[key] = json.loads(value)
+        except ValueError:
+            raise ConfigError(f"--net: the value of {item!r} is not JSON (a number, [list], true/false or "
+                              f"null)") from None
+    return overrides
+
+
 def resolve(config: Dict[str, Any], dataset_info: Dict[str, Any]) -> Dict[str, Any]:
     """Fill the "auto" (None) values from the data set and model, and check the combination.
 
@@ -284,6 +313,8 @@ def resolve(config: Dict[str, Any], dataset_info: Dict[str, Any]) -> Dict[str, A
     if (preset_kind == "toy") != toy:
         raise ConfigError(f"--preset: {c['preset']!r} is a {preset_kind} preset but --dataset {c['dataset']!r} "
                           f"holds {'2-D points' if toy else 'images'}")
+    if c["net"] is not None:
+        net_overrides(c["net"])  # the syntax now; the keys and sizes when the networks are built
     c["T"] = c["T"] if c["T"] is not None else (4 if ddgan else 1000)
     c["schedule"] = c["schedule"] or ("ddgan" if ddgan else "linear")
     if not 1 <= c["T"] <= MAX_T:

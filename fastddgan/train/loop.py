@@ -28,7 +28,7 @@ from ..export import export
 from ..sampling import sample
 from . import distributed, plots
 from .batches import STREAM_TRAIN, Batches, step_seed
-from .build import build_model, dataset_info
+from .build import build_model, check_networks, dataset_info
 from .config import ConfigError, resolve
 from .guard import NonFiniteGuard, TrainingDiverged, all_finite
 from .progress import Progress, duration, memory_use, plural
@@ -65,6 +65,7 @@ class Trainer:
         self.info = {**dataset_info(self.dataset), "world_size": self.ctx.world_size,
                      "device": self.ctx.device.type}
         self.c = c = resolve(raw, self.info)
+        check_networks(c, self.info)
         c["world_size"] = self.ctx.world_size
         self.run = RunFolder(c["out"], active=self.ctx.main)
         removed = self.run.lock()  # released by fit's end, by close(), or by the process's end (even kill -9)
