@@ -187,8 +187,10 @@ class Trainer:
             self._say(f"warning: this run uses {peak / 2**30:.1f} GiB, over 80% of the {total / 2**30:.0f} GiB "
                       f"this {self.ctx.device.type} has; a smaller --batch-size (or --preset) leaves room")
         if self.ctx.device.type == "cpu" and self.info["kind"] == "image" and left * seconds_per_step > 2 * 3600:
-            self._say(f"warning: this is a CPU and the {c['preset']!r} networks are sized for a GPU; for a run "
-                      f"in minutes choose a smaller --preset (tiny) or fewer --steps, or train on a GPU")
+            nets = f"the {c['preset']!r} networks" + (f" with --net {c['net']}" if c.get("net") else "")
+            self._say(f"warning: this run needs over 2 hours on this CPU; {nets} at --batch-size "
+                      f"{c['batch_size']} for {c['steps']} steps are sized for a GPU: for a run in minutes choose a "
+                      f"smaller --preset (mnist-cpu, tiny) or fewer --steps, or train on a GPU")
 
     # ------------------------------------------------------------------ the loop
     def _recover(self) -> None:
