@@ -333,6 +333,27 @@ def test_compare_stops_when_a_training_run_is_interrupted(tmp_path, monkeypatch)
     assert len(calls) == 1  # the DDPM run of seed 0 only
 
 
+def test_compare_counts_the_time_of_every_training_segment(tmp_path, monkeypatch):
+    """A run interrupted and resumed later: timing.json sums both segments (it kept only the last one's)."""
+    clock = iter([100.0, 130.0, 500.0, 510.0])  # segment 1: 30 s, then interrupted; segment 2: 10 s
+    monkeypatch.setattr(compare.time, "time", lambda: next(clock, 510.0))
+    runs = tmp_path / "runs"
+
+    def segment(rc):
+        def train(argv):
+            os.makedirs(runs / "r", exist_ok=True)
+            return rc
+        return train
+
+    monkeypatch.setattr(compare, "train_main", segment(143))
+    with pytest.raises(compare.StudyInterrupted):
+        compare._run("r", ["--dataset", "ring8"], str(runs))
+    assert json.loads((runs / "r" / "timing.json").read_text()) == {"train_seconds": 30.0}
+    monkeypatch.setattr(compare, "train_main", segment(1))  # a failed segment counts too, and is reported
+    assert compare._run("r", ["--dataset", "ring8"], str(runs))["status"] == "training failed (exit 1)"
+    assert json.loads((runs / "r" / "timing.json").read_text()) == {"train_seconds": 40.0}
+
+
 def test_compare_guided_rows_train_a_conditional_run_and_sample_each_weight(tmp_path, monkeypatch):
     """--guided js:2 trains one class-conditional DDGAN per seed and adds one row per --guidance weight (NFE
     doubled when w > 0: the guided step evaluates G twice); --guided on unlabelled data, a bad cell or a negative

@@ -110,12 +110,13 @@ def _run(name: str, argv: List[str], runs: str, in_subprocess: bool = False) -> 
         start = time.time()
         argv = argv + ["--out", out] + resume
         rc = _train_in_subprocess(argv, out) if in_subprocess else train_main(argv)
+        if os.path.isdir(out):  # every segment's time counts, an interrupted one's too (it resumes next time)
+            atomic_write_json(timing_path, {"train_seconds": _read_seconds(timing_path, 0.0) + time.time() - start})
         if rc >= 128:  # the training was stopped by a signal (it saved a checkpoint): stop the study too
             raise StudyInterrupted(rc)
         if rc != 0:
             return {"name": name, "out": out, "checkpoint": None, "train_seconds": time.time() - start,
                     "status": f"training failed (exit {rc})"}
-        atomic_write_json(timing_path, {"train_seconds": _read_seconds(timing_path, 0.0) + time.time() - start})
     return _described(name, out, final)
 
 
