@@ -44,8 +44,8 @@ from .sampling import sample
 from .train.config import check_seed
 
 __all__ = ["evaluate", "main", "build_parser", "summary", "timed_sample", "train_domain_classifier",
-           "nfe_per_image", "EvaluationError", "real_stats", "default_cache_dir", "classifier_path",
-           "IMAGE_METRICS", "ALL_METRICS", "MAX_N"]
+           "nfe_per_image", "run_config", "load_data", "scores", "EvaluationError", "real_stats",
+           "default_cache_dir", "classifier_path", "IMAGE_METRICS", "ALL_METRICS", "MAX_N", "DTYPE_CHOICES"]
 
 MAX_N = 10_000_000  # samples; FID is usually measured on 50,000
 DTYPE_CHOICES = ("fp32", "bf16", "fp16")  # fastddgan.sample's autocast dtypes
