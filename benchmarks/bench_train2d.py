@@ -11,12 +11,14 @@ R1 0.05 every step, Adam (0.5, 0.99), EMA 0.995, T = 4), rows:
 * ``plain-pytorch`` (the reference row): the iteration as one writes it without this package, the way the public
   DDGAN reference implementation's training loop does: ``torch.randn`` noise and the closed-form q / posterior
   formulas in eager ops, ``F.softplus`` losses, R1 with ``torch.autograd.grad``, and a generator step that
-  back-propagates into D's weights too (zeroed, never used), on the same networks (layers, widths, weights)
+  back-propagates into D's weights too (zeroed, never used), ``torch.optim.Adam`` with torch's default
+  implementation, on the same networks (layers, widths, weights)
   computing their conditioning per sample, as a plain implementation does (time embedding -> MLP -> per-layer
   biases for every row of the batch);
 * ``plain-pytorch, our modules``: the same loop on fastddgan's modules as they are, which run the conditioning
   MLP once per distinct (t, y) of a CPU batch (``ConditionalMLP._layer_biases``): the trainer's own share;
-* ``fastddgan``: ``DDGAN.train_step`` (fused noise ops and loss, no D weight gradients in the G step).
+* ``fastddgan``: ``DDGAN.train_step`` (fused noise ops and loss, no D weight gradients in the G step, fused Adam
+  where torch has it).
 
 ``extra_info["images"]`` is the batch, so report.py's images/s column reads as training samples per second.
 """
@@ -57,13 +59,18 @@ def per_sample_conditioning(model) -> None:
 
 
 class PlainStep:
-    """The same iteration as ``DDGAN.train_step`` in eager PyTorch (same networks, optimisers and EMA)."""
+    """The same iteration as ``DDGAN.train_step`` in eager PyTorch (same networks and EMA; Adam and its LR schedule
+    as plain code builds them)."""
 
     def __init__(self, model):
         s = model.schedule
         self.G, self.D, self.ema, self.nz = model.generator, model.discriminator, model.ema, model.nz
-        state = model.train_state  # the model's optimisers and LR schedules
-        self.opt_g, self.opt_d, self.schedulers = state.optimizers["g"], state.optimizers["d"], state.schedulers
+        # torch.optim.Adam as one constructs it (torch's default implementation for the device), with the model's
+        # settings and the same cosine LR schedules
+        adam = lambda net, lr: torch.optim.Adam(net.parameters(), lr=lr, betas=OPTIONS["betas"])  # noqa: E731
+        self.opt_g, self.opt_d = adam(self.G, OPTIONS["lr_g"]), adam(self.D, OPTIONS["lr_d"])
+        self.schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(opt, OPTIONS["total_steps"], eta_min=1e-5)
+                           for opt in (self.opt_g, self.opt_d)]
         f = lambda v: v.float()  # noqa: E731 (tables as the reference keeps them: float tensors indexed by t)
         sqrt_ab, sqrt_1mab = f(s.alphas_cumprod.sqrt()), f((1 - s.alphas_cumprod).sqrt())
         # x_{t-1} ~ q(x_{t-1} | x0), which is x0 itself at t == 0

@@ -32,7 +32,7 @@ from .family import EMASampling, SamplingSetup, register
 from .guidance import check_guidance, check_labels, drop_labels, guided
 from .sampling import ddgan_sampler, sample
 from .schedule import Schedule
-from .train_state import TrainState, TrainStateAccess
+from .train_state import TrainState, TrainStateAccess, adam
 
 
 def predict_x0(net: nn.Module, x_t, z, t, y=None, guidance: float = 0.0, num_classes: Optional[int] = None,
@@ -207,8 +207,8 @@ class DDGAN(EMASampling, TrainStateAccess, nn.Module):
         self.clip_x0 = bool(clip_x0)
         self.nz = int(generator.nz)
         self.ema = EMA(generator, ema_decay)
-        opt_g = torch.optim.Adam(generator.parameters(), lr=lr_g, betas=tuple(betas))
-        opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr_d, betas=tuple(betas))
+        opt_g = adam(generator.parameters(), lr=lr_g, betas=betas)
+        opt_d = adam(discriminator.parameters(), lr=lr_d, betas=betas)
         schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(opt, total_steps, eta_min=1e-5)
                       for opt in (opt_g, opt_d)] if total_steps else []
         amp = self.objective.amp

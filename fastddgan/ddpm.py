@@ -27,7 +27,7 @@ from .family import EMASampling, SamplingSetup, register
 from .guidance import check_guidance, check_labels, drop_labels, guided
 from .sampling import ddim_sampler, ddim_step, ddpm_sampler, sample
 from .schedule import Schedule
-from .train_state import TrainState, TrainStateAccess
+from .train_state import TrainState, TrainStateAccess, adam
 
 PREDICTIONS = ("eps", "x0", "v")
 
@@ -150,7 +150,7 @@ class DDPM(EMASampling, TrainStateAccess, nn.Module):
         self.prediction = prediction
         self.num_classes = num_classes
         self.ema = EMA(model, ema_decay)
-        self.train_state = TrainState({"model": torch.optim.Adam(model.parameters(), lr=lr)},
+        self.train_state = TrainState({"model": adam(model.parameters(), lr=lr)},
                                       {"model": grad_scaler(self.objective.amp)})
 
     # ------------------------------------------------------------------ the family protocol

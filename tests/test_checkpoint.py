@@ -130,3 +130,25 @@ def test_foreign_files_and_hand_built_models(tmp_path, trained):
         fastddgan.save(hand_built, tmp_path / "x.pt")
     with pytest.raises(ValueError, match="kind: expected one of"):
         fastddgan.from_preset("gan", "tiny")
+
+
+def test_adam_is_fused_where_torch_has_it_and_a_checkpoint_does_not_choose_the_implementation(tmp_path):
+    """The families' Adam is fused where this torch supports it (CPU from torch 2.4), else torch's default; a
+    checkpoint written by the other implementation (another torch, another device) loads its moments and steps but
+    keeps this process's implementation, and training goes on."""
+    from fastddgan.train_state import adam
+
+    model = checkpoint.from_preset("ddgan", "toy2d", 4, r1_gamma=0.05)
+    supported = tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 4)
+    assert all(bool(opt.param_groups[0]["fused"]) == supported for opt in (model.opt_g, model.opt_d))
+    x0 = fastddgan.data.toy2d("ring8", 64, generator=torch.Generator().manual_seed(0))
+    model.train_step(x0)
+    state = model.train_state.state_dict()
+    for group in state["optimizers"]["g"]["param_groups"]:
+        group.update(fused=None, foreach=True)  # as the default implementation saves it
+    other = checkpoint.from_preset("ddgan", "toy2d", 4, r1_gamma=0.05)
+    other.train_state.load_state_dict(state)
+    assert bool(other.opt_g.param_groups[0]["fused"]) == supported and other.opt_g.param_groups[0]["foreach"] is None
+    assert int(other.opt_g.state[next(iter(other.generator.parameters()))]["step"]) == 1
+    other.train_step(x0)
+    assert bool(adam([torch.nn.Parameter(torch.zeros(3))], lr=1e-3).param_groups[0]["fused"]) == supported
