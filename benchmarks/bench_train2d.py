@@ -49,13 +49,10 @@ def per_sample_conditioning(model) -> None:
     as a plain implementation computes it), instead of once per distinct (t, y)."""
     from fastddgan.models.toy import ConditionalMLP
 
-    def layer_biases(mlp, t, y, batch, device, dtype):
-        return mlp.cond_proj(F.silu(mlp.cond(t, y, batch, device, dtype)))
-
     mlps = [m for net in (model.generator, model.discriminator) for m in net.modules() if isinstance(m, ConditionalMLP)]
     assert mlps, "the 2-D preset's networks are expected to be ConditionalMLPs"
     for mlp in mlps:
-        mlp._layer_biases = layer_biases.__get__(mlp)
+        mlp._layer_biases = mlp.per_sample_biases
 
 
 class PlainStep:

@@ -12,7 +12,7 @@ from ..models.presets import check_config
 from ..models.presets import preset as preset_config
 from ..schedule import Schedule
 from .batches import STREAM_INIT, step_seed
-from .config import NET_ROLES, ConfigError, net_overrides
+from .config import ConfigError, net_overrides
 
 
 def dataset_info(dataset) -> Dict[str, Any]:
@@ -30,12 +30,8 @@ def network_config(c: Dict[str, Any], info: Dict[str, Any]) -> Dict[str, Any]:
             net[role].update(image_size=info["image_size"], in_channels=info["channels"])
     if c["nz"] is not None:
         net["generator"]["nz"] = c["nz"]
-    overrides = net_overrides(c["net"]) if c.get("net") else {}
-    for role, values in overrides.items():
-        if role not in net:
-            raise ConfigError(f"--net: the preset {c['preset']!r} has no {role} network (it has "
-                              f"{[r for r in NET_ROLES if r in net]})")
-        net[role].update(values)
+    for role, values in (net_overrides(c["net"]) if c.get("net") else {}).items():
+        net[role].update(values)  # every preset describes all of ROLES
     return net
 
 

@@ -18,7 +18,7 @@ from .. import _checks
 from .._cli import ArgumentParser
 from .._io import one_line
 from ..losses import LOSSES
-from ..models.presets import PRESETS
+from ..models.presets import PRESETS, ROLES
 
 
 class ConfigError(ValueError):
@@ -41,7 +41,6 @@ AMP = ("bf16", "fp16")
 MAX_STEPS = 10**9  # a bound on --steps (and --epochs): more is a typo, and would overflow the time estimates
 MAX_BATCH = 1_000_000  # --batch-size and --sample-n: more is a typo, which would fail allocating mid-run
 MAX_T = 100_000  # diffusion steps: DDPMs use ~1000; 10**8 would build tables for minutes (and 10**9 run out of memory)
-NET_ROLES = ("generator", "discriminator", "denoiser")  # the networks a preset describes (--net)
 SEED_RANGE = (-2**63, 2**63 - 1)  # a 64-bit seed: larger ones would silently wrap (or overflow torch's generators)
 
 OPTIONS: List[Option] = [
@@ -275,8 +274,8 @@ def net_overrides(text: str) -> Dict[str, Dict[str, Any]]:
         role, dot, key = target.strip().partition(".")
         if not (sep and dot and role and key):
             raise ConfigError(f"--net: expected ROLE.KEY=VALUE (e.g. generator.ch=24), got {item!r}")
-        if role not in NET_ROLES:
-            raise ConfigError(f"--net: the role of {item!r} is not one of {NET_ROLES}")
+        if role not in ROLES:
+            raise ConfigError(f"--net: the role of {item!r} is not one of {ROLES}")
         try:
             overrides.setdefault(role, {})[key] = json.loads(value)
         except ValueError:
