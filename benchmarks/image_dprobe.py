@@ -9,6 +9,11 @@ fresh one of width C.
 
 A held-out loss that rises while the training loss falls is a discriminator memorising the training digits, not
 finding a flaw of the generator.
+
+``--denoised``: the discriminator also sees the run's next generator step applied to x_{t-1}, i.e. the EMA
+generator's x0 prediction G(x_{t-1}, z, t - 1) (x_{t-1} itself at t = 0), as a second channel beside x_{t-1}
+(and x_t twice, to keep the pair shape). Asks whether the flaw of a noisy step, hidden at SNR ~ 1, shows once the
+(nearly exact) later steps have denoised it.
 """
 
 from __future__ import annotations
@@ -28,7 +33,16 @@ from fastddgan.models.ddgan import DDGANDiscriminator
 HELD_OUT = 1000
 
 
-def held_out_scores(model, D, x0: torch.Tensor, seed: int = 5) -> dict:
+def with_denoised(model, x_prev: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, generator):
+    """(cat[x_{t-1}, G_ema(x_{t-1}, z, t - 1)], cat[x_t, x_t]): the ``--denoised`` discriminator's pair."""
+    with torch.no_grad():
+        z = torch.randn(x_prev.shape[0], model.nz, generator=generator)
+        x0_hat = model.ema.module(x_prev, z, (t - 1).clamp(min=0))
+        x0_hat = torch.where((t > 0).view(-1, 1, 1, 1), x0_hat, x_prev)
+    return torch.cat([x_prev, x0_hat], 1), torch.cat([x_t, x_t], 1)
+
+
+def held_out_scores(model, D, x0: torch.Tensor, seed: int = 5, denoised: bool = False) -> dict:
     """Per t: (mean JS discriminator loss, accuracy) on true and generated pairs of ``x0``."""
     D.eval()
     g = torch.Generator().manual_seed(seed)
@@ -37,6 +51,10 @@ def held_out_scores(model, D, x0: torch.Tensor, seed: int = 5) -> dict:
         for i in range(0, len(x0), 100):
             t, x_prev, x_t = model._pair(x0[i:i + 100], g)
             fake_prev = model._fake_prev(x_t, t, None, g)
+            if denoised:
+                (x_prev, x_tt), (fake_prev, _) = with_denoised(model, x_prev, x_t, t, g), \
+                    with_denoised(model, fake_prev, x_t, t, g)
+                x_t = x_tt
             real, fake = D(x_prev, x_t, t).flatten(), D(fake_prev, x_t, t).flatten()
             for s in range(model.T):
                 k = t == s
@@ -54,6 +72,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=800)
     p.add_argument("--data-dir", default="data")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--denoised", action="store_true", help="D also sees G_ema(x_{t-1}, z, t - 1) (needs --ch)")
     args = p.parse_args(argv)
     torch.manual_seed(args.seed)
     model = fastddgan.load(args.checkpoint)
@@ -61,28 +80,34 @@ def main(argv=None) -> int:
     data = load_dataset(config.get("dataset", "mnist5k"), data_dir=args.data_dir)
     x = data.images.float() / 127.5 - 1
     held, train = x[:HELD_OUT], x[HELD_OUT:]
+    if args.denoised and not args.ch:
+        p.error("--denoised needs a fresh discriminator (--ch C)")
     D = model.discriminator
     if args.ch:
-        D = DDGANDiscriminator(in_channels=data.channels, ch=args.ch, ch_mult=(1, 2, 4), num_res_blocks=1,
+        D = DDGANDiscriminator(in_channels=data.channels * (1 + args.denoised), ch=args.ch, ch_mult=(1, 2, 4), num_res_blocks=1,
                                image_size=data.image_size)
     opt = torch.optim.Adam(D.parameters(), lr=2.5e-4, betas=(0.5, 0.9))
     g = torch.Generator().manual_seed(args.seed + 1)
     print(json.dumps({"step": 0, "parameters": sum(q.numel() for q in D.parameters()),
-                      "held_out": held_out_scores(model, D, held)}), flush=True)
+                      "held_out": held_out_scores(model, D, held, denoised=args.denoised)}), flush=True)
     start = time.time()
     for step in range(1, args.steps + 1):
         t, x_prev, x_t = model._pair(train[torch.randint(0, len(train), (64,), generator=g)], g)
-        x_prev.requires_grad_(True)
-        real = D(x_prev, x_t, t)
         with torch.no_grad():
             fake_prev = model._fake_prev(x_t, t, None, g)
+        if args.denoised:
+            (x_prev, x_tt), (fake_prev, _) = with_denoised(model, x_prev, x_t, t, g), \
+                with_denoised(model, fake_prev, x_t, t, g)
+            x_t = x_tt
+        x_prev.requires_grad_(True)
+        real = D(x_prev, x_t, t)
         loss = F.softplus(-real).mean() + F.softplus(D(fake_prev, x_t, t)).mean()
         opt.zero_grad()
         (loss + 0.5 * 0.02 * r1_penalty(real, x_prev)).backward()
         opt.step()
         if step % max(1, args.steps // 4) == 0:
             print(json.dumps({"step": step, "seconds": round(time.time() - start), "train_loss": round(loss.item(), 4),
-                              "held_out": held_out_scores(model, D, held)}), flush=True)
+                              "held_out": held_out_scores(model, D, held, denoised=args.denoised)}), flush=True)
     return 0
 
 

@@ -11,7 +11,9 @@ when the data set's classifier exists, plus ``fid,is`` when the Inception weight
     fid, is          FID / IS with the TF-Inception (2015-12-05) weights through torch-fidelity (its resize,
                      grayscale repeated to 3 channels, IS over 10 splits), float64 statistics
     fid-dom, is-dom  the same formulas on a small classifier trained on the data set (``--train-classifier``):
-                     "FID-dom" / "IS-dom", offline, never comparable with Inception numbers; with is-dom also
+                     "FID-dom" / "IS-dom", offline, never comparable with Inception numbers; with fid-dom also
+                     "precision-dom" / "recall-dom" (improved precision and recall, k = 3, in the same features,
+                     against as many real images as samples: quality and coverage apart); with is-dom also
                      "classes" (classes that get at least half a uniform share of the classifier's predictions),
                      the smallest class share and every class's share
     toy              2-D mixtures: modes covered, high-quality share (within 3 std), sliced W1, MMD^2
@@ -38,6 +40,7 @@ from ._cli import ArgumentParser
 from ._io import atomic_write_json, check_writable
 from .checkpoint import check_finite, load
 from .data import DataNotFoundError, load_dataset
+from .data.convert import to_model_range
 from .metrics.cache import classifier_path, default_cache_dir, file_tag, real_stats
 from .metrics.choice import ALL_METRICS, IMAGE_METRICS, EvaluationError, choose_metrics
 from .sampling import sample
@@ -108,6 +111,15 @@ def load_data(dataset: str, data_dir: str, image_size: Optional[int], channels: 
     return load_dataset(dataset, data_dir=data_dir, image_size=image_size, channels=channels)
 
 
+def real_images(data, n: int, seed: int) -> torch.Tensor:
+    """``n`` real images of ``data`` (all of them when it holds fewer), drawn without replacement by ``seed``, in
+    [-1, 1]: the real side of precision / recall."""
+    index = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
+    if data.images is not None:
+        return to_model_range(data.images[index])
+    return to_model_range(torch.stack([data[int(i)][0] for i in index]))
+
+
 def scores(x: torch.Tensor, chosen: List[str], data, dataset: str, clf_path: str, inception, cache_dir: str,
            device: str, seed: int) -> Dict[str, Any]:
     """The chosen metrics of the samples ``x`` against ``data`` (the "metrics" of the JSON record)."""
@@ -123,6 +135,7 @@ def scores(x: torch.Tensor, chosen: List[str], data, dataset: str, clf_path: str
         if "fid-dom" in chosen:
             stats = real_stats(data, f"dom-{file_tag(clf_path)}", clf.features, cache_dir)
             results[M.FID_DOM] = M.fid_dom(feats, stats)
+            results.update(M.domain_precision_recall(feats, clf.features(real_images(data, len(x), seed))))
         if "is-dom" in chosen:
             results[M.IS_DOM], results[M.IS_DOM + "-std"] = M.is_dom(logits)
             results.update(M.class_coverage(logits))
@@ -198,7 +211,7 @@ def evaluate(model, *, metrics: str = "auto", n: int = 10000, T: Optional[int] =
 def summary(record: Dict[str, Any]) -> str:
     m, s = record["metrics"], record["speed"]
     parts = []
-    for key in ("FID", "IS", M.FID_DOM, M.IS_DOM, "classes", "modes_covered", "high_quality", "sliced_wasserstein",
+    for key in ("FID", "IS", M.FID_DOM, M.PRECISION_DOM, M.RECALL_DOM, M.IS_DOM, "classes", "modes_covered", "high_quality", "sliced_wasserstein",
                 "mmd2"):
         if key not in m:
             continue

@@ -172,6 +172,13 @@ def test_fid_dom_with_a_domain_classifier_and_cached_reference(mnist_ckpt, tmp_p
     scores = [np.exp((q * (np.log(q) - np.log(q.mean(0)))).sum(1).mean()) for q in np.split(p, 10)]
     assert record["metrics"]["IS-dom"] == pytest.approx(np.mean(scores), rel=1e-9)
     assert record["metrics"]["IS-dom-std"] == pytest.approx(np.std(scores), rel=1e-6, abs=1e-12)
+    # precision / recall against 50 real digits drawn by the evaluation's seed (0), in the same features
+    from fastddgan.metrics import precision_recall
+
+    drawn = data.images[torch.randperm(5000, generator=torch.Generator().manual_seed(0))[:50]]
+    pr = precision_recall(clf.features(drawn.float() / 127.5 - 1), fake)
+    assert (record["metrics"]["precision-dom"], record["metrics"]["recall-dom"]) == \
+        (pytest.approx(pr["precision"]), pytest.approx(pr["recall"]))
     cached = [f for f in os.listdir(tmp_path) if f.startswith("stats-mnist5k-dom-")]
     assert len(cached) == 1
     again = E.evaluate(str(mnist_ckpt), n=50, cache_dir=str(tmp_path), batch_size=25)

@@ -428,3 +428,63 @@ def test_class_coverage_counts_classes_with_half_a_fair_share():
     assert class_coverage(torch.zeros(3, 10).index_fill_(1, torch.tensor([7]), 1.0))["classes"] == 1
     with pytest.raises(ValueError, match="logits"):
         class_coverage(torch.zeros(0, 10))
+
+
+# ---------------------------------------------------------------- improved precision and recall
+
+
+def _pr_brute_force(real, fake, k):
+    def radii(s):
+        return [sorted(np.linalg.norm(s - p, axis=1))[k] for p in s]  # [0] is the point itself
+
+    def share_inside(queries, support):
+        r = radii(support)
+        return np.mean([any(np.linalg.norm(q - p) <= rp for p, rp in zip(support, r)) for q in queries])
+
+    return share_inside(fake, real), share_inside(real, fake)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_precision_recall_matches_the_definition(k):
+    from fastddgan.metrics import precision_recall
+
+    rng = np.random.default_rng(0)
+    real = rng.standard_normal((60, 5))
+    fake = rng.standard_normal((45, 5)) * 1.3 + 0.4
+    p, r = _pr_brute_force(real, fake, k)
+    got = precision_recall(real, fake, k=k)
+    assert got == {"precision": pytest.approx(p, abs=1e-12), "recall": pytest.approx(r, abs=1e-12)}
+    assert 0 < p < 1 and 0 < r < 1  # the case is not trivial
+
+
+def test_precision_recall_tell_quality_from_coverage():
+    from fastddgan.metrics import precision_recall
+
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0.0, 0.0, 0.0], [10.0, 0.0, 0.0]])
+    real = centres[torch.arange(400) % 2] + torch.randn(400, 3, generator=g)
+    same = centres[torch.arange(400) % 2] + torch.randn(400, 3, generator=g)
+    one_mode = centres[0] + torch.randn(400, 3, generator=g)  # precise, covers half
+    blurred = centres[torch.arange(400) % 2] + 4 * torch.randn(400, 3, generator=g)  # covers, imprecise
+    far = torch.randn(400, 3, generator=g) + 50
+    pr_same, pr_one, pr_blur, pr_far = (precision_recall(real, f) for f in (same, one_mode, blurred, far))
+    assert pr_same["precision"] > 0.85 and pr_same["recall"] > 0.85
+    assert pr_one["precision"] > 0.85 and 0.4 < pr_one["recall"] < 0.6
+    assert pr_blur["precision"] < 0.5 and pr_blur["recall"] > 0.85
+    assert pr_far == {"precision": 0.0, "recall": 0.0}
+
+
+def test_precision_recall_rejects_bad_input():
+    from fastddgan.metrics import precision_recall
+
+    x = torch.randn(10, 4)
+    with pytest.raises(ValueError, match="features_fake: expected 4 features"):
+        precision_recall(x, torch.randn(10, 3))
+    with pytest.raises(ValueError, match="k: each set needs more than k = 3 rows"):
+        precision_recall(x, torch.randn(3, 4))
+    with pytest.raises(ValueError, match="k: expected a positive integer"):
+        precision_recall(x, x, k=0)
+    with pytest.raises(ValueError, match="features_real: contains NaN"):
+        precision_recall(torch.full((10, 4), float("nan")), x)
+    with pytest.raises(ValueError, match=r"features_fake: expected features \(N, d\)"):
+        precision_recall(x, torch.randn(10))

@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     rows = [{"start": "true x0 (the data itself)", "metrics": score(x0)}]
     for k in range(1, model.T + 1):
         rows.append({"start": f"true x_{k}", "steps": k, "metrics": score(chain_from_true(model, x0, k, g))})
-    keys = ["FID-dom", "IS-dom", "classes"] if data.kind != "toy" else ["modes_covered", "high_quality"]
+    keys = ["FID-dom", "precision-dom", "recall-dom", "IS-dom", "classes"] if data.kind != "toy" else ["modes_covered", "high_quality"]
     print(f"{args.checkpoint}: T = {model.T}, n = {args.n}, seed {args.seed}")
     print("| start | generator steps | " + " | ".join(keys) + " |\n|---|---|" + "---|" * len(keys))
     for row in rows:

@@ -6,7 +6,9 @@ data set), and exact 2-D metrics for the toy mixtures.
                          InceptionWeightsInvalid
     classifier           DomainClassifier: the domain classifier's network, features / logits, file
     classifier_training  train_classifier
-    domain               fid_dom, is_dom, class_coverage, domain_metrics ("FID-dom", "IS-dom", "classes")
+    domain               fid_dom, is_dom, class_coverage, domain_precision_recall, domain_metrics ("FID-dom",
+                         "IS-dom", "classes", "precision-dom", "recall-dom")
+    precision_recall     precision_recall: improved precision and recall (Kynkäänniemi et al. 2019) of any features
     toy2d                mode_coverage, high_quality_fraction, sliced_wasserstein, mmd, toy2d_metrics
     cache                real_stats (reference statistics cached per data set and feature), default_cache_dir,
                          classifier_path
@@ -19,11 +21,13 @@ from .cache import classifier_path, default_cache_dir, real_stats
 from .choice import ALL_METRICS, IMAGE_METRICS, choose_metrics
 from .classifier import DomainClassifier
 from .classifier_training import train_classifier
-from .domain import FID_DOM, IS_DOM, class_coverage, domain_metrics, fid_dom, is_dom
+from .domain import (FID_DOM, IS_DOM, PRECISION_DOM, RECALL_DOM, class_coverage, domain_metrics,
+                     domain_precision_recall, fid_dom, is_dom)
 from .fid import RunningStats, feature_stats, frechet_distance, load_stats, save_stats
 from .inception import (WEIGHTS_ENV, WEIGHTS_FILE, WEIGHTS_URL, InceptionMetrics, InceptionWeightsInvalid,
                         InceptionWeightsNotFound, default_weights_path, inception_score, load_weights,
                         resolve_weights)
+from .precision_recall import precision_recall
 from .toy2d import high_quality_fraction, mmd, mode_coverage, sliced_wasserstein, toy2d_metrics
 
 __all__ = [
@@ -32,7 +36,7 @@ __all__ = [
     "load_weights", "default_weights_path",
     "WEIGHTS_FILE", "WEIGHTS_URL", "WEIGHTS_ENV",
     "train_classifier", "DomainClassifier", "fid_dom", "is_dom", "class_coverage", "domain_metrics", "FID_DOM",
-    "IS_DOM",
+    "IS_DOM", "domain_precision_recall", "precision_recall", "PRECISION_DOM", "RECALL_DOM",
     "mode_coverage", "high_quality_fraction", "sliced_wasserstein", "mmd", "toy2d_metrics",
     "real_stats", "default_cache_dir", "classifier_path", "choose_metrics", "IMAGE_METRICS", "ALL_METRICS",
 ]

@@ -1,7 +1,8 @@
 """Domain metrics from the classifier trained on the data set itself ("FID-dom", "IS-dom").
 
 FID-dom is the Fréchet distance between Gaussians fitted to the classifier's penultimate features (the same formula
-as FID, :func:`fastddgan.metrics.frechet_distance`); IS-dom is exp(E_x KL(p(y|x) || p(y))) with the classifier's
+as FID, :func:`fastddgan.metrics.frechet_distance`); precision-dom / recall-dom are improved precision and recall
+(Kynkäänniemi et al. 2019) in the same features; IS-dom is exp(E_x KL(p(y|x) || p(y))) with the classifier's
 class probabilities (at most the number of classes). These are not FID / IS and are never reported under those
 names: values depend on the classifier, so compare only numbers computed with the same saved classifier file.
 """
@@ -15,9 +16,12 @@ import torch
 from .classifier import DomainClassifier
 from .fid import ArrayLike, feature_stats, frechet_distance
 from .inception import inception_score
+from .precision_recall import precision_recall
 
 FID_DOM = "FID-dom"
 IS_DOM = "IS-dom"
+PRECISION_DOM = "precision-dom"
+RECALL_DOM = "recall-dom"
 
 
 def _real_stats(stats_real) -> Tuple[ArrayLike, ArrayLike]:
@@ -33,6 +37,14 @@ def fid_dom(features_fake: ArrayLike, stats_real) -> float:
     mu, sigma = feature_stats(features_fake)
     mu_r, sigma_r = _real_stats(stats_real)
     return frechet_distance(mu, sigma, mu_r, sigma_r)
+
+
+def domain_precision_recall(features_fake: ArrayLike, features_real: ArrayLike, k: int = 3) -> Dict[str, float]:
+    """{"precision-dom", "recall-dom"}: improved precision and recall (:func:`precision_recall`, k nearest
+    neighbours) of generated against real images in the classifier's features (use as many real images as
+    generated ones: both numbers depend on the set sizes)."""
+    pr = precision_recall(features_real, features_fake, k)
+    return {PRECISION_DOM: pr["precision"], RECALL_DOM: pr["recall"]}
 
 
 def is_dom(logits: ArrayLike, splits: int = 10) -> Tuple[float, float]:
