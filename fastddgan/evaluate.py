@@ -13,7 +13,7 @@ when the data set's classifier exists, plus ``fid,is`` when the Inception weight
     fid-dom, is-dom  the same formulas on a small classifier trained on the data set (``--train-classifier``):
                      "FID-dom" / "IS-dom", offline, never comparable with Inception numbers; with fid-dom also
                      "precision-dom" / "recall-dom" (improved precision and recall, k = 3, in the same features,
-                     against as many real images as samples: quality and coverage apart); with is-dom also
+                     against as many real images as samples, 10,000 at most: quality and coverage apart); with is-dom also
                      "classes" (classes that get at least half a uniform share of the classifier's predictions),
                      the smallest class share and every class's share
     toy              2-D mixtures: modes covered, high-quality share (within 3 std), sliced W1, MMD^2
@@ -111,6 +111,9 @@ def load_data(dataset: str, data_dir: str, image_size: Optional[int], channels: 
     return load_dataset(dataset, data_dir=data_dir, image_size=image_size, channels=channels)
 
 
+PR_MAX_SAMPLES = 10_000
+
+
 def real_images(data, n: int, seed: int) -> torch.Tensor:
     """``n`` real images of ``data`` (all of them when it holds fewer), drawn without replacement by ``seed``, in
     [-1, 1]: the real side of precision / recall."""
@@ -135,7 +138,8 @@ def scores(x: torch.Tensor, chosen: List[str], data, dataset: str, clf_path: str
         if "fid-dom" in chosen:
             stats = real_stats(data, f"dom-{file_tag(clf_path)}", clf.features, cache_dir)
             results[M.FID_DOM] = M.fid_dom(feats, stats)
-            results.update(M.domain_precision_recall(feats, clf.features(real_images(data, len(x), seed))))
+            m = min(len(x), PR_MAX_SAMPLES)  # cdist costs m^2 d: the first 10,000 samples at most
+            results.update(M.domain_precision_recall(feats[:m], clf.features(real_images(data, m, seed))))
         if "is-dom" in chosen:
             results[M.IS_DOM], results[M.IS_DOM + "-std"] = M.is_dom(logits)
             results.update(M.class_coverage(logits))

@@ -146,7 +146,7 @@ def test_missing_inception_weights_is_a_clear_error(mnist_ckpt, tmp_path, monkey
 
 
 @pytest.mark.filterwarnings("ignore:Matrix is singular")  # 50 samples: a rank-deficient covariance for sqrtm
-def test_fid_dom_with_a_domain_classifier_and_cached_reference(mnist_ckpt, tmp_path):
+def test_fid_dom_with_a_domain_classifier_and_cached_reference(mnist_ckpt, tmp_path, monkeypatch):
     from fastddgan.data import load_dataset
     from fastddgan.metrics import train_classifier
 
@@ -183,6 +183,13 @@ def test_fid_dom_with_a_domain_classifier_and_cached_reference(mnist_ckpt, tmp_p
     assert len(cached) == 1
     again = E.evaluate(str(mnist_ckpt), n=50, cache_dir=str(tmp_path), batch_size=25)
     assert again["metrics"]["FID-dom"] == pytest.approx(record["metrics"]["FID-dom"])
+    # precision / recall use the first PR_MAX_SAMPLES samples and as many real digits
+    monkeypatch.setattr(E, "PR_MAX_SAMPLES", 20)
+    capped = E.evaluate(str(mnist_ckpt), n=50, cache_dir=str(tmp_path), batch_size=25)
+    pr = precision_recall(clf.features(drawn[:20].float() / 127.5 - 1), fake[:20])
+    assert (capped["metrics"]["precision-dom"], capped["metrics"]["recall-dom"]) == \
+        (pytest.approx(pr["precision"]), pytest.approx(pr["recall"]))
+    assert capped["metrics"]["FID-dom"] == pytest.approx(record["metrics"]["FID-dom"])  # FID-dom: all 50
 
 
 def test_compare_writes_the_table(tmp_path, capsys):
