@@ -124,8 +124,10 @@ def real_images(data, n: int, seed: int) -> torch.Tensor:
 
 
 def scores(x: torch.Tensor, chosen: List[str], data, dataset: str, clf_path: str, inception, cache_dir: str,
-           device: str, seed: int) -> Dict[str, Any]:
-    """The chosen metrics of the samples ``x`` against ``data`` (the "metrics" of the JSON record)."""
+           device: str, seed: int, real: Optional[torch.Tensor] = None) -> Dict[str, Any]:
+    """The chosen metrics of the samples ``x`` against ``data`` (the "metrics" of the JSON record). ``real``:
+    the real images (in [-1, 1]) of precision / recall (default: as many as samples drawn by ``seed``); samples
+    made from some real images (noised and denoised) need others here."""
     results: Dict[str, Any] = {}
     if "toy" in chosen:
         results.update(M.toy2d_metrics(x, dataset, generator=torch.Generator().manual_seed(seed)))
@@ -138,8 +140,10 @@ def scores(x: torch.Tensor, chosen: List[str], data, dataset: str, clf_path: str
         if "fid-dom" in chosen:
             stats = real_stats(data, f"dom-{file_tag(clf_path)}", clf.features, cache_dir)
             results[M.FID_DOM] = M.fid_dom(feats, stats)
-            m = min(len(x), PR_MAX_SAMPLES)  # cdist costs m^2 d: the first 10,000 samples at most
-            results.update(M.domain_precision_recall(feats[:m], clf.features(real_images(data, m, seed))))
+            # cdist costs m^2 d: the first 10,000 samples at most, and equal set sizes
+            m = min(len(x), PR_MAX_SAMPLES, len(x) if real is None else len(real))
+            real_m = real_images(data, m, seed) if real is None else real[:m]
+            results.update(M.domain_precision_recall(feats[:m], clf.features(real_m)))
         if "is-dom" in chosen:
             results[M.IS_DOM], results[M.IS_DOM + "-std"] = M.is_dom(logits)
             results.update(M.class_coverage(logits))

@@ -464,3 +464,22 @@ def test_chain_probe_runs_the_last_k_steps_from_true_x_k(toy_ckpt, tmp_path, cap
                   "0"]) == 0
     assert chain_probe.main([str(ddpm / "checkpoints" / "final.pt")]) == 2
     assert "is a DDPM" in capsys.readouterr().err
+
+
+def test_chain_probe_on_images_scores_precision_recall_against_other_digits(mnist_ckpt, tmp_path, capsys):
+    from fastddgan.data import load_dataset
+    from fastddgan.experiments import chain_probe
+    from fastddgan.metrics import train_classifier
+
+    data = load_dataset("mnist5k")
+    keep = torch.arange(0, 5000, 10)
+    clf = train_classifier(data.images[keep], data.labels[keep], 10, epochs=1, dataset="mnist5k")
+    clf.save(E.classifier_path(E.default_cache_dir(str(tmp_path)), "mnist5k"))
+    out = tmp_path / "probe.json"
+    assert chain_probe.main([str(mnist_ckpt), "--n", "40", "--data-dir", str(tmp_path), "--out", str(out)]) == 0
+    rows = json.load(open(out))["rows"]
+    assert "precision-dom" in capsys.readouterr().out
+    # the start digits are scored against 40 other digits, not against themselves (which gives exactly 1 and 1)
+    x0 = rows[0]["metrics"]
+    assert 0 <= x0["precision-dom"] <= 1 and 0 <= x0["recall-dom"] <= 1
+    assert (x0["precision-dom"], x0["recall-dom"]) != (1.0, 1.0)
