@@ -84,8 +84,8 @@ def main(argv=None) -> int:
         p.error("--denoised needs a fresh discriminator (--ch C)")
     D = model.discriminator
     if args.ch:
-        D = DDGANDiscriminator(in_channels=data.channels * (1 + args.denoised), ch=args.ch, ch_mult=(1, 2, 4), num_res_blocks=1,
-                               image_size=data.image_size)
+        D = DDGANDiscriminator(in_channels=data.channels * (1 + args.denoised), ch=args.ch, ch_mult=(1, 2, 4),
+                               num_res_blocks=1, image_size=data.image_size)
     opt = torch.optim.Adam(D.parameters(), lr=2.5e-4, betas=(0.5, 0.9))
     g = torch.Generator().manual_seed(args.seed + 1)
     print(json.dumps({"step": 0, "parameters": sum(q.numel() for q in D.parameters()),

@@ -13,9 +13,9 @@ when the data set's classifier exists, plus ``fid,is`` when the Inception weight
     fid-dom, is-dom  the same formulas on a small classifier trained on the data set (``--train-classifier``):
                      "FID-dom" / "IS-dom", offline, never comparable with Inception numbers; with fid-dom also
                      "precision-dom" / "recall-dom" (improved precision and recall, k = 3, in the same features,
-                     against as many real images as samples, 10,000 at most: quality and coverage apart); with is-dom also
-                     "classes" (classes that get at least half a uniform share of the classifier's predictions),
-                     the smallest class share and every class's share
+                     against as many real images as samples, 10,000 at most: quality and coverage apart); with
+                     is-dom also "classes" (classes that get at least half a uniform share of the classifier's
+                     predictions), the smallest class share and every class's share
     toy              2-D mixtures: modes covered, high-quality share (within 3 std), sliced W1, MMD^2
 
 Reference statistics of the real data (train split) are cached per data set, feature extractor and the set's
@@ -219,8 +219,8 @@ def evaluate(model, *, metrics: str = "auto", n: int = 10000, T: Optional[int] =
 def summary(record: Dict[str, Any]) -> str:
     m, s = record["metrics"], record["speed"]
     parts = []
-    for key in ("FID", "IS", M.FID_DOM, M.PRECISION_DOM, M.RECALL_DOM, M.IS_DOM, "classes", "modes_covered", "high_quality", "sliced_wasserstein",
-                "mmd2"):
+    for key in ("FID", "IS", M.FID_DOM, M.PRECISION_DOM, M.RECALL_DOM, M.IS_DOM, "classes", "modes_covered",
+                "high_quality", "sliced_wasserstein", "mmd2"):
         if key not in m:
             continue
         if key == "modes_covered":

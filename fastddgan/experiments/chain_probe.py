@@ -60,8 +60,10 @@ def main(argv=None) -> int:
         # the start digits, and other digits for precision / recall (rows made from the start digits would
         # otherwise be compared with their own originals)
         order = torch.randperm(len(data.images), generator=g)
-        x0, real = (data.images[order[:args.n]].float() / 127.5 - 1,
-                    data.images[order[args.n:2 * args.n]].float() / 127.5 - 1)
+        n = min(args.n, len(order) // 2)
+        if n < args.n:
+            print(f"note: {len(order)} images: {n} start digits and {n} others for precision / recall")
+        x0, real = (data.images[order[:n]].float() / 127.5 - 1, data.images[order[n:2 * n]].float() / 127.5 - 1)
         chosen = ["fid-dom", "is-dom"]
     cache = E.default_cache_dir(data_dir)
     clf = E.classifier_path(cache, dataset)
@@ -72,7 +74,8 @@ def main(argv=None) -> int:
     rows = [{"start": "true x0 (the data itself)", "metrics": score(x0)}]
     for k in range(1, model.T + 1):
         rows.append({"start": f"true x_{k}", "steps": k, "metrics": score(chain_from_true(model, x0, k, g))})
-    keys = ["FID-dom", "precision-dom", "recall-dom", "IS-dom", "classes"] if data.kind != "toy" else ["modes_covered", "high_quality"]
+    keys = (["FID-dom", "precision-dom", "recall-dom", "IS-dom", "classes"] if data.kind != "toy"
+            else ["modes_covered", "high_quality"])
     print(f"{args.checkpoint}: T = {model.T}, n = {args.n}, seed {args.seed}")
     print("| start | generator steps | " + " | ".join(keys) + " |\n|---|---|" + "---|" * len(keys))
     for row in rows:
