@@ -16,6 +16,8 @@ run eagerly (:func:`run_plan`) or captured in a CUDA graph (:class:`CapturedPlan
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import os
 import warnings
 import weakref
@@ -53,11 +55,13 @@ def stream_seeds(base_key: torch.Tensor, count: int, sample_offset: torch.Tensor
 # every denoiser call (``y=``), ``trajectory`` a list that collects x after each step.
 def ddgan_sampler(denoiser: Callable, x: torch.Tensor, schedule: Schedule, seeds: torch.Tensor, *, nz: int,
                   extra_args: Optional[dict] = None, trajectory: Optional[list] = None,
-                  steps: Optional[int] = None) -> torch.Tensor:
+                  steps: Optional[int] = None, truncation: float = 1.0) -> torch.Tensor:
     """DDGAN's reverse chain: for t = T-1..0, x0 = G(x_t, z, t) and x_{t-1} ~ q(x_{t-1} | x_t, x0) (fused).
 
     ``seeds`` rows: 1 + 2 t -> z (of size ``nz``) at step t, 2 + 2 t -> the posterior noise at step t.
     ``steps`` = k < T runs only the last k steps, t = k-1..0, from an ``x`` at that point of the chain.
+    ``truncation`` psi: z ~ N(0, psi^2 I) instead of N(0, I) (the truncation trick of GANs, here a scaled latent;
+    psi = 0: G's latent fixed at 0); the posterior noise is untouched.
     """
     extra_args = extra_args or {}
     n = x.shape[0]
@@ -65,6 +69,8 @@ def ddgan_sampler(denoiser: Callable, x: torch.Tensor, schedule: Schedule, seeds
     for i in reversed(range(steps)):
         t = torch.full((n,), i, dtype=torch.long, device=x.device)
         z = ops.normal((n, nz), seeds[1 + 2 * i], dtype=x.dtype)
+        if truncation != 1.0:
+            z = z * truncation
         x0 = denoiser(x, t, z, **extra_args).to(x.dtype)
         x = ops.posterior_sample(x0, x, t, schedule, seed=seeds[2 + 2 * i])
         if trajectory is not None:
@@ -321,7 +327,7 @@ def sample(model, T: Optional[int] = None, n: int = 64, *, seed: Optional[int] =
            generator: Optional[torch.Generator] = None, device=None, dtype=None,
            class_labels: Optional[torch.Tensor] = None, guidance: float = 0.0, ddim: bool = False,
            variance: str = "small", cuda_graph="auto", compile: bool = False, return_trajectory: bool = False,
-           batch_size: Optional[int] = None):
+           batch_size: Optional[int] = None, truncation: float = 1.0):
     """``n`` images (or 2-D points) in the model's data range from a trained DDGAN or DDPM (EMA weights).
 
     Args:
@@ -337,6 +343,8 @@ def sample(model, T: Optional[int] = None, n: int = 64, *, seed: Optional[int] =
         compile: ``torch.compile`` the network (mode without CUDA graphs of its own).
         return_trajectory: also return the list of intermediate samples, x_T first (eager loop).
         batch_size: the chunk size (default: n).
+        truncation: psi, a DDGAN's latent z ~ N(0, psi^2 I) (default 1: the trained distribution; smaller trades
+            variety for fidelity, the GAN truncation trick; DDGAN only).
     """
     if isinstance(model, (str, os.PathLike)):
         model = load(model, map_location=device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -346,6 +354,12 @@ def sample(model, T: Optional[int] = None, n: int = 64, *, seed: Optional[int] =
     _checks.integer("n", n, 1)
     setup = model.sampling_setup(T, ddim=ddim, variance=variance)  # checks T (and ddim) for the model
     T = setup.schedule.T
+    truncation = _checks.finite_number("truncation", truncation)
+    if truncation != 1.0:
+        if "truncation" not in inspect.signature(setup.sampler).parameters:
+            raise ValueError(f"truncation: scales a DDGAN generator's latent; this {type(model).__name__} has "
+                             f"none (expected 1.0, got {truncation})")
+        setup = dataclasses.replace(setup, options={**setup.options, "truncation": truncation})
     if dtype not in _DTYPES and dtype not in _DTYPES.values():
         raise ValueError(f"dtype: expected one of {sorted(k for k in _DTYPES if k)} or a torch dtype, got {dtype!r}")
     dtype = _DTYPES.get(dtype, dtype)
@@ -372,7 +386,7 @@ def sample(model, T: Optional[int] = None, n: int = 64, *, seed: Optional[int] =
         size = min(batch_size, n - start)
         offset = torch.full((1,), start, dtype=torch.int64, device=device)
         y_chunk = None if y is None else y[start:start + size]
-        config = (size, T, dtype, guidance, ddim, variance, y is not None, compile)
+        config = (size, T, dtype, guidance, ddim, variance, y is not None, compile, truncation)
         if graphed:
             captured = _GRAPH_CACHE.get(model, (device,) + config)
             if captured is None:

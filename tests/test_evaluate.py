@@ -483,3 +483,19 @@ def test_chain_probe_on_images_scores_precision_recall_against_other_digits(mnis
     x0 = rows[0]["metrics"]
     assert 0 <= x0["precision-dom"] <= 1 and 0 <= x0["recall-dom"] <= 1
     assert (x0["precision-dom"], x0["recall-dom"]) != (1.0, 1.0)
+
+
+def test_evaluate_truncation_samples_with_the_scaled_latent_and_records_it(toy_ckpt, tmp_path, capsys):
+    import fastddgan
+
+    out = tmp_path / "eval.json"
+    assert E.main([str(toy_ckpt), "--n", "100", "--truncation", "0.25", "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["truncation"] == 0.25
+    kept = E.evaluate(str(toy_ckpt), n=100, truncation=0.25, keep_samples=True)
+    model = fastddgan.load(str(toy_ckpt))
+    torch.testing.assert_close(kept["samples"], fastddgan.sample(model, n=100, seed=0, batch_size=500,
+                                                                 truncation=0.25))
+    assert E.evaluate(str(toy_ckpt), n=100)["truncation"] == 1.0
+    assert E.main([str(toy_ckpt), "--n", "100", "--truncation", "-1"]) == 2
+    assert "truncation: expected a finite number >= 0" in capsys.readouterr().err

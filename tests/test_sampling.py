@@ -308,3 +308,31 @@ def test_graph_replay_has_no_host_sync(ddgan):
         fastddgan.sample(model, n=8, seed=1, class_labels=y)
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+def test_truncation_scales_the_generators_latent_and_nothing_else(ddgan, ddpm, monkeypatch):
+    labels = torch.arange(3)
+    plain = fastddgan.sample(ddgan, n=3, seed=11, class_labels=labels)
+    assert torch.equal(fastddgan.sample(ddgan, n=3, seed=11, class_labels=labels, truncation=1.0), plain)
+    seen = []
+    net = ddgan.sampling_network()
+    original = type(net).forward
+
+    def recording(self, x_t, z, t, y=None):
+        seen.append(z.clone())
+        return original(self, x_t, z, t, y)
+
+    monkeypatch.setattr(type(net), "forward", recording)
+    fastddgan.sample(ddgan, n=3, seed=11, class_labels=labels)
+    full, seen[:] = list(seen), []
+    half = fastddgan.sample(ddgan, n=3, seed=11, class_labels=labels, truncation=0.5)
+    halved, seen[:] = list(seen), []
+    zero = fastddgan.sample(ddgan, n=3, seed=11, class_labels=labels, truncation=0.0)
+    assert len(full) == len(halved) == 4 and all(torch.equal(h, 0.5 * f) for h, f in zip(halved, full))
+    assert all(torch.equal(z, torch.zeros_like(z)) for z in seen)
+    assert not torch.allclose(half, plain) and not torch.allclose(zero, half)
+    with pytest.raises(ValueError, match="truncation: expected a finite number >= 0"):
+        fastddgan.sample(ddgan, n=2, seed=1, class_labels=labels[:2], truncation=-0.5)
+    with pytest.raises(ValueError, match="truncation: scales a DDGAN generator's latent; this DDPM has none"):
+        fastddgan.sample(ddpm, T=10, n=2, seed=1, truncation=0.5)
+    assert fastddgan.sample(ddpm, T=10, n=2, seed=1, truncation=1.0).shape == (2, 2)
