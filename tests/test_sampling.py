@@ -287,6 +287,11 @@ def test_graph_path_equals_eager_and_replays_fresh(ddgan, no_tf32):
     assert torch.equal(graphed, again) and not torch.allclose(graphed, other)
     chunked = fastddgan.sample(model, n=16, seed=3, class_labels=y, cuda_graph=True, batch_size=8)
     torch.testing.assert_close(chunked, eager, rtol=1e-4, atol=1e-4)
+    # truncation is part of the captured graph's key: a new psi is a new capture, not a replay of psi = 1
+    truncated = fastddgan.sample(model, n=16, seed=3, class_labels=y, cuda_graph=True, truncation=0.5)
+    torch.testing.assert_close(truncated, fastddgan.sample(model, n=16, seed=3, class_labels=y, cuda_graph=False,
+                                                           truncation=0.5), rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(truncated, graphed)
 
 
 @gpu
