@@ -33,13 +33,20 @@ from fastddgan.models.ddgan import DDGANDiscriminator
 HELD_OUT = 1000
 
 
-def with_denoised(model, x_prev: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, generator):
-    """(cat[x_{t-1}, G_ema(x_{t-1}, z, t - 1)], cat[x_t, x_t]): the ``--denoised`` discriminator's pair."""
+def with_denoised(model, x_prev: torch.Tensor, t: torch.Tensor, generator) -> torch.Tensor:
+    """cat[x_{t-1}, G_ema(x_{t-1}, z, t - 1)] (x_{t-1} itself in place of the prediction at t = 0)."""
     with torch.no_grad():
         z = torch.randn(x_prev.shape[0], model.nz, generator=generator)
         x0_hat = model.ema.module(x_prev, z, (t - 1).clamp(min=0))
         x0_hat = torch.where((t > 0).view(-1, 1, 1, 1), x0_hat, x_prev)
-    return torch.cat([x_prev, x0_hat], 1), torch.cat([x_t, x_t], 1)
+    return torch.cat([x_prev, x0_hat], 1)
+
+
+def denoised_pairs(model, x_prev, fake_prev, x_t, t, generator):
+    """The ``--denoised`` discriminator's inputs: (true x_{t-1}, generated x_{t-1}) each with its denoising, and
+    x_t twice (the pair's shape)."""
+    return (with_denoised(model, x_prev, t, generator), with_denoised(model, fake_prev, t, generator),
+            torch.cat([x_t, x_t], 1))
 
 
 def held_out_scores(model, D, x0: torch.Tensor, seed: int = 5, denoised: bool = False) -> dict:
@@ -52,9 +59,7 @@ def held_out_scores(model, D, x0: torch.Tensor, seed: int = 5, denoised: bool = 
             t, x_prev, x_t = model._pair(x0[i:i + 100], g)
             fake_prev = model._fake_prev(x_t, t, None, g)
             if denoised:
-                (x_prev, x_tt), (fake_prev, _) = with_denoised(model, x_prev, x_t, t, g), \
-                    with_denoised(model, fake_prev, x_t, t, g)
-                x_t = x_tt
+                x_prev, fake_prev, x_t = denoised_pairs(model, x_prev, fake_prev, x_t, t, g)
             real, fake = D(x_prev, x_t, t).flatten(), D(fake_prev, x_t, t).flatten()
             for s in range(model.T):
                 k = t == s
@@ -96,9 +101,7 @@ def main(argv=None) -> int:
         with torch.no_grad():
             fake_prev = model._fake_prev(x_t, t, None, g)
         if args.denoised:
-            (x_prev, x_tt), (fake_prev, _) = with_denoised(model, x_prev, x_t, t, g), \
-                with_denoised(model, fake_prev, x_t, t, g)
-            x_t = x_tt
+            x_prev, fake_prev, x_t = denoised_pairs(model, x_prev, fake_prev, x_t, t, g)
         x_prev.requires_grad_(True)
         real = D(x_prev, x_t, t)
         loss = F.softplus(-real).mean() + F.softplus(D(fake_prev, x_t, t)).mean()

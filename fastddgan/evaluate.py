@@ -39,7 +39,7 @@ from . import _checks, ops
 from ._cli import ArgumentParser
 from ._io import atomic_write_json, check_writable
 from .checkpoint import check_finite, load
-from .data import DataNotFoundError, load_dataset
+from .data import DataNotFoundError, images_at, load_dataset
 from .data.convert import to_model_range
 from .metrics.cache import classifier_path, default_cache_dir, file_tag, real_stats
 from .metrics.choice import ALL_METRICS, IMAGE_METRICS, EvaluationError, choose_metrics
@@ -70,9 +70,8 @@ def timed_sample(model, T: Optional[int], n: int, seed: int, batch_size: Optiona
     """Samples (CPU float32) and the images/s of the sampling (after one warm-up chunk, synchronised); ``dtype``:
     the network's autocast dtype, ``truncation`` a DDGAN's latent scale (``fastddgan.sample``'s)."""
     labels = torch.arange(n) % model.num_classes if model.num_classes else None
-    kwargs = dict(seed=seed, device=device, guidance=guidance, batch_size=batch_size, dtype=dtype)
-    if truncation != 1.0:
-        kwargs["truncation"] = truncation
+    kwargs = dict(seed=seed, device=device, guidance=guidance, batch_size=batch_size, dtype=dtype,
+                  truncation=truncation)
     if ddim:  # DDPM only (evaluate refuses it for a DDGAN)
         kwargs["ddim"] = ddim
     warm = min(n, batch_size or n, 64)
@@ -120,9 +119,7 @@ def real_images(data, n: int, seed: int) -> torch.Tensor:
     """``n`` real images of ``data`` (all of them when it holds fewer), drawn without replacement by ``seed``, in
     [-1, 1]: the real side of precision / recall."""
     index = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
-    if data.images is not None:
-        return to_model_range(data.images[index])
-    return to_model_range(torch.stack([data[int(i)][0] for i in index]))
+    return to_model_range(images_at(data, index))
 
 
 def scores(x: torch.Tensor, chosen: List[str], data, dataset: str, clf_path: str, inception, cache_dir: str,
@@ -247,7 +244,7 @@ def train_domain_classifier(dataset: str, data_dir: str, out: str, epochs: int, 
     data = load_data(dataset, data_dir, image_size, channels)
     if data.kind != "image" or not data.num_classes:
         raise EvaluationError(f"--dataset: a domain classifier needs a labelled image data set, not {dataset!r}")
-    images = data.images if data.images is not None else torch.stack([data[i][0] for i in range(len(data))])
+    images = images_at(data, slice(None))
     labels = data.labels if data.labels is not None else torch.tensor([data[i][1] for i in range(len(data))])
     start = time.time()
     clf = M.train_classifier(images, labels, data.num_classes, epochs=epochs, seed=seed, device=device,

@@ -417,6 +417,12 @@ def test_folder_with_classes(tmp_path):
     assert cached.images.shape == (4, 3, 10, 10) and cached.images.is_contiguous()
     assert cached.labels.tolist() == [0, 0, 1, 1] and cached.labels.dtype == torch.int64
     assert all(torch.equal(cached.images[i], items[i][0]) for i in range(4))
+    # images_at: the same images at any indices, decoded per item or from memory
+    from fastddgan.data import images_at
+
+    for index, rows in ((slice(1, 3), [1, 2]), (torch.tensor([3, 0]), [3, 0]), (slice(None), [0, 1, 2, 3])):
+        expected = torch.stack([items[i][0] for i in rows])
+        assert torch.equal(images_at(ds, index), expected) and torch.equal(images_at(cached, index), expected)
 
     grey = load_dataset(f"folder:{tmp_path}", image_size=6, channels=1)
     assert grey.channels == 1 and grey[2][0].shape == (1, 6, 6) and grey[2][0].eq(90).all()

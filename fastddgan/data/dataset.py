@@ -17,6 +17,16 @@ class DataNotFoundError(FileNotFoundError):
     """A data set's files are not on disk (and could not be downloaded); the message says what to put where."""
 
 
+def images_at(dataset, index) -> torch.Tensor:
+    """The uint8 images (N, C, H, W) of an image set at ``index`` (a slice or a sequence / tensor of indices): its
+    ``images`` tensor indexed when the set holds one in memory (a slice is a view), else its items stacked (a
+    folder set too large to keep decoded)."""
+    if dataset.images is not None:
+        return dataset.images[index]
+    positions = range(len(dataset))[index] if isinstance(index, slice) else index
+    return torch.stack([dataset[int(i)][0] for i in positions])
+
+
 class ImageData(Dataset):
     """An image data set held in memory: ``images`` uint8 (N, C, H, W), contiguous; ``labels`` int64 (N,).
 

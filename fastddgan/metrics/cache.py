@@ -16,9 +16,8 @@ from __future__ import annotations
 import hashlib
 import os
 
-import torch
-
 from ..data.convert import to_model_range
+from ..data.dataset import images_at
 from .fid import RunningStats, load_stats, save_stats
 
 
@@ -55,11 +54,7 @@ def real_stats(dataset, feature_name: str, featurize, cache_dir: str, batch_size
         return mu, sigma
     stats = RunningStats()
     for i in range(0, len(dataset), batch_size):
-        if dataset.images is not None:
-            batch = dataset.images[i:i + batch_size]
-        else:
-            batch = torch.stack([dataset[j][0] for j in range(i, min(i + batch_size, len(dataset)))])
-        stats.update(featurize(to_model_range(batch)))
+        stats.update(featurize(to_model_range(images_at(dataset, slice(i, i + batch_size)))))
     mu, sigma = stats.compute()
     save_stats(path, mu, sigma, {"dataset": dataset.name, "feature": feature_name, "n": len(dataset),
                                  "channels": dataset.channels, "image_size": dataset.image_size,
