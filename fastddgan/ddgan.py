@@ -5,7 +5,8 @@ One training iteration (indices as in :class:`fastddgan.Schedule`):
 
 1. t ~ U{0..T-1}; a true pair (x_{t-1}, x_t) ~ q from ``ops.q_sample_pairs``.
 2. D step: fake x'_{t-1} = posterior_sample(G(x_t, z, t), x_t, t) drawn under ``no_grad`` (no graph through G:
-   the D step never pays for a generator backward); D loss on real and fake pairs, plus
+   the D step never pays for a generator backward); D loss on real and fake pairs (each pair through the same
+   random differentiable transform when ``diffaug`` is set: :mod:`fastddgan.augment`), plus
    R1 gamma/2 E||grad_{x_{t-1}} D(x_{t-1}, x_t, t)||^2 on real pairs every ``lazy_reg`` steps (scaled by
    ``lazy_reg``), or for the Wasserstein critic the gradient penalty on interpolated x_{t-1}. The critic takes
    ``n_critic`` such steps per generator step.
@@ -27,6 +28,7 @@ from torch import nn
 
 from . import _checks, losses, ops
 from ._amp import autocast, check_amp, grad_scaler
+from .augment import PairAugment, parse_policy
 from .ema import EMA
 from .family import EMASampling, SamplingSetup, register
 from .guidance import check_guidance, check_labels, drop_labels, guided
@@ -51,7 +53,8 @@ def x0_denoiser(net: nn.Module, device: torch.device, guidance: float, *, num_cl
 
 class DDGANObjective:
     """The DDGAN training objective and how it is computed: the GAN loss (with R1 or the gradient penalty, drift),
-    the label dropout, autocast and the (compiled) networks as called in training.
+    the label dropout, the discriminator's input augmentation, autocast and the (compiled) networks as called in
+    training.
 
     One iteration (:meth:`train_step`) updates a :class:`DDGAN`'s networks and EMA through its
     :class:`~fastddgan.train_state.TrainState` (optimisers "g" and "d").
@@ -59,7 +62,7 @@ class DDGANObjective:
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss="js", loss_options: Optional[dict] = None,
                  r1_gamma: float = 0.02, lazy_reg: int = 1, p_uncond: float = 0.0, amp: Optional[str] = None,
-                 compile: bool = False):
+                 compile: bool = False, diffaug: Optional[str] = None):
         _checks.integer("lazy_reg", lazy_reg, 1)
         if not isinstance(loss, (str, losses.GANLoss)):
             raise TypeError(f"loss: expected an objective name {tuple(losses.LOSSES)} or a fastddgan.losses.GANLoss, "
@@ -77,6 +80,7 @@ class DDGANObjective:
         self.lazy_reg = lazy_reg
         self.p_uncond = p_uncond
         self.amp = check_amp(amp)
+        self.augment = PairAugment(diffaug) if parse_policy(diffaug) else None
 
     def pair(self, model: "DDGAN", x0: torch.Tensor, generator):
         """t ~ U{0..T-1} and a true pair (x_{t-1}, x_t) ~ q."""
@@ -97,15 +101,22 @@ class DDGANObjective:
         with autocast(self.amp, x_t.device):
             return net(x_prev, x_t, t, y).float()
 
+    def d_seen(self, x_prev, x_t, t, y, generator, eager: bool = False) -> torch.Tensor:
+        """D's logits on a pair as training shows it: both members through one random transform per sample when
+        ``diffaug`` is set (gradients flow through it to x_prev: R1 and G's loss)."""
+        if self.augment is not None:
+            x_prev, x_t = self.augment((x_prev, x_t), generator)
+        return self.d(x_prev, x_t, t, y, eager)
+
     def discriminator_step(self, model: "DDGAN", state: TrainState, x0: torch.Tensor, y: Optional[torch.Tensor],
                            generator=None) -> dict:
         t, x_prev, x_t = self.pair(model, x0, generator)
         r1_now = not self.loss.needs_gradient_penalty and self.r1_gamma > 0 and state.step % self.lazy_reg == 0
         x_prev.requires_grad_(r1_now)
-        real = self.d(x_prev, x_t, t, y, eager=r1_now)
+        real = self.d_seen(x_prev, x_t, t, y, generator, eager=r1_now)
         with torch.no_grad():
             fake_prev = self.fake_prev(model, x_t, t, y, generator)
-        fake = self.d(fake_prev, x_t, t, y)
+        fake = self.d_seen(fake_prev, x_t, t, y, generator)
         loss_d = self.loss.discriminator(real, fake)
         metrics = {"loss_d": loss_d.detach(), "divergence": self.loss.divergence(real.detach(), fake.detach())}
         scaler = state.grad_scalers["d"]
@@ -120,7 +131,7 @@ class DDGANObjective:
             loss_d = loss_d + self.loss.drift * drift
             metrics["drift"] = drift.detach()
         if self.loss.needs_gradient_penalty:
-            gp = losses.gradient_penalty(lambda xp, xt, tt, yy: self.d(xp, xt, tt, yy, eager=True),
+            gp = losses.gradient_penalty(lambda xp, xt, tt, yy: self.d_seen(xp, xt, tt, yy, generator, eager=True),
                                          x_prev.detach(), fake_prev, x_t, t, y, generator=generator)
             loss_d = loss_d + self.loss.gp_lambda * gp
             metrics["gp"] = gp.detach()
@@ -133,7 +144,7 @@ class DDGANObjective:
         t, _, x_t = self.pair(model, x0, generator)
         self.discriminator.requires_grad_(False)  # no D weight gradients in the G step
         try:
-            fake = self.d(self.fake_prev(model, x_t, t, y, generator), x_t, t, y)
+            fake = self.d_seen(self.fake_prev(model, x_t, t, y, generator), x_t, t, y, generator)
             loss_g = self.loss.generator(fake)
             state.backward("g", loss_g)
         finally:
@@ -179,6 +190,8 @@ class DDGAN(EMASampling, TrainStateAccess, nn.Module):
         amp: None, "bf16" or "fp16" autocast of the network calls ("fp16" with a loss scaler per network,
             ``grad_scalers["g"]`` and ``["d"]``, saved in checkpoints; R1 is computed from scaled logits).
         compile: wrap G and D in ``torch.compile`` for training (the fused ops trace without graph breaks).
+        diffaug: None / "" (off) or a policy of :mod:`fastddgan.augment` ("translation", "cutout" or both,
+            comma-separated): D sees every training pair through one random transform per sample.
 
     ``gradient_sync``: None, or ``sync(optimizer)`` called between backward and each step (data-parallel training
     sets it to the gradient average of :mod:`fastddgan.train.distributed`).
@@ -193,17 +206,19 @@ class DDGAN(EMASampling, TrainStateAccess, nn.Module):
                  lr_g: float = 1.6e-4, lr_d: float = 1.25e-4, betas=(0.5, 0.9), total_steps: Optional[int] = None,
                  ema_decay: float = 0.999, num_classes: Optional[int] = None, p_uncond: float = 0.1,
                  sample_shape: Sequence[int] = (1, 28, 28), clip_x0: bool = True, amp: Optional[str] = None,
-                 compile: bool = False):
+                 compile: bool = False, diffaug: Optional[str] = None):
         super().__init__()
         if not 0.0 <= p_uncond < 1.0:
             raise ValueError(f"p_uncond: expected a probability in [0, 1), got {p_uncond!r}")
         self.objective = DDGANObjective(generator, discriminator, loss, loss_options, r1_gamma, lazy_reg,
-                                        p_uncond if num_classes is not None else 0.0, amp, compile)
+                                        p_uncond if num_classes is not None else 0.0, amp, compile, diffaug)
         self.generator = generator
         self.discriminator = discriminator
         self.schedule = Schedule.ddgan(schedule) if isinstance(schedule, int) else schedule
         self.num_classes = num_classes
         self.sample_shape = tuple(int(v) for v in sample_shape)
+        if self.objective.augment is not None and len(self.sample_shape) != 3:
+            raise ValueError(f"diffaug: augments images (C, H, W), got sample_shape {self.sample_shape}")
         self.clip_x0 = bool(clip_x0)
         self.nz = int(generator.nz)
         self.ema = EMA(generator, ema_decay)

@@ -239,7 +239,7 @@ FUZZED = ["model", "dataset", "T", "schedule", "prediction", "loss", "generator_
           "p_uncond", "steps", "epochs", "batch_size", "lr_g", "lr_d", "lr", "adam_beta2", "lr_decay", "r1_gamma",
           "lazy_reg", "ema_decay", "nz", "hflip", "amp", "seed", "threads", "resume", "sample_every", "sample_n",
           "sample_steps", "ckpt_every", "keep", "log_every", "max_nonfinite", "num_workers", "device", "preset",
-          "image_size", "channels"]
+          "image_size", "channels", "diffaug"]
 DATASETS = ("ring8", "grid25", "swissroll")
 
 

@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from .. import _checks
 from .._cli import ArgumentParser
 from .._io import one_line
+from ..augment import parse_policy
 from ..losses import LOSSES
 from ..models.presets import PRESETS, ROLES
 
@@ -96,6 +97,9 @@ OPTIONS: List[Option] = [
     Option("net", str, None, "network overrides on the preset: ROLE.KEY=VALUE[,...] with JSON values, ROLE one of "
            "generator, discriminator, denoiser (e.g. generator.ch=24,discriminator.ch_mult=[1,2,2])", compat=True,
            auto="the preset as it is"),
+    Option("diffaug", str, None, "ddgan: differentiable augmentation of D's pairs (DiffAugment): 'translation', "
+           "'cutout' or 'translation,cutout', the same transform for both members of a pair", compat=True,
+           auto="off", before=""),
     Option("hflip", bool, None, "random horizontal flips", compat=True, auto="on for cifar10 and folders, off "
            "otherwise"),
     Option("amp", str, None, "autocast the networks (fp16 with dynamic loss scaling)", AMP, auto="off: fp32"),
@@ -367,6 +371,13 @@ def resolve(config: Dict[str, Any], dataset_info: Dict[str, Any]) -> Dict[str, A
         (c["dataset"] == "cifar10" or c["dataset"].startswith("folder:"))
     if toy and c["hflip"]:
         raise ConfigError("--hflip: flips apply to images, not to 2-D data")
+    try:
+        c["diffaug"] = ",".join(parse_policy(c["diffaug"]))
+    except ValueError as err:
+        raise ConfigError(f"--{err}") from None
+    if c["diffaug"] and (toy or not ddgan):
+        raise ConfigError(f"--diffaug: augments a DDGAN discriminator's image pairs, not "
+                          f"{'2-D data' if toy else 'a ' + c['model']}")
     if c["cond"] and not dataset_info.get("num_classes"):
         raise ConfigError(f"--cond: the data set {c['dataset']!r} has no class labels")
     c["sample_n"] = c["sample_n"] if c["sample_n"] is not None else (2000 if toy else 64)
