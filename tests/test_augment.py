@@ -141,3 +141,16 @@ def test_the_training_cli_takes_diffaug_for_image_ddgans_only():
     stored = {k: v for k, v in resolved("--dataset", "mnist5k").items() if k != "diffaug"}
     assert "diffaug" not in " ".join(train_config.incompatible(stored, resolved("--dataset", "mnist5k")))
     assert train_config.incompatible(stored, resolved("--dataset", "mnist5k", "--diffaug", "cutout"))
+
+
+def test_a_runs_title_names_its_network_overrides_and_augmentation():
+    """The sample grids' and curves' titles say what differs from the preset (a --net run is not the preset)."""
+    from types import SimpleNamespace
+
+    from fastddgan.train.loop import Trainer
+
+    c = resolved("--dataset", "mnist5k", "--net", "generator.ch=32", "--diffaug", "translation")
+    assert Trainer.describe(SimpleNamespace(c=c)) == \
+        "DDGAN js, T=4 on mnist5k (preset mnist-cpu, net generator.ch=32, diffaug translation)"
+    assert Trainer.describe(SimpleNamespace(c=resolved("--dataset", "mnist5k"))) == \
+        "DDGAN js, T=4 on mnist5k (preset mnist-cpu)"

@@ -127,11 +127,13 @@ class Trainer:
         return True
 
     def describe(self) -> str:
-        """What is trained, in a few words: 'DDGAN js, T=4 on ring8'."""
+        """What is trained, in a few words: 'DDGAN js, T=4 on ring8 (preset toy2d)', with --net / --diffaug when
+        given."""
         c = self.c
         what = (f"DDGAN {c['loss']}, T={c['T']}" if c["model"] == "ddgan" else
                 f"DDPM {c['prediction']}, T={c['T']}")
-        return f"{what}{', class-conditional' if c['cond'] else ''} on {c['dataset']} (preset {c['preset']})"
+        changed = "".join(f", {k} {c[k]}" for k in ("net", "diffaug") if c.get(k))
+        return f"{what}{', class-conditional' if c['cond'] else ''} on {c['dataset']} (preset {c['preset']}{changed})"
 
     def write_samples(self) -> Optional[str]:
         """samples/step-N.png from the EMA network and a fixed seed, captioned (2-D data: a scatter plot against
