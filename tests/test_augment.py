@@ -75,6 +75,9 @@ def test_augmentation_is_differentiable_and_reproducible_from_the_generator():
 def test_bad_policies_are_refused_by_name(policy, message):
     with pytest.raises((ValueError, TypeError), match=message):
         parse_policy(policy)
+
+
+def test_bad_augment_arguments_are_refused_by_name():
     with pytest.raises(ValueError, match="policy: expected at least one"):
         PairAugment("")
     with pytest.raises(ValueError, match="cutout_ratio: expected a fraction"):
