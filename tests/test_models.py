@@ -193,6 +193,9 @@ def test_toy_discriminator_fourier_features_resolve_a_fine_grid():
     assert fourier > 0.95 and plain < 0.75, (plain, fourier)
     d = M.ToyDiscriminator(fourier=8, fourier_scale=0.3)
     assert d.net.fourier_b.shape == (4, 8) and "net.fourier_b" in d.state_dict()  # saved with the weights
+    g = M.ToyGenerator(nz=3, fourier=8, fourier_scale=0.3)  # G's input [x_t, z] gets them alike
+    assert g.net.fourier_b.shape == (5, 8) and "net.fourier_b" in g.state_dict()
+    assert g(torch.randn(6, 2), torch.randn(6, 3), torch.zeros(6, dtype=torch.long)).shape == (6, 2)
 
 
 # ---- conditioning ------------------------------------------------------------------------------------------

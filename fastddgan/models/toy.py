@@ -101,15 +101,16 @@ class ConditionalMLP(nn.Module):
 
 class ToyGenerator(nn.Module):
     """G(x_t, z, t[, y]) -> x0 prediction (B, dim), unbounded. x_t (B, dim), z (B, nz) ~ N(0, I), concatenated
-    as the MLP's input."""
+    as the MLP's input (optionally with ``fourier`` random Fourier features of it)."""
 
     def __init__(self, dim: int = 2, nz: int = 2, hidden: int = 128, num_layers: int = 3, T_max: int = 1000,
-                 num_classes: Optional[int] = None, act: str = "silu"):
+                 num_classes: Optional[int] = None, act: str = "silu", fourier: int = 0, fourier_scale: float = 1.0):
         super().__init__()
         self.dim = _checks.positive_int("dim", dim)
         self.nz = _checks.positive_int("nz", nz)
         self.num_classes = _checks.optional_classes(num_classes)
-        self.net = ConditionalMLP(dim + nz, dim, hidden, num_layers, num_classes, T_max, act=act)
+        self.net = ConditionalMLP(dim + nz, dim, hidden, num_layers, num_classes, T_max, act=act, fourier=fourier,
+                                  fourier_scale=fourier_scale)
 
     def forward(self, x_t: torch.Tensor, z: torch.Tensor, t, y=None) -> torch.Tensor:
         _checks.shaped("x_t", x_t, (None, self.dim))
