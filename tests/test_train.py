@@ -229,7 +229,7 @@ def test_resume_compares_a_new_option_with_the_value_older_runs_used():
     from fastddgan.train.config import incompatible
 
     stored = {"loss": "js", "seed": 0}
-    now = {"loss": "js", "seed": 0, "diffaug": ""}  # (--diffaug came later still; its older runs had none)
+    now = {"loss": "js", "seed": 0, "diffaug": "", "cosine_power": 1.0}  # (later options, at their older values)
     assert incompatible(stored, {**now, "adam_beta2": 0.9}) == []
     assert incompatible(stored, {**now, "adam_beta2": 0.99}) == ["adam_beta2 (checkpoint 0.9, now 0.99)"]
 
@@ -451,6 +451,39 @@ def test_2d_ddgan_defaults_to_the_cosine_schedule_and_images_keep_the_papers(tmp
     assert schedule(points, "--dataset", "ring8", "--model", "ddpm") == "linear"
     assert schedule(images, "--dataset", "mnist5k") == "ddgan"
     assert schedule(points, "--dataset", "ring8", "--schedule", "ddgan") == "ddgan"
+
+
+def test_2d_ddgan_cosine_schedule_defaults_to_power_1_5_and_the_flag_is_checked(tmp_path):
+    """--cosine-power: 1.5 for 2-D DDGANs (x_1's noise 0.21 instead of 0.43 at T = 4), 1 for everything else; the
+    built schedule is that one; given with another schedule or out of range it is refused, naming the flag; a run
+    saved before the option existed had power 1 (so resuming it under the new default is refused, naming it)."""
+    from fastddgan import Schedule
+    from fastddgan.train import build
+    from fastddgan.train.config import ConfigError, incompatible, parse, resolve
+
+    points = {"kind": "toy", "channels": None, "image_size": None, "num_classes": None, "size": None}
+    images = {"kind": "image", "channels": 1, "image_size": 28, "num_classes": 10, "size": 5000, "device": "cpu"}
+
+    def config(info, *flags):
+        return resolve(parse(["--out", str(tmp_path / "x"), *flags]), info)
+
+    ring8 = config(points, "--dataset", "ring8")
+    assert ring8["cosine_power"] == 1.5
+    assert torch.equal(build.schedule(ring8).betas, Schedule.cosine(4, power=1.5).betas)
+    assert config(points, "--dataset", "ring8", "--model", "ddpm")["cosine_power"] == 1.0
+    assert config(points, "--dataset", "ring8", "--schedule", "ddgan")["cosine_power"] == 1.0
+    assert config(images, "--dataset", "mnist5k")["cosine_power"] == 1.0
+    assert config(images, "--dataset", "mnist5k", "--schedule", "cosine")["cosine_power"] == 1.0
+    two = config(points, "--dataset", "grid25", "--T", "10", "--cosine-power", "2")
+    assert torch.equal(build.schedule(two).betas, Schedule.cosine(10, power=2.0).betas)
+    with pytest.raises(ConfigError, match="--cosine-power: shapes --schedule cosine, not --schedule ddgan"):
+        config(points, "--dataset", "ring8", "--schedule", "ddgan", "--cosine-power", "2")
+    for bad in ("0", "-1", "nan", "11"):
+        with pytest.raises(ConfigError, match=r"--cosine-power: expected a number in \(0, 10\]"):
+            config(points, "--dataset", "ring8", "--cosine-power", bad)
+    old_run = {k: v for k, v in ring8.items() if k != "cosine_power"}
+    assert [m.split(" ")[0] for m in incompatible(old_run, ring8)] == ["cosine_power"]
+    assert incompatible(old_run, config(points, "--dataset", "ring8", "--cosine-power", "1")) == []
 
 
 def test_a_skipped_nonfinite_step_does_not_make_the_logged_means_nan(tmp_path, monkeypatch):

@@ -37,7 +37,9 @@ def network_config(c: Dict[str, Any], info: Dict[str, Any]) -> Dict[str, Any]:
 
 def schedule(c: Dict[str, Any]) -> Schedule:
     """The training schedule that --schedule and --T name."""
-    return {"ddgan": Schedule.ddgan, "linear": Schedule.linear, "cosine": Schedule.cosine}[c["schedule"]](c["T"])
+    if c["schedule"] == "cosine":
+        return Schedule.cosine(c["T"], power=c.get("cosine_power", 1.0))
+    return {"ddgan": Schedule.ddgan, "linear": Schedule.linear}[c["schedule"]](c["T"])
 
 
 def model_options(c: Dict[str, Any]) -> Dict[str, Any]:
