@@ -335,7 +335,7 @@ def resolve(config: Dict[str, Any], dataset_info: Dict[str, Any]) -> Dict[str, A
     # 2-D DDGAN: power 1.5 halves x_1's noise at T = 4 (0.21 against 0.43 in data units), and the last step's misses
     # (samples between modes) with it: js T = 4 with noise levels 0.2 / 0.8 / 2.5 / 80 (close to power 1.5's 0.21 /
     # 0.63 / 1.65 / 61) reached 99.0 / 98.4% within 3 std on grid25 (seeds 0 / 1; power 1: 97.4 +- 0.3, 3 seeds) and
-    # 97.7% on ring8 (seed 0; power 1: 95.1 +- 0.8); benchmarks/results/sweep-2d/README.md, session 12.
+    # 98.4 +- 0.8% on ring8 (3 seeds; power 1: 95.1 +- 0.8); benchmarks/results/sweep-2d/README.md, session 12.
     c["cosine_power"] = c["cosine_power"] or (TOY_COSINE_POWER if toy and ddgan and c["schedule"] == "cosine" else 1.0)
     if not 1 <= c["T"] <= MAX_T:
         raise ConfigError(f"--T: expected an integer in [1, {MAX_T}], got {c['T']}")
