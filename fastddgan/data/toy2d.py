@@ -45,7 +45,11 @@ class Mixture2D:
         """Exact quality of samples ``x`` (n, 2) against this mixture.
 
         high_quality: share of samples within 3 std of some centre; modes_covered: number of modes holding at
-        least ``min_share`` of the samples within 3 std (default: a quarter of a fair share, 1 / (4 K)).
+        least ``min_share`` of the samples within 3 std (default: a quarter of a fair share, 1 / (4 K)); spread:
+        the root-mean-square distance of those samples from their centre over the data's own, so 1 for the data
+        and < 1 for modes narrower than the data's (which ``high_quality`` rewards: the data itself scores 98.9%).
+        For a 2-D Gaussian cut at radius 3 std, E[d^2 | d <= 3] = (2 - 11 e^-4.5) / (1 - e^-4.5) std^2 (d^2 is
+        chi-square with 2 degrees of freedom); NaN when no sample is within 3 std.
         """
         k, d = self.nearest_mode(x)
         good = d <= 3.0
@@ -53,7 +57,13 @@ class Mixture2D:
         share = 0.25 / self.num_modes if min_share is None else min_share
         return {"high_quality": float(good.float().mean()),
                 "modes_covered": int((counts >= share * x.shape[0]).sum()),
-                "num_modes": self.num_modes}
+                "num_modes": self.num_modes,
+                "spread": math.sqrt(float(d[good].double().pow(2).mean()) / TRUNCATED_MEAN_SQUARE)
+                if bool(good.any()) else float("nan")}
+
+
+# E[d^2 | d <= 3] of a 2-D standard Gaussian: d^2 ~ chi-square(2), whose density is e^(-u/2) / 2.
+TRUNCATED_MEAN_SQUARE = (2.0 - 11.0 * math.exp(-4.5)) / (1.0 - math.exp(-4.5))
 
 
 def _ring8() -> Mixture2D:
