@@ -136,7 +136,8 @@ class Schedule:
         """Nichol & Dhariwal 2021: alpha_bar_t = f(t / T) / f(0), f(u) = cos^2((u^power + s) / (1 + s) * pi / 2),
         betas capped at ``max_beta``. ``power`` = 1 is the paper's; ``power`` > 1 makes the last reverse steps
         (small t) smaller: x_t's noise in data units, sigma_t = sqrt(1 / alpha_bar_t - 1), is about
-        tan(pi / 2 * (t / T)^power); at T = 4, t = 1, 2, 3: 0.43 / 1.01 / 2.44 (power 1), 0.21 / 0.63 / 1.65 (1.5)."""
+        tan(pi / 2 * (t / T)^power); at T = 4, t = 1, 2, 3: 0.43 / 1.01 / 2.44 (power 1), 0.30 / 0.79 / 1.97 (1.25),
+        0.21 / 0.63 / 1.65 (1.5)."""
         T = cls._check_T(T)
         if not 0 < max_beta < 1 or not s >= 0:
             raise ValueError(f"s, max_beta: expected s >= 0 and 0 < max_beta < 1, got {s}, {max_beta}")

@@ -64,9 +64,10 @@ def test_cosine_power(T, power):
 
 
 def test_cosine_power_at_t4_in_data_units():
-    """The 2-D DDGAN default (power 1.5, T = 4) halves x_1's noise: 0.21 against 0.43 (then 0.63 / 1.65 / 61)."""
+    """x_1's noise at T = 4: 0.43 with the paper's power 1, 0.30 with the 2-D DDGAN default 1.25, 0.21 with 1.5."""
     sigmas = lambda s: (1 / s.alphas_cumprod - 1).sqrt().numpy()  # noqa: E731
     np.testing.assert_allclose(sigmas(Schedule.cosine(4)), [0.425, 1.012, 2.435, 83.25], rtol=2e-3)
+    np.testing.assert_allclose(sigmas(Schedule.cosine(4, power=1.25)), [0.296, 0.788, 1.965, 69.72], rtol=2e-3)
     np.testing.assert_allclose(sigmas(Schedule.cosine(4, power=1.5)), [0.210, 0.632, 1.645, 60.87], rtol=2e-3)
 
 

@@ -453,8 +453,8 @@ def test_2d_ddgan_defaults_to_the_cosine_schedule_and_images_keep_the_papers(tmp
     assert schedule(points, "--dataset", "ring8", "--schedule", "ddgan") == "ddgan"
 
 
-def test_2d_ddgan_cosine_schedule_defaults_to_power_1_5_and_the_flag_is_checked(tmp_path):
-    """--cosine-power: 1.5 for 2-D DDGANs (x_1's noise 0.21 instead of 0.43 at T = 4), 1 for everything else; the
+def test_2d_ddgan_cosine_schedule_defaults_to_power_1_25_and_the_flag_is_checked(tmp_path):
+    """--cosine-power: 1.25 for 2-D DDGANs (x_1's noise 0.30 instead of 0.43 at T = 4), 1 for everything else; the
     built schedule is that one; given with another schedule or out of range it is refused, naming the flag; a run
     saved before the option existed had power 1 (so resuming it under the new default is refused, naming it)."""
     from fastddgan import Schedule
@@ -468,8 +468,8 @@ def test_2d_ddgan_cosine_schedule_defaults_to_power_1_5_and_the_flag_is_checked(
         return resolve(parse(["--out", str(tmp_path / "x"), *flags]), info)
 
     ring8 = config(points, "--dataset", "ring8")
-    assert ring8["cosine_power"] == 1.5
-    assert torch.equal(build.schedule(ring8).betas, Schedule.cosine(4, power=1.5).betas)
+    assert ring8["cosine_power"] == 1.25
+    assert torch.equal(build.schedule(ring8).betas, Schedule.cosine(4, power=1.25).betas)
     assert config(points, "--dataset", "ring8", "--model", "ddpm")["cosine_power"] == 1.0
     assert config(points, "--dataset", "ring8", "--schedule", "ddgan")["cosine_power"] == 1.0
     assert config(images, "--dataset", "mnist5k")["cosine_power"] == 1.0
