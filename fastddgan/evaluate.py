@@ -221,7 +221,7 @@ def summary(record: Dict[str, Any]) -> str:
     m, s = record["metrics"], record["speed"]
     parts = []
     for key in ("FID", "IS", M.FID_DOM, M.PRECISION_DOM, M.RECALL_DOM, M.IS_DOM, "classes", "modes_covered",
-                "high_quality", "spread", "sliced_wasserstein", "mmd2"):
+                "high_quality", "spread", "offset", "sliced_wasserstein", "mmd2"):
         if key not in m:
             continue
         if key == "modes_covered":

@@ -360,8 +360,8 @@ def test_true_mixture_samples_score_perfectly(name):
 
 
 @pytest.mark.parametrize("name", ["ring8", "grid25"])
-def test_spread_is_one_for_the_data_and_the_width_ratio_for_narrower_or_wider_modes(name):
-    """spread = RMS distance of the within-3-std samples from their centre over the data's: modes of c times the
+def test_spread_and_offset_measure_the_modes_width_and_displacement(name):
+    """spread = RMS distance of the within-3-std samples from their mode's mean over the data's: modes of c times the
     data's std score c (up to the cut at 3 data std, which trims wider modes: 1.3x -> 1.19), where high_quality
     rewards narrow modes (99.99% at 0.7x against the data's 98.9%)."""
     g = torch.Generator().manual_seed(3)
@@ -375,8 +375,14 @@ def test_spread_is_one_for_the_data_and_the_width_ratio_for_narrower_or_wider_mo
     assert stats[0.5]["spread"] == pytest.approx(0.5 * math.sqrt(2 / 1.8989), abs=0.01)
     assert 1.1 < stats[1.3]["spread"] < 1.3  # the cut at 3 std keeps it below 1.3
     assert stats[0.7]["high_quality"] > stats[1.0]["high_quality"]  # what high_quality alone would prefer
-    far = mix.centers.max() + 10.0  # nothing within 3 std: no spread to measure
-    assert math.isnan(mix.mode_stats(torch.full((10, 2), float(far)))["spread"])
+    assert all(abs(st["offset"]) < 0.03 for st in stats.values())  # centred modes
+    # modes displaced by half a std: offset 0.5, spread unchanged (it is taken about each mode's own mean)
+    shifted = mix.mode_stats(centres + 0.7 * mix.std * noise + torch.tensor([0.3, -0.4]) * mix.std)
+    assert shifted["offset"] == pytest.approx(0.5, abs=0.02)
+    assert shifted["spread"] == pytest.approx(stats[0.7]["spread"], abs=0.01)
+    far = mix.centers.max() + 10.0  # nothing within 3 std: nothing to measure
+    nothing = mix.mode_stats(torch.full((10, 2), float(far)))
+    assert math.isnan(nothing["spread"]) and math.isnan(nothing["offset"])
 
 
 def test_sliced_wasserstein_of_point_masses_is_the_mean_projected_distance():

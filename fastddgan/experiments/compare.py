@@ -302,7 +302,8 @@ def _figure(rows: List[Dict[str, Any]], tiles: Dict[str, torch.Tensor], path: st
 
 
 METRIC_COLUMNS = {"toy": [("modes_covered", "modes"), ("high_quality", "high quality"),
-                          ("spread", "spread (data 1)"), ("sliced_wasserstein", "sliced W1"), ("mmd2", "MMD^2")],
+                          ("spread", "spread (data 1)"), ("offset", "offset (std)"),
+                          ("sliced_wasserstein", "sliced W1"), ("mmd2", "MMD^2")],
                   "image": [("FID-dom", "FID-dom"), ("IS-dom", "IS-dom"), ("classes", "classes"),
                             ("class-min-share", "smallest class share"), ("precision-dom", "precision-dom"),
                             ("recall-dom", "recall-dom"), ("FID", "FID"), ("IS", "IS")]}
