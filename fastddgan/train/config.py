@@ -333,10 +333,10 @@ def resolve(config: Dict[str, Any], dataset_info: Dict[str, Any]) -> Dict[str, A
             raise ConfigError(f"--cosine-power: shapes --schedule cosine, not --schedule {c['schedule']}")
         _check_number(c, "cosine_power", "a number in (0, 10]", lambda v: 0 < v <= 10)
     # 2-D DDGAN: power 1.25 leaves x_1 with noise 0.30 in data units at T = 4 (0.43 with power 1), so the last step
-    # rarely has to choose between modes. js T = 4, 20k steps (sweep-2d/README.md, session 12), within 3 std /
-    # spread (the modes' width over the data's): grid25 power 1: 97.5 +- 0.1% / 0.85 (3 seeds), 1.25: 98.9% / 0.88
-    # (2 seeds), 1.5: 99.3% / 0.59 (3 seeds: too narrow); ring8 power 1: 94.9 +- 1.0% / 0.67, 1.25: 97.4% / 0.72,
-    # 1.5: 97.6 +- 1.7% / 0.86. 1.25 is the one that keeps the modes' width on both.
+    # rarely has to choose between modes. js T = 4, 20k steps (sweep-2d/README.md, session 12), within 3 std: grid25
+    # power 1 97.5 +- 0.1% (3 seeds), 1.25 98.9 +- 0.2% (2 seeds), 1.5 99.3% (3 seeds); ring8 94.9 +- 1.0%,
+    # 97.4 +- 0.3%, 97.6 +- 1.7%. Powers above 1 narrow the modes a little (spread 0.55-0.62 -> 0.45-0.55: every
+    # setting's modes are about half as wide as the data's); 1.25 is the smaller change of the two alike settings.
     c["cosine_power"] = c["cosine_power"] or (TOY_COSINE_POWER if toy and ddgan and c["schedule"] == "cosine" else 1.0)
     if not 1 <= c["T"] <= MAX_T:
         raise ConfigError(f"--T: expected an integer in [1, {MAX_T}], got {c['T']}")
