@@ -435,22 +435,28 @@ def test_2d_wasserstein_gets_its_own_learning_rates(tmp_path):
     assert settings("--loss", "wasserstein", "--lr-g", "1e-3", "--adam-beta2", "0.95") == (1e-3, 2e-4, 0.95)
 
 
+POINTS_INFO = {"kind": "toy", "channels": None, "image_size": None, "num_classes": None, "size": None}
+IMAGES_INFO = {"kind": "image", "channels": 1, "image_size": 28, "num_classes": 10, "size": 5000, "device": "cpu"}
+
+
+def _resolved(tmp_path, info, *flags):
+    """The resolved config of the command line ``flags`` for a data set described by ``info``."""
+    from fastddgan.train.config import parse, resolve
+
+    return resolve(parse(["--out", str(tmp_path / "x"), *flags]), info)
+
+
 def test_2d_ddgan_defaults_to_the_cosine_schedule_and_images_keep_the_papers(tmp_path):
     """The measured 2-D default (cosine: grid25 js T = 4 97.4% within 3 std against 90% with the ddgan schedule);
     image DDGANs keep the paper's schedule, DDPMs the linear one; --schedule wins."""
-    from fastddgan.train.config import parse, resolve
-
-    points = {"kind": "toy", "channels": None, "image_size": None, "num_classes": None, "size": None}
-    images = {"kind": "image", "channels": 1, "image_size": 28, "num_classes": 10, "size": 5000, "device": "cpu"}
-
     def schedule(info, *flags):
-        return resolve(parse(["--out", str(tmp_path / "x"), *flags]), info)["schedule"]
+        return _resolved(tmp_path, info, *flags)["schedule"]
 
-    assert schedule(points, "--dataset", "grid25") == schedule(points, "--dataset", "ring8", "--loss", "tv") == \
-        "cosine"
-    assert schedule(points, "--dataset", "ring8", "--model", "ddpm") == "linear"
-    assert schedule(images, "--dataset", "mnist5k") == "ddgan"
-    assert schedule(points, "--dataset", "ring8", "--schedule", "ddgan") == "ddgan"
+    assert schedule(POINTS_INFO, "--dataset", "grid25") == \
+        schedule(POINTS_INFO, "--dataset", "ring8", "--loss", "tv") == "cosine"
+    assert schedule(POINTS_INFO, "--dataset", "ring8", "--model", "ddpm") == "linear"
+    assert schedule(IMAGES_INFO, "--dataset", "mnist5k") == "ddgan"
+    assert schedule(POINTS_INFO, "--dataset", "ring8", "--schedule", "ddgan") == "ddgan"
 
 
 def test_2d_ddgan_cosine_schedule_defaults_to_power_1_25_and_the_flag_is_checked(tmp_path):
@@ -459,13 +465,12 @@ def test_2d_ddgan_cosine_schedule_defaults_to_power_1_25_and_the_flag_is_checked
     saved before the option existed had power 1 (so resuming it under the new default is refused, naming it)."""
     from fastddgan import Schedule
     from fastddgan.train import build
-    from fastddgan.train.config import ConfigError, incompatible, parse, resolve
+    from fastddgan.train.config import ConfigError, incompatible
 
-    points = {"kind": "toy", "channels": None, "image_size": None, "num_classes": None, "size": None}
-    images = {"kind": "image", "channels": 1, "image_size": 28, "num_classes": 10, "size": 5000, "device": "cpu"}
+    points, images = POINTS_INFO, IMAGES_INFO
 
     def config(info, *flags):
-        return resolve(parse(["--out", str(tmp_path / "x"), *flags]), info)
+        return _resolved(tmp_path, info, *flags)
 
     ring8 = config(points, "--dataset", "ring8")
     assert ring8["cosine_power"] == 1.25

@@ -38,7 +38,7 @@ def network_config(c: Dict[str, Any], info: Dict[str, Any]) -> Dict[str, Any]:
 def schedule(c: Dict[str, Any]) -> Schedule:
     """The training schedule that --schedule and --T name."""
     if c["schedule"] == "cosine":
-        return Schedule.cosine(c["T"], power=c.get("cosine_power", 1.0))
+        return Schedule.cosine(c["T"], power=c["cosine_power"])
     return {"ddgan": Schedule.ddgan, "linear": Schedule.linear}[c["schedule"]](c["T"])
 
 

@@ -323,20 +323,18 @@ def resolve(config: Dict[str, Any], dataset_info: Dict[str, Any]) -> Dict[str, A
     if c["net"] is not None:
         net_overrides(c["net"])  # the syntax now; the keys and sizes when the networks are built
     c["T"] = c["T"] if c["T"] is not None else (4 if ddgan else 1000)
-    # 2-D DDGAN: the cosine schedule leaves the final step's x_1 near its mode (grid25 js T = 4: 25/25 modes and
-    # 97.4 +- 0.3% within 3 std over 3 seeds against 90% with the ddgan schedule; ring8 95.1 +- 0.8 against
-    # 94.1 +- 0.4; benchmarks/results/sweep-2d/README.md, session 11). Images keep the paper's (cosine was worse
-    # on mnist5k: sweep-mnist5k/README.md, session 8).
+    # 2-D DDGAN: the cosine schedule with power 1.25 leaves the final step's x_1 near its mode (noise 0.30 in data
+    # units at T = 4; power 1: 0.43, the ddgan schedule: 0.96), so the last step rarely has to choose between modes.
+    # js T = 4, 20k steps, within 3 std (sweep-2d/README.md, sessions 11-12): grid25 ddgan schedule 90.3 +- 2.7%,
+    # cosine power 1 97.5 +- 0.1% (3 seeds), 1.25 98.9 +- 0.2% (2 seeds), 1.5 99.3% (3 seeds); ring8 94.1 +- 0.4%,
+    # 94.9 +- 1.0%, 97.4 +- 0.3%, 97.6 +- 1.7%. Powers above 1 narrow the modes a little (spread 0.55-0.62 ->
+    # 0.45-0.55: every setting's modes are about half as wide as the data's); 1.25 is the smaller change of the two
+    # alike settings. Images keep the paper's schedule (cosine was worse on mnist5k: sweep-mnist5k/README.md, s. 8).
     c["schedule"] = c["schedule"] or (("cosine" if toy else "ddgan") if ddgan else "linear")
     if c["cosine_power"] is not None:
         if c["schedule"] != "cosine":
             raise ConfigError(f"--cosine-power: shapes --schedule cosine, not --schedule {c['schedule']}")
         _check_number(c, "cosine_power", "a number in (0, 10]", lambda v: 0 < v <= 10)
-    # 2-D DDGAN: power 1.25 leaves x_1 with noise 0.30 in data units at T = 4 (0.43 with power 1), so the last step
-    # rarely has to choose between modes. js T = 4, 20k steps (sweep-2d/README.md, session 12), within 3 std: grid25
-    # power 1 97.5 +- 0.1% (3 seeds), 1.25 98.9 +- 0.2% (2 seeds), 1.5 99.3% (3 seeds); ring8 94.9 +- 1.0%,
-    # 97.4 +- 0.3%, 97.6 +- 1.7%. Powers above 1 narrow the modes a little (spread 0.55-0.62 -> 0.45-0.55: every
-    # setting's modes are about half as wide as the data's); 1.25 is the smaller change of the two alike settings.
     c["cosine_power"] = c["cosine_power"] or (TOY_COSINE_POWER if toy and ddgan and c["schedule"] == "cosine" else 1.0)
     if not 1 <= c["T"] <= MAX_T:
         raise ConfigError(f"--T: expected an integer in [1, {MAX_T}], got {c['T']}")
