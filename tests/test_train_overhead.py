@@ -1,17 +1,26 @@
 """benchmarks/train_overhead.py on the tiny preset: one profiled training step split into the networks' time
-(forward, backward, optimisers) and the time outside them, with the largest ops outside."""
+(forward, backward, optimisers) and the time outside them, with the largest ops outside; and the discriminator
+probes (benchmarks/image_dprobe.py, benchmarks/toy2d_dprobe.py)."""
 
 import importlib.util
 import json
 import os
 
+import torch
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_split_of_one_step(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("train_overhead", os.path.join(ROOT, "benchmarks", "train_overhead.py"))
+def _script(name: str):
+    """The module benchmarks/NAME.py, loaded from its file."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "benchmarks", name + ".py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_split_of_one_step(tmp_path, capsys):
+    module = _script("train_overhead")
     out = tmp_path / "split.json"
     assert module.main(["--preset", "tiny", "--batch", "8", "--warmup", "0", "--steps", "1", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
@@ -50,9 +59,7 @@ def test_image_dprobe_scores_a_discriminator_per_step(mnist_ckpt, capsys):
 
     import fastddgan
 
-    spec = importlib.util.spec_from_file_location("image_dprobe", os.path.join(ROOT, "benchmarks", "image_dprobe.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _script("image_dprobe")
     assert module.main([str(mnist_ckpt), "--ch", "8", "--steps", "2"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["step"] for line in lines] == [0, 1, 2]
@@ -63,3 +70,21 @@ def test_image_dprobe_scores_a_discriminator_per_step(mnist_ckpt, capsys):
     own = json.loads(capsys.readouterr().out.splitlines()[0])
     model = fastddgan.load(mnist_ckpt)
     assert own["parameters"] == sum(p.numel() for p in model.discriminator.parameters())
+
+
+def test_toy2d_dprobe_shrink_makes_a_known_width_error():
+    """benchmarks/toy2d_dprobe.py --shrink: the fakes are the true samples with their modes F times as wide (spread
+    F, offset ~0 on the exact metric), F = 1 leaves them unchanged, and a D probed on identical true and fake
+    pairs cannot beat chance."""
+    import types
+
+    from fastddgan import Schedule
+    from fastddgan.data import TOY2D, toy2d
+
+    module = _script("toy2d_dprobe")
+    x = toy2d("ring8", 8000, generator=torch.Generator().manual_seed(0))
+    stats = TOY2D["ring8"].mode_stats(module.shrunk(x, "ring8", 0.5).double())
+    assert abs(stats["spread"] - 0.5) < 0.03 and stats["offset"] < 0.1 and stats["modes_covered"] == 8
+    assert torch.equal(module.shrunk(x, "ring8", 1.0), x)
+    model = types.SimpleNamespace(schedule=Schedule.cosine(4, power=1.25))
+    assert module.probe(model, "ring8", {}, steps=600, batch=64, shrink=1.0, r1=0.05) == 0.5
