@@ -49,6 +49,16 @@ def test_scatter_plot_without_model_points_has_no_red(backend):
     assert _share(image, "red") < 1e-3  # only the legend's marker is red
 
 
+def test_scatter_plot_draws_the_model_over_the_data(backend):
+    """A model whose samples are the data's own covers them (red wins), and a mode it misses stays blue."""
+    data = TOY2D["ring8"].sample(2000, generator=torch.Generator().manual_seed(0))
+    covered = plots.scatter_plot(data, data, ["the data itself"])
+    assert _share(covered, "red") > 1e-3 and _share(covered, "blue") < 0.2 * _share(covered, "red")
+    k, _ = TOY2D["ring8"].nearest_mode(data)
+    missing = plots.scatter_plot(data[k != 0], data, ["mode 0 missing"])
+    assert _share(missing, "blue") > 1.5 * _share(covered, "blue")  # about 2x: the missed mode's blob
+
+
 def test_sample_grid_is_captioned_and_enlarged():
     images = torch.full((10, 1, 28, 28), -1.0)  # the model's range: black
     images[:, :, 10:18, 10:18] = 1.0

@@ -110,15 +110,16 @@ def _frame(reference: torch.Tensor):
 
 
 def scatter_plot(points: torch.Tensor, reference: torch.Tensor, title: Sequence[str], size: int = 512):
-    """Model samples (red) over data samples (blue) in the square that holds the data with a 15% margin."""
+    """Model samples (red) drawn over data samples (blue) in the square that holds the data with a 15% margin."""
     points, reference = points.detach().float().cpu(), reference.detach().float().cpu()
     if have_matplotlib():
         centre, half = _frame(reference)
         plt = _pyplot()
         fig, ax = plt.subplots(figsize=(size / 100, size / 100 + 0.3 * len(title)))
-        # the model below, the data on top (smaller, translucent), so that mass in the right place shows both
-        ax.scatter(points[:, 0], points[:, 1], s=4, color=MODEL_COLOUR, alpha=0.6, label="model", lw=0)
-        ax.scatter(reference[:, 0], reference[:, 1], s=2, color=DATA_COLOUR, alpha=0.5, label="data", lw=0)
+        # the data below, the model on top (as in scatter_tile): a mode the model misses stays blue, one it
+        # covers turns red (with the data on top, a missing mode looked like a covered one)
+        ax.scatter(reference[:, 0], reference[:, 1], s=4, color=DATA_COLOUR, alpha=0.6, label="data", lw=0)
+        ax.scatter(points[:, 0], points[:, 1], s=3, color=MODEL_COLOUR, alpha=0.6, label="model", lw=0)
         ax.set_xlim(float(centre[0]) - half, float(centre[0]) + half)
         ax.set_ylim(float(centre[1]) - half, float(centre[1]) + half)
         ax.set_aspect("equal")
