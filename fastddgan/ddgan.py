@@ -62,8 +62,12 @@ class DDGANObjective:
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss="js", loss_options: Optional[dict] = None,
                  r1_gamma: float = 0.02, lazy_reg: int = 1, p_uncond: float = 0.0, amp: Optional[str] = None,
-                 compile: bool = False, diffaug: Optional[str] = None):
+                 compile: bool = False, diffaug: Optional[str] = None, diversity: float = 0.0):
         _checks.integer("lazy_reg", lazy_reg, 1)
+        if isinstance(diversity, bool) or not isinstance(diversity, (int, float)) or \
+                not 0.0 <= diversity < float("inf"):
+            raise ValueError(f"diversity: expected a finite number >= 0, got {diversity!r}")
+        self.diversity = float(diversity)
         if not isinstance(loss, (str, losses.GANLoss)):
             raise TypeError(f"loss: expected an objective name {tuple(losses.LOSSES)} or a fastddgan.losses.GANLoss, "
                             f"got {type(loss).__name__}")
@@ -146,12 +150,38 @@ class DDGANObjective:
         try:
             fake = self.d_seen(self.fake_prev(model, x_t, t, y, generator), x_t, t, y, generator)
             loss_g = self.loss.generator(fake)
+            metrics = {"loss_g": loss_g.detach()}
+            if self.diversity > 0:
+                inverse_ratio = self.inverse_latent_ratio(model, x_t, t, y, generator)
+                if inverse_ratio is not None:
+                    loss_g = loss_g + self.diversity * inverse_ratio
+                    metrics["diversity"] = inverse_ratio.detach()
             state.backward("g", loss_g)
         finally:
             self.discriminator.requires_grad_(True)
         state.optimizer_step("g")
         model.ema.update(model.generator)
-        return {"loss_g": loss_g.detach()}
+        return metrics
+
+    def inverse_latent_ratio(self, model: "DDGAN", x_t, t, y, generator) -> Optional[torch.Tensor]:
+        """The mode-seeking term (Mao et al. 2019) on the last reverse step, t = 0 (x_1 -> x_0), where G's output
+        is the sample itself and its width can only come from z: mean_i 1 / (r_i + 1e-4), r_i = mean|G(x_1, z_1)
+        - G(x_1, z_2)| / mean|z_1 - z_2| for two fresh latents per sample with t_i = 0 (means over the sample's
+        elements). Without it the 2-D generator ignores z inside a mode and makes the modes about half as wide as
+        the data's (benchmarks/results/sweep-2d/README.md, session 13). In data units: its weight depends on the
+        data's scale. None when the batch holds no t = 0 sample."""
+        last = t == 0
+        if not bool(last.any()):
+            return None
+        x_1, t_0 = x_t[last], t[last]
+        y_0 = None if y is None else y[last]
+        n = x_1.shape[0]
+        z_1 = torch.randn(n, model.nz, device=x_1.device, generator=generator)
+        z_2 = torch.randn(n, model.nz, device=x_1.device, generator=generator)
+        with autocast(self.amp, x_1.device):
+            out_1, out_2 = self.nets[0](x_1, z_1, t_0, y_0), self.nets[0](x_1, z_2, t_0, y_0)
+        ratio = (out_1.float() - out_2.float()).abs().flatten(1).mean(1) / (z_1 - z_2).abs().mean(1)
+        return (1.0 / (ratio + 1e-4)).mean()
 
     def train_step(self, model: "DDGAN", state: TrainState, x0: torch.Tensor, y: Optional[torch.Tensor] = None,
                    generator: Optional[torch.Generator] = None) -> dict:
@@ -192,6 +222,8 @@ class DDGAN(EMASampling, TrainStateAccess, nn.Module):
         compile: wrap G and D in ``torch.compile`` for training (the fused ops trace without graph breaks).
         diffaug: None / "" (off) or a policy of :mod:`fastddgan.augment` ("translation", "cutout" or both,
             comma-separated): D sees every training pair through one random transform per sample.
+        diversity: weight of the mode-seeking term on G's last step (:meth:`DDGANObjective.inverse_latent_ratio`;
+            0: off).
 
     ``gradient_sync``: None, or ``sync(optimizer)`` called between backward and each step (data-parallel training
     sets it to the gradient average of :mod:`fastddgan.train.distributed`).
@@ -206,12 +238,13 @@ class DDGAN(EMASampling, TrainStateAccess, nn.Module):
                  lr_g: float = 1.6e-4, lr_d: float = 1.25e-4, betas=(0.5, 0.9), total_steps: Optional[int] = None,
                  ema_decay: float = 0.999, num_classes: Optional[int] = None, p_uncond: float = 0.1,
                  sample_shape: Sequence[int] = (1, 28, 28), clip_x0: bool = True, amp: Optional[str] = None,
-                 compile: bool = False, diffaug: Optional[str] = None):
+                 compile: bool = False, diffaug: Optional[str] = None, diversity: float = 0.0):
         super().__init__()
         if not 0.0 <= p_uncond < 1.0:
             raise ValueError(f"p_uncond: expected a probability in [0, 1), got {p_uncond!r}")
         self.objective = DDGANObjective(generator, discriminator, loss, loss_options, r1_gamma, lazy_reg,
-                                        p_uncond if num_classes is not None else 0.0, amp, compile, diffaug)
+                                        p_uncond if num_classes is not None else 0.0, amp, compile, diffaug,
+                                        diversity)
         self.generator = generator
         self.discriminator = discriminator
         self.schedule = Schedule.ddgan(schedule) if isinstance(schedule, int) else schedule
@@ -268,6 +301,7 @@ class DDGAN(EMASampling, TrainStateAccess, nn.Module):
     r1_gamma = property(lambda self: self.objective.r1_gamma)
     lazy_reg = property(lambda self: self.objective.lazy_reg)
     p_uncond = property(lambda self: self.objective.p_uncond)
+    diversity = property(lambda self: self.objective.diversity)
     opt_g = property(lambda self: self.train_state.optimizers["g"])
     opt_d = property(lambda self: self.train_state.optimizers["d"])
 

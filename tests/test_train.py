@@ -229,7 +229,8 @@ def test_resume_compares_a_new_option_with_the_value_older_runs_used():
     from fastddgan.train.config import incompatible
 
     stored = {"loss": "js", "seed": 0}
-    now = {"loss": "js", "seed": 0, "diffaug": "", "cosine_power": 1.0}  # (later options, at their older values)
+    now = {"loss": "js", "seed": 0, "diffaug": "", "cosine_power": 1.0, "diversity": 0.0}  # (later options, at
+    # their older values)
     assert incompatible(stored, {**now, "adam_beta2": 0.9}) == []
     assert incompatible(stored, {**now, "adam_beta2": 0.99}) == ["adam_beta2 (checkpoint 0.9, now 0.99)"]
 
@@ -489,6 +490,31 @@ def test_2d_ddgan_cosine_schedule_defaults_to_power_1_25_and_the_flag_is_checked
     old_run = {k: v for k, v in ring8.items() if k != "cosine_power"}
     assert [m.split(" ")[0] for m in incompatible(old_run, ring8)] == ["cosine_power"]
     assert incompatible(old_run, config(points, "--dataset", "ring8", "--cosine-power", "1")) == []
+
+
+def test_2d_ddgan_diversity_defaults_on_and_the_flag_is_checked(tmp_path):
+    """--diversity: 2e-6 for 2-D DDGANs, 0 for image DDGANs; the model gets it; refused for a DDPM and outside
+    [0, inf), naming the flag; a run saved before the option existed had 0 (resuming it under the new default is
+    refused, naming it)."""
+    from fastddgan.train import build
+    from fastddgan.train.config import ConfigError, incompatible
+
+    ring8 = _resolved(tmp_path, POINTS_INFO, "--dataset", "ring8")
+    assert ring8["diversity"] == 2e-6
+    assert build.model_options(ring8)["diversity"] == 2e-6
+    assert _resolved(tmp_path, POINTS_INFO, "--dataset", "grid25", "--loss", "tv")["diversity"] == 2e-6
+    assert _resolved(tmp_path, IMAGES_INFO, "--dataset", "mnist5k")["diversity"] == 0.0
+    assert _resolved(tmp_path, POINTS_INFO, "--dataset", "ring8", "--diversity", "0")["diversity"] == 0.0
+    assert "diversity" not in build.model_options(_resolved(tmp_path, POINTS_INFO, "--dataset", "ring8", "--model",
+                                                            "ddpm"))
+    with pytest.raises(ConfigError, match="--diversity: a DDGAN generator's term, not for --model ddpm"):
+        _resolved(tmp_path, POINTS_INFO, "--dataset", "ring8", "--model", "ddpm", "--diversity", "1e-6")
+    for bad in ("-0.5", "nan", "inf"):
+        with pytest.raises(ConfigError, match="--diversity: expected a finite number >= 0"):
+            _resolved(tmp_path, POINTS_INFO, "--dataset", "ring8", "--diversity", bad)
+    old_run = {k: v for k, v in ring8.items() if k != "diversity"}
+    assert incompatible(old_run, ring8) == ["diversity (checkpoint 0.0, now 2e-06)"]
+    assert incompatible(old_run, _resolved(tmp_path, POINTS_INFO, "--dataset", "ring8", "--diversity", "0")) == []
 
 
 def test_a_skipped_nonfinite_step_does_not_make_the_logged_means_nan(tmp_path, monkeypatch):

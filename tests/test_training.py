@@ -174,6 +174,9 @@ def test_ddgan_bad_input():
         tiny_ddgan(loss="kl")
     with pytest.raises(ValueError, match="T: expected an integer >= 1"):
         DDGAN(build("tiny", "generator"), build("tiny", "discriminator"), 0)
+    for bad in (-1e-6, float("nan"), float("inf"), True, "1e-6"):
+        with pytest.raises(ValueError, match="diversity: expected a finite number >= 0"):
+            tiny_ddgan(diversity=bad)
 
 
 def test_ddgan_bf16_autocast_and_compiled_networks_train():
@@ -253,3 +256,46 @@ def test_fp16_steps_use_a_loss_scaler_that_skips_overflows_and_unscales():
     assert scaler.get_scale() == 2.0**10 and model.optimizer.state
     got, want = torch.cat([p.grad.flatten() for p in model.model.parameters()]), torch.cat([g.flatten() for g in fp32])
     assert float((got - want).norm() / want.norm()) < 0.02  # fp16 rounding (unscaled: not 1024 times)
+
+
+def toy_ddgan(**kwargs):
+    return DDGAN(build("toy2d", "generator"), build("toy2d", "discriminator"), Schedule.cosine(4), sample_shape=(2,),
+                 **kwargs)
+
+
+def test_diversity_term_is_the_inverse_latent_ratio_on_the_last_step():
+    """mean over the t = 0 samples of 1 / (r + 1e-4), r = mean|G(x_1, z1) - G(x_1, z2)| / mean|z1 - z2| with two
+    latents drawn after the batch's own; None without t = 0 samples."""
+    torch.manual_seed(0)
+    model = toy_ddgan(diversity=1e-3)
+    x_t, t = torch.randn(16, 2), torch.tensor([0, 1, 2, 3] * 4)
+    term = model.objective.inverse_latent_ratio(model, x_t, t, None, torch.Generator().manual_seed(7))
+    g = torch.Generator().manual_seed(7)
+    z1, z2 = torch.randn(4, model.nz, generator=g), torch.randn(4, model.nz, generator=g)
+    x1, t0 = x_t[t == 0], t[t == 0]
+    with torch.no_grad():
+        r = (model.generator(x1, z1, t0) - model.generator(x1, z2, t0)).abs().mean(1) / (z1 - z2).abs().mean(1)
+    assert float(term) == pytest.approx(float((1 / (r + 1e-4)).mean()), rel=1e-6)
+    assert term.requires_grad  # it trains G
+    assert model.objective.inverse_latent_ratio(model, x_t[t > 0], t[t > 0], None, None) is None
+
+
+def test_diversity_makes_the_last_step_use_its_latent():
+    """Two runs of generator steps from the same start, with a large weight and without: with it, G's outputs at
+    t = 0 depend on z several times more; diversity 0 adds no metric."""
+    x0 = torch.randn(64, 2) * 0.02 + torch.tensor([2.0, 0.0])
+
+    def z_dependence(diversity):
+        torch.manual_seed(0)
+        model = toy_ddgan(diversity=diversity, lr_d=1e-12)
+        for _ in range(60):
+            metrics = model.generator_step(x0, None, torch.Generator().manual_seed(1))
+        assert ("diversity" in metrics) == (diversity > 0)
+        g = torch.Generator().manual_seed(2)
+        x1, t0 = torch.randn(256, 2, generator=g), torch.zeros(256, dtype=torch.long)
+        with torch.no_grad():
+            a = model.generator(x1, torch.randn(256, model.nz, generator=g), t0)
+            b = model.generator(x1, torch.randn(256, model.nz, generator=g), t0)
+        return float((a - b).abs().mean())
+
+    assert z_dependence(10.0) > 3 * z_dependence(0.0)

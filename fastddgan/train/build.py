@@ -50,7 +50,8 @@ def model_options(c: Dict[str, Any]) -> Dict[str, Any]:
                     r1_gamma=c["r1_gamma"], lazy_reg=c["lazy_reg"], lr_g=c["lr_g"], lr_d=c["lr_d"],
                     betas=(0.5, c["adam_beta2"]), ema_decay=c["ema_decay"],
                     total_steps=c["steps"] if c["lr_decay"] == "cosine" else None,
-                    p_uncond=c["p_uncond"], amp=c["amp"], compile=c["compile"], diffaug=c["diffaug"])
+                    p_uncond=c["p_uncond"], amp=c["amp"], compile=c["compile"], diffaug=c["diffaug"],
+                    diversity=c["diversity"])
     return dict(prediction=c["prediction"], p_uncond=c["p_uncond"], lr=c["lr"], ema_decay=c["ema_decay"],
                 amp=c["amp"], compile=c["compile"])
 
