@@ -71,7 +71,8 @@ def main() -> None:
     torch.set_num_threads(1)
     model = fastddgan.load(args.checkpoint)
     for spec in args.specs:
-        print(f"{spec}: accuracy (last 500 steps) {probe(model, args.data, json.loads(spec), args.steps, shrink=args.shrink, r1=args.r1):.3f}", flush=True)
+        accuracy = probe(model, args.data, json.loads(spec), args.steps, shrink=args.shrink, r1=args.r1)
+        print(f"{spec}: accuracy (last 500 steps) {accuracy:.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -155,7 +155,7 @@ class DDGANObjective:
                 inverse_ratio = self.inverse_latent_ratio(model, x_t, t, y, generator)
                 if inverse_ratio is not None:
                     loss_g = loss_g + self.diversity * inverse_ratio
-                    metrics["diversity"] = inverse_ratio.detach()
+                    metrics["inverse_latent_ratio"] = inverse_ratio.detach()
             state.backward("g", loss_g)
         finally:
             self.discriminator.requires_grad_(True)

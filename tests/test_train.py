@@ -229,8 +229,8 @@ def test_resume_compares_a_new_option_with_the_value_older_runs_used():
     from fastddgan.train.config import incompatible
 
     stored = {"loss": "js", "seed": 0}
-    now = {"loss": "js", "seed": 0, "diffaug": "", "cosine_power": 1.0, "diversity": 0.0}  # (later options, at
-    # their older values)
+    # the options added after adam_beta2, at the values runs saved before them had
+    now = {"loss": "js", "seed": 0, "diffaug": "", "cosine_power": 1.0, "diversity": 0.0}
     assert incompatible(stored, {**now, "adam_beta2": 0.9}) == []
     assert incompatible(stored, {**now, "adam_beta2": 0.99}) == ["adam_beta2 (checkpoint 0.9, now 0.99)"]
 

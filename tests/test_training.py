@@ -290,7 +290,7 @@ def test_diversity_makes_the_last_step_use_its_latent():
         model = toy_ddgan(diversity=diversity, lr_d=1e-12)
         for _ in range(60):
             metrics = model.generator_step(x0, None, torch.Generator().manual_seed(1))
-        assert ("diversity" in metrics) == (diversity > 0)
+        assert ("inverse_latent_ratio" in metrics) == (diversity > 0)
         g = torch.Generator().manual_seed(2)
         x1, t0 = torch.randn(256, 2, generator=g), torch.zeros(256, dtype=torch.long)
         with torch.no_grad():
