@@ -371,7 +371,8 @@ def test_spread_and_offset_measure_the_modes_width_and_displacement(name):
     noise = torch.randn(n, 2, generator=g)
     stats = {c: mix.mode_stats(centres + c * mix.std * noise) for c in (1.0, 0.7, 0.5, 1.3)}
     assert stats[1.0]["spread"] == pytest.approx(1.0, abs=0.01)
-    assert stats[0.7]["spread"] == pytest.approx(0.7 * math.sqrt(2 / 1.8989), abs=0.01)  # (almost nothing beyond 3 data std)
+    # (almost nothing of these lies beyond 3 data std)
+    assert stats[0.7]["spread"] == pytest.approx(0.7 * math.sqrt(2 / 1.8989), abs=0.01)
     assert stats[0.5]["spread"] == pytest.approx(0.5 * math.sqrt(2 / 1.8989), abs=0.01)
     assert 1.1 < stats[1.3]["spread"] < 1.3  # the cut at 3 std keeps it below 1.3
     assert stats[0.7]["high_quality"] > stats[1.0]["high_quality"]  # what high_quality alone would prefer

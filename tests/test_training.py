@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from fastddgan import Schedule
+from fastddgan.checkpoint import from_preset
 from fastddgan.ddgan import DDGAN
 from fastddgan.ddpm import DDPM
 from fastddgan.models import build, preset
@@ -259,8 +260,7 @@ def test_fp16_steps_use_a_loss_scaler_that_skips_overflows_and_unscales():
 
 
 def toy_ddgan(**kwargs):
-    return DDGAN(build("toy2d", "generator"), build("toy2d", "discriminator"), Schedule.cosine(4), sample_shape=(2,),
-                 **kwargs)
+    return from_preset("ddgan", "toy2d", Schedule.cosine(4), **kwargs)
 
 
 def test_diversity_term_is_the_inverse_latent_ratio_on_the_last_step():
