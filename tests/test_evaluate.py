@@ -4,6 +4,8 @@ import json
 import math
 import os
 import shutil
+import signal
+import threading
 
 import numpy as np
 import pytest
@@ -346,6 +348,74 @@ def test_compare_stops_when_a_training_run_is_interrupted(tmp_path, monkeypatch)
             "--seeds", "0,1"]
     assert compare.main(args) == 143
     assert len(calls) == 1  # the DDPM run of seed 0 only
+
+
+class _FakeChildren:
+    """Stands in for ``subprocess.Popen`` in compare: a child named in ``stopped`` exits with 143 (stopped by SIGTERM)
+    as soon as two children run; the others run until they are sent a signal (then exit 130), or 5 s (then fail
+    with 1)."""
+
+    def __init__(self, stopped=()):
+        self.stopped, self.started, self.signalled, self.sessions = set(stopped), [], [], []
+        self.two_running = threading.Event()
+
+    def __call__(self, argv, **kwargs):
+        fake = self
+
+        class Child:
+            name = os.path.basename(argv[argv.index("--out") + 1])
+            got_signal = threading.Event()
+
+            def poll(self):
+                return None
+
+            def send_signal(self, signum):
+                fake.signalled.append(self.name)
+                self.got_signal.set()
+
+            def wait(self):
+                if self.name in fake.stopped:  # once the run beside it has started
+                    fake.two_running.wait(5)
+                    return 143
+                return 130 if self.got_signal.wait(5) else 1
+
+        self.started.append(Child.name)
+        self.sessions.append(kwargs.get("start_new_session"))
+        if len(self.started) == 2:
+            self.two_running.set()
+        return Child()
+
+
+def _study_of_three(tmp_path):
+    return ["--dataset", "ring8", "--out", str(tmp_path / "cmp"), "--losses", "js", "--ddgan-T", "4,5", "--extra", "",
+            "--seeds", "0", "--jobs", "2"]
+
+
+def test_compare_jobs_stop_at_once_when_one_run_is_stopped(tmp_path, monkeypatch):
+    """--jobs 2: a run stopped by a signal stops the study at once: the run beside it is interrupted (it
+    checkpoints) and no further run starts (the study had waited for the other run and then started the next)."""
+    children = _FakeChildren(stopped={"ddgan-js-T4-seed0"})
+    monkeypatch.setattr(compare.subprocess, "Popen", children)
+    assert compare.main(_study_of_three(tmp_path)) == 143
+    assert children.started == ["ddpm-T1000-seed0", "ddgan-js-T4-seed0"]
+    assert children.signalled == ["ddpm-T1000-seed0"]
+    assert children.sessions == [True, True]  # Ctrl-C at a terminal reaches the study, which passes one SIGINT on
+
+
+def test_compare_jobs_stop_on_sigint_also_when_started_with_sigint_ignored(tmp_path, monkeypatch):
+    """``kill -INT`` of the study stops it (its children checkpoint) even when it was started with SIGINT ignored,
+    as a shell without job control starts ``cmd &``; the handlers are put back after."""
+    children = _FakeChildren()
+    monkeypatch.setattr(compare.subprocess, "Popen", children)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        threading.Thread(target=lambda: children.two_running.wait(5) and os.kill(os.getpid(), signal.SIGINT),
+                         daemon=True).start()
+        assert compare.main(_study_of_three(tmp_path)) == 130
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert sorted(children.signalled) == sorted(children.started) == ["ddgan-js-T4-seed0", "ddpm-T1000-seed0"]
 
 
 def test_compare_counts_the_time_of_every_training_segment(tmp_path, monkeypatch):

@@ -19,6 +19,7 @@ set's classifier is trained first if missing), and FID / IS with ``--inception-w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -29,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -77,8 +78,10 @@ def _train_in_subprocess(argv: List[str], out: str) -> int:
         with _CHILDREN_LOCK:
             if _STOPPING.is_set():
                 return 128 + signal.SIGINT
+            # a session of its own: Ctrl-C at a terminal reaches the study alone, which passes one SIGINT on (a
+            # second one would stop the training at once, without its checkpoint)
             child = subprocess.Popen([sys.executable, "-m", "fastddgan.train"] + argv, stdout=log,
-                                     stderr=subprocess.STDOUT, env=env)
+                                     stderr=subprocess.STDOUT, env=env, start_new_session=True)
             _CHILDREN.add(child)
         try:
             return child.wait()
@@ -88,8 +91,9 @@ def _train_in_subprocess(argv: List[str], out: str) -> int:
 
 
 def _interrupt_children() -> None:
-    """Pass an interrupt of the study on to its training processes (a SIGINT sent to this process alone, e.g. by
-    ``kill -INT``, does not reach them): each writes a checkpoint and stops, so a re-run resumes it."""
+    """Pass an interrupt of the study on to its training processes (they run in sessions of their own, so neither
+    ``kill -INT`` of the study nor Ctrl-C reaches them): each writes a checkpoint and stops, so a re-run resumes
+    it."""
     with _CHILDREN_LOCK:
         _STOPPING.set()
         children = list(_CHILDREN)
@@ -183,14 +187,22 @@ class _StudyProgress:
 
     def __init__(self, total: int):
         self.total, self.done, self.start = total, 0, time.time()
+        self.lock = threading.Lock()  # one line at a time from the --jobs threads (print writes the newline apart)
 
     def starting(self, run_name: str) -> None:
-        print(f"training {run_name} ({self.done}/{self.total} done, {_eta(self.start, self.done, self.total)})",
-              flush=True)
+        with self.lock:
+            self._say(f"training {run_name} ({self.done}/{self.total} done, "
+                      f"{_eta(self.start, self.done, self.total)})")
 
     def finished(self, run_name: str, result: Dict[str, Any]) -> None:
-        self.done += 1
-        print(f"finished {run_name}: {result['status']}, {result['train_seconds']:.0f} s", flush=True)
+        with self.lock:
+            self.done += 1
+            self._say(f"finished {run_name}: {result['status']}, {result['train_seconds']:.0f} s")
+
+    @staticmethod
+    def _say(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 
 def _train_ahead(todo: List[Tuple[str, List[str]]], runs: str, args) -> None:
@@ -204,16 +216,53 @@ def _train_ahead(todo: List[Tuple[str, List[str]]], runs: str, args) -> None:
 
     def train(item):
         run_name, argv = item
+        if _STOPPING.is_set():
+            return
         progress.starting(run_name)
-        progress.finished(run_name, _run(run_name, argv, runs, in_subprocess=True))
-
-    with ThreadPoolExecutor(args.jobs) as pool:
         try:
-            list(pool.map(train, todo))
-        except KeyboardInterrupt:
-            pool.shutdown(wait=False, cancel_futures=True)  # start no further run
+            result = _run(run_name, argv, runs, in_subprocess=True)
+        except BaseException:
+            _STOPPING.set()  # before this thread takes the next run
+            raise
+        progress.finished(run_name, result)
+
+    with _signals_interrupt(), ThreadPoolExecutor(args.jobs) as pool:
+        futures = []
+        try:
+            futures += [pool.submit(train, item) for item in todo]  # the first ones start while the rest are queued
+            done = wait(futures, return_when=FIRST_EXCEPTION)[0]
+            for future in futures:  # a run that raised (e.g. stopped by a signal) stops the study at once
+                if future in done:
+                    future.result()
+        except BaseException as stop:
+            # an interrupt of the study, or one of its runs stopped by a signal: start no further run and stop the
+            # others (each writes a checkpoint; a re-run resumes them)
+            pool.shutdown(wait=False, cancel_futures=True)
             _interrupt_children()
-            raise StudyInterrupted(130) from None
+            if isinstance(stop, KeyboardInterrupt):
+                raise StudyInterrupted(130) from None
+            raise
+
+
+@contextlib.contextmanager
+def _signals_interrupt():
+    """SIGINT and SIGTERM raise KeyboardInterrupt in the study's main thread while it waits for its ``--jobs``
+    children (the previous handlers are put back after). Set explicitly because a shell without job control starts
+    ``cmd &`` with SIGINT ignored, and Python then never raises KeyboardInterrupt: ``kill -INT`` would not stop the
+    study."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    before = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 def _eta(start: float, done: int, total: int) -> str:
