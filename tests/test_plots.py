@@ -59,6 +59,19 @@ def test_scatter_plot_draws_the_model_over_the_data(backend):
     assert _share(missing, "blue") > 1.5 * _share(covered, "blue")  # about 2x: the missed mode's blob
 
 
+def test_scatter_plot_legend_hides_no_mode(backend):
+    """A model holding one corner mode of grid25 shows as much red at each corner (the legend sat on (4, 4) and
+    hid it: less than half the red of the other corners)."""
+    grid = TOY2D["grid25"]
+    data = grid.sample(5000, generator=torch.Generator().manual_seed(0))
+    k, _ = grid.nearest_mode(data)
+    red = []
+    for corner in ([4.0, 4.0], [-4.0, -4.0], [4.0, -4.0], [-4.0, 4.0]):
+        i = int((grid.centers - torch.tensor(corner)).norm(dim=1).argmin())
+        red.append(_share(plots.scatter_plot(data[k == i], data, ["one corner mode"]), "red"))
+    assert min(red) > 0.8 * max(red)
+
+
 def test_sample_grid_is_captioned_and_enlarged():
     images = torch.full((10, 1, 28, 28), -1.0)  # the model's range: black
     images[:, :, 10:18, 10:18] = 1.0
