@@ -58,12 +58,15 @@ def positive_int(name: str, value, minimum: int = 1) -> int:
 
 
 def finite_number(name: str, value, minimum: float = 0.0, *, what: str = "a finite number >= 0") -> float:
-    """``value`` as a float, finite and >= ``minimum``; else a ValueError naming ``name``."""
+    """``value`` (a number, not a string or a bool) as a float, finite and >= ``minimum``; else a ValueError naming
+    ``name``."""
+    if isinstance(value, (str, bytes, bool)):
+        raise ValueError(f"{name}: expected {what}, got {value!r}")
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name}: expected {what}, got {value!r}") from None
-    if isinstance(value, bool) or not (minimum <= number < float("inf")):
+    if not minimum <= number < float("inf"):
         raise ValueError(f"{name}: expected {what}, got {value!r}")
     return number
 

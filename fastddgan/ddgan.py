@@ -64,10 +64,7 @@ class DDGANObjective:
                  r1_gamma: float = 0.02, lazy_reg: int = 1, p_uncond: float = 0.0, amp: Optional[str] = None,
                  compile: bool = False, diffaug: Optional[str] = None, diversity: float = 0.0):
         _checks.integer("lazy_reg", lazy_reg, 1)
-        if isinstance(diversity, bool) or not isinstance(diversity, (int, float)) or \
-                not 0.0 <= diversity < float("inf"):
-            raise ValueError(f"diversity: expected a finite number >= 0, got {diversity!r}")
-        self.diversity = float(diversity)
+        self.diversity = _checks.finite_number("diversity", diversity)
         if not isinstance(loss, (str, losses.GANLoss)):
             raise TypeError(f"loss: expected an objective name {tuple(losses.LOSSES)} or a fastddgan.losses.GANLoss, "
                             f"got {type(loss).__name__}")

@@ -336,8 +336,9 @@ def test_truncation_scales_the_generators_latent_and_nothing_else(ddgan, ddpm, m
     assert len(full) == len(halved) == 4 and all(torch.equal(h, 0.5 * f) for h, f in zip(halved, full))
     assert all(torch.equal(z, torch.zeros_like(z)) for z in seen)
     assert not torch.allclose(half, plain) and not torch.allclose(zero, half)
-    with pytest.raises(ValueError, match="truncation: expected a finite number >= 0"):
-        fastddgan.sample(ddgan, n=2, seed=1, class_labels=labels[:2], truncation=-0.5)
+    for bad in (-0.5, "0.5", True):  # a string or a bool is not a number here (float() would take them)
+        with pytest.raises(ValueError, match="truncation: expected a finite number >= 0"):
+            fastddgan.sample(ddgan, n=2, seed=1, class_labels=labels[:2], truncation=bad)
     with pytest.raises(ValueError, match="truncation: scales a DDGAN generator's latent; this DDPM has none"):
         fastddgan.sample(ddpm, T=10, n=2, seed=1, truncation=0.5)
     assert fastddgan.sample(ddpm, T=10, n=2, seed=1, truncation=1.0).shape == (2, 2)
