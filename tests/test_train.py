@@ -71,6 +71,25 @@ def test_toy_run_writes_the_run_folder_and_samples_from_it(tmp_path):
     assert torch.equal(fastddgan.sample(exported_file, n=16, seed=3), x)
 
 
+def test_each_step_seeds_the_cpu_generator_for_dropout(tmp_path, monkeypatch):
+    """Dropout's randomness is a function of (seed, step): the global CPU generator is seeded with the step's seed
+    + 1 before each training step (so a resumed run draws what the uninterrupted one did)."""
+    from fastddgan import DDGAN
+    from fastddgan.train.batches import STREAM_TRAIN, step_seed
+
+    seen, real_step = [], DDGAN.train_step
+
+    def recording(self, *args, **kwargs):
+        seen.append(torch.rand(2))
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(DDGAN, "train_step", recording)
+    assert _run(tmp_path, "seeded", "--seed", "7", steps=3)[0] == 0
+    for step, drawn in enumerate(seen):
+        expected = torch.rand(2, generator=torch.Generator().manual_seed(step_seed(7, 0, step, STREAM_TRAIN) + 1))
+        assert torch.equal(drawn, expected), step
+
+
 def test_keeps_the_last_k_checkpoints(tmp_path):
     rc, out = _run(tmp_path, "keep", "--ckpt-every", "4", "--keep", "2")
     assert rc == 0

@@ -280,7 +280,12 @@ class Trainer:
                 x0, y = self.batches.get(step)
                 seed = step_seed(c["seed"], self.ctx.rank, step, STREAM_TRAIN)
                 self.generator.manual_seed(seed)
-                torch.manual_seed(seed + 1)  # dropout
+                # dropout's generator. On CPU not torch.manual_seed: it also queues a seeding of every uninitialised
+                # CUDA / XPU / MTIA device, with a stack trace each (150 us a step)
+                if self.ctx.device.type == "cpu":
+                    torch.default_generator.manual_seed(seed + 1)
+                else:
+                    torch.manual_seed(seed + 1)
                 self.guard.skipped_now = False
                 metrics = model.train_step(x0, y, generator=self.generator)
                 consecutive = consecutive + 1 if self.guard.skipped_now else 0
