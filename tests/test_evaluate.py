@@ -214,6 +214,8 @@ def test_compare_writes_the_table(tmp_path, capsys):
     table = (out / "table.md").read_text()
     assert table.count("\n| dd") == 4 and "modes" in table and " ± " in table and "seeds 0,1" in table
     assert (out / "table.csv").read_text().count("\n") == 5
+    summary = (out / "summary.md").read_text().splitlines()  # js, wasserstein and the DDPM's line: 2 seeds each
+    assert [line.split(" | ")[0] for line in summary if line.endswith("(2) |")] == ["| js", "| wasserstein", "|"]
     from PIL import Image
 
     assert Image.open(out / "figure.png").size == (4 * 256, 284)
@@ -238,6 +240,34 @@ def test_compare_writes_the_table(tmp_path, capsys):
     assert compare.main(args + ["--losses", "js", "--ddpm-sample-T", "2", "--seeds", "0,1"]) == 0
     assert not (out / "runs" / "ddgan-js-T2-seed1" / "checkpoints").exists()
     assert json.loads((out / "results.json").read_text())["rows"][1]["seeds"] == rows[2]["seeds"]
+
+
+def test_compare_summary_is_a_matrix_of_objective_by_T(tmp_path):
+    """summary.md: one line per objective, one column per T, each cell the headline metrics as mean ± std over
+    the evaluated seeds with their count; a cell not yet evaluated says so, one not in the study is empty."""
+    def seeds(*records):
+        return [{"seed": i, "metrics": {"num_modes": 25, **m}} if m else {"seed": i, "status": "not trained yet"}
+                for i, m in enumerate(records)]
+
+    a = {"modes_covered": 25, "high_quality": 0.97, "spread": 0.80}
+    b = {"modes_covered": 24, "high_quality": 0.95, "spread": 0.90}
+    rows = [{"model": "ddpm", "objective": "—", "T_trained": 1000, "T_sampled": T, "guidance": None,
+             "seeds": seeds(a, a)} for T in (50, 1000)]
+    rows += [{"model": "ddgan", "objective": "js", "T_trained": 2, "T_sampled": 2, "seeds": seeds(a, a)},
+             {"model": "ddgan", "objective": "js", "T_trained": 4, "T_sampled": 4, "seeds": seeds(a, b, None)},
+             {"model": "ddgan", "objective": "tv", "T_trained": 4, "T_sampled": 4, "seeds": seeds(None)},
+             {"model": "ddgan", "objective": "js", "T_trained": 4, "T_sampled": 4, "guidance": 1.0,
+              "seeds": seeds(b)}]  # a guided row is left out of the matrix
+    compare.write_summary(rows, "toy", str(tmp_path), "grid25")
+    lines = (tmp_path / "summary.md").read_text().splitlines()
+    assert "| DDGAN | T = 2 | T = 4 |" in lines
+    assert "| js | 25/25, 97.0 ± 0.0%, 0.80 ± 0.00 (2) | 24.5 ± 0.7/25, 96.0 ± 1.4%, 0.85 ± 0.07 (2) |" in lines
+    assert "| tv |  | to do |" in lines
+    assert "| DDPM (trained at T = 1000), sampling steps | 50 | 1000 |" in lines
+    rows = [{"model": "ddgan", "objective": "js", "T_trained": 4, "T_sampled": 4,
+             "seeds": [{"metrics": {"FID-dom": 5.0}}, {"metrics": {"FID-dom": 7.0}}]}]
+    compare.write_summary(rows, "image", str(tmp_path), "mnist5k")
+    assert "| js | 6.00 ± 1.41 (2) |" in (tmp_path / "summary.md").read_text().splitlines()
 
 
 def test_compare_trains_runs_in_parallel_jobs(tmp_path):

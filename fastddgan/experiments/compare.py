@@ -12,7 +12,8 @@ trainer's defaults (unless ``--steps`` / ``--train-args`` say otherwise) in ``RU
 finished run is reused, an interrupted one resumed, an evaluation already made is read back, so the command can be
 stopped and re-run), then ``fastddgan.evaluate``: exact metrics on 2-D data, FID-dom / IS-dom on images (the data
 set's classifier is trained first if missing), and FID / IS with ``--inception-weights``. Outputs in ``--out``:
-``table.md`` (mean ± std over seeds), ``table.csv``, ``results.json`` (every seed's record) and ``figure.png``
+``table.md`` (mean ± std over seeds), ``summary.md`` (the headline metrics as an objective x T matrix),
+``table.csv``, ``results.json`` (every seed's record) and ``figure.png``
 (one scatter plot or sample grid per row, first seed).
 """
 
@@ -396,6 +397,60 @@ def write_table(rows: List[Dict[str, Any]], kind: str, out: str, header: str) ->
         f.write("\n".join(md) + "\n")
 
 
+def _headline(kind: str, seeds: List[Dict[str, Any]]) -> str:
+    """One summary cell: 2-D "modes / of, within 3 std % (mean ± std), spread", images "FID-dom mean ± std"; the
+    number of seeds evaluated in brackets ("to do" when none is)."""
+    done = [s["metrics"] for s in seeds if "metrics" in s]
+    if not done:
+        return "to do"
+
+    def stat(key, decimals, scale=1.0, counts=False):
+        """mean ± sample std; for counts (modes) whole numbers print bare and an all-equal std is left out."""
+        values = [scale * m[key] for m in done if m.get(key) is not None and math.isfinite(m[key])]
+        if not values:
+            return "—"
+        mean = sum(values) / len(values)
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else None
+
+        def num(v):
+            text = f"{v:.{decimals}f}"
+            return text[:-2] if counts and text.endswith(".0") else text
+
+        return num(mean) if std is None or (counts and std == 0) else f"{num(mean)} ± {num(std)}"
+
+    if kind == "toy":
+        cell = (f"{stat('modes_covered', 1, counts=True)}/{done[0]['num_modes']}, "
+                f"{stat('high_quality', 1, 100.0)}%, {stat('spread', 2)}")
+    else:
+        cell = stat("FID-dom", 2)
+    return f"{cell} ({len(done)})"
+
+
+def write_summary(rows: List[Dict[str, Any]], kind: str, out: str, title: str) -> None:
+    """``summary.md``: the study at a glance. One matrix of the unguided DDGAN rows (an objective per line, a T
+    per column) and one line of the DDPM by sampling steps, each cell the headline metrics (:func:`_headline`)."""
+    what = ("modes covered / of, share within 3 std in % (mean ± std over seeds), spread (the modes' width over "
+            "the data's, 1 is right)" if kind == "toy" else "FID-dom (mean ± std over seeds)")
+    md = [f"# {title}: the study at a glance", "", f"Each cell: {what}; the seeds evaluated in brackets. The "
+          f"other metrics, times and speeds: `table.md`.", ""]
+    ddgan = [r for r in rows if r["model"] == "ddgan" and r.get("guidance") is None]
+    if ddgan:
+        Ts = sorted({r["T_trained"] for r in ddgan})
+        md += ["| DDGAN | " + " | ".join(f"T = {T}" for T in Ts) + " |", "|---" * (len(Ts) + 1) + "|"]
+        for objective in dict.fromkeys(r["objective"] for r in ddgan):
+            cells = {r["T_trained"]: _headline(kind, r["seeds"]) for r in ddgan if r["objective"] == objective}
+            md.append(f"| {objective} | " + " | ".join(cells.get(T, "") for T in Ts) + " |")
+        md.append("")
+    ddpm = [r for r in rows if r["model"] == "ddpm" and r.get("guidance") is None]
+    for T_trained in dict.fromkeys(r["T_trained"] for r in ddpm):
+        sampled = [r for r in ddpm if r["T_trained"] == T_trained]
+        md += [f"| DDPM (trained at T = {T_trained}), sampling steps | " +
+               " | ".join(str(r["T_sampled"]) for r in sampled) + " |", "|---" * (len(sampled) + 1) + "|",
+               "| | " + " | ".join(_headline(kind, r["seeds"]) for r in sampled) + " |", ""]
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write("\n".join(md))
+
+
 def _write_results(rows: List[Dict[str, Any]], args, argv: Optional[Sequence[str]]) -> None:
     atomic_write_json(os.path.join(args.out, "results.json"),
                       {"dataset": args.dataset, "torch": torch.__version__, "argv": list(argv or sys.argv[1:]),
@@ -406,7 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m fastddgan.experiments.compare", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--dataset", required=True, help="ring8, grid25, swissroll, mnist5k, fashion-mnist, ...")
-    p.add_argument("--out", required=True, help="folder for table.md, table.csv, results.json, figure.png")
+    p.add_argument("--out", required=True, help="folder for table.md, summary.md, table.csv, results.json, "
+                   "figure.png")
     p.add_argument("--runs", help="folder for the training runs (default: OUT/runs)")
     p.add_argument("--losses", default=",".join(LOSSES), help="objectives (default: all five)")
     p.add_argument("--ddgan-T", default="3,4,5,10", help="DDGAN step counts of every objective (default: 3,4,5,10)")
@@ -587,8 +643,9 @@ def _study(argv: Optional[Sequence[str]]) -> int:
                              r["T_sampled"], r.get("guidance") or 0.0))
     _write_results(rows, args, argv)
     write_table(rows, kind, args.out, header)
+    write_summary(rows, kind, args.out, f"DDPM vs DDGAN per-step objectives on {args.dataset}")
     _figure(rows, tiles, os.path.join(args.out, "figure.png"))
-    print(f"wrote {os.path.join(args.out, 'table.md')}, table.csv, results.json, figure.png")
+    print(f"wrote {os.path.join(args.out, 'table.md')}, summary.md, table.csv, results.json, figure.png")
     return 0
 
 
