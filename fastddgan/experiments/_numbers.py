@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, List
+from typing import Any, List, Optional, Tuple
 
 
 def fmt(value: Any) -> str:
@@ -15,13 +15,21 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def mean_std(values: List[Any]) -> str:
-    """"mean ± std" (sample std) of the values that are present; the bare mean for one value, "—" for none."""
+def mean_and_std(values: List[Any]) -> Tuple[Optional[float], Optional[float]]:
+    """(mean, sample std) of the values that are present (not None or NaN); std None for one value, both None for
+    none."""
     values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     if not values:
-        return "—"
+        return None, None
     mean = sum(values) / len(values)
     if len(values) == 1:
-        return fmt(mean)  # one seed: no spread to state
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    return f"{fmt(mean)} ± {fmt(std)}"
+        return mean, None
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def mean_std(values: List[Any]) -> str:
+    """"mean ± std" (sample std) of the values that are present; the bare mean for one value, "—" for none."""
+    mean, std = mean_and_std(values)
+    if mean is None:
+        return "—"
+    return fmt(mean) if std is None else f"{fmt(mean)} ± {fmt(std)}"  # one seed: no spread to state

@@ -44,6 +44,7 @@ from ..data.convert import to_uint8, unit_to_uint8
 from ..losses import LOSSES
 from ..train import main as train_main
 from ..train.plots import scatter_tile
+from ._numbers import mean_and_std as _mean_and_std
 from ._numbers import mean_std as _mean_std
 
 def _ints(text: str) -> List[int]:
@@ -406,11 +407,9 @@ def _headline(kind: str, seeds: List[Dict[str, Any]]) -> str:
 
     def stat(key, decimals, scale=1.0, counts=False):
         """mean ± sample std; for counts (modes) whole numbers print bare and an all-equal std is left out."""
-        values = [scale * m[key] for m in done if m.get(key) is not None and math.isfinite(m[key])]
-        if not values:
+        mean, std = _mean_and_std([None if m.get(key) is None else scale * m[key] for m in done])
+        if mean is None:
             return "—"
-        mean = sum(values) / len(values)
-        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else None
 
         def num(v):
             text = f"{v:.{decimals}f}"
