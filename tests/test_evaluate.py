@@ -464,6 +464,10 @@ def test_compare_counts_the_time_of_every_training_segment(tmp_path, monkeypatch
     with pytest.raises(compare.StudyInterrupted):
         compare._run("r", ["--dataset", "ring8"], str(runs))
     assert json.loads((runs / "r" / "timing.json").read_text()) == {"train_seconds": 30.0}
+    monkeypatch.setattr(compare, "train_main", segment(-2))  # a child killed by SIGINT (Popen's rc): stopped too
+    with pytest.raises(compare.StudyInterrupted) as stopped:
+        compare._run("r", ["--dataset", "ring8"], str(runs))
+    assert stopped.value.status == 130
     monkeypatch.setattr(compare, "train_main", segment(1))  # a failed segment counts too, and is reported
     assert compare._run("r", ["--dataset", "ring8"], str(runs))["status"] == "training failed (exit 1)"
     assert json.loads((runs / "r" / "timing.json").read_text()) == {"train_seconds": 40.0}

@@ -118,7 +118,9 @@ def _run(name: str, argv: List[str], runs: str, in_subprocess: bool = False) -> 
         rc = _train_in_subprocess(argv, out) if in_subprocess else train_main(argv)
         if os.path.isdir(out):  # every segment's time counts, an interrupted one's too (it resumes next time)
             atomic_write_json(timing_path, {"train_seconds": _read_seconds(timing_path, 0.0) + time.time() - start})
-        if rc >= 128:  # the training was stopped by a signal (it saved a checkpoint): stop the study too
+        if rc < 0:  # a child process killed by signal -rc (Popen's way): as a shell would report it
+            rc = 128 - rc
+        if rc >= 128:  # the training was stopped by a signal (it saved a checkpoint, unless killed): stop the study
             raise StudyInterrupted(rc)
         if rc != 0:
             return {"name": name, "out": out, "checkpoint": None, "train_seconds": time.time() - start,
