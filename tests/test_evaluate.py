@@ -446,6 +446,12 @@ def test_compare_jobs_stop_on_sigint_also_when_started_with_sigint_ignored(tmp_p
     finally:
         signal.signal(signal.SIGINT, previous)
     assert sorted(children.signalled) == sorted(children.started) == ["ddgan-js-T4-seed0", "ddpm-T1000-seed0"]
+    children = _FakeChildren()  # SIGTERM alike, with its own status
+    monkeypatch.setattr(compare.subprocess, "Popen", children)
+    threading.Thread(target=lambda: children.two_running.wait(5) and os.kill(os.getpid(), signal.SIGTERM),
+                     daemon=True).start()
+    assert compare.main(_study_of_three(tmp_path / "term")) == 143
+    assert sorted(children.signalled) == ["ddgan-js-T4-seed0", "ddpm-T1000-seed0"]
 
 
 def test_compare_counts_the_time_of_every_training_segment(tmp_path, monkeypatch):

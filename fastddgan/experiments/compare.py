@@ -250,16 +250,16 @@ def _train_ahead(todo: List[Tuple[str, List[str]]], runs: str, args) -> None:
 
 @contextlib.contextmanager
 def _signals_interrupt():
-    """SIGINT and SIGTERM raise KeyboardInterrupt in the study's main thread while it waits for its ``--jobs``
+    """SIGINT and SIGTERM raise StudyInterrupted in the study's main thread while it waits for its ``--jobs``
     children (the previous handlers are put back after). Set explicitly because a shell without job control starts
-    ``cmd &`` with SIGINT ignored, and Python then never raises KeyboardInterrupt: ``kill -INT`` would not stop the
-    study."""
+    ``cmd &`` with SIGINT ignored (Python then never raises KeyboardInterrupt, and ``kill -INT`` would not stop the
+    study), and so that SIGTERM stops it the same way."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def interrupt(signum, frame):
-        raise KeyboardInterrupt
+        raise StudyInterrupted(128 + signum)  # the shell's status for it: 130 for SIGINT, 143 for SIGTERM
 
     before = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -531,8 +531,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return _study(argv)
     except StudyInterrupted as stop:
-        print(f"python -m fastddgan.experiments.compare: stopped (a training run exited with {stop.status}); run the "
-              f"same command again to continue", file=sys.stderr)
+        print(f"python -m fastddgan.experiments.compare: stopped (status {stop.status}: the study or one of its "
+              f"training runs was interrupted); run the same command again to continue", file=sys.stderr)
         return stop.status
 
 
