@@ -33,3 +33,17 @@ def mean_std(values: List[Any]) -> str:
     if mean is None:
         return "—"
     return fmt(mean) if std is None else f"{fmt(mean)} ± {fmt(std)}"  # one seed: no spread to state
+
+
+def fixed_mean_std(values: List[Any], decimals: int, counts: bool = False) -> str:
+    """"mean ± std" (as :func:`mean_and_std`) with ``decimals`` decimals; "—" for no value, the bare mean for one.
+    ``counts`` (e.g. modes covered): whole numbers print without decimals and an all-equal std is left out."""
+    mean, std = mean_and_std(values)
+    if mean is None:
+        return "—"
+
+    def num(v: float) -> str:
+        text = f"{v:.{decimals}f}"
+        return f"{v:.0f}" if counts and float(text).is_integer() else text
+
+    return num(mean) if std is None or (counts and std == 0) else f"{num(mean)} ± {num(std)}"

@@ -44,7 +44,7 @@ from ..data.convert import to_uint8, unit_to_uint8
 from ..losses import LOSSES
 from ..train import main as train_main
 from ..train.plots import scatter_tile
-from ._numbers import mean_and_std as _mean_and_std
+from ._numbers import fixed_mean_std as _fixed_mean_std
 from ._numbers import mean_std as _mean_std
 
 def _ints(text: str) -> List[int]:
@@ -408,16 +408,7 @@ def _headline(kind: str, seeds: List[Dict[str, Any]]) -> str:
         return "to do"
 
     def stat(key, decimals, scale=1.0, counts=False):
-        """mean ± sample std; for counts (modes) whole numbers print bare and an all-equal std is left out."""
-        mean, std = _mean_and_std([None if m.get(key) is None else scale * m[key] for m in done])
-        if mean is None:
-            return "—"
-
-        def num(v):
-            text = f"{v:.{decimals}f}"
-            return text[:-2] if counts and text.endswith(".0") else text
-
-        return num(mean) if std is None or (counts and std == 0) else f"{num(mean)} ± {num(std)}"
+        return _fixed_mean_std([None if m.get(key) is None else scale * m[key] for m in done], decimals, counts)
 
     if kind == "toy":
         cell = (f"{stat('modes_covered', 1, counts=True)}/{done[0]['num_modes']}, "
