@@ -251,8 +251,9 @@ def test_compare_summary_is_a_matrix_of_objective_by_T(tmp_path):
 
     a = {"modes_covered": 25, "high_quality": 0.97, "spread": 0.80}
     b = {"modes_covered": 24, "high_quality": 0.95, "spread": 0.90}
+    old = {"modes_covered": 25, "high_quality": 0.96}  # evaluated before spread existed
     rows = [{"model": "ddpm", "objective": "—", "T_trained": 1000, "T_sampled": T, "guidance": None,
-             "seeds": seeds(a, a)} for T in (50, 1000)]
+             "seeds": seeds(a, old)} for T in (50, 1000)]
     rows += [{"model": "ddgan", "objective": "js", "T_trained": 2, "T_sampled": 2, "seeds": seeds(a, a)},
              {"model": "ddgan", "objective": "js", "T_trained": 4, "T_sampled": 4, "seeds": seeds(a, b, None)},
              {"model": "ddgan", "objective": "tv", "T_trained": 4, "T_sampled": 4, "seeds": seeds(None)},
@@ -264,6 +265,8 @@ def test_compare_summary_is_a_matrix_of_objective_by_T(tmp_path):
     assert "| js | 25/25, 97.0 ± 0.0%, 0.80 ± 0.00 (2) | 24.5 ± 0.7/25, 96.0 ± 1.4%, 0.85 ± 0.07 (2) |" in lines
     assert "| tv |  | to do |" in lines
     assert "| DDPM (trained at T = 1000), sampling steps | 50 | 1000 |" in lines
+    assert lines[lines.index("| DDPM (trained at T = 1000), sampling steps | 50 | 1000 |") + 2] == \
+        "| | 25/25, 96.5 ± 0.7%, 0.80 (of 1 seed) (2) | 25/25, 96.5 ± 0.7%, 0.80 (of 1 seed) (2) |"
     rows = [{"model": "ddgan", "objective": "js", "T_trained": 4, "T_sampled": 4,
              "seeds": [{"metrics": {"FID-dom": 5.0}}, {"metrics": {"FID-dom": 7.0}}]}]
     compare.write_summary(rows, "image", str(tmp_path), "mnist5k")

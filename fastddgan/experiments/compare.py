@@ -402,7 +402,8 @@ def write_table(rows: List[Dict[str, Any]], kind: str, out: str, header: str) ->
 
 def _headline(kind: str, seeds: List[Dict[str, Any]]) -> str:
     """One summary cell: 2-D "modes / of, within 3 std % (mean ± std), spread", images "FID-dom mean ± std"; the
-    number of seeds evaluated in brackets ("to do" when none is)."""
+    number of seeds evaluated in brackets ("to do" when none is); a spread measured on fewer of them says on how
+    many."""
     done = [s["metrics"] for s in seeds if "metrics" in s]
     if not done:
         return "to do"
@@ -411,8 +412,12 @@ def _headline(kind: str, seeds: List[Dict[str, Any]]) -> str:
         return _fixed_mean_std([None if m.get(key) is None else scale * m[key] for m in done], decimals, counts)
 
     if kind == "toy":
+        spread = stat("spread", 2)
+        measured = sum(m.get("spread") is not None for m in done)  # evaluations stored before spread existed lack it
+        if 0 < measured < len(done):
+            spread += f" (of {measured} seed{'s' if measured > 1 else ''})"
         cell = (f"{stat('modes_covered', 1, counts=True)}/{done[0]['num_modes']}, "
-                f"{stat('high_quality', 1, 100.0)}%, {stat('spread', 2)}")
+                f"{stat('high_quality', 1, 100.0)}%, {spread}")
     else:
         cell = stat("FID-dom", 2)
     return f"{cell} ({len(done)})"
