@@ -356,6 +356,7 @@ def test_sweep_records_each_cell_and_resumes(tmp_path, capsys):
     assert all(r["metrics"]["num_modes"] == 8 and r["steps"] == 4 for r in records)
     table = (out / "table.md").read_text()
     assert "| a | `--steps 4 --batch-size 32` | 2 |" in table and " ± " in table
+    assert "| modes | within 3 std (%) | spread | offset (std) | sliced W1 |" in table  # the modes' width too
     capsys.readouterr()
     assert sweep.main(argv) == 0  # everything done: nothing trained again
     assert "[sweep]" not in capsys.readouterr().out

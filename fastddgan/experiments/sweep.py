@@ -63,7 +63,8 @@ def run_cell(name: str, flags: List[str], seed: int, dataset: str, runs: str, n:
 
 
 TOY_COLUMNS = [("modes_covered", "modes", 1), ("high_quality", "within 3 std (%)", 100),
-               ("sliced_wasserstein", "sliced W1", 1), ("mmd2", "MMD^2", 1)]
+               ("spread", "spread", 1), ("offset", "offset (std)", 1), ("sliced_wasserstein", "sliced W1", 1),
+               ("mmd2", "MMD^2", 1)]
 
 
 def write_table(records: List[Dict[str, Any]], cells: List[Tuple[str, List[str]]], path: str, header: str) -> None:
