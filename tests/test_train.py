@@ -511,6 +511,20 @@ def test_2d_ddgan_cosine_schedule_defaults_to_power_1_25_and_the_flag_is_checked
     assert incompatible(old_run, config(points, "--dataset", "ring8", "--cosine-power", "1")) == []
 
 
+def test_r1_default_follows_the_data_sets_scale(tmp_path):
+    """--r1-gamma: 0.02 for images, 0.05 for 2-D data, 0.3 for grid25 (whose modes are 2.5x wider than ring8's);
+    a given value wins; resuming a run saved with another weight is refused, naming it."""
+    from fastddgan.train.config import incompatible
+
+    ring8 = _resolved(tmp_path, POINTS_INFO, "--dataset", "ring8")
+    grid25 = _resolved(tmp_path, POINTS_INFO, "--dataset", "grid25", "--loss", "rkl", "--T", "3")
+    assert (ring8["r1_gamma"], grid25["r1_gamma"]) == (0.05, 0.3)
+    assert _resolved(tmp_path, POINTS_INFO, "--dataset", "swissroll")["r1_gamma"] == 0.05
+    assert _resolved(tmp_path, IMAGES_INFO, "--dataset", "mnist5k")["r1_gamma"] == 0.02
+    assert _resolved(tmp_path, POINTS_INFO, "--dataset", "grid25", "--r1-gamma", "0.05")["r1_gamma"] == 0.05
+    assert incompatible({**grid25, "r1_gamma": 0.05}, grid25) == ["r1_gamma (checkpoint 0.05, now 0.3)"]
+
+
 def test_2d_ddgan_diversity_defaults_on_and_the_flag_is_checked(tmp_path):
     """--diversity: 2e-6 for 2-D DDGANs, 0 for image DDGANs; the model gets it; refused for a DDPM and outside
     [0, inf), naming the flag; a run saved before the option existed had 0 (resuming it under the new default is
