@@ -95,7 +95,8 @@ OPTIONS: List[Option] = [
            auto="0.9; 0.99 for 2-D data (0.9 with --loss wasserstein)", before=0.9),
     Option("lr_decay", str, "cosine", "learning-rate schedule over --steps (ddgan)", ("cosine", "none"),
            compat=True),
-    Option("r1_gamma", float, None, "ddgan R1 penalty weight", compat=True, auto="0.02; 0.05 for 2-D data, 0.3 for grid25"),
+    Option("r1_gamma", float, None, "ddgan R1 penalty weight", compat=True,
+           auto="0.02; 0.05 for 2-D data, 0.3 for grid25"),
     Option("lazy_reg", int, 1, "ddgan: apply R1 every N discriminator steps", compat=True),
     Option("diversity", float, None, "ddgan: weight of the mode-seeking term on G's last step, mean 1 / (|G(x_1, "
            "z1) - G(x_1, z2)| / |z1 - z2|), in data units; 0: off", compat=True,
