@@ -520,6 +520,8 @@ def test_r1_default_follows_the_data_sets_scale(tmp_path):
     grid25 = _resolved(tmp_path, POINTS_INFO, "--dataset", "grid25", "--loss", "rkl", "--T", "3")
     assert (ring8["r1_gamma"], grid25["r1_gamma"]) == (0.05, 0.3)
     assert _resolved(tmp_path, POINTS_INFO, "--dataset", "swissroll")["r1_gamma"] == 0.05
+    # a DDPM has no R1; its value stays the one its grid25 runs were saved with, so that they still resume
+    assert _resolved(tmp_path, POINTS_INFO, "--dataset", "grid25", "--model", "ddpm")["r1_gamma"] == 0.05
     assert _resolved(tmp_path, IMAGES_INFO, "--dataset", "mnist5k")["r1_gamma"] == 0.02
     assert _resolved(tmp_path, POINTS_INFO, "--dataset", "grid25", "--r1-gamma", "0.05")["r1_gamma"] == 0.05
     assert incompatible({**grid25, "r1_gamma": 0.05}, grid25) == ["r1_gamma (checkpoint 0.05, now 0.3)"]

@@ -381,8 +381,9 @@ def resolve(config: Dict[str, Any], dataset_info: Dict[str, Any]) -> Dict[str, A
     # (sweep-2d/README.md, session 15): js T = 4 at 0.05 97.9 +- 1.2%, 0.82, 0.0069; 0.3 97.4 +- 0.2%, 0.93,
     # 0.0045; 1 95.7 +- 0.9%, 1.08, 0.0020. rkl T = 3: 25/25 in every seed at 0.2, 0.3 and 1 (0.3: 97.2%, 0.70).
     # ring8 keeps 0.05 (rkl T = 4: 97.2 +- 0.2%, spread 0.96; 0.2: 96.5%, 1.05; 1: 85%, 1.27).
+    # (a DDPM has no R1: its value stays 0.05 on all 2-D data, so that its runs saved before still resume)
     c["r1_gamma"] = c["r1_gamma"] if c["r1_gamma"] is not None else \
-        (TOY_R1_GAMMA.get(c["dataset"], 0.05) if toy else 0.02)
+        ((TOY_R1_GAMMA.get(c["dataset"], 0.05) if ddgan else 0.05) if toy else 0.02)
     # 2-D DDGAN: without the mode-seeking term G ignores z inside a mode and the modes come out about half as wide
     # as the data's (spread 0.55, offset 0.6 std on ring8); the toy D cannot see a mode's width (a classifier
     # probe stays at chance), so nothing else pushes back. js T = 4, 20k steps (sweep-2d/README.md, session 13):
