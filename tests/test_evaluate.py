@@ -240,6 +240,19 @@ def test_compare_writes_the_table(tmp_path, capsys):
     assert compare.main(args + ["--losses", "js", "--ddpm-sample-T", "2", "--seeds", "0,1"]) == 0
     assert not (out / "runs" / "ddgan-js-T2-seed1" / "checkpoints").exists()
     assert json.loads((out / "results.json").read_text())["rows"][1]["seeds"] == rows[2]["seeds"]
+    assert not any("config_drift" in s for r in rows for s in r["seeds"])  # runs trained by this command agree
+    # a reused run whose settings are not what the command would use now (a default changed) is named, not hidden
+    config_path = out / "runs" / "ddgan-js-T2-seed1" / "config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**config, "r1_gamma": 0.5}))
+    capsys.readouterr()
+    assert compare.main(args + ["--losses", "js", "--ddpm-sample-T", "2", "--seeds", "0,1", "--report-only"]) == 0
+    drift = [f"r1_gamma (checkpoint 0.5, now {config['r1_gamma']})"]
+    assert f"warning: ddgan-js-T2-seed1 was trained with other settings than this command uses now: {drift[0]}" \
+        in capsys.readouterr().err
+    seeds = json.loads((out / "results.json").read_text())["rows"][1]["seeds"]
+    assert [s.get("config_drift") for s in seeds] == [None, drift]
+    assert f"`ddgan-js-T2-seed1`: {drift[0]}" in (out / "table.md").read_text()
 
 
 def test_compare_summary_is_a_matrix_of_objective_by_T(tmp_path):

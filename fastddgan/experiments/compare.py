@@ -10,7 +10,8 @@ before the next seed); ``--guided`` adds class-conditional cells (``--cond``), o
 guidance weight of ``--guidance`` (Ho & Salimans 2022). Each run is ``python -m fastddgan.train`` with the
 trainer's defaults (unless ``--steps`` / ``--train-args`` say otherwise) in ``RUNS/<name>-seed<S>`` (a
 finished run is reused, an interrupted one resumed, an evaluation already made is read back, so the command can be
-stopped and re-run), then ``fastddgan.evaluate``: exact metrics on 2-D data, FID-dom / IS-dom on images (the data
+stopped and re-run; a reused run whose saved settings differ from what the trainer would use now, e.g. after a
+default changed, is named in a warning, in its record and in ``table.md``), then ``fastddgan.evaluate``: exact metrics on 2-D data, FID-dom / IS-dom on images (the data
 set's classifier is trained first if missing), and FID / IS with ``--inception-weights``. Outputs in ``--out``:
 ``table.md`` (mean ± std over seeds), ``summary.md`` (the headline metrics as an objective x T matrix),
 ``table.csv``, ``results.json`` (every seed's record) and ``figure.png``
@@ -40,8 +41,10 @@ import torch
 from .. import evaluate as E
 from .._io import atomic_write, atomic_write_json
 from ..data import load_dataset
+from ..data.registry import describe as describe_dataset
 from ..data.convert import to_uint8, unit_to_uint8
 from ..losses import LOSSES
+from ..train import config as train_config
 from ..train import main as train_main
 from ..train.plots import scatter_tile
 from ._numbers import fixed_mean_std as _fixed_mean_std
@@ -153,6 +156,23 @@ def _finished(name: str, runs: str, paths: List[str]) -> Optional[Dict[str, Any]
     if not (paths and all(os.path.isfile(p) for p in paths) and os.path.isfile(os.path.join(out, "config.json"))):
         return None
     return _described(name, out, None)
+
+
+def _config_drift(out: str, argv: List[str], device: Optional[str]) -> List[str]:
+    """The options that must match on resume (``train.config.incompatible``) on which a run's saved config differs
+    from what ``python -m fastddgan.train ARGV`` would use now, e.g. because a default changed after the run was
+    trained; [] when they agree or when the run cannot be checked (no config.json, arguments the trainer refuses)."""
+    try:
+        with open(os.path.join(out, "config.json")) as f:
+            stored = json.load(f)
+        raw = train_config.parse(list(argv) + ["--out", out])
+        info = {**describe_dataset(raw["dataset"], raw.get("image_size"), raw.get("channels")), "size": None,
+                "world_size": stored.get("world_size", 1),
+                "device": device or ("cuda" if torch.cuda.is_available() else "cpu")}
+        current = train_config.resolve(raw, info)
+    except (OSError, ValueError, KeyError, TypeError, SystemExit):  # ConfigError is a ValueError
+        return []
+    return train_config.incompatible(stored, current)
 
 
 NOT_TRAINED = "not trained yet"
@@ -597,7 +617,7 @@ def _study(argv: Optional[Sequence[str]]) -> int:
     cell_rows = {cell.name: [{"row": cell.row(T_s, w), "model": cell.model, "objective": cell.objective,
                               "T_trained": cell.T, "T_sampled": T_s, "guidance": w, "seeds": []}
                              for T_s, w in cell.samplings] for cell in plan}
-    rows, tiles = [row for cell in plan for row in cell_rows[cell.name]], {}
+    rows, tiles, drifted = [row for cell in plan for row in cell_rows[cell.name]], {}, {}
     for seed, cell in _seed_major(plan, seeds):
         run_name, paths = _run_name(cell.name, seed), _evaluation_paths(runs, cell, seed, metrics, args)
         run = _finished(run_name, runs, paths)
@@ -612,9 +632,14 @@ def _study(argv: Optional[Sequence[str]]) -> int:
             run = _run(run_name, common + cell.argv + ["--seed", str(seed)], runs)
             if training:
                 progress.finished(run_name, run)
+        drift = _config_drift(run["out"], common + cell.argv + ["--seed", str(seed)], args.device)
+        if drift:
+            drifted[run_name] = drift
+            print(f"warning: {run_name} was trained with other settings than this command uses now: "
+                  f"{', '.join(drift)}", file=sys.stderr, flush=True)
         for row in cell_rows[cell.name]:
             record = {"seed": seed, "steps": run.get("steps"), "train_seconds": run["train_seconds"],
-                      "status": run["status"]}
+                      "status": run["status"], **({"config_drift": drift} if drift else {})}
             evaluation = None
             if run["status"] == "ok":
                 try:
@@ -635,6 +660,9 @@ def _study(argv: Optional[Sequence[str]]) -> int:
               f"{device}; torch {torch.__version__}; {time.strftime('%Y-%m-%d')}; {args.n} samples per evaluation; "
               f"mean ± std over seeds {','.join(map(str, seeds))} (training and sampling). Train time is the wall "
               f"time of one training run on this device; the figure shows seed {seeds[0]}.")
+    if drifted:  # reused runs from before a default changed: the table mixes settings, and says so
+        header += ("\n\n**Runs trained with other settings than this command uses now** (move a run's folder away "
+                   "to train it again): " + "; ".join(f"`{name}`: {', '.join(d)}" for name, d in drifted.items()))
     rows.sort(key=lambda r: (r["model"] != "ddpm", r.get("guidance") is not None,
                              list(LOSSES).index(r["objective"]) if r["model"] == "ddgan" else 0, r["T_trained"],
                              r["T_sampled"], r.get("guidance") or 0.0))
