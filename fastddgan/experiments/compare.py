@@ -3,19 +3,19 @@
     python -m fastddgan.experiments.compare --dataset ring8 --out benchmarks/results/study-2d/ring8 --jobs 2
     python -m fastddgan.experiments.compare --dataset mnist5k --out results/mnist5k --steps 20000 --device cuda
 
-One DDPM (trained at ``--ddpm-T``, sampled with ``--ddpm-sample-T`` ancestral steps: the many-step settings, and
-the few-step ones that show the Gaussian reverse step failing) and one DDGAN per (objective, T) in
-``--losses`` x ``--ddgan-T``, each trained once per seed of ``--seeds`` (seed-major: every cell of one seed
-before the next seed); ``--guided`` adds class-conditional cells (``--cond``), one row per classifier-free
-guidance weight of ``--guidance`` (Ho & Salimans 2022). Each run is ``python -m fastddgan.train`` with the
-trainer's defaults (unless ``--steps`` / ``--train-args`` say otherwise) in ``RUNS/<name>-seed<S>`` (a
-finished run is reused, an interrupted one resumed, an evaluation already made is read back, so the command can be
-stopped and re-run; a reused run whose saved settings differ from what the trainer would use now, e.g. after a
-default changed, is named in a warning, in its record and in ``table.md``), then ``fastddgan.evaluate``: exact metrics on 2-D data, FID-dom / IS-dom on images (the data
-set's classifier is trained first if missing), and FID / IS with ``--inception-weights``. Outputs in ``--out``:
-``table.md`` (mean ± std over seeds), ``summary.md`` (the headline metrics as an objective x T matrix),
-``table.csv``, ``results.json`` (every seed's record) and ``figure.png``
-(one scatter plot or sample grid per row, first seed).
+One DDPM (trained at ``--ddpm-T``, sampled with ``--ddpm-sample-T`` ancestral steps: the many-step settings, and the
+few-step ones that show the Gaussian reverse step failing) and one DDGAN per (objective, T) in ``--losses`` x
+``--ddgan-T``, each trained once per seed of ``--seeds`` (seed-major: every cell of one seed before the next seed);
+``--guided`` adds class-conditional cells (``--cond``), one row per classifier-free guidance weight of
+``--guidance`` (Ho & Salimans 2022). Each run is ``python -m fastddgan.train`` with the trainer's defaults (unless
+``--steps`` / ``--train-args`` say otherwise) in ``RUNS/<name>-seed<S>`` (a finished run is reused, an interrupted
+one resumed, an evaluation already made is read back, so the command can be stopped and re-run; a reused run whose
+saved settings differ from what the trainer would use now, e.g. after a default changed, is named in a warning, in
+its record and in ``table.md``), then ``fastddgan.evaluate``: exact metrics on 2-D data, FID-dom / IS-dom on images
+(the data set's classifier is trained first if missing), and FID / IS with ``--inception-weights``. Outputs in
+``--out``: ``table.md`` (mean ± std over seeds), ``summary.md`` (the headline metrics as an objective x T matrix),
+``table.csv``, ``results.json`` (every seed's record) and ``figure.png`` (one scatter plot or sample grid per row,
+first seed).
 """
 
 from __future__ import annotations
@@ -182,6 +182,11 @@ def _run_name(cell: str, seed: int) -> str:
     return f"{cell}-seed{seed}"
 
 
+def _run_argv(common: List[str], cell: "Cell", seed: int) -> List[str]:
+    """The trainer's arguments for one run of ``cell`` (without ``--out``)."""
+    return common + cell.argv + ["--seed", str(seed)]
+
+
 def _evaluation_paths(runs: str, cell: "Cell", seed: int, metrics: str, args) -> List[str]:
     return [_evaluation_path(os.path.join(runs, _run_name(cell.name, seed)), T, args.n, seed, metrics, w)
             for T, w in cell.samplings]
@@ -201,7 +206,7 @@ def _to_train(plan, seeds: List[int], common: List[str], runs: str, metrics: str
         run_name = _run_name(cell.name, seed)
         if not (os.path.isfile(_final(os.path.join(runs, run_name))) or
                 _finished(run_name, runs, _evaluation_paths(runs, cell, seed, metrics, args))):
-            todo.append((run_name, common + cell.argv + ["--seed", str(seed)]))
+            todo.append((run_name, _run_argv(common, cell, seed)))
     return todo
 
 
@@ -629,10 +634,10 @@ def _study(argv: Optional[Sequence[str]]) -> int:
             training = run_name in to_train and not os.path.isfile(_final(os.path.join(runs, run_name)))
             if training:
                 progress.starting(run_name)
-            run = _run(run_name, common + cell.argv + ["--seed", str(seed)], runs)
+            run = _run(run_name, _run_argv(common, cell, seed), runs)
             if training:
                 progress.finished(run_name, run)
-        drift = _config_drift(run["out"], common + cell.argv + ["--seed", str(seed)], args.device)
+        drift = _config_drift(run["out"], _run_argv(common, cell, seed), args.device)
         if drift:
             drifted[run_name] = drift
             print(f"warning: {run_name} was trained with other settings than this command uses now: "
