@@ -151,7 +151,7 @@ class DDGANObjective:
             if self.diversity > 0:
                 inverse_ratio = self.inverse_latent_ratio(model, x_t, t, y, generator)
                 if inverse_ratio is not None:
-                    loss_g = loss_g + self.diversity * inverse_ratio
+                    loss_g = loss_g + (self.diversity / model.T) * inverse_ratio
                     metrics["inverse_latent_ratio"] = inverse_ratio.detach()
             state.backward("g", loss_g)
         finally:
@@ -166,7 +166,12 @@ class DDGANObjective:
         - G(x_1, z_2)| / mean|z_1 - z_2| for two fresh latents per sample with t_i = 0 (means over the sample's
         elements). Without it the 2-D generator ignores z inside a mode and makes the modes about half as wide as
         the data's (benchmarks/results/sweep-2d/README.md, session 13). In data units: its weight depends on the
-        data's scale. None when the batch holds no t = 0 sample."""
+        data's scale. None when the batch holds no t = 0 sample.
+
+        G's loss adds ``diversity / T`` times this mean. G's GAN loss is a mean over all B samples, a 1 / T share of
+        which have t = 0, so each last-step sample's term weighs the same against its GAN loss at every T. (With
+        ``diversity`` alone as the weight, the term per sample grew T-fold and the modes widened with T:
+        sweep-2d/README.md, session 16.)"""
         last = t == 0
         if not bool(last.any()):
             return None
@@ -219,8 +224,8 @@ class DDGAN(EMASampling, TrainStateAccess, nn.Module):
         compile: wrap G and D in ``torch.compile`` for training (the fused ops trace without graph breaks).
         diffaug: None / "" (off) or a policy of :mod:`fastddgan.augment` ("translation", "cutout" or both,
             comma-separated): D sees every training pair through one random transform per sample.
-        diversity: weight of the mode-seeking term on G's last step (:meth:`DDGANObjective.inverse_latent_ratio`;
-            0: off).
+        diversity: weight of the mode-seeking term on G's last step, per t = 0 sample (G's loss adds ``diversity /
+            T`` x :meth:`DDGANObjective.inverse_latent_ratio`; 0: off).
 
     ``gradient_sync``: None, or ``sync(optimizer)`` called between backward and each step (data-parallel training
     sets it to the gradient average of :mod:`fastddgan.train.distributed`).

@@ -280,6 +280,20 @@ def test_diversity_term_is_the_inverse_latent_ratio_on_the_last_step():
     assert model.objective.inverse_latent_ratio(model, x_t[t > 0], t[t > 0], None, None) is None
 
 
+def test_diversity_weighs_each_last_step_sample_alike_at_every_T(monkeypatch):
+    """G's loss adds diversity / T x the term (a mean over the batch's t = 0 samples, a 1 / T share of G's loss's
+    mean): the loss G backpropagates is the GAN loss plus exactly that, for T = 2 and T = 8."""
+    for T in (2, 8):
+        seen = []
+        torch.manual_seed(0)
+        model = from_preset("ddgan", "toy2d", Schedule.cosine(T), diversity=0.5)
+        monkeypatch.setattr(model.train_state, "backward", lambda name, loss: seen.append(loss.detach()))
+        monkeypatch.setattr(model.train_state, "optimizer_step", lambda name: None)
+        metrics = model.generator_step(torch.randn(64, 2), None, torch.Generator().manual_seed(1))
+        added = float(seen[0]) - float(metrics["loss_g"])
+        assert added == pytest.approx(0.5 / T * float(metrics["inverse_latent_ratio"]), rel=1e-5)
+
+
 def test_diversity_makes_the_last_step_use_its_latent():
     """Two runs of generator steps from the same start, with a large weight and without: with it, G's outputs at
     t = 0 depend on z several times more; diversity 0 adds no metric."""
