@@ -391,7 +391,8 @@ def resolve(config: Dict[str, Any], dataset_info: Dict[str, Any]) -> Dict[str, A
     # ring8 with 2e-6 (at T = 4: 8e-6 per sample): 8/8, 96.7 +- 0.6% within 3 std, spread 1.05 +- 0.00, offset
     # 0.13, MMD^2 0.0010 (3 seeds; without: 97.4 +- 0.3%, 0.55, 0.63, 0.009; DDPM T = 1000: 97.4%, 1.01-1.06,
     # 0.12-0.15); grid25: 25/25, 97.9 +- 1.2%, spread 0.82 +- 0.08, offset 0.54, MMD^2 0.0069 (without: 98.9%, 0.46,
-    # 1.03, 0.018). 1e-5: 1.26 on ring8 and 87.6% (too wide). In data units: the weight depends on the data's scale, so images keep 0.
+    # 1.03, 0.018). 1e-5: 1.26 on ring8 and 87.6% (too wide). In data units: the weight depends on the data's
+    # scale, so images keep 0.
     # The weight is per t = 0 sample (G's loss adds diversity / T x the term's mean; 8e-6 here is 2e-6 of the
     # sessions 13-15 form at T = 4, bit for bit). The old form grew T-fold per sample: ring8 js T = 10, 3 seeds
     # (sweep-2d/README.md, session 16), 83.7 +- 1.7% within 3 std, spread 1.33 -> 93.2 +- 1.0%, 1.20, MMD^2
