@@ -88,3 +88,36 @@ def test_toy2d_dprobe_shrink_makes_a_known_width_error():
     assert torch.equal(module.shrunk(x, "ring8", 1.0), x)
     model = types.SimpleNamespace(schedule=Schedule.cosine(4, power=1.25))
     assert module.probe(model, "ring8", {}, steps=600, batch=64, shrink=1.0, r1=0.05) == 0.5
+
+
+def test_toy2d_last_step_reads_the_exact_posterior_and_a_too_wide_latent():
+    """benchmarks/toy2d_last_step.py on known last steps: the exact posterior of a mode (slope and z-spread equal to
+    the exact ones) and a generator that spreads its latent twice as wide (z_std far larger through
+    the 3-std cut, the slope unchanged)."""
+    import math
+    import types
+
+    from fastddgan import Schedule
+    from fastddgan.data import TOY2D
+
+    module = _script("toy2d_last_step")
+    mixture, sigma = TOY2D["ring8"], TOY2D["ring8"].std
+    schedule = Schedule.cosine(10, power=1.25)
+    ab = schedule.alphas_cumprod[0].double()
+    nu2 = float((1 - ab) / ab)
+    beta, std = sigma**2 / (sigma**2 + nu2), sigma * math.sqrt(nu2 / (sigma**2 + nu2))
+
+    def posterior(width):
+        def ema(x1, z, t):
+            u = x1.double() / ab.sqrt()
+            centre = mixture.centers.double()[mixture.nearest_mode(u)[0]]
+            return (centre + beta * (u - centre) + width * std * z.double()).float()
+        return types.SimpleNamespace(schedule=schedule, T=10, nz=2, ema=ema)
+
+    exact = module.last_step_width(posterior(1.0), "ring8", n=3000, draws=8)
+    assert abs(exact["slope"] - exact["slope_exact"]) < 0.25 * exact["slope_exact"]
+    assert abs(exact["z_std"] - exact["z_std_exact"]) < 0.05 and abs(exact["rms"] - 1) < 0.06
+    assert exact["inside"] > 0.97
+    wide = module.last_step_width(posterior(2.0), "ring8", n=3000, draws=8)
+    assert wide["z_std"] > 1.25 and wide["inside"] < 0.8  # 2x as wide, seen through the 3-std cut
+    assert abs(wide["slope"] - wide["slope_exact"]) < 0.25 * wide["slope_exact"]
