@@ -11,8 +11,8 @@ with ``--draws`` latents per x_1:
 and over the outputs within 3 std of x0's own centre only (as the study's spread metric):
 - ``z_std``: the std over z at a fixed x_1, over sigma: how widely G spreads a mode with its latent;
 - ``rms``: the outputs' RMS distance from the centre over sigma (about sqrt((slope u)^2 + z_std^2));
-- ``inside``: the share of outputs within 3 std of x0's centre (the rest are left out of the three above).
-Each also printed for the exact posterior (``*_exact``).
+- ``inside``: the share of outputs within 3 std of x0's centre (the rest are left out of z_std and rms);
+``slope_exact`` and ``z_std_exact`` are the exact posterior's.
 
     python benchmarks/toy2d_last_step.py RUN/checkpoints/final.pt [...] [--data ring8] [--n 4000] [--draws 16]
 """
