@@ -26,29 +26,31 @@ import math
 import torch
 
 import fastddgan
+from fastddgan import ops
 from fastddgan.data import TOY2D, toy2d
 
 
 def last_step_width(model, data: str, n: int = 4000, draws: int = 16, seed: int = 0) -> dict:
     mixture, sigma = TOY2D[data], TOY2D[data].std
     g = torch.Generator().manual_seed(seed)
-    x0 = toy2d(data, n, generator=g).double()
-    ab = model.schedule.alphas_cumprod[0].double()
-    x1 = ab.sqrt() * x0 + (1 - ab).sqrt() * torch.randn(x0.shape, generator=g, dtype=x0.dtype)
+    x0 = toy2d(data, n, generator=g)
     t = torch.zeros(n, dtype=torch.long)
+    x1 = ops.q_sample(x0, t, model.schedule, generator=g)
     with torch.no_grad():
-        out = torch.stack([model.ema(x1.float(), torch.randn(n, model.nz, generator=g), t).double()
+        out = torch.stack([model.ema(x1, torch.randn(n, model.nz, generator=g), t).double()
                            for _ in range(draws)])  # (draws, n, 2)
-    centre = mixture.centers.double()[mixture.nearest_mode(x0)[0]]
-    u, d = x1 / ab.sqrt() - centre, out - centre
-    own = mixture.nearest_mode(out.reshape(-1, 2).float())[0].view(draws, n) == mixture.nearest_mode(x0)[0]
-    mean = (d * own.unsqueeze(2)).sum(0) / own.sum(0).clamp(min=1).unsqueeze(1)  # G's mean over z, own mode
-    slope = float((u * mean).sum() / u.pow(2).sum())
+    ab = model.schedule.alphas_cumprod[0].double()
+    mode = mixture.nearest_mode(x0)[0]
+    centre = mixture.centers.double()[mode]
+    u, d = x1.double() / ab.sqrt() - centre, out - centre
+    own = mixture.nearest_mode(out.reshape(-1, 2).float())[0].view(draws, n) == mode
+    own_mean = (d * own.unsqueeze(2)).sum(0) / own.sum(0).clamp(min=1).unsqueeze(1)  # G's mean over z, own mode
+    slope = float((u * own_mean).sum() / u.pow(2).sum())
     inside = d.norm(dim=2) <= 3 * sigma  # (draws, n)
     count = inside.sum(0)
     keep = count >= 2
-    mean = (d * inside.unsqueeze(2)).sum(0) / count.clamp(min=1).unsqueeze(1)
-    within = ((d - mean).pow(2).sum(2) * inside)[:, keep].sum() / (count[keep] - 1).sum()  # unbiased, 2 coords
+    inside_mean = (d * inside.unsqueeze(2)).sum(0) / count.clamp(min=1).unsqueeze(1)
+    within = ((d - inside_mean).pow(2).sum(2) * inside)[:, keep].sum() / (count[keep] - 1).sum()  # unbiased, 2 coords
     nu2 = float((1 - ab) / ab)
     return {"T": model.T, "nu/sigma": round(math.sqrt(nu2) / sigma, 2),
             "slope": round(slope, 4), "slope_exact": round(sigma**2 / (sigma**2 + nu2), 4),
