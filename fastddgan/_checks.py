@@ -251,6 +251,14 @@ def instance(name: str, value, cls, what: str):
     return value
 
 
+def default_device(value=None):
+    """``value``, or when it is None the device the package runs on by default: "cuda" when torch sees one, else
+    "cpu" (the one default of ``--device``, ``sample(device=)``, the trainer and the evaluators)."""
+    if value is not None:
+        return value
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def device(value) -> torch.device:
     """``value`` as a ``torch.device`` with its index filled in ("cuda" -> "cuda:<current>"), so that it compares
     equal to the device of the tensors made on it (``torch.device("cuda") != torch.device("cuda:0")``)."""

@@ -347,7 +347,7 @@ def sample(model, T: Optional[int] = None, n: int = 64, *, seed: Optional[int] =
             variety for fidelity, the GAN truncation trick; DDGAN only).
     """
     if isinstance(model, (str, os.PathLike)):
-        model = load(model, map_location=device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        model = load(model, map_location=_checks.default_device(device))
     if not is_model(model):
         raise TypeError(f"model: expected a fastddgan.DDGAN, a fastddgan.DDPM or a checkpoint path, got "
                         f"{type(model).__name__}")

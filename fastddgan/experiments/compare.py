@@ -38,6 +38,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from .. import _checks
 from .. import evaluate as E
 from .._io import atomic_write, atomic_write_json
 from ..data import load_dataset
@@ -168,7 +169,7 @@ def _config_drift(out: str, argv: List[str], device: Optional[str]) -> List[str]
         raw = train_config.parse(list(argv) + ["--out", out])
         info = {**describe_dataset(raw["dataset"], raw.get("image_size"), raw.get("channels")), "size": None,
                 "world_size": stored.get("world_size", 1),
-                "device": device or ("cuda" if torch.cuda.is_available() else "cpu")}
+                "device": _checks.default_device(device)}
         current = train_config.resolve(raw, info)
     except (OSError, ValueError, KeyError, TypeError, SystemExit):  # ConfigError is a ValueError
         return []

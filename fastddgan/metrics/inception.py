@@ -153,8 +153,7 @@ class InceptionMetrics:
         _checks.integer("batch_size", batch_size, 1)
         self.weights_path, source = _resolve(weights_path, download)   # before the library could try to download
         state = load_weights(self.weights_path, source)
-        self.device = torch.device(device if device is not None else
-                                   ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = torch.device(_checks.default_device(device))
         self.batch_size = batch_size
         self.net = _extractor(state, self.weights_path, source).to(self.device)
 

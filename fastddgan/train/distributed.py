@@ -29,6 +29,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .. import _checks
+
 
 @dataclass
 class Context:
@@ -47,8 +49,7 @@ class Context:
 
 def init(device: Optional[str]) -> Context:
     """The process's rank and device; starts the process group when launched by torchrun (WORLD_SIZE > 1)."""
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = _checks.default_device(device)
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device: cuda was asked for but torch sees no CUDA device")
     world = int(os.environ.get("WORLD_SIZE", "1"))
