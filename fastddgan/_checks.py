@@ -259,6 +259,15 @@ def default_device(value=None):
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def cli_device(value, error=ValueError) -> str:
+    """``--device`` of a command (cpu or cuda; None: :func:`default_device`), refused with ``error`` in one line when
+    it is cuda and torch sees no CUDA device."""
+    value = default_device(value)
+    if torch.device(value).type == "cuda" and not torch.cuda.is_available():
+        raise error("--device: cuda was asked for but torch sees no CUDA device")
+    return value
+
+
 def device(value) -> torch.device:
     """``value`` as a ``torch.device`` with its index filled in ("cuda" -> "cuda:<current>"), so that it compares
     equal to the device of the tensors made on it (``torch.device("cuda") != torch.device("cuda:0")``)."""

@@ -91,10 +91,7 @@ def timed_sample(model, T: Optional[int], n: int, seed: int, batch_size: Optiona
 
 def _device(device: Optional[str]) -> str:
     """``--device`` (default: cuda when available), refused in one line when it is cuda and there is none."""
-    device = _checks.default_device(device)
-    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
-        raise EvaluationError("--device: cuda was asked for but torch sees no CUDA device")
-    return device
+    return _checks.cli_device(device, EvaluationError)
 
 
 def _check_seed(seed: int) -> None:

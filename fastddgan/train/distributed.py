@@ -49,9 +49,7 @@ class Context:
 
 def init(device: Optional[str]) -> Context:
     """The process's rank and device; starts the process group when launched by torchrun (WORLD_SIZE > 1)."""
-    device = _checks.default_device(device)
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device: cuda was asked for but torch sees no CUDA device")
+    device = _checks.cli_device(device)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Context(0, 1, torch.device(device))
