@@ -528,15 +528,17 @@ def test_r1_default_follows_the_data_sets_scale(tmp_path):
 
 
 def test_2d_ddgan_diversity_defaults_on_and_the_flag_is_checked(tmp_path):
-    """--diversity: 8e-6 for 2-D DDGANs, 0 for image DDGANs; the model gets it; refused for a DDPM and outside
-    [0, inf), naming the flag; a run saved before the option existed had 0 (resuming it under the new default is
-    refused, naming it)."""
+    """--diversity: 8e-6 for 2-D DDGANs (4e-6 for js on ring8), 0 for image DDGANs; the model gets it; refused for a
+    DDPM and outside [0, inf), naming the flag; a run saved before the option existed had 0, or one saved before
+    session 19 8e-6 (resuming it under the new default is refused, naming it)."""
     from fastddgan.train import build
     from fastddgan.train.config import ConfigError, incompatible
 
     ring8 = _resolved(tmp_path, POINTS_INFO, "--dataset", "ring8")
-    assert ring8["diversity"] == 8e-6
-    assert build.model_options(ring8)["diversity"] == 8e-6
+    assert ring8["diversity"] == 4e-6
+    assert build.model_options(ring8)["diversity"] == 4e-6
+    assert _resolved(tmp_path, POINTS_INFO, "--dataset", "ring8", "--loss", "hellinger")["diversity"] == 8e-6
+    assert _resolved(tmp_path, POINTS_INFO, "--dataset", "grid25")["diversity"] == 8e-6
     assert _resolved(tmp_path, POINTS_INFO, "--dataset", "grid25", "--loss", "tv")["diversity"] == 8e-6
     assert _resolved(tmp_path, IMAGES_INFO, "--dataset", "mnist5k")["diversity"] == 0.0
     assert _resolved(tmp_path, POINTS_INFO, "--dataset", "ring8", "--diversity", "0")["diversity"] == 0.0
@@ -548,7 +550,8 @@ def test_2d_ddgan_diversity_defaults_on_and_the_flag_is_checked(tmp_path):
         with pytest.raises(ConfigError, match="--diversity: expected a finite number >= 0"):
             _resolved(tmp_path, POINTS_INFO, "--dataset", "ring8", "--diversity", bad)
     old_run = {k: v for k, v in ring8.items() if k != "diversity"}
-    assert incompatible(old_run, ring8) == ["diversity (checkpoint 0.0, now 8e-06)"]
+    assert incompatible(old_run, ring8) == ["diversity (checkpoint 0.0, now 4e-06)"]
+    assert incompatible({**ring8, "diversity": 8e-6}, ring8) == ["diversity (checkpoint 8e-06, now 4e-06)"]
     assert incompatible(old_run, _resolved(tmp_path, POINTS_INFO, "--dataset", "ring8", "--diversity", "0")) == []
 
 
