@@ -14,11 +14,11 @@ STEPS_DDGAN, STEPS_DDPM, BATCH = 4000, 1500, 256
 
 
 def test_ddgan_defaults_cover_the_ring_and_ddpm_at_four_steps_does_not(tmp_path):
-    # The defaults' 20,000 steps reach 96.7 +- 0.6% within 3 std with modes as wide as the data's (cosine power 1.25
-    # since session 12, the diversity term since session 13; sweep-2d/README.md). Short runs are fragile: at 3,000
-    # steps one seed in three stops at 4/8 modes and 28% with or without the diversity term; at 4,000 steps seeds
-    # 0-2 cover 8/8 with 79-87% (session 13). So this guards against breakage (a run that learns nothing: < 10%),
-    # not against a few points.
+    # The defaults' 20,000 steps reach 97.2 +- 0.3% within 3 std with modes as wide as the data's (cosine power 1.25
+    # since session 12, the diversity term since session 13, 4e-6 for js on ring8 since session 19; 5 seeds,
+    # sweep-2d/README.md). Short runs are fragile: at 3,000 steps one seed in three stopped at 4/8 modes and 28% with
+    # or without the diversity term (session 13); at 4,000 steps seeds 0-2 cover 8/8 with 83-86% (session 19). So
+    # this guards against breakage (a run that learns nothing: < 10%), not against a few points.
     assert main(["--dataset", "ring8", "--out", str(tmp_path / "ddgan"), "--steps", str(STEPS_DDGAN),
                  "--sample-every", "0", "--log-every", "1000"]) == 0
     ddgan = fastddgan.load(tmp_path / "ddgan" / "checkpoints" / "final.pt")
