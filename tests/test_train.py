@@ -378,7 +378,8 @@ def test_resume_beyond_or_at_the_requested_steps(tmp_path, capsys, monkeypatch):
 
 def test_speed_line_and_the_thread_policy(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(os, "getloadavg", lambda: (2.0, 2.0, 2.0))  # a busy machine: 2-D runs take one thread
+    from fastddgan.train import config as train_config
+    monkeypatch.setattr(train_config, "busy_cores", lambda: 2.0)  # a busy machine: 2-D runs take one thread
     threads = torch.get_num_threads()
     torch.set_num_threads(2)  # as a caller might have it; 2-D training runs on one thread anyway
     try:
@@ -407,12 +408,19 @@ def test_speed_line_and_the_thread_policy(tmp_path, capsys, monkeypatch):
 
 
 def test_2d_thread_count_follows_the_idle_cores_and_not_the_results(tmp_path, monkeypatch):
+    from fastddgan.train import config as train_config
     from fastddgan.train.config import toy_threads
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert toy_threads(2, load=0.2) == 2 and toy_threads(16, load=3.0) == 2  # idle cores: 2 threads
     assert toy_threads(2, load=1.0) == 1 and toy_threads(1, load=0.0) == 1  # a busy core, or only one
+    monkeypatch.setattr(train_config, "busy_cores", lambda: 0.1)  # idle now
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.0, 2.0, 2.0))  # ... though a run ended a moment ago
+    assert toy_threads(4) == 2 and toy_threads(2) == 2
+    monkeypatch.setattr(train_config, "busy_cores", lambda: 1.0)  # a process started a moment ago
     monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert toy_threads(2) == 1
+    monkeypatch.setattr(train_config, "busy_cores", lambda: None)  # no /proc/stat: the load average decides
     assert toy_threads(4) == 2
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the user's setting wins
     assert toy_threads(4) == 1
@@ -424,6 +432,29 @@ def test_2d_thread_count_follows_the_idle_cores_and_not_the_results(tmp_path, mo
     finally:
         torch.set_num_threads(threads)
     _states_equal(tmp_path / "one" / "checkpoints" / "final.pt", tmp_path / "two" / "checkpoints" / "final.pt")
+
+
+@pytest.mark.skipif(not os.path.isfile("/proc/stat"), reason="busy_cores reads Linux's /proc/stat")
+def test_busy_cores_sees_a_core_spinning_now(tmp_path):
+    """busy_cores counts a core this process keeps busy during its interval; None where /proc/stat is missing."""
+    import threading
+    from fastddgan.train.config import busy_cores
+
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            pass
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    try:
+        busy = busy_cores(interval=0.3)
+    finally:
+        stop.set()
+        spinner.join()
+    assert busy is not None and 0.6 <= busy <= (os.cpu_count() or 1) + 1e-6, busy
+    assert busy_cores(interval=0.0, stat=str(tmp_path / "missing")) is None
 
 
 def test_drift_flag_reaches_the_objective_and_defaults_to_the_objectives(tmp_path):

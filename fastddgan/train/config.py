@@ -11,6 +11,7 @@ import argparse
 import json
 import math
 import os
+import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -144,8 +145,30 @@ CPU_PRESET_STEPS = {"ddgan": 6000, "ddpm": 20000}
 TOY_DATA = ("ring8", "grid25", "swissroll")
 
 
+def busy_cores(interval: float = 0.2, stat: str = "/proc/stat") -> Optional[float]:
+    """How many cores are busy now: the non-idle share of the machine's CPU time over ``interval`` seconds (Linux's
+    ``/proc/stat``, idle and iowait counted idle) times the core count; None where it cannot be read.
+
+    Unlike the 1-minute load average this sees the present: right after a run ends the load average still counts it
+    for a minute or more, and a process started a few seconds ago hardly shows in it yet."""
+    def snapshot():
+        with open(stat) as f:
+            ticks = [int(v) for v in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+        return sum(ticks), ticks[3] + ticks[4]
+    try:
+        total0, idle0 = snapshot()
+        time.sleep(interval)
+        total1, idle1 = snapshot()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 <= total0:
+        return None
+    return (1.0 - (idle1 - idle0) / (total1 - total0)) * (os.cpu_count() or 1)
+
+
 def toy_threads(cpus: int, load: Optional[float] = None) -> int:
-    """Threads for a 2-D run: 2 when about 2 cores are idle, else 1; OMP_NUM_THREADS, when set, wins.
+    """Threads for a 2-D run: 2 when about 2 cores are idle, else 1; OMP_NUM_THREADS, when set, wins. ``load``: the
+    busy cores (default: measured now by ``busy_cores``, else the 1-minute load average).
 
     Measured on the 2-core machine (``benchmarks/results/cpu-2core-train2d.md``): the 2-D networks train 1.5x faster
     on 2 threads than on 1 when the cores are idle, and several times slower when another process holds a core
@@ -154,6 +177,8 @@ def toy_threads(cpus: int, load: Optional[float] = None) -> int:
     """
     if os.environ.get("OMP_NUM_THREADS", "").isdigit():
         return max(1, min(int(os.environ["OMP_NUM_THREADS"]), cpus))
+    if load is None:
+        load = busy_cores()
     if load is None:
         try:
             load = os.getloadavg()[0]
