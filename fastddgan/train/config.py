@@ -425,8 +425,9 @@ def resolve(config: Dict[str, Any], dataset_info: Dict[str, Any]) -> Dict[str, A
     # 0.0086 -> 0.0038; T = 3 94.6% either way.
     # js on ring8 takes half (session 19, 5 seeds at T = 4, sweep-2d/README.md): 4e-6 gives 8/8, 97.2 +- 0.3% within
     # 3 std, spread 0.97; 6e-6 96.6 +- 1.1%, 1.04; 8e-6 (the 5-seed study) 96.2 +- 1.3%, 1.05, one seed at 93.9%
-    # (sliced W1 and MMD^2 alike within their seed noise; offset 0.18 against 0.13 std). Hellinger and reverse KL already have the data's width there at 8e-6 (0.97), and js's
-    # modes on grid25 are narrower than the data's (0.93), so neither takes less.
+    # (sliced W1 and MMD^2 alike within their seed noise; offset 0.18 against 0.13 std). Hellinger and reverse KL
+    # already have the data's width there at 8e-6 (0.97), and js's modes on grid25 are narrower than the data's
+    # (0.93), so neither takes less.
     if c["diversity"] is not None and not ddgan:
         raise ConfigError(f"--diversity: a DDGAN generator's term, not for --model {c['model']}")
     c["diversity"] = c["diversity"] if c["diversity"] is not None else \
