@@ -103,7 +103,8 @@ OPTIONS: List[Option] = [
     Option("diversity", float, None, "ddgan: weight per t = 0 sample of the mode-seeking term on G's last step, "
            "1 / (|G(x_1, z1) - G(x_1, z2)| / |z1 - z2|), in data units (G's loss adds weight / T x its mean over "
            "the batch's t = 0 samples); 0: off", compat=True,
-           auto=f"{TOY_DIVERSITY:g} for 2-D data, 4e-6 for js on ring8, 0 for images", before=0.0),
+           auto=f"{TOY_DIVERSITY:g} for 2-D data" + "".join(f", {w:g} for {loss} on {data}" for (data, loss), w
+                                                         in TOY_DIVERSITY_BY.items()) + ", 0 for images", before=0.0),
     Option("ema_decay", float, None, "EMA decay", compat=True,
            auto="0.999 for ddgan, 0.9999 for ddpm (0.999 with --preset mnist-cpu); 0.995 for 2-D data"),
     Option("nz", int, None, "ddgan latent size", compat=True, auto="the preset's"),
@@ -119,8 +120,9 @@ OPTIONS: List[Option] = [
     Option("compile", bool, False, "torch.compile the networks"),
     Option("seed", int, 0, "seed of every random stream (data order, noise, latents, init)", compat=True),
     Option("threads", int, None, "CPU threads of this process (torch.set_num_threads)",
-           auto="for 2-D data 2 when the machine has 2 idle cores (1-minute load average), else 1 (tiny networks "
-                "crawl when their threads compete for busy cores); otherwise OMP_NUM_THREADS or torch's choice"),
+           auto="for 2-D data 2 when the machine has 2 idle cores (measured over 0.2 s at start), else 1 (tiny "
+                "networks crawl when their threads compete for busy cores); otherwise OMP_NUM_THREADS or torch's "
+                "choice"),
     # run management
     Option("resume", str, None, "continue a run: 'auto' (the newest valid checkpoint in --out) or a checkpoint "
            "path; a bare --resume means auto", auto="off: a new run; an --out that holds a run is refused"),
