@@ -167,6 +167,7 @@ def _config_drift(out: str, argv: List[str], device: Optional[str]) -> List[str]
         with open(os.path.join(out, "config.json")) as f:
             stored = json.load(f)
         raw = train_config.parse(list(argv) + ["--out", out])
+        raw["threads"] = raw["threads"] or 1  # not compared; spares resolve measuring the busy cores for every run
         info = {**describe_dataset(raw["dataset"], raw.get("image_size"), raw.get("channels")), "size": None,
                 "world_size": stored.get("world_size", 1),
                 "device": _checks.default_device(device)}
