@@ -331,6 +331,41 @@ def test_domain_classifier_trains_saves_and_loads(tmp_path, one_thread):
         DomainClassifier.load(tmp_path / "other.pt")
 
 
+def test_classifier_training_is_the_same_whatever_torch_thread_count(monkeypatch):
+    """The classifier behind FID-dom trains on one thread by default, so its file (and every FID-dom scored with
+    it) does not depend on the machine's core count; torch's count is restored after, also on an error."""
+    from fastddgan.metrics import classifier_training
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(96, 1, 12, 12, generator=gen) * 2 - 1
+    y = torch.arange(96) % 4
+    kwargs = dict(epochs=1, batch_size=32, widths=(8, 16, 16), feature_dim=16, heldout=0.0)
+    seen = []
+    fit = classifier_training._fit
+    monkeypatch.setattr(classifier_training, "_fit",
+                        lambda *a, **k: (seen.append(torch.get_num_threads()), fit(*a, **k))[1])
+    before = torch.get_num_threads()
+    weights = []
+    try:
+        for outer in (2, 1):
+            torch.set_num_threads(outer)
+            weights.append(train_classifier(x, y, 4, **kwargs).net.state_dict())
+            assert torch.get_num_threads() == outer
+        torch.set_num_threads(2)
+        train_classifier(x, y, 4, threads=None, **kwargs)
+        assert seen == [1, 1, 2]               # threads=None: torch's count untouched
+        monkeypatch.setattr(classifier_training, "_fit", lambda *a, **k: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            train_classifier(x, y, 4, **kwargs)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    for name, value in weights[0].items():
+        assert torch.equal(value, weights[1][name]), name
+    with pytest.raises(ValueError, match="threads: expected an integer >= 1 or None"):
+        train_classifier(x, y, 4, threads=0, **kwargs)
+
+
 def test_domain_classifier_takes_32x32_rgb():
     config = {"in_channels": 3, "image_size": [32, 32], "num_classes": 10, "widths": [32, 64, 128],
               "feature_dim": 128}
