@@ -275,8 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inception-weights", help="TF-Inception weights file (weights-inception-2015-12-05-"
                    "6726825d.pth) for machines without internet")
     p.add_argument("--classifier", help="domain classifier file (default: CACHE_DIR/classifier-DATASET.pt)")
-    p.add_argument("--train-classifier", action="store_true", help="train the domain classifier of --dataset (on one CPU thread: the same "
-                   "file whatever the core count)")
+    p.add_argument("--train-classifier", action="store_true",
+                   help="train the domain classifier of --dataset (on one CPU thread: the same file whatever the "
+                   "core count)")
     p.add_argument("--epochs", type=int, default=6, help="--train-classifier: epochs (default: 6)")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
     p.add_argument("--image-size", type=int, help="side of the square images of a folder:PATH data set (default: "
