@@ -143,7 +143,10 @@ def scores(x: torch.Tensor, chosen: List[str], data, dataset: str, clf_path: str
         if "is-dom" in chosen:
             results[M.IS_DOM], results[M.IS_DOM + "-std"] = M.is_dom(logits)
             results.update(M.class_coverage(logits))
-        results["classifier"] = {"path": os.path.abspath(clf_path), "heldout_accuracy": clf.heldout_accuracy}
+        # the file's tag: classifiers trained alike on other CPUs differ (FID-dom by several %), so a table
+        # compares only numbers of one file
+        results["classifier"] = {"path": os.path.abspath(clf_path), "heldout_accuracy": clf.heldout_accuracy,
+                                 "tag": file_tag(clf_path)}
     if inception is not None:
         feats, logits = inception.features(x)
         if "fid" in chosen:

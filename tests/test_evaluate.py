@@ -240,6 +240,15 @@ def test_compare_writes_the_table(tmp_path, capsys):
     assert compare.main(args + ["--losses", "js", "--ddpm-sample-T", "2", "--seeds", "0,1"]) == 0
     assert not (out / "runs" / "ddgan-js-T2-seed1" / "checkpoints").exists()
     assert json.loads((out / "results.json").read_text())["rows"][1]["seeds"] == rows[2]["seeds"]
+    # ... and a run's export (its EMA network, written when it finished) scores it again, as its checkpoint did
+    assert (out / "runs" / "ddgan-js-T2-seed1" / "export" / "network.safetensors").is_file()
+    for evaluation in evaluations:
+        evaluation.unlink()
+    assert compare.main(args + ["--losses", "js", "--ddpm-sample-T", "2", "--seeds", "0,1"]) == 0
+    printed = capsys.readouterr().out
+    assert "training " not in printed and all(p.is_file() for p in evaluations), printed
+    rescored = json.loads((out / "results.json").read_text())["rows"][1]["seeds"]
+    assert [s["metrics"] for s in rescored] == [s["metrics"] for s in rows[2]["seeds"]]  # the same samples
     assert not any("config_drift" in s for r in rows for s in r["seeds"])  # runs trained by this command agree
     # a reused run whose settings are not what the command would use now (a default changed) is named, not hidden
     config_path = out / "runs" / "ddgan-js-T2-seed1" / "config.json"
@@ -537,6 +546,28 @@ def test_compare_guided_rows_train_a_conditional_run_and_sample_each_weight(tmp_
         assert compare.main(args + bad) == 2
     ring = ["--dataset", "ring8", "--out", str(tmp_path / "ring"), "--guided", "js:4"]
     assert compare.main(ring) == 2 and not (tmp_path / "ring" / "runs").exists()
+    # every evaluation was scored with the cached classifier; under another file (--classifier) the table names
+    # each row and seed scored with a different one, by the file's tag (FID-dom of two files do not compare)
+    assert "another domain classifier" not in table
+    cached = E.classifier_path(E.default_cache_dir("data"), "mnist5k")
+    other = tmp_path / "other-classifier.pt"
+    train_classifier(data.images[keep], data.labels[keep], 10, epochs=1, seed=1, dataset="mnist5k").save(other)
+    assert compare.main(args + ["--guided", "js:2", "--guidance", "0,1.5", "--report-only", "--classifier",
+                                str(other)]) == 0
+    table = (out / "table.md").read_text()
+    from fastddgan.metrics.cache import file_tag
+
+    assert f"another domain classifier file than this command's** (`{file_tag(str(other))}`" in table
+    assert (f"`{file_tag(cached)}`: ddpm-T4 sampled T=4 seed 0, ddgan-js-T2 seed 0, ddgan-js-T2-cond w=0 seed 0, "
+            f"ddgan-js-T2-cond w=1.5 seed 0") in table
+    # an evaluation stored before records had the tag is named as such, never taken for this file's
+    path = out / "runs" / "ddpm-T4-seed0" / "evaluation-T4-n80-seed0-fid-dom+is-dom.pt"
+    record = torch.load(path, weights_only=True)
+    del record["metrics"]["classifier"]["tag"]
+    torch.save(record, path)
+    assert compare.main(args + ["--guided", "js:2", "--guidance", "0,1.5", "--report-only"]) == 0
+    assert "untagged (scored before evaluations recorded the file): ddpm-T4 sampled T=4 seed 0\n" in \
+        (out / "table.md").read_text()
 
 
 class StepRecorder(nn.Module):

@@ -12,7 +12,10 @@ few-step ones that show the Gaussian reverse step failing) and one DDGAN per (ob
 one resumed, an evaluation already made is read back, so the command can be stopped and re-run; a reused run whose
 saved settings differ from what the trainer would use now, e.g. after a default changed, is named in a warning, in
 its record and in ``table.md``), then ``fastddgan.evaluate``: exact metrics on 2-D data, FID-dom / IS-dom on images
-(the data set's classifier is trained first if missing), and FID / IS with ``--inception-weights``. Outputs in
+(with ``--classifier``, or the data set's cached classifier, trained first if missing; evaluations scored with
+another classifier file are named in ``table.md``), and FID / IS with ``--inception-weights``. A run's export
+(``RUNS/<name>/export/``, its sampling network as the trainer writes it: 2 MB for the CPU digit networks) is enough
+to evaluate it again (new metrics, another classifier) when its checkpoints are gone. Outputs in
 ``--out``: ``table.md`` (mean ± std over seeds), ``summary.md`` (the headline metrics as an objective x T matrix),
 ``table.csv``, ``results.json`` (every seed's record) and ``figure.png`` (one scatter plot or sample grid per row,
 first seed).
@@ -41,10 +44,12 @@ import torch
 from .. import _checks
 from .. import evaluate as E
 from .._io import atomic_write, atomic_write_json
+from ..checkpoint import EXPORT_CONFIG
 from ..data import load_dataset
 from ..data.registry import describe as describe_dataset
 from ..data.convert import to_uint8, unit_to_uint8
 from ..losses import LOSSES
+from ..metrics.cache import file_tag
 from ..train import config as train_config
 from ..train import main as train_main
 from ..train.plots import scatter_tile
@@ -111,11 +116,12 @@ def _interrupt_children() -> None:
 
 
 def _run(name: str, argv: List[str], runs: str, in_subprocess: bool = False) -> Dict[str, Any]:
-    """Train (or reuse / resume) one run; returns its folder, final checkpoint, training length and wall time."""
+    """Train (or reuse / resume) one run; returns its folder, what to sample it from (final checkpoint, else the
+    export the trainer wrote beside it), training length and wall time."""
     out = os.path.join(runs, name)
     final = _final(out)
     timing_path = os.path.join(out, "timing.json")
-    if not os.path.isfile(final):
+    if _sampler(out) is None:
         resume = ["--resume", "auto"] if os.path.isdir(out) else []
         start = time.time()
         argv = argv + ["--out", out] + resume
@@ -129,11 +135,24 @@ def _run(name: str, argv: List[str], runs: str, in_subprocess: bool = False) -> 
         if rc != 0:
             return {"name": name, "out": out, "checkpoint": None, "train_seconds": time.time() - start,
                     "status": f"training failed (exit {rc})"}
-    return _described(name, out, final)
+    return _described(name, out, _sampler(out))
 
 
 def _final(out: str) -> str:
     return os.path.join(out, "checkpoints", "final.pt")
+
+
+def _export(out: str) -> str:
+    """The run's export folder: its sampling (EMA) network, which the trainer writes when it finishes (kept when
+    checkpoints are not, e.g. in a committed study)."""
+    return os.path.join(out, "export")
+
+
+def _sampler(out: str) -> Optional[str]:
+    """What a finished run is sampled from: its final checkpoint, else its export; None while it is not trained."""
+    if os.path.isfile(_final(out)):
+        return _final(out)
+    return _export(out) if os.path.isfile(os.path.join(_export(out), EXPORT_CONFIG)) else None
 
 
 def _described(name: str, out: str, checkpoint: Optional[str]) -> Dict[str, Any]:
@@ -201,12 +220,12 @@ def _seed_major(plan: List["Cell"], seeds: List[int]):
 
 
 def _to_train(plan, seeds: List[int], common: List[str], runs: str, metrics: str, args) -> List[Tuple[str, List[str]]]:
-    """(run name, trainer arguments) of every run still to train (no final checkpoint and not every evaluation
-    stored), seed-major."""
+    """(run name, trainer arguments) of every run still to train (no final checkpoint or export, and not every
+    evaluation stored), seed-major."""
     todo = []
     for seed, cell in _seed_major(plan, seeds):
         run_name = _run_name(cell.name, seed)
-        if not (os.path.isfile(_final(os.path.join(runs, run_name))) or
+        if not (_sampler(os.path.join(runs, run_name)) is not None or
                 _finished(run_name, runs, _evaluation_paths(runs, cell, seed, metrics, args))):
             todo.append((run_name, _run_argv(common, cell, seed)))
     return todo
@@ -332,9 +351,10 @@ def _evaluate(run: Dict[str, Any], T: int, guidance: Optional[float], n: int, se
     path = _evaluation_path(run["out"], T, n, seed, metrics, guidance)
     if os.path.isfile(path):
         return torch.load(path, weights_only=True)
-    record = E.evaluate(run["checkpoint"], metrics=metrics, n=n, T=T, seed=seed, data_dir=args.data_dir,
-                        inception_weights=args.inception_weights, device=args.device, keep_samples=True,
-                        guidance=guidance or 0.0)
+    record = E.evaluate(run["checkpoint"], metrics=metrics, n=n, T=T, seed=seed, dataset=args.dataset,
+                        data_dir=args.data_dir,
+                        inception_weights=args.inception_weights, classifier=args.classifier, device=args.device,
+                        keep_samples=True, guidance=guidance or 0.0)
     samples = record.pop("samples")
     # what the figure shows, copied: a slice saved as it is would write the whole tensor's storage
     samples = samples[:FIGURE_POINTS if samples.dim() == 2 else FIGURE_IMAGES].cpu().clone()
@@ -475,6 +495,15 @@ def write_summary(rows: List[Dict[str, Any]], kind: str, out: str, title: str) -
         f.write("\n".join(md))
 
 
+def _classifier_note(current: str, other: Dict[str, List[str]]) -> str:
+    """table.md's line naming the rows (and seeds) scored with another classifier file than ``current``, by tag."""
+    parts = [("untagged (scored before evaluations recorded the file)" if tag == "untagged" else f"`{tag}`") +
+             f": {', '.join(names)}" for tag, names in other.items()]
+    return (f"**Scored with another domain classifier file than this command's** (`{current}`; their FID-dom / "
+            f"IS-dom compare only with each other; delete an evaluation file to score its run again from its "
+            f"checkpoint or export): " + "; ".join(parts))
+
+
 def _write_results(rows: List[Dict[str, Any]], args, argv: Optional[Sequence[str]]) -> None:
     atomic_write_json(os.path.join(args.out, "results.json"),
                       {"dataset": args.dataset, "torch": torch.__version__, "argv": list(argv or sys.argv[1:]),
@@ -513,6 +542,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("cpu", "cuda"))
     p.add_argument("--data-dir", default="data")
     p.add_argument("--inception-weights", help="also compute Inception FID / IS (images)")
+    p.add_argument("--classifier", help="the domain classifier file of FID-dom / IS-dom (images; default: "
+                   "DATA_DIR's cache, classifier-DATASET.pt; trained there, or at this path, when missing). A study "
+                   "spread over machines passes one kept file: classifiers trained alike on other CPUs differ")
     p.add_argument("--train-args", default="", help="extra flags for every training run, e.g. \"--preset tiny\"")
     return p
 
@@ -598,10 +630,13 @@ def _study(argv: Optional[Sequence[str]]) -> int:
     if args.device:
         common += ["--device", args.device]
     metrics = "toy" if kind == "toy" else ("fid-dom,is-dom" + (",fid,is" if args.inception_weights else ""))
+    classifier_tag = None
     if kind != "toy":
-        clf = E.classifier_path(E.default_cache_dir(args.data_dir), args.dataset)
-        if not os.path.isfile(clf):
-            E.train_domain_classifier(args.dataset, args.data_dir, clf, epochs=6, seed=seeds[0], device=args.device)
+        args.classifier = args.classifier or E.classifier_path(E.default_cache_dir(args.data_dir), args.dataset)
+        if not os.path.isfile(args.classifier):
+            E.train_domain_classifier(args.dataset, args.data_dir, args.classifier, epochs=6, seed=seeds[0],
+                                      device=args.device)
+        classifier_tag = file_tag(args.classifier)
     reference = data.sample(2000, generator=torch.Generator().manual_seed(seeds[0])) if kind == "toy" else None
 
     ddpm_steps = ["--steps", str(args.ddpm_steps)] if args.ddpm_steps else []
@@ -624,16 +659,16 @@ def _study(argv: Optional[Sequence[str]]) -> int:
     cell_rows = {cell.name: [{"row": cell.row(T_s, w), "model": cell.model, "objective": cell.objective,
                               "T_trained": cell.T, "T_sampled": T_s, "guidance": w, "seeds": []}
                              for T_s, w in cell.samplings] for cell in plan}
-    rows, tiles, drifted = [row for cell in plan for row in cell_rows[cell.name]], {}, {}
+    rows, tiles, drifted, other_classifier = [row for cell in plan for row in cell_rows[cell.name]], {}, {}, {}
     for seed, cell in _seed_major(plan, seeds):
         run_name, paths = _run_name(cell.name, seed), _evaluation_paths(runs, cell, seed, metrics, args)
         run = _finished(run_name, runs, paths)
-        if run is None and args.report_only and not os.path.isfile(_final(os.path.join(runs, run_name))):
+        if run is None and args.report_only and _sampler(os.path.join(runs, run_name)) is None:
             for row in cell_rows[cell.name]:
                 row["seeds"].append({"seed": seed, "status": NOT_TRAINED})
             continue
         if run is None:  # trained here (--jobs 1) or reused from its final checkpoint
-            training = run_name in to_train and not os.path.isfile(_final(os.path.join(runs, run_name)))
+            training = run_name in to_train and _sampler(os.path.join(runs, run_name)) is None
             if training:
                 progress.starting(run_name)
             run = _run(run_name, _run_argv(common, cell, seed), runs)
@@ -653,8 +688,13 @@ def _study(argv: Optional[Sequence[str]]) -> int:
                     evaluation = _evaluate(run, row["T_sampled"], row["guidance"], args.n, seed, metrics, args)
                 except ValueError as e:  # e.g. a run that ended with non-finite weights
                     record["status"] = f"evaluation refused: {e}"
+                    print(f"warning: {run_name}: {record['status']}", file=sys.stderr, flush=True)
             if evaluation is not None:
                 record.update(metrics=evaluation["metrics"], images_per_s=evaluation["speed"]["images_per_s"])
+                scored_by = evaluation["metrics"].get("classifier")
+                if scored_by is not None and scored_by.get("tag") != classifier_tag:
+                    other_classifier.setdefault(scored_by.get("tag") or "untagged", []).append(row["row"] +
+                                                                                              f" seed {seed}")
                 row.update(nfe=evaluation["speed"]["nfe_per_image"], device=evaluation["device"])
                 if row["row"] not in tiles:
                     tiles[row["row"]] = _tile(evaluation["samples"], reference)
@@ -670,6 +710,8 @@ def _study(argv: Optional[Sequence[str]]) -> int:
     if drifted:  # reused runs from before a default changed: the table mixes settings, and says so
         header += ("\n\n**Runs trained with other settings than this command uses now** (move a run's folder away "
                    "to train it again): " + "; ".join(f"`{name}`: {', '.join(d)}" for name, d in drifted.items()))
+    if other_classifier:  # FID-dom / IS-dom of two classifier files are not comparable
+        header += "\n\n" + _classifier_note(classifier_tag, other_classifier)
     rows.sort(key=lambda r: (r["model"] != "ddpm", r.get("guidance") is not None,
                              list(LOSSES).index(r["objective"]) if r["model"] == "ddgan" else 0, r["T_trained"],
                              r["T_sampled"], r.get("guidance") or 0.0))
