@@ -119,7 +119,6 @@ def _run(name: str, argv: List[str], runs: str, in_subprocess: bool = False) -> 
     """Train (or reuse / resume) one run; returns its folder, what to sample it from (final checkpoint, else the
     export the trainer wrote beside it), training length and wall time."""
     out = os.path.join(runs, name)
-    final = _final(out)
     timing_path = os.path.join(out, "timing.json")
     if _sampler(out) is None:
         resume = ["--resume", "auto"] if os.path.isdir(out) else []
@@ -667,7 +666,7 @@ def _study(argv: Optional[Sequence[str]]) -> int:
             for row in cell_rows[cell.name]:
                 row["seeds"].append({"seed": seed, "status": NOT_TRAINED})
             continue
-        if run is None:  # trained here (--jobs 1) or reused from its final checkpoint
+        if run is None:  # trained here (--jobs 1) or reused from its final checkpoint or export
             training = run_name in to_train and _sampler(os.path.join(runs, run_name)) is None
             if training:
                 progress.starting(run_name)
