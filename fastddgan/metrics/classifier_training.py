@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _checks
+from .._threads import torch_threads
 from .classifier import DomainClassifier, as_images, check_labels
 
 
@@ -98,13 +99,8 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, num_classes: in
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
     xt, yt = x[train], y[train]
     start = time.perf_counter()
-    torch_threads = torch.get_num_threads()
-    if threads is not None and device.type == "cpu":
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads if device.type == "cpu" else None):
         _fit(net, opt, sched, xt, yt, epochs, batch_size, augment, gen, device, verbose, start)
-    finally:
-        torch.set_num_threads(torch_threads)
     net.eval()
     clf.info = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
                 "augment": augment, "seed": seed, "n_train": int(train.numel()), "n_heldout": int(n_held),

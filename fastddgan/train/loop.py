@@ -23,6 +23,7 @@ from typing import Any, Dict, Optional
 import torch
 
 from .. import checkpoint, ops
+from .._threads import torch_threads
 from ..data import TOY2D, load_dataset
 from ..export import export
 from ..sampling import sample
@@ -252,14 +253,9 @@ class Trainer:
         if self.resumed_from is not None:
             self._event("resumed", checkpoint=self.resumed_from)
             self._say(f"resumed from {self.resumed_from} at step {self.start_step}")
-        threads_before = torch.get_num_threads()
-        if c["threads"]:
-            torch.set_num_threads(c["threads"])
-        try:
+        with torch_threads(c["threads"]):
             self._train(total)
             return self._finish(total)
-        finally:
-            torch.set_num_threads(threads_before)
 
     def _train(self, total: int) -> None:
         c, run, model = self.c, self.run, self.model
