@@ -132,9 +132,12 @@ def scores(x: torch.Tensor, chosen: List[str], data, dataset: str, clf_path: str
             raise EvaluationError(f"--classifier: no domain classifier at {clf_path}; train one with python -m "
                                   f"fastddgan.evaluate --train-classifier --dataset {dataset}")
         clf = M.DomainClassifier.load(clf_path, device=device)
+        # the file's tag: classifiers trained alike on other CPUs differ (FID-dom by several %), so a table
+        # compares only numbers of one file (and the real images' statistics are cached per file)
+        tag = file_tag(clf_path)
         feats, logits = clf.features_and_logits(x)
         if "fid-dom" in chosen:
-            stats = real_stats(data, f"dom-{file_tag(clf_path)}", clf.features, cache_dir)
+            stats = real_stats(data, f"dom-{tag}", clf.features, cache_dir)
             results[M.FID_DOM] = M.fid_dom(feats, stats)
             # cdist costs m^2 d: the first 10,000 samples at most, and equal set sizes
             m = min(len(x), PR_MAX_SAMPLES, len(x) if real is None else len(real))
@@ -143,10 +146,8 @@ def scores(x: torch.Tensor, chosen: List[str], data, dataset: str, clf_path: str
         if "is-dom" in chosen:
             results[M.IS_DOM], results[M.IS_DOM + "-std"] = M.is_dom(logits)
             results.update(M.class_coverage(logits))
-        # the file's tag: classifiers trained alike on other CPUs differ (FID-dom by several %), so a table
-        # compares only numbers of one file
         results["classifier"] = {"path": os.path.abspath(clf_path), "heldout_accuracy": clf.heldout_accuracy,
-                                 "tag": file_tag(clf_path)}
+                                 "tag": tag}
     if inception is not None:
         feats, logits = inception.features(x)
         if "fid" in chosen:
