@@ -314,6 +314,56 @@ def test_compare_trains_runs_in_parallel_jobs(tmp_path):
     assert (out / "runs" / "ddgan-js-T2-seed0.log").is_file()
     config = json.loads((out / "runs" / "ddgan-js-T2-seed0" / "config.json").read_text())
     assert (config["T"], config["steps"], config["threads"]) == (2, 5, 1)
+    for run in ("ddpm-T10-seed0", "ddgan-js-T2-seed0", "ddgan-js-T4-seed0"):  # each scored by its own child
+        assert "evaluating " + run in (out / "runs" / (run + ".log")).read_text()
+
+
+def test_compare_jobs_score_a_trained_run_in_a_child(tmp_path, monkeypatch, capsys):
+    """--jobs: a run trained but not yet scored (a study stopped during its evaluation) is scored by a child
+    process before the table is made, not by the study process; --evaluate-run refuses a run it does not know."""
+    out = tmp_path / "cmp"
+    args = ["--dataset", "ring8", "--out", str(out), "--losses", "js", "--ddgan-T", "4", "--extra", "",
+            "--steps", "5", "--ddpm-T", "10", "--ddpm-steps", "5", "--ddpm-sample-T", "10,5", "--n", "100",
+            "--seeds", "0"]
+    assert compare.main(args) == 0  # --jobs 1: trained and scored in this process
+    evaluation = out / "runs" / "ddpm-T10-seed0" / "evaluation-T5-n100-seed0-toy.pt"
+    assert evaluation.is_file()
+    evaluation.unlink()
+    monkeypatch.setattr(E, "evaluate", lambda *a, **k: pytest.fail("scored by the study process"))
+    capsys.readouterr()
+    assert compare.main(args + ["--jobs", "2"]) == 0
+    assert evaluation.is_file()
+    output = capsys.readouterr().out
+    assert "evaluated ddpm-T10-seed0" in output and "training " not in output  # nothing trained again
+    assert compare.main(args + ["--evaluate-run", "ddgan-js-T5-seed0"]) == 2
+    assert "--evaluate-run: 'ddgan-js-T5-seed0' is not a trained run of this study" in capsys.readouterr().err
+
+
+def test_compare_evaluation_child_stops_on_sigint_even_if_started_with_it_ignored(tmp_path):
+    """The evaluation child of --jobs (``--evaluate-run``) stops on SIGINT with status 130 and stores nothing,
+    also when it inherited SIGINT ignored (a study started as ``cmd &``): the study waits for it on an interrupt."""
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "cmp"
+    assert train(["--dataset", "ring8", "--model", "ddpm", "--T", "1000", "--steps", "2", "--sample-every", "0",
+                  "--out", str(out / "runs" / "ddpm-T1000-seed0")]) == 0
+    child = subprocess.Popen(
+        [sys.executable, "-m", "fastddgan.experiments.compare", "--dataset", "ring8", "--out", str(out), "--losses",
+         "js", "--ddgan-T", "4", "--extra", "", "--ddpm-sample-T", "1000", "--n", "1000000", "--seeds", "0",
+         "--evaluate-run", "ddpm-T1000-seed0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        lines = iter(child.stdout.readline, "")
+        assert any(line.startswith("evaluating ddpm-T1000-seed0 at T=1000") for line in lines)
+        time.sleep(1.0)  # sampling 1,000,000 points with 1000 steps: minutes
+        child.send_signal(signal.SIGINT)
+        output = child.communicate(timeout=120)[0]
+    finally:
+        child.kill()  # no-op once it has exited
+    assert child.returncode == 130, output
+    assert not list((out / "runs" / "ddpm-T1000-seed0").glob("evaluation-*"))
 
 
 def test_compare_interrupted_passes_the_signal_to_its_jobs(tmp_path):

@@ -9,16 +9,16 @@ few-step ones that show the Gaussian reverse step failing) and one DDGAN per (ob
 ``--guided`` adds class-conditional cells (``--cond``), one row per classifier-free guidance weight of
 ``--guidance`` (Ho & Salimans 2022). Each run is ``python -m fastddgan.train`` with the trainer's defaults (unless
 ``--steps`` / ``--train-args`` say otherwise) in ``RUNS/<name>-seed<S>`` (a finished run is reused, an interrupted
-one resumed, an evaluation already made is read back, so the command can be stopped and re-run; a reused run whose
-saved settings differ from what the trainer would use now, e.g. after a default changed, is named in a warning, in
-its record and in ``table.md``), then ``fastddgan.evaluate``: exact metrics on 2-D data, FID-dom / IS-dom on images
-(with ``--classifier``, or the data set's cached classifier, trained first if missing; evaluations scored with
-another classifier file are named in ``table.md``), and FID / IS with ``--inception-weights``. A run's export
-(``RUNS/<name>/export/``, its sampling network as the trainer writes it: 2 MB for the CPU digit networks) is enough
-to evaluate it again (new metrics, another classifier) when its checkpoints are gone. Outputs in
-``--out``: ``table.md`` (mean ± std over seeds), ``summary.md`` (the headline metrics as an objective x T matrix),
-``table.csv``, ``results.json`` (every seed's record) and ``figure.png`` (one scatter plot or sample grid per row,
-first seed).
+one resumed, an evaluation already made is read back, so the command can be stopped and re-run; with ``--jobs N`` N
+runs train at a time and each is scored as soon as it is trained; a reused run whose saved settings differ from what
+the trainer would use now, e.g. after a default changed, is named in a warning, in its record and in ``table.md``),
+then ``fastddgan.evaluate``: exact metrics on 2-D data, FID-dom / IS-dom on images (with ``--classifier``, or the
+data set's cached classifier, trained first if missing; evaluations scored with another classifier file are named in
+``table.md``), and FID / IS with ``--inception-weights``. A run's export (``RUNS/<name>/export/``, its sampling
+network as the trainer writes it: 2 MB for the CPU digit networks) is enough to evaluate it again (new metrics,
+another classifier) when its checkpoints are gone. Outputs in ``--out``: ``table.md`` (mean ± std over seeds),
+``summary.md`` (the headline metrics as an objective x T matrix), ``table.csv``, ``results.json`` (every seed's
+record) and ``figure.png`` (one scatter plot or sample grid per row, first seed).
 """
 
 from __future__ import annotations
@@ -81,24 +81,34 @@ _CHILDREN_LOCK = threading.Lock()
 _STOPPING = threading.Event()  # set on an interrupt: no further child starts (one starting then is not missed)
 
 
-def _train_in_subprocess(argv: List[str], out: str) -> int:
-    """``python -m fastddgan.train ARGV`` in a child process with one thread (for ``--jobs``), its output in
-    ``OUT.log`` beside the run folder."""
+def _in_subprocess(argv: List[str], log_path: str) -> int:
+    """``python ARGV`` in a child process with one thread (for ``--jobs``: a training run or the evaluation of
+    one), its output appended to ``log_path``; returns its exit status."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    with open(out + ".log", "a") as log:
+    with open(log_path, "a") as log:
         with _CHILDREN_LOCK:
             if _STOPPING.is_set():
                 return 128 + signal.SIGINT
             # a session of its own: Ctrl-C at a terminal reaches the study alone, which passes one SIGINT on (a
             # second one would stop the training at once, without its checkpoint)
-            child = subprocess.Popen([sys.executable, "-m", "fastddgan.train"] + argv, stdout=log,
-                                     stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            child = subprocess.Popen([sys.executable] + argv, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                     start_new_session=True)
             _CHILDREN.add(child)
         try:
             return child.wait()
         finally:
             with _CHILDREN_LOCK:
                 _CHILDREN.discard(child)
+
+
+def _train_in_subprocess(argv: List[str], out: str) -> int:
+    """``python -m fastddgan.train ARGV`` as a child process, its output in ``OUT.log`` beside the run folder."""
+    return _in_subprocess(["-m", "fastddgan.train"] + argv, out + ".log")
+
+
+def _shell_status(rc: int) -> int:
+    """A child's exit status as a shell reports it: 128 + N for one killed by signal N (Popen gives -N)."""
+    return 128 - rc if rc < 0 else rc
 
 
 def _interrupt_children() -> None:
@@ -127,8 +137,7 @@ def _run(name: str, argv: List[str], runs: str, in_subprocess: bool = False) -> 
         rc = _train_in_subprocess(argv, out) if in_subprocess else train_main(argv)
         if os.path.isdir(out):  # every segment's time counts, an interrupted one's too (it resumes next time)
             atomic_write_json(timing_path, {"train_seconds": _read_seconds(timing_path, 0.0) + time.time() - start})
-        if rc < 0:  # a child process killed by signal -rc (Popen's way): as a shell would report it
-            rc = 128 - rc
+        rc = _shell_status(rc)
         if rc >= 128:  # the training was stopped by a signal (it saved a checkpoint, unless killed): stop the study
             raise StudyInterrupted(rc)
         if rc != 0:
@@ -218,21 +227,22 @@ def _seed_major(plan: List["Cell"], seeds: List[int]):
     return [(seed, cell) for seed in seeds for cell in plan]
 
 
-def _to_train(plan, seeds: List[int], common: List[str], runs: str, metrics: str, args) -> List[Tuple[str, List[str]]]:
-    """(run name, trainer arguments) of every run still to train (no final checkpoint or export, and not every
-    evaluation stored), seed-major."""
-    todo = []
+def _pending(plan, seeds: List[int], common: List[str], runs: str, metrics: str,
+             args) -> List[Tuple[str, List[str], bool]]:
+    """(run name, trainer arguments, trained already) of every run with an evaluation still to make: not trained
+    yet (no final checkpoint or export), or trained and not yet scored; seed-major."""
+    pending = []
     for seed, cell in _seed_major(plan, seeds):
         run_name = _run_name(cell.name, seed)
-        if not (_sampler(os.path.join(runs, run_name)) is not None or
-                _finished(run_name, runs, _evaluation_paths(runs, cell, seed, metrics, args))):
-            todo.append((run_name, _run_argv(common, cell, seed)))
-    return todo
+        if not _finished(run_name, runs, _evaluation_paths(runs, cell, seed, metrics, args)):
+            trained = _sampler(os.path.join(runs, run_name)) is not None
+            pending.append((run_name, _run_argv(common, cell, seed), trained))
+    return pending
 
 
 class _StudyProgress:
     """One line as each training run starts (runs done of those this invocation trains, and the time left at the
-    pace so far, evaluations included) and one as it ends."""
+    pace so far, evaluations included), one as it ends and one when its evaluation (--jobs) ends."""
 
     def __init__(self, total: int):
         self.total, self.done, self.start = total, 0, time.time()
@@ -248,37 +258,50 @@ class _StudyProgress:
             self.done += 1
             self._say(f"finished {run_name}: {result['status']}, {result['train_seconds']:.0f} s")
 
+    def evaluated(self, run_name: str, rc: int, seconds: float) -> None:
+        with self.lock:
+            self._say(f"evaluated {run_name}, {seconds:.0f} s" if rc == 0 else
+                      f"evaluation of {run_name} failed (exit {rc}, see its log; made again for the table)")
+
     @staticmethod
     def _say(line: str) -> None:
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
 
 
-def _train_ahead(todo: List[Tuple[str, List[str]]], runs: str, args) -> None:
-    """With ``--jobs N > 1``: train every run still to train, N at a time in child processes (one thread each),
-    before the evaluations; prints each start with an estimate of the time left."""
-    if args.jobs <= 1 or args.report_only or not todo:
+def _train_ahead(pending: List[Tuple[str, List[str], bool]], runs: str, args, study_argv: List[str]) -> None:
+    """With ``--jobs N > 1``: train every run still to train and evaluate it, N runs at a time, each step a child
+    process with one thread (the evaluation: this command with ``--evaluate-run``), before the table is made;
+    prints each start with an estimate of the time left. A run is scored as soon as it is trained, so a study
+    stopped part-way keeps the evaluations of its finished runs (and no core waits for a long evaluation at the
+    end); an evaluation that fails here is made again, and its error reported, when the table is made."""
+    if args.jobs <= 1 or args.report_only or not pending:
         return
     os.makedirs(runs, exist_ok=True)
     _STOPPING.clear()
-    progress = _StudyProgress(len(todo))
+    progress = _StudyProgress(sum(not trained for _, _, trained in pending))
 
-    def train(item):
-        run_name, argv = item
+    def work(item):
+        run_name, argv, trained = item
         if _STOPPING.is_set():
             return
-        progress.starting(run_name)
         try:
-            result = _run(run_name, argv, runs, in_subprocess=True)
+            if not trained:
+                progress.starting(run_name)
+                result = _run(run_name, argv, runs, in_subprocess=True)
+                progress.finished(run_name, result)
+                if result["status"] != "ok":
+                    return
+            start = time.time()
+            progress.evaluated(run_name, _evaluate_in_subprocess(run_name, runs, study_argv), time.time() - start)
         except BaseException:
             _STOPPING.set()  # before this thread takes the next run
             raise
-        progress.finished(run_name, result)
 
     with _signals_interrupt(), ThreadPoolExecutor(args.jobs) as pool:
         futures = []
         try:
-            futures += [pool.submit(train, item) for item in todo]  # the first ones start while the rest are queued
+            futures += [pool.submit(work, item) for item in pending]  # the first start while the rest are queued
             done = wait(futures, return_when=FIRST_EXCEPTION)[0]
             for future in futures:  # a run that raised (e.g. stopped by a signal) stops the study at once
                 if future in done:
@@ -291,6 +314,37 @@ def _train_ahead(todo: List[Tuple[str, List[str]]], runs: str, args) -> None:
             if isinstance(stop, KeyboardInterrupt):
                 raise StudyInterrupted(130) from None
             raise
+
+
+def _evaluate_in_subprocess(run_name: str, runs: str, study_argv: List[str]) -> int:
+    """Every evaluation of one trained run, by this command with ``--evaluate-run RUN`` in a child process (its
+    output appended to the run's log); returns its exit status, raises StudyInterrupted when it was stopped by a
+    signal."""
+    rc = _shell_status(_in_subprocess(["-m", "fastddgan.experiments.compare"] + study_argv +
+                                      ["--evaluate-run", run_name], os.path.join(runs, run_name) + ".log"))
+    if rc >= 128:
+        raise StudyInterrupted(rc)
+    return rc
+
+
+def _evaluate_run(run_name: str, plan: List["Cell"], seeds: List[int], runs: str, metrics: str, args) -> int:
+    """``--evaluate-run RUN``: store every evaluation of one trained run of the study (the rows of its cell), as
+    the table would make them, and exit; 2 when the study has no such run or it is not trained."""
+    for seed, cell in _seed_major(plan, seeds):
+        if _run_name(cell.name, seed) != run_name:
+            continue
+        out = os.path.join(runs, run_name)
+        if _sampler(out) is None:
+            break
+        run = _described(run_name, out, _sampler(out))
+        with _signals_interrupt():  # also when started with SIGINT ignored (a --jobs child of a `cmd &` study)
+            for T, w in cell.samplings:
+                print(f"evaluating {run_name} at T={T}" + ("" if w is None else f", w={w:g}"), flush=True)
+                print(E.summary(_evaluate(run, T, w, args.n, seed, metrics, args)), flush=True)
+        return 0
+    print(f"python -m fastddgan.experiments.compare: error: --evaluate-run: {run_name!r} is not a trained run of "
+          f"this study", file=sys.stderr)
+    return 2
 
 
 @contextlib.contextmanager
@@ -536,8 +590,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "seed and reported as mean ± std (default: 0,1,2)")
     p.add_argument("--report-only", action="store_true", help="train nothing: write the table, results and "
                    "figure from the runs finished so far (a study spread over sessions), the rest marked 'to do'")
-    p.add_argument("--jobs", type=int, default=1, help="training runs at a time, each a child process with one "
-                   "thread (e.g. 2 on a 2-core machine for 2-D data; default: 1, in this process)")
+    p.add_argument("--jobs", type=int, default=1, help="runs at a time, each trained and then evaluated in child "
+                   "processes with one thread, so a stopped study keeps the scores of its finished runs (e.g. 2 on a "
+                   "2-core machine; default: 1, in this process)")
     p.add_argument("--device", choices=("cpu", "cuda"))
     p.add_argument("--data-dir", default="data")
     p.add_argument("--inception-weights", help="also compute Inception FID / IS (images)")
@@ -545,6 +600,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "DATA_DIR's cache, classifier-DATASET.pt; trained there, or at this path, when missing). A study "
                    "spread over machines passes one kept file: classifiers trained alike on other CPUs differ")
     p.add_argument("--train-args", default="", help="extra flags for every training run, e.g. \"--preset tiny\"")
+    p.add_argument("--evaluate-run", help=argparse.SUPPRESS)  # one trained run's evaluations (a --jobs child)
     return p
 
 
@@ -652,9 +708,12 @@ def _study(argv: Optional[Sequence[str]]) -> int:
                     ["--model", "ddgan", "--loss", model, "--T", str(T)] + ddgan_steps) + ["--cond"]
         plan.append(Cell("ddpm" if model == "ddpm" else "ddgan", "—" if model == "ddpm" else model,
                          args.ddpm_T if model == "ddpm" else T, argv_run, [(T, w) for w in weights], cond=True))
-    todo = _to_train(plan, seeds, common, runs, metrics, args)
-    _train_ahead(todo, runs, args)
-    to_train, progress = {name for name, _ in todo}, _StudyProgress(len(todo))  # --jobs 1: trained in the loop
+    if args.evaluate_run:
+        return _evaluate_run(args.evaluate_run, plan, seeds, runs, metrics, args)
+    pending = _pending(plan, seeds, common, runs, metrics, args)
+    _train_ahead(pending, runs, args, list(argv) if argv is not None else sys.argv[1:])
+    to_train = {name for name, _, trained in pending if not trained}
+    progress = _StudyProgress(len(to_train))  # --jobs 1: trained in the loop
     cell_rows = {cell.name: [{"row": cell.row(T_s, w), "model": cell.model, "objective": cell.objective,
                               "T_trained": cell.T, "T_sampled": T_s, "guidance": w, "seeds": []}
                              for T_s, w in cell.samplings] for cell in plan}
