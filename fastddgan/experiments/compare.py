@@ -76,7 +76,7 @@ class StudyInterrupted(Exception):
         self.status = status
 
 
-_CHILDREN: set = set()  # the training processes of --jobs now running (signalled when the study is interrupted)
+_CHILDREN: set = set()  # the child processes of --jobs now running (signalled when the study is interrupted)
 _CHILDREN_LOCK = threading.Lock()
 _STOPPING = threading.Event()  # set on an interrupt: no further child starts (one starting then is not missed)
 
@@ -106,15 +106,20 @@ def _train_in_subprocess(argv: List[str], out: str) -> int:
     return _in_subprocess(["-m", "fastddgan.train"] + argv, out + ".log")
 
 
-def _shell_status(rc: int) -> int:
-    """A child's exit status as a shell reports it: 128 + N for one killed by signal N (Popen gives -N)."""
-    return 128 - rc if rc < 0 else rc
+def _unless_stopped(rc: int) -> int:
+    """A run's or child's exit status as a shell reports it (128 + N for one killed by signal N; Popen gives -N);
+    raises StudyInterrupted for one stopped by a signal (a training saved its checkpoint, unless killed), which
+    stops the study."""
+    rc = 128 - rc if rc < 0 else rc
+    if rc >= 128:
+        raise StudyInterrupted(rc)
+    return rc
 
 
 def _interrupt_children() -> None:
-    """Pass an interrupt of the study on to its training processes (they run in sessions of their own, so neither
-    ``kill -INT`` of the study nor Ctrl-C reaches them): each writes a checkpoint and stops, so a re-run resumes
-    it."""
+    """Pass an interrupt of the study on to its child processes (they run in sessions of their own, so neither
+    ``kill -INT`` of the study nor Ctrl-C reaches them): a training writes a checkpoint and stops, so a re-run
+    resumes it; an evaluation stops without storing anything."""
     with _CHILDREN_LOCK:
         _STOPPING.set()
         children = list(_CHILDREN)
@@ -137,9 +142,7 @@ def _run(name: str, argv: List[str], runs: str, in_subprocess: bool = False) -> 
         rc = _train_in_subprocess(argv, out) if in_subprocess else train_main(argv)
         if os.path.isdir(out):  # every segment's time counts, an interrupted one's too (it resumes next time)
             atomic_write_json(timing_path, {"train_seconds": _read_seconds(timing_path, 0.0) + time.time() - start})
-        rc = _shell_status(rc)
-        if rc >= 128:  # the training was stopped by a signal (it saved a checkpoint, unless killed): stop the study
-            raise StudyInterrupted(rc)
+        rc = _unless_stopped(rc)
         if rc != 0:
             return {"name": name, "out": out, "checkpoint": None, "train_seconds": time.time() - start,
                     "status": f"training failed (exit {rc})"}
@@ -320,11 +323,8 @@ def _evaluate_in_subprocess(run_name: str, runs: str, study_argv: List[str]) -> 
     """Every evaluation of one trained run, by this command with ``--evaluate-run RUN`` in a child process (its
     output appended to the run's log); returns its exit status, raises StudyInterrupted when it was stopped by a
     signal."""
-    rc = _shell_status(_in_subprocess(["-m", "fastddgan.experiments.compare"] + study_argv +
-                                      ["--evaluate-run", run_name], os.path.join(runs, run_name) + ".log"))
-    if rc >= 128:
-        raise StudyInterrupted(rc)
-    return rc
+    return _unless_stopped(_in_subprocess(["-m", "fastddgan.experiments.compare"] + study_argv +
+                                          ["--evaluate-run", run_name], os.path.join(runs, run_name) + ".log"))
 
 
 def _evaluate_run(run_name: str, plan: List["Cell"], seeds: List[int], runs: str, metrics: str, args) -> int:
@@ -334,9 +334,10 @@ def _evaluate_run(run_name: str, plan: List["Cell"], seeds: List[int], runs: str
         if _run_name(cell.name, seed) != run_name:
             continue
         out = os.path.join(runs, run_name)
-        if _sampler(out) is None:
+        sampler = _sampler(out)
+        if sampler is None:
             break
-        run = _described(run_name, out, _sampler(out))
+        run = _described(run_name, out, sampler)
         with _signals_interrupt():  # also when started with SIGINT ignored (a --jobs child of a `cmd &` study)
             for T, w in cell.samplings:
                 print(f"evaluating {run_name} at T={T}" + ("" if w is None else f", w={w:g}"), flush=True)
