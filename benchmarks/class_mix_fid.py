@@ -54,7 +54,11 @@ def read_record(path: str) -> dict:
     """An evaluation record (``.pt`` or ``.json``) with its metrics' class shares."""
     if not os.path.isfile(path):
         raise ValueError(f"EVALUATION: no file at {path!r}")
-    record = json.load(open(path)) if path.endswith(".json") else load_tensors(path)
+    if path.endswith(".json"):
+        with open(path) as f:
+            record = json.load(f)
+    else:
+        record = load_tensors(path)
     metrics = record.get("metrics", {}) if isinstance(record, dict) else {}
     if "class-shares" not in metrics:
         raise ValueError(f"EVALUATION: {path!r} has no metrics/class-shares (an evaluation with fid-dom or is-dom)")
@@ -66,10 +70,11 @@ def mix_fid(data, labels: torch.Tensor, shares: Optional[Sequence[float]], n: in
     """FID-dom of ``draws`` draws of ``n`` real images with class ``shares`` (None: drawn at random)."""
     fids = []
     for seed in range(draws):
-        gen = torch.Generator().manual_seed(seed)
-        index = (torch.randperm(len(labels), generator=gen)[:n] if shares is None
-                 else stratified_index(labels, shares, n, gen))
-        x = to_model_range(images_at(data, index))
+        if shares is None:  # the real side of evaluate's precision / recall
+            x = E.real_images(data, n, seed)
+        else:
+            index = stratified_index(labels, shares, n, torch.Generator().manual_seed(seed))
+            x = to_model_range(images_at(data, index))
         fids.append(E.scores(x, ["fid-dom"], data, "mnist5k", clf, None, cache_dir, "cpu", seed)["FID-dom"])
     return fids
 
@@ -85,6 +90,9 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None)
     p.add_argument("--md", default=None)
     a = p.parse_args(argv)
+    for name in ("n", "draws"):
+        if getattr(a, name) < 1:
+            p.error(f"--{name}: expected a positive integer, got {getattr(a, name)}")
     cache = a.cache_dir or os.path.join(a.data_dir, "fastddgan-cache")
     data = E.load_data("mnist5k", a.data_dir, None, None)
     labels = torch.as_tensor(data.labels)
