@@ -1,7 +1,7 @@
 """Atomic file writes: write a temporary file in the target folder, fsync, then ``os.replace`` it into place, so a
 crash or a full disk never leaves a half-written file under the final name (the previous file stays intact). Files
 get the mode a plain ``open(path, "w")`` would give (0666 less the umask). And :func:`load_tensors`: ``torch.load``
-that never runs code from the file."""
+that never runs code from the file; :func:`load_versioned`: the same for our own ``{"format", "version"}`` files."""
 
 from __future__ import annotations
 
@@ -103,6 +103,25 @@ def load_tensors(path: PathLike, map_location: Any = "cpu") -> Any:
         why = one_line(text)
         raise ValueError(f"it is not a torch file, or it is truncated or corrupt ({type(err).__name__}"
                          + (f": {why})" if why else ")")) from None
+
+
+def load_versioned(path: PathLike, fmt: str, version: int, kind: str, map_location: Any = "cpu") -> Dict[str, Any]:
+    """The dict saved at ``path`` by a fastddgan writer of ``{"format": fmt, "version": version, ...}`` files, read
+    with :func:`load_tensors`; errors name the argument ``path`` and say which ``kind`` of file was expected
+    (missing, unreadable, another format, another version)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"path: no {kind} at {path!r}")
+    try:
+        state = load_tensors(path, map_location)
+    except ValueError as err:
+        raise ValueError(f"path: {path!r} is not a fastddgan {kind}: {err}") from None
+    if not isinstance(state, dict) or state.get("format") != fmt:
+        raise ValueError(f"path: {path!r} is not a fastddgan {kind} (no 'format': {fmt!r} entry)")
+    if state.get("version") != version:
+        raise ValueError(f"path: {path!r} has {kind} version {state.get('version')!r}; this fastddgan reads "
+                         f"version {version}")
+    return state
 
 
 def one_line(text: str, limit: int = 200) -> str:

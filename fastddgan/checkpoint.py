@@ -28,7 +28,7 @@ from typing import Any, Dict, Optional, Union
 import torch
 
 from . import _checks
-from ._io import atomic_write, load_tensors, one_line
+from ._io import atomic_write, load_versioned, one_line
 from .family import family, is_model, kinds
 from .models import build, preset as preset_config
 from .models.presets import accepted_kwargs, check_config
@@ -145,17 +145,7 @@ def read(path: Union[str, os.PathLike], map_location="cpu") -> Dict[str, Any]:
     """The validated contents of the checkpoint at ``path`` (errors name the file: missing, truncated, corrupt,
     not a fastddgan checkpoint, another format version, or weights that are not finite)."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"path: no checkpoint at {path!r}")
-    try:
-        state = load_tensors(path, map_location)
-    except ValueError as err:
-        raise ValueError(f"path: {path!r} is not a fastddgan checkpoint: {err}") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"path: {path!r} is not a fastddgan checkpoint (no 'format': {FORMAT!r} entry)")
-    if state.get("version") != VERSION:
-        raise ValueError(f"path: {path!r} has checkpoint version {state.get('version')!r}; this fastddgan reads "
-                         f"version {VERSION}")
+    state = load_versioned(path, FORMAT, VERSION, "checkpoint", map_location)
     missing = [k for k in ("kind", "config", "schedule", "model") if k not in state]
     if missing:
         raise ValueError(f"path: {path!r} is an incomplete fastddgan checkpoint (missing {missing})")

@@ -124,6 +124,10 @@ def test_foreign_files_and_hand_built_models(tmp_path, trained):
         fastddgan.sample(str(text))
     with pytest.raises(FileNotFoundError, match="path: no checkpoint at"):
         fastddgan.load(tmp_path / "missing.pt")
+    fastddgan.save(trained, tmp_path / "ok.pt")
+    torch.save({**torch.load(tmp_path / "ok.pt", weights_only=True), "version": 99}, tmp_path / "future.pt")
+    with pytest.raises(ValueError, match="has checkpoint version 99; this fastddgan reads version 1"):
+        fastddgan.load(tmp_path / "future.pt")
     hand_built = fastddgan.DDGAN(fastddgan.models.build("tiny", "generator"),
                                  fastddgan.models.build("tiny", "discriminator"), 2)
     with pytest.raises(ValueError, match="only models built with fastddgan.checkpoint.from_preset"):

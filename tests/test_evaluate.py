@@ -458,8 +458,10 @@ def test_compare_stops_when_a_training_run_is_interrupted(tmp_path, monkeypatch)
 
 class _FakeChildren:
     """Stands in for ``subprocess.Popen`` in compare: a child named in ``stopped`` exits with 143 (stopped by SIGTERM)
-    as soon as two children run; the others run until they are sent a signal (then exit 130), or 5 s (then fail
-    with 1)."""
+    as soon as two children run; the others run until they are sent a signal (then exit 130), or WAIT_S (then fail
+    with 1). WAIT_S is only reached by a failing test: 5 s was too short once on a machine with both cores busy."""
+
+    WAIT_S = 60
 
     def __init__(self, stopped=()):
         self.stopped, self.started, self.signalled, self.sessions = set(stopped), [], [], []
@@ -481,15 +483,21 @@ class _FakeChildren:
 
             def wait(self):
                 if self.name in fake.stopped:  # once the run beside it has started
-                    fake.two_running.wait(5)
+                    fake.two_running.wait(fake.WAIT_S)
                     return 143
-                return 130 if self.got_signal.wait(5) else 1
+                return 130 if self.got_signal.wait(fake.WAIT_S) else 1
 
         self.started.append(Child.name)
         self.sessions.append(kwargs.get("start_new_session"))
         if len(self.started) == 2:
             self.two_running.set()
         return Child()
+
+
+def _signal_once_two_run(children, signum):
+    """Send this process ``signum`` from a thread as soon as the fake study has two children running."""
+    threading.Thread(target=lambda: children.two_running.wait(children.WAIT_S) and os.kill(os.getpid(), signum),
+                     daemon=True).start()
 
 
 def _study_of_three(tmp_path):
@@ -516,8 +524,7 @@ def test_compare_jobs_stop_on_sigint_also_when_started_with_sigint_ignored(tmp_p
     monkeypatch.setattr(compare.subprocess, "Popen", children)
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        threading.Thread(target=lambda: children.two_running.wait(5) and os.kill(os.getpid(), signal.SIGINT),
-                         daemon=True).start()
+        _signal_once_two_run(children, signal.SIGINT)
         assert compare.main(_study_of_three(tmp_path)) == 130
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
@@ -525,8 +532,7 @@ def test_compare_jobs_stop_on_sigint_also_when_started_with_sigint_ignored(tmp_p
     assert sorted(children.signalled) == sorted(children.started) == ["ddgan-js-T4-seed0", "ddpm-T1000-seed0"]
     children = _FakeChildren()  # SIGTERM alike, with its own status
     monkeypatch.setattr(compare.subprocess, "Popen", children)
-    threading.Thread(target=lambda: children.two_running.wait(5) and os.kill(os.getpid(), signal.SIGTERM),
-                     daemon=True).start()
+    _signal_once_two_run(children, signal.SIGTERM)
     assert compare.main(_study_of_three(tmp_path / "term")) == 143
     assert sorted(children.signalled) == ["ddgan-js-T4-seed0", "ddpm-T1000-seed0"]
 

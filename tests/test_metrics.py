@@ -329,6 +329,12 @@ def test_domain_classifier_trains_saves_and_loads(tmp_path, one_thread):
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a fastddgan domain classifier"):
         DomainClassifier.load(tmp_path / "other.pt")
+    with pytest.raises(FileNotFoundError, match="path: no domain classifier at"):
+        DomainClassifier.load(tmp_path / "missing.pt")
+    state = torch.load(path, weights_only=True)
+    torch.save({**state, "version": 99}, tmp_path / "future.pt")
+    with pytest.raises(ValueError, match="has domain classifier version 99; this fastddgan reads version 1"):
+        DomainClassifier.load(tmp_path / "future.pt")
 
 
 def test_classifier_training_is_the_same_whatever_torch_thread_count(monkeypatch):

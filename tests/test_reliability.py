@@ -29,7 +29,7 @@ from fastddgan.train import main as train
 from fastddgan.train.batches import Batches
 from fastddgan.train.config import ConfigError, parse, resolve
 from fastddgan.train.loop import Trainer
-from fastddgan.train.progress import Progress, duration
+from fastddgan.train.progress import Progress, duration, long_run_warning
 from fastddgan.train.run_folder import RunFolder
 
 TOY = ["--dataset", "ring8", "--log-every", "5", "--sample-every", "0", "--batch-size", "64", "--sample-n", "200"]
@@ -512,6 +512,21 @@ def test_steps_are_bounded_and_time_estimates_never_crash(tmp_path, capsys):
         ["30 s", "10 min", "2.0 h", "3.5 days", "1.2e+18 days", "unknown time", "unknown time"]
     Progress(10**9, 0, True).show({"step": 1, "it_per_s": 0.0, "loss_d": 1.0}, 10**9)  # a zero speed
     assert "eta 1.2e+13 days" in capsys.readouterr().out
+
+
+def test_long_cpu_run_warning_suggests_only_what_would_help():
+    """The over-2-hours warning of an image run on a CPU: quiet below the limit (and before a speed is measured);
+    a CPU preset is not told to pick a CPU preset (session 23: the study's mnist-cpu runs were), a GPU preset is."""
+    assert long_run_warning(7000, "mnist", None, 64, 6000) is None
+    assert long_run_warning(float("nan"), "mnist", None, 64, 6000) is None
+    gpu = long_run_warning(10_000, "mnist", None, 64, 6000)
+    assert "about 2.8 h" in gpu and "'mnist' networks (sized for a GPU)" in gpu and \
+        "a smaller --preset (mnist-cpu, tiny), fewer --steps" in gpu
+    for preset in ("mnist-cpu", "tiny"):
+        cpu = long_run_warning(10_000, preset, None, 64, 6000)
+        assert f"'{preset}' networks (sized for a CPU) at --batch-size 64 for 6000 steps" in cpu
+        assert "--preset" not in cpu and "fewer --steps, or train on a GPU" in cpu
+    assert "with --net unet-small at" in long_run_warning(10_000, "mnist-cpu", "unet-small", 64, 6000)
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from .. import _checks
-from .._io import PathLike, atomic_write, load_tensors, one_line
+from .._io import PathLike, atomic_write, load_versioned, one_line
 from ..data.convert import to_model_range
 from .fid import RunningStats
 
@@ -148,17 +148,7 @@ class DomainClassifier:
     @classmethod
     def load(cls, path: PathLike, device: Optional[Union[str, torch.device]] = None) -> "DomainClassifier":
         path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"path: no classifier file at {path!r}")
-        try:
-            state = load_tensors(path)  # weights_only: no code in the file runs
-        except ValueError as err:
-            raise ValueError(f"path: {path!r} is not a fastddgan domain classifier: {err}") from None
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
-            raise ValueError(f"path: {path!r} is not a fastddgan domain classifier (no 'format': {FORMAT!r})")
-        if state.get("version") != VERSION:
-            raise ValueError(f"path: {path!r} has classifier version {state.get('version')!r}; this fastddgan "
-                             f"reads version {VERSION}")
+        state = load_versioned(path, FORMAT, VERSION, "domain classifier")  # weights_only: no code runs
         try:
             _check_config(state["config"])
             return cls(state["config"], state["state_dict"], state.get("dataset", ""), state.get("heldout_accuracy"),

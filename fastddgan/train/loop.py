@@ -32,7 +32,7 @@ from .batches import STREAM_TRAIN, Batches, step_seed
 from .build import build_model, check_networks, dataset_info
 from .config import ConfigError, resolve
 from .guard import NonFiniteGuard, TrainingDiverged, all_finite
-from .progress import Progress, duration, memory_use, plural
+from .progress import Progress, duration, long_run_warning, memory_use, plural
 from .resume import checkpoint_to_resume, newest_valid
 from .run_folder import FINAL, RunFolder
 
@@ -189,11 +189,11 @@ class Trainer:
         if peak is not None and total is not None and peak > 0.8 * total:
             self._say(f"warning: this run uses {peak / 2**30:.1f} GiB, over 80% of the {total / 2**30:.0f} GiB "
                       f"this {self.ctx.device.type} has; a smaller --batch-size (or --preset) leaves room")
-        if self.ctx.device.type == "cpu" and self.info["kind"] == "image" and left * seconds_per_step > 2 * 3600:
-            nets = f"the {c['preset']!r} networks" + (f" with --net {c['net']}" if c.get("net") else "")
-            self._say(f"warning: this run needs over 2 hours on this CPU; {nets} at --batch-size "
-                      f"{c['batch_size']} for {c['steps']} steps are sized for a GPU: for a run in minutes choose a "
-                      f"smaller --preset (mnist-cpu, tiny) or fewer --steps, or train on a GPU")
+        if self.ctx.device.type == "cpu" and self.info["kind"] == "image":
+            warning = long_run_warning(left * seconds_per_step, c["preset"], c.get("net"), c["batch_size"],
+                                       c["steps"])
+            if warning:
+                self._say(warning)
 
     # ------------------------------------------------------------------ the loop
     def _recover(self) -> None:

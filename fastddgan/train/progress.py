@@ -46,6 +46,26 @@ def memory_use(device: torch.device) -> Tuple[Optional[int], Optional[int]]:
     return peak, total
 
 
+# The presets sized for CPU training (a long CPU run with another preset suggests them).
+CPU_PRESETS = ("mnist-cpu", "tiny")
+
+
+def long_run_warning(seconds_left: float, preset: str, net: Optional[str], batch_size: int, steps: int,
+                     limit_s: float = 2 * 3600) -> Optional[str]:
+    """The warning for an image run on a CPU that needs more than ``limit_s`` seconds (None if it does not): what
+    makes it long and what would shorten it (the CPU presets only to a run that does not use one already)."""
+    if not seconds_left > limit_s:
+        return None
+    if net:
+        nets = f"the {preset!r} networks with --net {net}"
+    else:
+        nets = f"the {preset!r} networks (sized for {'a CPU' if preset in CPU_PRESETS else 'a GPU'})"
+    smaller = "" if preset in CPU_PRESETS and not net else f"a smaller --preset ({', '.join(CPU_PRESETS)}), "
+    return (f"warning: this run needs about {duration(seconds_left)} on this CPU (over {duration(limit_s)}): {nets} "
+            f"at --batch-size {batch_size} for {steps} steps; for a shorter run choose {smaller}fewer --steps, "
+            f"or train on a GPU")
+
+
 class Progress:
     """tqdm on a terminal (process 0); plain log lines otherwise."""
 
