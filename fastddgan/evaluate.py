@@ -27,17 +27,18 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import os
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from . import metrics as M
 from . import _checks, ops
 from ._cli import ArgumentParser
-from ._io import atomic_write_json, check_writable
+from ._io import atomic_write, atomic_write_json, check_writable, load_tensors
 from .checkpoint import check_finite, load
 from .data import DataNotFoundError, images_at, load_dataset
 from .data.convert import to_model_range
@@ -66,9 +67,12 @@ def nfe_per_image(model, T: int, guidance: float) -> int:
 
 
 def timed_sample(model, T: Optional[int], n: int, seed: int, batch_size: Optional[int], device, guidance: float,
-                 ddim: bool, dtype: Optional[str] = None, truncation: float = 1.0) -> Dict[str, Any]:
+                 ddim: bool, dtype: Optional[str] = None, truncation: float = 1.0,
+                 partial: Optional[str] = None) -> Dict[str, Any]:
     """Samples (CPU float32) and the images/s of the sampling (after one warm-up chunk, synchronised); ``dtype``:
-    the network's autocast dtype, ``truncation`` a DDGAN's latent scale (``fastddgan.sample``'s)."""
+    the network's autocast dtype, ``truncation`` a DDGAN's latent scale (``fastddgan.sample``'s). ``partial``: a
+    file that keeps the images drawn so far, written after every chunk of ``batch_size``; a call interrupted
+    part-way continues from it (the same images as one uninterrupted call; the seconds of every part summed)."""
     labels = torch.arange(n) % model.num_classes if model.num_classes else None
     kwargs = dict(seed=seed, device=device, guidance=guidance, batch_size=batch_size, dtype=dtype,
                   truncation=truncation)
@@ -77,16 +81,61 @@ def timed_sample(model, T: Optional[int], n: int, seed: int, batch_size: Optiona
     warm = min(n, batch_size or n, 64)
     sample(model, T, warm, class_labels=None if labels is None else labels[:warm], **kwargs)
     device = torch.device(device)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    x = sample(model, T, n, class_labels=labels, **kwargs)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    seconds = time.perf_counter() - start
     steps = T or model.T
-    return {"samples": x.float().cpu(), "seconds": seconds, "images_per_s": n / seconds,
-            "nfe_per_image": nfe_per_image(model, steps, guidance), "T": steps}
+    key = {"format": PARTIAL_FORMAT, "network": network_tag(model), "device": device.type, "T": steps, "n": n,
+           "seed": seed, "batch_size": batch_size, "guidance": float(guidance), "ddim": bool(ddim),
+           "dtype": str(dtype), "truncation": float(truncation)}
+    parts, seconds = _read_partial(partial, key) if partial else ([], 0.0)
+    chunk = n if partial is None else (batch_size or n)
+    for start in range(sum(len(x) for x in parts), n, chunk):
+        size = min(chunk, n - start)
+        began = time.perf_counter()
+        x = sample(model, T, size, class_labels=None if labels is None else labels[start:start + size],
+                   start_index=start, **kwargs)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds += time.perf_counter() - began
+        parts.append(x.float().cpu())
+        if partial:
+            done = {"key": key, "samples": torch.cat(parts), "seconds": seconds}
+            atomic_write(partial, lambda f: torch.save(done, f))
+    return {"samples": torch.cat(parts), "seconds": seconds, "images_per_s": n / seconds,
+            "nfe_per_image": nfe_per_image(model, steps, guidance), "T": steps, "batch_size": batch_size or n}
+
+
+PARTIAL_FORMAT = "fastddgan-partial-draw"
+
+
+def network_tag(model) -> str:
+    """10 hex digits of the sha1 of the model's sampling network (names, dtypes, shapes and bytes of its state):
+    which network a partial draw was made with."""
+    h = hashlib.sha1()
+    for name, value in sorted(model.sampling_network().state_dict().items()):
+        value = value.detach().cpu().contiguous()
+        h.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
+        h.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:10]
+
+
+def _read_partial(path: str, key: Dict[str, Any]) -> Tuple[List[torch.Tensor], float]:
+    """([images drawn so far], seconds spent) from a partial-draw file made with the same ``key``; ([], 0) when
+    there is none, and with a warning when it is unreadable or from another draw (it is then overwritten)."""
+    if not os.path.isfile(path):
+        return [], 0.0
+    try:
+        state = load_tensors(path)
+        if not isinstance(state, dict) or state.get("key") != key:
+            why = "another draw (network, sampling settings or device differ)"
+        elif not (isinstance(state.get("samples"), torch.Tensor) and state["samples"].shape[0] <= key["n"]):
+            why = "a malformed file"
+        else:
+            print(f"resuming the draw from {path}: {state['samples'].shape[0]} of {key['n']} images drawn",
+                  file=sys.stderr)
+            return [state["samples"].float()], float(state["seconds"])
+    except (ValueError, KeyError, TypeError) as err:
+        why = f"unreadable ({err})"
+    print(f"warning: {path} is {why}; drawing from the start", file=sys.stderr)
+    return [], 0.0
 
 
 def _device(device: Optional[str]) -> str:
@@ -164,11 +213,14 @@ def evaluate(model, *, metrics: str = "auto", n: int = 10000, T: Optional[int] =
              cache_dir: Optional[str] = None, inception_weights: Optional[str] = None,
              classifier: Optional[str] = None, guidance: float = 0.0, ddim: bool = False,
              device: Optional[str] = None, keep_samples: bool = False, image_size: Optional[int] = None,
-             channels: Optional[int] = None, dtype: Optional[str] = None, truncation: float = 1.0) -> Dict[str, Any]:
+             channels: Optional[int] = None, dtype: Optional[str] = None, truncation: float = 1.0,
+             partial: Optional[str] = None) -> Dict[str, Any]:
     """Evaluate ``model`` (a model or a checkpoint / export path); returns the JSON record (see module doc), with
     the samples under "samples" when ``keep_samples``. ``image_size`` / ``channels``: of a folder:PATH data set
     (default: the training run's). ``dtype``: None / "fp32", "bf16" or "fp16" autocast of the network calls.
-    ``truncation``: a DDGAN's latent z ~ N(0, truncation^2 I) (default 1)."""
+    ``truncation``: a DDGAN's latent z ~ N(0, truncation^2 I) (default 1). ``partial``: a file that keeps the
+    draw's finished chunks of ``batch_size`` images, so that an interrupted evaluation continues where it stopped
+    (see :func:`timed_sample`); removed once the scores are made."""
     _checks.integer("--n", n, 2, MAX_N, expected=f"an integer in [2, {MAX_N:,}]", error=EvaluationError)
     if (dtype or "fp32") not in DTYPE_CHOICES:
         raise EvaluationError(f"--dtype: expected one of {DTYPE_CHOICES}, got {dtype!r}")
@@ -205,9 +257,11 @@ def evaluate(model, *, metrics: str = "auto", n: int = 10000, T: Optional[int] =
     # the Inception weights are read (and refused if unsafe or wrong) before the sampling, not after it
     inception = M.InceptionMetrics(inception_weights, device=device) if {"fid", "is"} & set(chosen) else None
     run = timed_sample(model, T, n, seed, batch_size, device, guidance, ddim, None if dtype == "fp32" else dtype,
-                       truncation)
+                       truncation, partial)
     x = run.pop("samples")
     results = scores(x, chosen, data, dataset, clf_path, inception, cache_dir, device, seed)
+    if partial and os.path.isfile(partial):
+        os.remove(partial)
     record = {"checkpoint": source, "kind": "ddgan" if hasattr(model, "generator") else "ddpm",
               "dataset": dataset, "n": n, "seed": seed, "guidance": guidance, "ddim": ddim, "truncation": truncation,
               "dtype": dtype or "fp32", "metrics": results,

@@ -327,7 +327,7 @@ def sample(model, T: Optional[int] = None, n: int = 64, *, seed: Optional[int] =
            generator: Optional[torch.Generator] = None, device=None, dtype=None,
            class_labels: Optional[torch.Tensor] = None, guidance: float = 0.0, ddim: bool = False,
            variance: str = "small", cuda_graph="auto", compile: bool = False, return_trajectory: bool = False,
-           batch_size: Optional[int] = None, truncation: float = 1.0):
+           batch_size: Optional[int] = None, truncation: float = 1.0, start_index: int = 0):
     """``n`` images (or 2-D points) in the model's data range from a trained DDGAN or DDPM (EMA weights).
 
     Args:
@@ -345,6 +345,9 @@ def sample(model, T: Optional[int] = None, n: int = 64, *, seed: Optional[int] =
         batch_size: the chunk size (default: n).
         truncation: psi, a DDGAN's latent z ~ N(0, psi^2 I) (default 1: the trained distribution; smaller trades
             variety for fidelity, the GAN truncation trick; DDGAN only).
+        start_index: the index of the first image in the seed's stream: with a seed, ``n=k, start_index=i`` draws
+            images i..i+k-1 of a larger draw (the same noise), to continue a draw in parts; ``class_labels`` are
+            this call's k labels.
     """
     if isinstance(model, (str, os.PathLike)):
         model = load(model, map_location=_checks.default_device(device))
@@ -365,6 +368,7 @@ def sample(model, T: Optional[int] = None, n: int = 64, *, seed: Optional[int] =
     dtype = _DTYPES.get(dtype, dtype)
     batch_size = n if batch_size is None else batch_size
     _checks.integer("batch_size", batch_size, 1)
+    _checks.integer("start_index", start_index, 0)
     net = model.sampling_network()
     net_device = next(net.parameters()).device
     device = net_device if device is None else _checks.device(device)
@@ -384,7 +388,7 @@ def sample(model, T: Optional[int] = None, n: int = 64, *, seed: Optional[int] =
     outputs, trajectories = [], []
     for start in range(0, n, batch_size):
         size = min(batch_size, n - start)
-        offset = torch.full((1,), start, dtype=torch.int64, device=device)
+        offset = torch.full((1,), start_index + start, dtype=torch.int64, device=device)
         y_chunk = None if y is None else y[start:start + size]
         config = (size, T, dtype, guidance, ddim, variance, y is not None, compile, truncation)
         if graphed:

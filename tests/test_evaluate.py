@@ -80,7 +80,8 @@ def test_evaluate_toy_checkpoint_writes_a_record(toy_ckpt, tmp_path, capsys):
     record = json.loads(out.read_text())
     assert record["dataset"] == "ring8" and record["n"] == 500 and record["kind"] == "ddgan"
     m = record["metrics"]
-    assert record["speed"]["nfe_per_image"] == 4 and record["command"].startswith("python -m fastddgan.evaluate")
+    assert record["speed"]["nfe_per_image"] == 4 and record["speed"]["batch_size"] == 500
+    assert record["command"].startswith("python -m fastddgan.evaluate")
     # the same seed gives the same samples, whose metrics are recomputed here
     again = E.evaluate(str(toy_ckpt), n=500, keep_samples=True)
     assert json_safe(again["metrics"]) == m  # (the record holds None where a metric is NaN, e.g. spread)
@@ -92,6 +93,46 @@ def test_evaluate_toy_checkpoint_writes_a_record(toy_ckpt, tmp_path, capsys):
 
     ring = toy2d("ring8", 500, generator=torch.Generator().manual_seed(1)).numpy()
     assert m["sliced_wasserstein"] == pytest.approx(sliced_w1(x, ring), rel=0.2)
+
+
+def test_evaluate_interrupted_draw_continues_from_its_partial_file(toy_ckpt, tmp_path, monkeypatch, capsys):
+    """``partial=``: the finished chunks of an interrupted draw are kept; the next call draws only the rest and
+    gives the uninterrupted draw's samples and scores bit for bit, then removes the file. A partial file of another
+    draw (here another seed) is not used: a warning, and the draw starts over."""
+    whole = E.evaluate(str(toy_ckpt), n=300, batch_size=100, keep_samples=True)
+    partial = str(tmp_path / "eval.partial")
+    calls, stop_at = [], [4]  # the warm-up call, two chunks, then the interrupt (once)
+    real_sample = E.sample
+
+    def stopped_at_the_third_chunk(*args, **kwargs):
+        calls.append(kwargs.get("start_index", 0))
+        if len(calls) == stop_at[0]:
+            stop_at[0] = 0
+            raise KeyboardInterrupt
+        return real_sample(*args, **kwargs)
+
+    monkeypatch.setattr(E, "sample", stopped_at_the_third_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        E.evaluate(str(toy_ckpt), n=300, batch_size=100, keep_samples=True, partial=partial)
+    assert calls == [0, 0, 100, 200]
+    kept = torch.load(partial, weights_only=True)
+    assert torch.equal(kept["samples"], whole["samples"][:200]) and kept["key"]["network"] == E.network_tag(
+        E.load(str(toy_ckpt)))
+    calls.clear()
+    resumed = E.evaluate(str(toy_ckpt), n=300, batch_size=100, keep_samples=True, partial=partial)
+    assert calls == [0, 200]  # the warm-up and the last chunk only
+    assert "200 of 300 images drawn" in capsys.readouterr().err
+    assert torch.equal(resumed["samples"], whole["samples"])
+    assert json_safe(resumed["metrics"]) == json_safe(whole["metrics"])
+    assert not os.path.exists(partial)
+
+    torch.save({**kept, "key": {**kept["key"], "seed": 1}}, partial)  # another seed's draw
+    calls.clear()
+    again = E.evaluate(str(toy_ckpt), n=300, batch_size=100, keep_samples=True, partial=partial)
+    assert calls == [0, 0, 100, 200] and torch.equal(again["samples"], whole["samples"])
+    assert "is another draw (network, sampling settings or device differ); drawing from the start" in \
+        capsys.readouterr().err
+    assert not os.path.exists(partial)
 
 
 def test_evaluate_dtype_runs_the_network_under_autocast_and_records_it(toy_ckpt, tmp_path, capsys):

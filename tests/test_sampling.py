@@ -44,6 +44,21 @@ def test_chunking_equals_one_batch(ddgan, ddpm, batch_size):
                                rtol=0, atol=1e-5)
 
 
+def test_start_index_continues_a_draw_exactly(ddgan, ddpm):
+    """``start_index=i`` draws images i.. of the seed's stream: a draw made in parts at the chunk boundaries of
+    one call with ``batch_size`` is that call's result bit for bit (what a resumed evaluation relies on)."""
+    labels = torch.tensor([3, 1, 4, 1, 5, 9])
+    whole = fastddgan.sample(ddgan, n=6, seed=7, class_labels=labels, guidance=0.5, batch_size=2)
+    parts = [fastddgan.sample(ddgan, n=2, seed=7, class_labels=labels[i:i + 2], guidance=0.5, start_index=i)
+             for i in (0, 2, 4)]
+    assert torch.equal(torch.cat(parts), whole)
+    whole = fastddgan.sample(ddpm, T=10, n=6, seed=7, batch_size=3)
+    assert torch.equal(torch.cat([fastddgan.sample(ddpm, T=10, n=3, seed=7, start_index=i) for i in (0, 3)]), whole)
+    assert not torch.allclose(fastddgan.sample(ddpm, T=10, n=3, seed=7, start_index=1), whole[:3])
+    with pytest.raises(ValueError, match="start_index: expected an integer >= 0, got -1"):
+        fastddgan.sample(ddpm, T=10, n=3, seed=7, start_index=-1)
+
+
 def test_same_results_on_every_backend(ddgan):
     """The eager reference backend draws the same Philox streams as the fused one (explicit seeds)."""
     labels = torch.arange(3)
