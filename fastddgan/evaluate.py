@@ -82,11 +82,13 @@ def timed_sample(model, T: Optional[int], n: int, seed: int, batch_size: Optiona
     sample(model, T, warm, class_labels=None if labels is None else labels[:warm], **kwargs)
     device = torch.device(device)
     steps = T or model.T
-    key = {"format": PARTIAL_FORMAT, "network": network_tag(model), "device": device.type, "T": steps, "n": n,
-           "seed": seed, "batch_size": batch_size, "guidance": float(guidance), "ddim": bool(ddim),
-           "dtype": str(dtype), "truncation": float(truncation)}
-    parts, seconds = _read_partial(partial, key) if partial else ([], 0.0)
-    chunk = n if partial is None else (batch_size or n)
+    parts, seconds, chunk = [], 0.0, n
+    if partial:  # the network's hash (a pass over its weights) only for a draw that keeps a partial file
+        key = {"format": PARTIAL_FORMAT, "network": network_tag(model), "device": device.type, "T": steps, "n": n,
+               "seed": seed, "batch_size": batch_size, "guidance": float(guidance), "ddim": bool(ddim),
+               "dtype": str(dtype), "truncation": float(truncation)}
+        parts, seconds = _read_partial(partial, key)
+        chunk = batch_size or n
     for start in range(sum(len(x) for x in parts), n, chunk):
         size = min(chunk, n - start)
         began = time.perf_counter()
