@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fastddgan import models as M
+from fastddgan.models.ddgan import minibatch_std
 from fastddgan.models.layers import Norm, num_groups
 
 TINY = dict(ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(14,), image_size=28)
@@ -243,13 +244,29 @@ def test_discriminator_no_cross_sample_coupling(kind):
     assert grad[1:].abs().max() == 0 and grad[0].abs().max() > 0
 
 
-def test_discriminator_minibatch_std_couples_samples():
+def test_minibatch_std_per_group_matches_explicit_formula():
+    h = torch.randn(6, 3, 2, 2)
+    out = minibatch_std(h)                        # 6 = 2 groups of 3 (largest divisor <= 4)
+    assert out.shape == (6, 4, 2, 2) and torch.equal(out[:, :3], h)
+    for g in range(2):
+        members = h[3 * g:3 * g + 3]
+        s = ((members - members.mean(0)).square().mean(0) + 1e-8).sqrt().mean()
+        assert torch.allclose(out[3 * g:3 * g + 3, 3], s.expand(3, 2, 2), atol=1e-6)
+    assert minibatch_std(torch.randn(5, 7), group_size=4).shape == (5, 8)      # prime batch: groups of one
+    assert torch.allclose(minibatch_std(torch.randn(5, 7))[:, 7], torch.full((5,), 1e-4))
+    with pytest.raises(ValueError, match="group_size"):
+        minibatch_std(h, group_size=0)
+
+
+def test_discriminator_minibatch_std_couples_samples_within_groups_only():
     d = M.DDGANDiscriminator(in_channels=1, minibatch_std=True, **TINY_D).eval()
-    x_prev, x_t, t = torch.randn(3, 1, 28, 28), torch.randn(3, 1, 28, 28), _t(3, 4)
+    x_prev, x_t, t = torch.randn(8, 1, 28, 28), torch.randn(8, 1, 28, 28), _t(8, 4)
     before = d(x_prev, x_t, t)
     x_prev2 = x_prev.clone()
-    x_prev2[2] *= 10
-    assert not torch.allclose(before[0], d(x_prev2, x_t, t)[0])
+    x_prev2[6] *= 10                                # groups of 4: samples 4..7 see it, 0..3 do not
+    after = d(x_prev2, x_t, t)
+    assert torch.equal(before[:4], after[:4])
+    assert not torch.allclose(before[4], after[4])
 
 
 def test_discriminator_spectral_norm_and_r1_double_backward():

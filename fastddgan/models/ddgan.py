@@ -42,11 +42,21 @@ class DDGANGenerator(UNet):
         return self._run(x_t, t, y, z, "x_t")
 
 
-def minibatch_std(h: torch.Tensor) -> torch.Tensor:
-    """Minibatch-stddev feature (Karras et al. 2018): the per-feature standard deviation over the batch, averaged
-    to one scalar and appended to every sample: (B, C) -> (B, C + 1). Couples the samples of a batch (opt-in)."""
-    s = h.float().var(dim=0, unbiased=False).add(1e-8).sqrt().mean()
-    return torch.cat([h, s.to(h.dtype).expand(h.shape[0], 1)], dim=1)
+def minibatch_std(h: torch.Tensor, group_size: int = 4) -> torch.Tensor:
+    """Minibatch-stddev feature (Karras et al. 2018, as in DDGAN's discriminator), per group of samples.
+
+    The batch B is split into B / G groups of G consecutive samples, G the largest divisor of B that is at most
+    ``group_size``. For each group, the standard deviation over its G members of every feature (every channel and
+    position), averaged to one scalar s_g, is appended to each member as one more channel: (B, C, ...) ->
+    (B, C + 1, ...). Samples of one group see each other; groups do not (opt-in: it couples the samples of a batch).
+    """
+    _checks.positive_int("group_size", group_size)
+    batch = h.shape[0]
+    g = max(d for d in range(1, min(group_size, batch) + 1) if batch % d == 0)
+    grouped = h.float().reshape(batch // g, g, -1)
+    s = grouped.var(dim=1, unbiased=False).add(1e-8).sqrt().mean(dim=1)            # (B / G,)
+    s = s.repeat_interleave(g).to(h.dtype).reshape(batch, 1, *([1] * (h.dim() - 2)))
+    return torch.cat([h, s.expand(batch, 1, *h.shape[2:])], dim=1)
 
 
 def apply_spectral_norm(module: nn.Module) -> nn.Module:
@@ -63,9 +73,10 @@ class DDGANDiscriminator(nn.Module):
     The contracting half of the U-Net (:class:`~fastddgan.models.unet.Encoder`, time + class embedding added as a
     per-channel bias in every residual block) on the channel concatenation [x_{t-1}, x_t] (B, 2C, S, S), then
     GN, SiLU, a global mean over positions (B, C') and a linear head. (DDGAN sums over positions; the mean keeps
-    the initial logits O(1) whatever the resolution, which the exponential f-GAN losses need.) GroupNorm only (no BatchNorm), so the logit of
-    sample i depends on sample i alone, unless ``minibatch_std=True`` appends the minibatch-stddev feature before
-    the head. ``spectral_norm=True`` wraps every conv / linear layer with spectral normalisation.
+    the initial logits O(1) whatever the resolution, which the exponential f-GAN losses need.) GroupNorm only (no
+    BatchNorm), so the logit of sample i depends on sample i alone, unless ``minibatch_std=True``: then the
+    encoder's output gets the minibatch-stddev channel of :func:`minibatch_std` (groups of 4) and a 3x3 conv back to
+    C' channels before the norm, as DDGAN's discriminator has it. ``spectral_norm=True`` wraps every conv / linear layer with spectral normalisation.
     """
 
     def __init__(self, in_channels: int = 1, ch: int = 64, ch_mult: Sequence[int] = (1, 2, 2),
@@ -83,7 +94,8 @@ class DDGANDiscriminator(nn.Module):
                                dropout, image_size, 4 * ch)
         c = self.encoder.out_channels
         self.norm_out = Norm(c)
-        self.head = nn.Linear(c + int(self.minibatch_std), 1)
+        self.std_conv = nn.Conv2d(c + 1, c, 3, padding=1) if self.minibatch_std else None
+        self.head = nn.Linear(c, 1)
         if spectral_norm:
             apply_spectral_norm(self)
 
@@ -95,7 +107,7 @@ class DDGANDiscriminator(nn.Module):
         batch = x_t.shape[0]
         temb = F.silu(self.cond(t, y, batch, x_t.device, x_t.dtype))
         h, _ = self.encoder(torch.cat([x_prev, x_t], dim=1), temb, keep_skips=False)
+        if self.std_conv is not None:
+            h = self.std_conv(minibatch_std(h))
         h = F.silu(self.norm_out(h)).mean(dim=(2, 3))
-        if self.minibatch_std:
-            h = minibatch_std(h)
         return self.head(h).squeeze(1)
