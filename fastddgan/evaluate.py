@@ -38,12 +38,13 @@ import torch
 from . import metrics as M
 from . import _checks, ops
 from ._cli import ArgumentParser
-from ._io import atomic_write, atomic_write_json, check_writable, load_tensors
+from ._io import atomic_write_json, check_writable
 from .checkpoint import check_finite, load
 from .data import DataNotFoundError, images_at, load_dataset
 from .data.convert import to_model_range
 from .metrics.cache import classifier_path, default_cache_dir, file_tag, real_stats
 from .metrics.choice import ALL_METRICS, IMAGE_METRICS, EvaluationError, choose_metrics
+from .partial_draw import PartialDraw, check_partial_folder
 from .sampling import sample
 from .train.config import check_seed
 
@@ -71,8 +72,9 @@ def timed_sample(model, T: Optional[int], n: int, seed: int, batch_size: Optiona
                  partial: Optional[str] = None) -> Dict[str, Any]:
     """Samples (CPU float32) and the images/s of the sampling (after one warm-up chunk, synchronised); ``dtype``:
     the network's autocast dtype, ``truncation`` a DDGAN's latent scale (``fastddgan.sample``'s). ``partial``: a
-    file that keeps the images drawn so far, written after every chunk of ``batch_size``; a call interrupted
-    part-way continues from it (the same images as one uninterrupted call; the seconds of every part summed)."""
+    folder that keeps the images drawn so far (:class:`~fastddgan.partial_draw.PartialDraw`), a file per chunk of
+    ``batch_size``; a call interrupted part-way continues from it (the same images as one uninterrupted call; the
+    seconds of every part summed)."""
     labels = torch.arange(n) % model.num_classes if model.num_classes else None
     kwargs = dict(seed=seed, device=device, guidance=guidance, batch_size=batch_size, dtype=dtype,
                   truncation=truncation)
@@ -82,12 +84,12 @@ def timed_sample(model, T: Optional[int], n: int, seed: int, batch_size: Optiona
     sample(model, T, warm, class_labels=None if labels is None else labels[:warm], **kwargs)
     device = torch.device(device)
     steps = T or model.T
-    parts, seconds, chunk = [], 0.0, n
-    if partial:  # the network's hash (a pass over its weights) only for a draw that keeps a partial file
-        key = {"format": PARTIAL_FORMAT, "network": network_tag(model), "device": device.type, "T": steps, "n": n,
-               "seed": seed, "batch_size": batch_size, "guidance": float(guidance), "ddim": bool(ddim),
-               "dtype": str(dtype), "truncation": float(truncation)}
-        parts, seconds = _read_partial(partial, key)
+    parts, seconds, chunk, kept = [], 0.0, n, None
+    if partial:  # the network's hash (a pass over its weights) only for a draw that keeps a partial folder
+        kept = PartialDraw(partial, {"network": network_tag(model), "device": device.type, "T": steps, "n": n,
+                                     "seed": seed, "batch_size": batch_size, "guidance": float(guidance),
+                                     "ddim": bool(ddim), "dtype": str(dtype), "truncation": float(truncation)})
+        parts, seconds = kept.resume()
         chunk = batch_size or n
     for start in range(sum(len(x) for x in parts), n, chunk):
         size = min(chunk, n - start)
@@ -96,16 +98,13 @@ def timed_sample(model, T: Optional[int], n: int, seed: int, batch_size: Optiona
                    start_index=start, **kwargs)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        seconds += time.perf_counter() - began
+        spent = time.perf_counter() - began
+        seconds += spent
         parts.append(x.float().cpu())
-        if partial:
-            done = {"key": key, "samples": torch.cat(parts), "seconds": seconds}
-            atomic_write(partial, lambda f: torch.save(done, f))
+        if kept is not None:
+            kept.append(start, parts[-1], spent)
     return {"samples": torch.cat(parts), "seconds": seconds, "images_per_s": n / seconds,
             "nfe_per_image": nfe_per_image(model, steps, guidance), "T": steps, "batch_size": batch_size or n}
-
-
-PARTIAL_FORMAT = "fastddgan-partial-draw"
 
 
 def network_tag(model) -> str:
@@ -117,27 +116,6 @@ def network_tag(model) -> str:
         h.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
         h.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:10]
-
-
-def _read_partial(path: str, key: Dict[str, Any]) -> Tuple[List[torch.Tensor], float]:
-    """([images drawn so far], seconds spent) from a partial-draw file made with the same ``key``; ([], 0) when
-    there is none, and with a warning when it is unreadable or from another draw (it is then overwritten)."""
-    if not os.path.isfile(path):
-        return [], 0.0
-    try:
-        state = load_tensors(path)
-        if not isinstance(state, dict) or state.get("key") != key:
-            why = "another draw (network, sampling settings or device differ)"
-        elif not (isinstance(state.get("samples"), torch.Tensor) and state["samples"].shape[0] <= key["n"]):
-            why = "a malformed file"
-        else:
-            print(f"resuming the draw from {path}: {state['samples'].shape[0]} of {key['n']} images drawn",
-                  file=sys.stderr)
-            return [state["samples"].float()], float(state["seconds"])
-    except (ValueError, KeyError, TypeError) as err:
-        why = f"unreadable ({err})"
-    print(f"warning: {path} is {why}; drawing from the start", file=sys.stderr)
-    return [], 0.0
 
 
 def _device(device: Optional[str]) -> str:
@@ -220,13 +198,15 @@ def evaluate(model, *, metrics: str = "auto", n: int = 10000, T: Optional[int] =
     """Evaluate ``model`` (a model or a checkpoint / export path); returns the JSON record (see module doc), with
     the samples under "samples" when ``keep_samples``. ``image_size`` / ``channels``: of a folder:PATH data set
     (default: the training run's). ``dtype``: None / "fp32", "bf16" or "fp16" autocast of the network calls.
-    ``truncation``: a DDGAN's latent z ~ N(0, truncation^2 I) (default 1). ``partial``: a file that keeps the
-    draw's finished chunks of ``batch_size`` images, so that an interrupted evaluation continues where it stopped
-    (see :func:`timed_sample`); removed once the scores are made."""
+    ``truncation``: a DDGAN's latent z ~ N(0, truncation^2 I) (default 1). ``partial``: a folder that keeps
+    the draw's finished chunks of ``batch_size`` images, so that an interrupted evaluation continues where it
+    stopped (see :func:`timed_sample`); removed once the scores are made."""
     _checks.integer("--n", n, 2, MAX_N, expected=f"an integer in [2, {MAX_N:,}]", error=EvaluationError)
     if (dtype or "fp32") not in DTYPE_CHOICES:
         raise EvaluationError(f"--dtype: expected one of {DTYPE_CHOICES}, got {dtype!r}")
     _check_seed(seed)
+    if partial:
+        check_partial_folder(partial, "partial")  # before the model is loaded and sampled
     device = _device(device)
     ops.select(torch.device(device))  # a FASTDDGAN_BACKEND that cannot run here: one line before any work
     source = os.fspath(model) if isinstance(model, (str, os.PathLike)) else None
@@ -262,8 +242,8 @@ def evaluate(model, *, metrics: str = "auto", n: int = 10000, T: Optional[int] =
                        truncation, partial)
     x = run.pop("samples")
     results = scores(x, chosen, data, dataset, clf_path, inception, cache_dir, device, seed)
-    if partial and os.path.isfile(partial):
-        os.remove(partial)
+    if partial:
+        PartialDraw(partial, {"n": n}).remove()
     record = {"checkpoint": source, "kind": "ddgan" if hasattr(model, "generator") else "ddpm",
               "dataset": dataset, "n": n, "seed": seed, "guidance": guidance, "ddim": ddim, "truncation": truncation,
               "dtype": dtype or "fp32", "metrics": results,
@@ -345,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels", type=int, choices=(1, 3), help="1 or 3 channels of a folder:PATH data set "
                    "(default: the training run's, else 3)")
     p.add_argument("--out", help="write the JSON record here")
+    p.add_argument("--partial", metavar="FOLDER",
+                   help="keep the draw's finished chunks (--batch-size images each) in this folder, so that the same "
+                        "command run again after an interruption continues where it stopped; removed once scored")
     return p
 
 
@@ -363,12 +346,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise EvaluationError("checkpoint: required (or --train-classifier)")
         if args.out:
             check_writable(args.out, "--out")  # before the sampling, whose result would be lost
+        if args.partial:
+            check_partial_folder(args.partial, "--partial")
         record = evaluate(args.checkpoint, metrics=args.metrics, n=args.n, T=args.T, seed=args.seed,
                           batch_size=args.batch_size, dataset=args.dataset, data_dir=args.data_dir,
                           cache_dir=args.cache_dir, inception_weights=args.inception_weights,
                           classifier=args.classifier, guidance=args.guidance, ddim=args.ddim, device=args.device,
                           image_size=args.image_size, channels=args.channels, dtype=args.dtype,
-                          truncation=args.truncation)
+                          truncation=args.truncation, partial=args.partial)
     except (EvaluationError, DataNotFoundError, M.InceptionWeightsNotFound, FileNotFoundError, ValueError) as err:
         print(f"python -m fastddgan.evaluate: error: {err}", file=sys.stderr)
         return 2

@@ -74,7 +74,8 @@ def toy_ckpt(tmp_path_factory):
 
 def test_evaluate_toy_checkpoint_writes_a_record(toy_ckpt, tmp_path, capsys):
     out = tmp_path / "eval.json"
-    assert E.main([str(toy_ckpt), "--n", "500", "--out", str(out)]) == 0
+    assert E.main([str(toy_ckpt), "--n", "500", "--out", str(out), "--partial", str(tmp_path / "draw")]) == 0
+    assert not (tmp_path / "draw").exists()  # the partial folder goes once the draw is scored
     line = capsys.readouterr().out.strip()
     assert line.count("\n") == 0 and "modes" in line and "images/s" in line and "4 NFE/image" in line
     record = json.loads(out.read_text())
@@ -95,12 +96,12 @@ def test_evaluate_toy_checkpoint_writes_a_record(toy_ckpt, tmp_path, capsys):
     assert m["sliced_wasserstein"] == pytest.approx(sliced_w1(x, ring), rel=0.2)
 
 
-def test_evaluate_interrupted_draw_continues_from_its_partial_file(toy_ckpt, tmp_path, monkeypatch, capsys):
-    """``partial=``: the finished chunks of an interrupted draw are kept; the next call draws only the rest and
-    gives the uninterrupted draw's samples and scores bit for bit, then removes the file. A partial file of another
-    draw (here another seed) is not used: a warning, and the draw starts over."""
+def test_evaluate_interrupted_draw_continues_from_its_partial_folder(toy_ckpt, tmp_path, monkeypatch, capsys):
+    """``partial=``: the finished chunks of an interrupted draw are kept, one file each, written once; the next call
+    draws only the rest and gives the uninterrupted draw's samples and scores bit for bit, then removes the folder.
+    The folder of another draw (here another seed) is not used: a warning, and the draw starts over."""
     whole = E.evaluate(str(toy_ckpt), n=300, batch_size=100, keep_samples=True)
-    partial = str(tmp_path / "eval.partial")
+    partial = tmp_path / "eval.partial"
     calls, stop_at = [], [4]  # the warm-up call, two chunks, then the interrupt (once)
     real_sample = E.sample
 
@@ -111,28 +112,68 @@ def test_evaluate_interrupted_draw_continues_from_its_partial_file(toy_ckpt, tmp
             raise KeyboardInterrupt
         return real_sample(*args, **kwargs)
 
+    import fastddgan.partial_draw as P
+    written, real_write = [], P.atomic_write
+    monkeypatch.setattr(P, "atomic_write", lambda path, write: (written.append(os.path.basename(path)),
+                                                               real_write(path, write)))
     monkeypatch.setattr(E, "sample", stopped_at_the_third_chunk)
     with pytest.raises(KeyboardInterrupt):
-        E.evaluate(str(toy_ckpt), n=300, batch_size=100, keep_samples=True, partial=partial)
+        E.evaluate(str(toy_ckpt), n=300, batch_size=100, keep_samples=True, partial=str(partial))
     assert calls == [0, 0, 100, 200]
-    kept = torch.load(partial, weights_only=True)
-    assert torch.equal(kept["samples"], whole["samples"][:200]) and kept["key"]["network"] == E.network_tag(
-        E.load(str(toy_ckpt)))
+    assert written == ["key.pt", "chunk-0000000000.pt", "chunk-0000000100.pt"]  # each file once, never rewritten
+    assert sorted(p.name for p in partial.iterdir()) == ["chunk-0000000000.pt", "chunk-0000000100.pt", "key.pt"]
+    first = torch.load(partial / "chunk-0000000000.pt", weights_only=True)
+    assert torch.equal(first["samples"], whole["samples"][:100]) and first["seconds"] > 0
+    key = torch.load(partial / "key.pt", weights_only=True)
+    assert key["network"] == E.network_tag(E.load(str(toy_ckpt))) and key["seed"] == 0 and key["n"] == 300
     calls.clear()
-    resumed = E.evaluate(str(toy_ckpt), n=300, batch_size=100, keep_samples=True, partial=partial)
+    resumed = E.evaluate(str(toy_ckpt), n=300, batch_size=100, keep_samples=True, partial=str(partial))
     assert calls == [0, 200]  # the warm-up and the last chunk only
     assert "200 of 300 images drawn" in capsys.readouterr().err
     assert torch.equal(resumed["samples"], whole["samples"])
     assert json_safe(resumed["metrics"]) == json_safe(whole["metrics"])
-    assert not os.path.exists(partial)
+    assert not partial.exists()
 
-    torch.save({**kept, "key": {**kept["key"], "seed": 1}}, partial)  # another seed's draw
+    # another seed's folder: a warning, the draw starts over
+    monkeypatch.setattr(E, "sample", real_sample)
+    keeper = E.PartialDraw(partial, {**{k: v for k, v in key.items() if k != "format"}, "seed": 1})
+    keeper.append(0, whole["samples"][:100], 1.0)
     calls.clear()
-    again = E.evaluate(str(toy_ckpt), n=300, batch_size=100, keep_samples=True, partial=partial)
+    monkeypatch.setattr(E, "sample", stopped_at_the_third_chunk)
+    stop_at[0] = 99
+    again = E.evaluate(str(toy_ckpt), n=300, batch_size=100, keep_samples=True, partial=str(partial))
     assert calls == [0, 0, 100, 200] and torch.equal(again["samples"], whole["samples"])
     assert "is another draw (network, sampling settings or device differ); drawing from the start" in \
         capsys.readouterr().err
-    assert not os.path.exists(partial)
+    assert not partial.exists()
+
+
+def test_partial_draw_resumes_up_to_a_broken_chunk_and_refuses_a_file(tmp_path, capsys):
+    """A chunk that cannot be read ends the resumed part there (it and the chunks after it are dropped); a file at
+    the partial path is refused by name before any work and left as it is."""
+    from fastddgan.partial_draw import PartialDraw, check_partial_folder
+
+    x = torch.randn(5, 2)
+    keeper = PartialDraw(tmp_path / "p", {"n": 5, "seed": 3})
+    for start in (0, 2, 4):
+        keeper.append(start, x[start:start + 2], 0.5)
+    parts, seconds = PartialDraw(tmp_path / "p", {"n": 5, "seed": 3}).resume()
+    assert torch.equal(torch.cat(parts), x) and seconds == 1.5
+    (tmp_path / "p" / "chunk-0000000002.pt").write_bytes(b"cut short")
+    parts, seconds = PartialDraw(tmp_path / "p", {"n": 5, "seed": 3}).resume()
+    assert torch.equal(torch.cat(parts), x[:2]) and seconds == 0.5
+    assert "chunk-0000000002.pt is unreadable" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["chunk-0000000000.pt", "key.pt"]
+    check_partial_folder(tmp_path / "new" / "draw", "partial")  # a new path: fine, nothing made yet
+    assert not (tmp_path / "new" / "draw").exists()
+    (tmp_path / "new" / "draw").mkdir()  # an empty folder: nothing drawn, resumed silently
+    assert PartialDraw(tmp_path / "new" / "draw", {"n": 5}).resume() == ([], 0.0)
+    assert capsys.readouterr().err == ""
+    precious = tmp_path / "eval.json"
+    precious.write_text("{}")
+    with pytest.raises(ValueError, match="--partial: .*eval.json' is a file; expected the folder"):
+        check_partial_folder(precious, "--partial")
+    assert precious.read_text() == "{}"
 
 
 def test_evaluate_dtype_runs_the_network_under_autocast_and_records_it(toy_ckpt, tmp_path, capsys):
@@ -177,6 +218,9 @@ def test_evaluate_bad_input(toy_ckpt, tmp_path, capsys):
     assert "--metrics: unknown ['fidd']" in capsys.readouterr().err
     assert E.main([str(tmp_path / "missing.pt")]) == 2
     assert "no checkpoint at" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("mine")
+    assert E.main([str(toy_ckpt), "--partial", str(tmp_path / "notes.txt")]) == 2
+    assert "--partial: " in capsys.readouterr().err and (tmp_path / "notes.txt").read_text() == "mine"
 
 
 def test_missing_inception_weights_is_a_clear_error(mnist_ckpt, tmp_path, monkeypatch, capsys):
