@@ -150,7 +150,7 @@ setup(
         "triton": ["triton"],
         "eval": ["torchmetrics", "torch-fidelity", "scipy"],
         "plots": ["matplotlib"],  # labelled scatter plots and training curves (Pillow draws simpler ones without)
-        "test": ["pytest", "pytest-benchmark", "hypothesis", "ninja", "pybind11"],
+        "test": ["pytest", "pytest-benchmark", "pytest-xdist", "hypothesis", "ninja", "pybind11"],
         # contenders that benchmarks/bench_contenders.py times when installed (the cases skip without them)
         "bench": ["pytest-benchmark", "diffusers"],
     },
