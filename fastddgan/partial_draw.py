@@ -3,14 +3,14 @@
 The folder PATH holds ``key.pt`` (what is drawn: the sampling network's tag, the sampling settings, the seed and
 the device) and one ``chunk-<start>.pt`` per finished chunk (images start, start + 1, ... of the draw and the
 seconds they took). Every file is written atomically and once: a draw of n images writes each image once, however
-small its chunks. A folder of another draw, or one that cannot be read, is reported and started over.
+small its chunks. A folder of another draw, or one that cannot be read, is reported and started over. Only those
+files are ever removed (then the folder, if nothing else is in it): a folder shared with other files keeps them.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import sys
 from typing import Any, Dict, List, Tuple
 
@@ -53,6 +53,8 @@ class PartialDraw:
         with a warning (the folder removed) when it is another draw's or unreadable."""
         if not os.path.lexists(self.path):
             return [], 0.0
+        if not os.path.isdir(self.path):
+            raise ValueError(f"partial: {self.path!r} is a file; expected the folder of a partial draw (or a new path)")
         why = self._mismatch()
         if why is not None:
             print(f"warning: {self.path} is {why}; drawing from the start", file=sys.stderr)
@@ -79,8 +81,6 @@ class PartialDraw:
 
     def _mismatch(self):
         """Why the folder cannot be continued (None when it can)."""
-        if not os.path.isdir(self.path):
-            return "not a partial-draw folder"
         key_file = os.path.join(self.path, "key.pt")
         if not os.path.exists(key_file) and not any(_CHUNK.fullmatch(name) for name in os.listdir(self.path)):
             return None  # an empty folder: nothing drawn yet
@@ -108,8 +108,13 @@ class PartialDraw:
         atomic_write(self._chunk_path(start), lambda f: torch.save(chunk, f))
 
     def remove(self) -> None:
-        """Delete the folder (or a file in its place)."""
-        if os.path.isdir(self.path) and not os.path.islink(self.path):
-            shutil.rmtree(self.path)
-        elif os.path.lexists(self.path):
-            os.remove(self.path)
+        """Delete the draw's files (key.pt, chunk-*.pt), then the folder if that left it empty; nothing else."""
+        if not os.path.isdir(self.path):
+            return
+        for name in os.listdir(self.path):
+            if name == "key.pt" or _CHUNK.fullmatch(name):
+                os.remove(os.path.join(self.path, name))
+        try:
+            os.rmdir(self.path)
+        except OSError:  # other files are there: they stay, and so does the folder
+            pass

@@ -150,7 +150,8 @@ def test_evaluate_interrupted_draw_continues_from_its_partial_folder(toy_ckpt, t
 
 def test_partial_draw_resumes_up_to_a_broken_chunk_and_refuses_a_file(tmp_path, capsys):
     """A chunk that cannot be read ends the resumed part there (it and the chunks after it are dropped); a file at
-    the partial path is refused by name before any work and left as it is."""
+    the partial path is refused by name before any work and left as it is; in a folder shared with other files only
+    the draw's own files are ever removed."""
     from fastddgan.partial_draw import PartialDraw, check_partial_folder
 
     x = torch.randn(5, 2)
@@ -173,7 +174,19 @@ def test_partial_draw_resumes_up_to_a_broken_chunk_and_refuses_a_file(tmp_path, 
     precious.write_text("{}")
     with pytest.raises(ValueError, match="--partial: .*eval.json' is a file; expected the folder"):
         check_partial_folder(precious, "--partial")
+    with pytest.raises(ValueError, match="is a file"):
+        PartialDraw(precious, {"n": 5}).resume()
     assert precious.read_text() == "{}"
+    # a folder shared with other files (e.g. --partial .): only the draw's own files ever go
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "notes.txt").write_text("mine")
+    PartialDraw(shared, {"n": 5, "seed": 3}).append(0, x[:2], 0.5)
+    PartialDraw(shared, {"n": 5, "seed": 4}).resume()  # another draw: its files go, the notes stay
+    assert sorted(p.name for p in shared.iterdir()) == ["notes.txt"]
+    PartialDraw(shared, {"n": 5, "seed": 3}).append(0, x[:2], 0.5)
+    PartialDraw(shared, {"n": 5}).remove()
+    assert sorted(p.name for p in shared.iterdir()) == ["notes.txt"] and (shared / "notes.txt").read_text() == "mine"
 
 
 def test_evaluate_dtype_runs_the_network_under_autocast_and_records_it(toy_ckpt, tmp_path, capsys):
