@@ -76,7 +76,8 @@ class DDGANDiscriminator(nn.Module):
     the initial logits O(1) whatever the resolution, which the exponential f-GAN losses need.) GroupNorm only (no
     BatchNorm), so the logit of sample i depends on sample i alone, unless ``minibatch_std=True``: then the
     encoder's output gets the minibatch-stddev channel of :func:`minibatch_std` (groups of 4) and a 3x3 conv back to
-    C' channels before the norm, as DDGAN's discriminator has it. ``spectral_norm=True`` wraps every conv / linear layer with spectral normalisation.
+    C' channels before the norm, as DDGAN's discriminator has it. ``spectral_norm=True`` wraps every conv / linear
+    layer with spectral normalisation.
     """
 
     def __init__(self, in_channels: int = 1, ch: int = 64, ch_mult: Sequence[int] = (1, 2, 2),
