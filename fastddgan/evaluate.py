@@ -44,7 +44,7 @@ from .data import DataNotFoundError, images_at, load_dataset
 from .data.convert import to_model_range
 from .metrics.cache import classifier_path, default_cache_dir, file_tag, real_stats
 from .metrics.choice import ALL_METRICS, IMAGE_METRICS, EvaluationError, choose_metrics
-from .partial_draw import PartialDraw, check_partial_folder
+from .partial_draw import PartialDraw, check_partial_folder, remove_draw
 from .sampling import sample
 from .train.config import check_seed
 
@@ -200,7 +200,8 @@ def evaluate(model, *, metrics: str = "auto", n: int = 10000, T: Optional[int] =
     (default: the training run's). ``dtype``: None / "fp32", "bf16" or "fp16" autocast of the network calls.
     ``truncation``: a DDGAN's latent z ~ N(0, truncation^2 I) (default 1). ``partial``: a folder that keeps
     the draw's finished chunks of ``batch_size`` images, so that an interrupted evaluation continues where it
-    stopped (see :func:`timed_sample`); removed once the scores are made."""
+    stopped (see :func:`timed_sample`); its files are removed once the scores are made (the folder too when
+    nothing else is in it)."""
     _checks.integer("--n", n, 2, MAX_N, expected=f"an integer in [2, {MAX_N:,}]", error=EvaluationError)
     if (dtype or "fp32") not in DTYPE_CHOICES:
         raise EvaluationError(f"--dtype: expected one of {DTYPE_CHOICES}, got {dtype!r}")
@@ -243,7 +244,7 @@ def evaluate(model, *, metrics: str = "auto", n: int = 10000, T: Optional[int] =
     x = run.pop("samples")
     results = scores(x, chosen, data, dataset, clf_path, inception, cache_dir, device, seed)
     if partial:
-        PartialDraw(partial, {"n": n}).remove()
+        remove_draw(partial)
     record = {"checkpoint": source, "kind": "ddgan" if hasattr(model, "generator") else "ddpm",
               "dataset": dataset, "n": n, "seed": seed, "guidance": guidance, "ddim": ddim, "truncation": truncation,
               "dtype": dtype or "fp32", "metrics": results,

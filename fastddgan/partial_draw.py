@@ -18,7 +18,7 @@ import torch
 
 from ._io import PathLike, atomic_write, check_writable, load_tensors
 
-__all__ = ["PartialDraw", "FORMAT", "check_partial_folder"]
+__all__ = ["PartialDraw", "FORMAT", "check_partial_folder", "remove_draw"]
 
 FORMAT = "fastddgan-partial-draw/2"
 _CHUNK = re.compile(r"chunk-(\d{10})\.pt")
@@ -29,12 +29,28 @@ def check_partial_folder(path: PathLike, name: str) -> None:
     partial draw can be kept (its parent made if missing; the folder itself comes with the first chunk): before
     the sampling. A file there is refused, never removed."""
     path = os.fspath(path)
-    if os.path.isdir(path):
-        check_writable(os.path.join(path, "key.pt"), name)
-    elif os.path.lexists(path):
+    _refuse_a_file(path, name)
+    check_writable(os.path.join(path, "key.pt") if os.path.isdir(path) else path, name)
+
+
+def _refuse_a_file(path: str, name: str) -> None:
+    if os.path.lexists(path) and not os.path.isdir(path):
         raise ValueError(f"{name}: {path!r} is a file; expected the folder of a partial draw (or a new path)")
-    else:
-        check_writable(path, name)
+
+
+def remove_draw(path: PathLike) -> None:
+    """Delete a draw's files (key.pt, chunk-*.pt) in the folder ``path``, then the folder if that left it empty;
+    nothing else (no-op when there is no folder)."""
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        return
+    for name in os.listdir(path):
+        if name == "key.pt" or _CHUNK.fullmatch(name):
+            os.remove(os.path.join(path, name))
+    try:
+        os.rmdir(path)
+    except OSError:  # other files are there: they stay, and so does the folder
+        pass
 
 
 class PartialDraw:
@@ -51,10 +67,9 @@ class PartialDraw:
     def resume(self) -> Tuple[List[torch.Tensor], float]:
         """([the images drawn so far, chunk by chunk], seconds they took): ([], 0) when there is no folder, and
         with a warning (the folder removed) when it is another draw's or unreadable."""
+        _refuse_a_file(self.path, "partial")
         if not os.path.lexists(self.path):
             return [], 0.0
-        if not os.path.isdir(self.path):
-            raise ValueError(f"partial: {self.path!r} is a file; expected the folder of a partial draw (or a new path)")
         why = self._mismatch()
         if why is not None:
             print(f"warning: {self.path} is {why}; drawing from the start", file=sys.stderr)
@@ -108,13 +123,5 @@ class PartialDraw:
         atomic_write(self._chunk_path(start), lambda f: torch.save(chunk, f))
 
     def remove(self) -> None:
-        """Delete the draw's files (key.pt, chunk-*.pt), then the folder if that left it empty; nothing else."""
-        if not os.path.isdir(self.path):
-            return
-        for name in os.listdir(self.path):
-            if name == "key.pt" or _CHUNK.fullmatch(name):
-                os.remove(os.path.join(self.path, name))
-        try:
-            os.rmdir(self.path)
-        except OSError:  # other files are there: they stay, and so does the folder
-            pass
+        """Delete the draw's files, then the folder if that left it empty (:func:`remove_draw`)."""
+        remove_draw(self.path)

@@ -135,7 +135,6 @@ def test_evaluate_interrupted_draw_continues_from_its_partial_folder(toy_ckpt, t
     assert not partial.exists()
 
     # another seed's folder: a warning, the draw starts over
-    monkeypatch.setattr(E, "sample", real_sample)
     keeper = E.PartialDraw(partial, {**{k: v for k, v in key.items() if k != "format"}, "seed": 1})
     keeper.append(0, whole["samples"][:100], 1.0)
     calls.clear()
