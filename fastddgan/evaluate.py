@@ -12,6 +12,8 @@ when the data set's classifier exists, plus ``fid,is`` when the Inception weight
                      grayscale repeated to 3 channels, IS over 10 splits), float64 statistics
     fid-dom, is-dom  the same formulas on a small classifier trained on the data set (``--train-classifier``):
                      "FID-dom" / "IS-dom", offline, never comparable with Inception numbers; with fid-dom also
+                     "FID-dom-balanced" (the samples reweighted to the real data's class mix as the classifier
+                     labels both: the digits' quality apart from their class proportions) and
                      "precision-dom" / "recall-dom" (improved precision and recall, k = 3, in the same features,
                      against as many real images as samples, 10,000 at most: quality and coverage apart); with
                      is-dom also "classes" (classes that get at least half a uniform share of the classifier's
@@ -168,6 +170,8 @@ def scores(x: torch.Tensor, chosen: List[str], data, dataset: str, clf_path: str
         if "fid-dom" in chosen:
             stats = real_stats(data, f"dom-{tag}", clf.features, cache_dir)
             results[M.FID_DOM] = M.fid_dom(feats, stats)
+            shares = M.real_class_shares(data, clf, f"dom-{tag}", cache_dir)
+            results[M.FID_DOM_BALANCED] = M.fid_dom_balanced(feats, logits, stats, shares)
             # cdist costs m^2 d: the first 10,000 samples at most, and equal set sizes
             m = min(len(x), PR_MAX_SAMPLES, len(x) if real is None else len(real))
             real_m = real_images(data, m, seed) if real is None else real[:m]
@@ -258,8 +262,8 @@ def evaluate(model, *, metrics: str = "auto", n: int = 10000, T: Optional[int] =
 def summary(record: Dict[str, Any]) -> str:
     m, s = record["metrics"], record["speed"]
     parts = []
-    for key in ("FID", "IS", M.FID_DOM, M.PRECISION_DOM, M.RECALL_DOM, M.IS_DOM, "classes", "modes_covered",
-                "high_quality", "spread", "offset", "sliced_wasserstein", "mmd2"):
+    for key in ("FID", "IS", M.FID_DOM, M.FID_DOM_BALANCED, M.PRECISION_DOM, M.RECALL_DOM, M.IS_DOM, "classes",
+                "modes_covered", "high_quality", "spread", "offset", "sliced_wasserstein", "mmd2"):
         if key not in m:
             continue
         if key == "modes_covered":

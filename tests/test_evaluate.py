@@ -251,8 +251,9 @@ def test_fid_dom_with_a_domain_classifier_and_cached_reference(mnist_ckpt, tmp_p
     from fastddgan.metrics import train_classifier
 
     data = load_dataset("mnist5k")
-    keep = torch.arange(0, 5000, 10)
-    clf = train_classifier(data.images[keep], data.labels[keep], 10, epochs=1, dataset="mnist5k")
+    keep = torch.arange(0, 5000, 5)  # a small classifier that tells classes apart (~60% held out) in seconds
+    clf = train_classifier(data.images[keep], data.labels[keep], 10, epochs=3, widths=(16, 32, 64),
+                           feature_dim=32, lr=3e-3, dataset="mnist5k")
     path = E.classifier_path(str(tmp_path), "mnist5k")
     clf.save(path)
     record = E.evaluate(str(mnist_ckpt), n=50, cache_dir=str(tmp_path), batch_size=25, keep_samples=True)
@@ -266,6 +267,30 @@ def test_fid_dom_with_a_domain_classifier_and_cached_reference(mnist_ckpt, tmp_p
     mu_f, mu_r, cov_f, cov_r = fake.mean(0), real.mean(0), np.cov(fake, rowvar=False), np.cov(real, rowvar=False)
     fid = float(((mu_f - mu_r) ** 2).sum() + np.trace(cov_f + cov_r - 2 * linalg.sqrtm(cov_f @ cov_r).real))
     assert record["metrics"]["FID-dom"] == pytest.approx(fid, rel=1e-4)
+    # FID-dom-balanced: each sample weighted by (real share / sample share) of its predicted class, the real
+    # shares the classifier's labels of the whole training set
+    real_labels = clf.logits(data.images.float() / 127.5 - 1).argmax(1).numpy()
+    real_share = np.bincount(real_labels, minlength=10) / len(real_labels)
+
+    def balanced_fid(fake, logits):
+        fake_labels = logits.argmax(1)
+        fake_count = np.bincount(fake_labels, minlength=10)
+        held = fake_count > 0
+        w = (real_share * held / (real_share * held).sum() / np.maximum(fake_count, 1))[fake_labels]
+        mu_w = (w[:, None] * fake).sum(0) / w.sum()
+        cov_w = np.cov(fake, rowvar=False, aweights=w)  # numpy's reliability-weight covariance: V1 - V2 / V1
+        return float(((mu_w - mu_r) ** 2).sum() + np.trace(cov_w + cov_r - 2 * linalg.sqrtm(cov_w @ cov_r).real))
+
+    assert record["metrics"]["FID-dom-balanced"] == pytest.approx(balanced_fid(fake, logits), rel=1e-4)
+    # the untrained model's samples fall in one class; real digits in a skewed mix (300 zeros, 30 of every other
+    # digit) exercise uneven weights (the metric's meaning is tested in test_metrics with known features)
+    skew = torch.cat([(data.labels == c).nonzero().flatten()[:300 if c == 0 else 30] for c in range(10)])
+    digits = data.images[skew].float() / 127.5 - 1
+    scored = E.scores(digits, ["fid-dom"], data, "mnist5k", path, None, str(tmp_path), "cpu", 0)
+    feats_s, logits_s = (v.numpy() for v in clf.features_and_logits(digits))
+    assert scored["FID-dom-balanced"] == pytest.approx(balanced_fid(feats_s, logits_s), rel=1e-4)
+    assert len(np.unique(logits_s.argmax(1))) > 1
+    assert scored["FID-dom-balanced"] != pytest.approx(scored["FID-dom"], rel=1e-3)
     rows = logits[np.random.RandomState(2020).permutation(50)]  # torch-fidelity's shuffle, 10 splits of 5
     p = np.exp(rows - rows.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
@@ -279,8 +304,8 @@ def test_fid_dom_with_a_domain_classifier_and_cached_reference(mnist_ckpt, tmp_p
     pr = precision_recall(clf.features(drawn.float() / 127.5 - 1), fake)
     assert (record["metrics"]["precision-dom"], record["metrics"]["recall-dom"]) == \
         (pytest.approx(pr["precision"]), pytest.approx(pr["recall"]))
-    cached = [f for f in os.listdir(tmp_path) if f.startswith("stats-mnist5k-dom-")]
-    assert len(cached) == 1
+    cached = [f for f in os.listdir(tmp_path) if f.startswith(("stats-mnist5k-dom-", "shares-mnist5k-dom-"))]
+    assert len(cached) == 2
     again = E.evaluate(str(mnist_ckpt), n=50, cache_dir=str(tmp_path), batch_size=25)
     assert again["metrics"]["FID-dom"] == pytest.approx(record["metrics"]["FID-dom"])
     # precision / recall use the first PR_MAX_SAMPLES samples and as many real digits

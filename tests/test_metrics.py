@@ -498,6 +498,80 @@ def test_class_coverage_counts_classes_with_half_a_fair_share():
         class_coverage(torch.zeros(0, 10))
 
 
+# ---------------------------------------------------------------- class-balanced FID-dom
+
+
+def test_weighted_feature_stats_reduce_to_the_plain_and_repeated_rows():
+    """Equal weights give feature_stats exactly, scaling the weights changes nothing, and the weighted mean of
+    integer weights is the mean of the rows repeated that often."""
+    from fastddgan.metrics import weighted_feature_stats
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((50, 4))
+    for got, want in zip(weighted_feature_stats(x, np.full(50, 3.0)), feature_stats(x)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    w = rng.integers(1, 4, 50).astype(float)
+    mu_w, sigma_w = weighted_feature_stats(x, w)
+    mu_s, sigma_s = weighted_feature_stats(x, 7.5 * w)
+    np.testing.assert_allclose(mu_s, mu_w, rtol=1e-12)
+    np.testing.assert_allclose(sigma_s, sigma_w, rtol=1e-12)
+    np.testing.assert_allclose(mu_w, np.repeat(x, w.astype(int), axis=0).mean(0), rtol=1e-12)
+    assert not np.allclose(sigma_w, feature_stats(x)[1])  # the weights matter
+    with pytest.raises(ValueError, match="weights: expected shape"):
+        weighted_feature_stats(x, np.ones(49))
+    with pytest.raises(ValueError, match="weights: expected finite non-negative"):
+        weighted_feature_stats(x, -np.ones(50))
+    with pytest.raises(ValueError, match="at least 2 positive"):
+        weighted_feature_stats(x, np.eye(50)[0])
+
+
+def test_class_balance_weights_give_the_real_mix():
+    from fastddgan.metrics import class_balance_weights
+
+    labels = torch.tensor([0] * 60 + [1] * 30 + [2] * 10)
+    w = class_balance_weights(labels, [0.2, 0.3, 0.5])
+    shares = [float(w[labels == c].sum() / w.sum()) for c in range(3)]
+    assert shares == pytest.approx([0.2, 0.3, 0.5])
+    assert float(w.sum()) == pytest.approx(100)
+    # a class with no sample: the real shares are renormalised over the classes the samples hold
+    w = class_balance_weights(torch.tensor([0] * 80 + [2] * 20), [0.25, 0.5, 0.25])
+    assert float(w[:80].sum() / w.sum()) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="labels"):
+        class_balance_weights(torch.tensor([0, 3]), [0.5, 0.5])
+    with pytest.raises(ValueError, match="real_shares"):
+        class_balance_weights(torch.tensor([0, 1]), [0.5, -0.5])
+    with pytest.raises(ValueError, match="real_shares"):
+        class_balance_weights(torch.tensor([1, 1]), [1.0, 0.0])
+
+
+def test_balanced_fid_dom_removes_the_cost_of_a_skewed_class_mix():
+    """Three well-separated feature clusters in equal shares (the real data). Samples drawn from the same clusters
+    in a 70/20/10 mix: FID-dom pays for the mix, FID-dom-balanced does not (close to a sample in the right mix).
+    Samples in the right mix but blurred: both pay alike."""
+    from fastddgan.metrics import fid_dom_balanced
+
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[6.0, 0, 0, 0], [0, 6.0, 0, 0], [0, 0, 6.0, 0]])
+
+    def draw(counts, scale=1.0):
+        labels = torch.cat([torch.full((k,), c) for c, k in enumerate(counts)])
+        return centres[labels] + scale * torch.randn(len(labels), 4, generator=g), 10.0 * centres[labels]
+
+    real, _ = draw([20000, 20000, 20000])
+    stats = feature_stats(real)
+    shares = [1 / 3] * 3
+    skewed, skewed_logits = draw([1400, 400, 200])
+    fair, fair_logits = draw([667, 667, 666])
+    blurred, blurred_logits = draw([667, 667, 666], scale=3.0)
+    assert fid_dom(skewed, stats) > 5  # the mix alone costs a lot
+    assert fid_dom(fair, stats) < 0.1
+    assert fid_dom_balanced(skewed, skewed_logits, stats, shares) < 0.2
+    assert fid_dom_balanced(fair, fair_logits, stats, shares) == pytest.approx(fid_dom(fair, stats), abs=0.02)
+    assert fid_dom_balanced(blurred, blurred_logits, stats, shares) == pytest.approx(fid_dom(blurred, stats),
+                                                                                   rel=0.05)
+    assert fid_dom_balanced(blurred, blurred_logits, stats, shares) > 4
+
+
 # ---------------------------------------------------------------- improved precision and recall
 
 

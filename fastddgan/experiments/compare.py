@@ -463,9 +463,10 @@ def _figure(rows: List[Dict[str, Any]], tiles: Dict[str, torch.Tensor], path: st
 METRIC_COLUMNS = {"toy": [("modes_covered", "modes"), ("high_quality", "high quality"),
                           ("spread", "spread (data 1)"), ("offset", "offset (std)"),
                           ("sliced_wasserstein", "sliced W1"), ("mmd2", "MMD^2")],
-                  "image": [("FID-dom", "FID-dom"), ("IS-dom", "IS-dom"), ("classes", "classes"),
-                            ("class-min-share", "smallest class share"), ("precision-dom", "precision-dom"),
-                            ("recall-dom", "recall-dom"), ("FID", "FID"), ("IS", "IS")]}
+                  "image": [("FID-dom", "FID-dom"), ("FID-dom-balanced", "FID-dom balanced"), ("IS-dom", "IS-dom"),
+                            ("classes", "classes"), ("class-min-share", "smallest class share"),
+                            ("precision-dom", "precision-dom"), ("recall-dom", "recall-dom"), ("FID", "FID"),
+                            ("IS", "IS")]}
 
 
 def _guidance_label(w: Optional[float]) -> str:

@@ -5,6 +5,9 @@
     real_stats(dataset, feature, featurize, cache_dir)
                                         (mu, sigma) of the features of the whole (train) data set, cached as
                                         CACHE_DIR/stats-NAME-FEATURE-FINGERPRINT.npz
+    real_class_shares(dataset, classifier, tag, cache_dir)
+                                        the share of each class among a classifier's argmax labels of the whole
+                                        (train) data set, cached as CACHE_DIR/shares-NAME-TAG-FINGERPRINT.json
     file_tag(path)                      a short hash of a file's bytes (a classifier's features are cached under it)
 
 The set's fingerprint covers its number of images, size and channels and its pixels (for a folder: its files'
@@ -14,10 +17,15 @@ names, sizes and times), so other images are never served these statistics.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+from typing import List
+
+import torch
 
 from ..data.convert import to_model_range
 from ..data.dataset import images_at
+from .._io import atomic_write_json
 from .fid import RunningStats, load_stats, save_stats
 
 
@@ -60,3 +68,20 @@ def real_stats(dataset, feature_name: str, featurize, cache_dir: str, batch_size
                                  "channels": dataset.channels, "image_size": dataset.image_size,
                                  "fingerprint": tag, "split": "train"})
     return mu, sigma
+
+
+def real_class_shares(dataset, classifier, tag: str, cache_dir: str, batch_size: int = 500) -> List[float]:
+    """Each class's share of ``classifier``'s argmax labels over the whole (train) data set (the real class mix
+    as the classifier sees it: FID-dom-balanced weighs the samples' own labels by the same classifier), cached as
+    JSON per data set, classifier ``tag`` and the set's fingerprint."""
+    path = os.path.join(cache_dir, f"shares-{_safe_name(dataset.name)}-{tag}-{dataset.fingerprint()}.json")
+    if os.path.isfile(path):
+        with open(path) as f:
+            return [float(v) for v in json.load(f)["shares"]]
+    counts = torch.zeros(classifier.num_classes, dtype=torch.float64)
+    for i in range(0, len(dataset), batch_size):
+        logits = classifier.logits(to_model_range(images_at(dataset, slice(i, i + batch_size))))
+        counts += torch.bincount(logits.argmax(1).cpu(), minlength=classifier.num_classes).double()
+    shares = (counts / counts.sum()).tolist()
+    atomic_write_json(path, {"dataset": dataset.name, "classifier": tag, "n": len(dataset), "shares": shares})
+    return shares

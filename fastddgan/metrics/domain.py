@@ -2,23 +2,25 @@
 
 FID-dom is the Fréchet distance between Gaussians fitted to the classifier's penultimate features (the same formula
 as FID, :func:`fastddgan.metrics.frechet_distance`); precision-dom / recall-dom are improved precision and recall
-(Kynkäänniemi et al. 2019) in the same features; IS-dom is exp(E_x KL(p(y|x) || p(y))) with the classifier's
-class probabilities (at most the number of classes). These are not FID / IS and are never reported under those
+(Kynkäänniemi et al. 2019) in the same features; FID-dom-balanced is FID-dom with the samples reweighted to the
+real data's class mix (the quality of the digits apart from their class proportions); IS-dom is
+exp(E_x KL(p(y|x) || p(y))) with the classifier's class probabilities (at most the number of classes). These are not FID / IS and are never reported under those
 names: values depend on the classifier, so compare only numbers computed with the same saved classifier file.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 
 from .classifier import DomainClassifier
-from .fid import ArrayLike, feature_stats, frechet_distance
+from .fid import ArrayLike, feature_stats, frechet_distance, weighted_feature_stats
 from .inception import inception_score
 from .precision_recall import precision_recall
 
 FID_DOM = "FID-dom"
+FID_DOM_BALANCED = "FID-dom-balanced"
 IS_DOM = "IS-dom"
 PRECISION_DOM = "precision-dom"
 RECALL_DOM = "recall-dom"
@@ -35,6 +37,43 @@ def fid_dom(features_fake: ArrayLike, stats_real) -> float:
     """FID-dom: Fréchet distance between the classifier features of generated images (N, d) and the real
     statistics ``stats_real`` = (mu, sigma) of the same classifier (not comparable with Inception FID)."""
     mu, sigma = feature_stats(features_fake)
+    mu_r, sigma_r = _real_stats(stats_real)
+    return frechet_distance(mu, sigma, mu_r, sigma_r)
+
+
+def class_balance_weights(labels: torch.Tensor, real_shares: Sequence[float]) -> torch.Tensor:
+    """Per-sample weights (float64) that give the samples' classes ``labels`` (N,) the real data's class mix:
+    w_i = p_real(c_i) / p_fake(c_i), with p_fake the samples' own class shares and p_real = ``real_shares``
+    renormalised over the classes the samples hold (a class with no sample cannot be given its share: the real
+    statistics still hold it, so its absence still costs). A class with few samples gets a large weight: the
+    balanced score is noisier the more skewed the mix."""
+    shares = torch.as_tensor(real_shares, dtype=torch.float64)
+    labels = torch.as_tensor(labels)
+    if shares.dim() != 1 or not bool(torch.isfinite(shares).all()) or bool((shares < 0).any()):
+        raise ValueError(f"real_shares: expected one finite non-negative share per class, got {shares.tolist()}")
+    if labels.dim() != 1 or labels.numel() == 0 or labels.dtype.is_floating_point or \
+            bool((labels < 0).any()) or bool((labels >= len(shares)).any()):
+        raise ValueError(f"labels: expected a non-empty 1-D tensor of class indices in [0, {len(shares)})")
+    counts = torch.bincount(labels, minlength=len(shares)).double()
+    present = counts > 0
+    if float(shares[present].sum()) <= 0:
+        raise ValueError("real_shares: the classes of the samples have no real share to balance them to")
+    target = torch.where(present, shares, torch.zeros_like(shares))
+    target = target / target.sum()
+    return (target / counts.clamp(min=1) * labels.numel())[labels]
+
+
+def fid_dom_balanced(features_fake: ArrayLike, logits_fake: ArrayLike, stats_real,
+                     real_shares: Sequence[float]) -> float:
+    """FID-dom of the samples reweighted to the real data's class mix (:func:`class_balance_weights` on the
+    classifier's argmax labels; weighted mean and covariance, :func:`fastddgan.metrics.weighted_feature_stats`):
+    what FID-dom would be if the same digits came in the data's class proportions. Compare with FID-dom: the
+    difference is what the class mix costs."""
+    logits = torch.as_tensor(logits_fake)
+    if logits.dim() != 2:
+        raise ValueError(f"logits_fake: expected (N, K), got shape {tuple(logits.shape)}")
+    weights = class_balance_weights(logits.argmax(1), real_shares)
+    mu, sigma = weighted_feature_stats(features_fake, weights)
     mu_r, sigma_r = _real_stats(stats_real)
     return frechet_distance(mu, sigma, mu_r, sigma_r)
 

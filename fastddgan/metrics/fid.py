@@ -2,7 +2,8 @@
 
     d^2 = ||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1 S2)^{1/2})
 
-``feature_stats`` fits (mu, S) to one set (unbiased covariance); ``RunningStats`` does the same over batches without
+``feature_stats`` fits (mu, S) to one set (unbiased covariance), ``weighted_feature_stats`` to a set whose rows carry
+weights; ``RunningStats`` does the same over batches without
 holding the features; ``save_stats`` / ``load_stats`` keep reference statistics in an ``.npz`` file (the keys ``mu``
 and ``sigma`` of pytorch-fid's statistics files, plus our metadata).
 """
@@ -50,6 +51,26 @@ def feature_stats(features: ArrayLike) -> Tuple[np.ndarray, np.ndarray]:
     xc = x - mu
     sigma = xc.T @ xc / (x.shape[0] - 1)
     return mu, sigma
+
+
+def weighted_feature_stats(features: ArrayLike, weights: ArrayLike) -> Tuple[np.ndarray, np.ndarray]:
+    """(mu, sigma) of ``features`` (n, d) whose rows carry non-negative ``weights`` (n,), float64:
+    mu = sum_i w_i x_i / V1, sigma = sum_i w_i (x_i - mu)(x_i - mu)^T / (V1 - V2 / V1), V1 = sum w, V2 = sum w^2
+    (the unbiased covariance of reliability weights: equal weights give :func:`feature_stats` exactly, and scaling
+    every weight changes nothing). At least two rows need a positive weight."""
+    x = _features(features)
+    w = _float64(weights, "weights")
+    if w.shape != (x.shape[0],):
+        raise ValueError(f"weights: expected shape ({x.shape[0]},), one per row of features, got {tuple(w.shape)}")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError("weights: expected finite non-negative values")
+    if int((w > 0).sum()) < 2:
+        raise ValueError(f"weights: expected at least 2 positive weights for a covariance, got {int((w > 0).sum())}")
+    v1, v2 = w.sum(), (w * w).sum()
+    mu = w @ x / v1
+    xc = x - mu
+    sigma = (xc * w[:, None]).T @ xc / (v1 - v2 / v1)
+    return mu, 0.5 * (sigma + sigma.T)
 
 
 def _check_stats(mu: ArrayLike, sigma: ArrayLike, which: str) -> Tuple[np.ndarray, np.ndarray]:
