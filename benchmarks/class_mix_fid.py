@@ -9,7 +9,9 @@ with the class shares of its samples as the domain classifier labels them (``cla
 real images are drawn without replacement with those shares (by their true labels; ``--draws`` draws, seeds
 0, 1, ...) and scored with the same classifier and reference statistics as the run: the FID-dom a generator with
 perfect digits and this class mix would get. Rows "uniform" (equal shares, the same stratified draw) and
-"random" (``n`` real images drawn at random, as ``evaluate`` draws the real side) give the floors.
+"random" (``n`` real images drawn at random, as ``evaluate`` draws the real side) give the floors. Every draw
+is also scored with FID-dom-balanced (the floor of that score), and a record's own FID-dom-balanced is shown when
+it has one.
 
 FID is not additive, so the mix-only FID-dom is a lower bound of what the mix costs, not a term to subtract; the
 shares are the classifier's labels of generated digits (malformed ones may lean to some classes), so a skewed mix
@@ -23,7 +25,7 @@ import json
 import os
 import statistics
 import sys
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -66,8 +68,9 @@ def read_record(path: str) -> dict:
 
 
 def mix_fid(data, labels: torch.Tensor, shares: Optional[Sequence[float]], n: int, draws: int, clf: str,
-            cache_dir: str) -> List[float]:
-    """FID-dom of ``draws`` draws of ``n`` real images with class ``shares`` (None: drawn at random)."""
+            cache_dir: str) -> List[Tuple[float, float]]:
+    """(FID-dom, FID-dom-balanced) of ``draws`` draws of ``n`` real images with class ``shares`` (None: drawn at
+    random)."""
     fids = []
     for seed in range(draws):
         if shares is None:  # the real side of evaluate's precision / recall
@@ -75,7 +78,8 @@ def mix_fid(data, labels: torch.Tensor, shares: Optional[Sequence[float]], n: in
         else:
             index = stratified_index(labels, shares, n, torch.Generator().manual_seed(seed))
             x = to_model_range(images_at(data, index))
-        fids.append(E.scores(x, ["fid-dom"], data, "mnist5k", clf, None, cache_dir, "cpu", seed)["FID-dom"])
+        m = E.scores(x, ["fid-dom"], data, "mnist5k", clf, None, cache_dir, "cpu", seed)
+        fids.append((m["FID-dom"], m["FID-dom-balanced"]))
     return fids
 
 
@@ -101,12 +105,16 @@ def main(argv=None) -> int:
     except ValueError as err:
         p.error(str(err))
     rows = []
-    for name, shares, measured in ([("random", None, None), ("uniform", [0.1] * 10, None)]
-                                   + [(path, m["class-shares"], m.get("FID-dom")) for path, m in records]):
-        fids = mix_fid(data, labels, shares, a.n, a.draws, a.classifier, cache)
+    for name, shares, measured, balanced_measured in (
+            [("random", None, None, None), ("uniform", [0.1] * 10, None, None)]
+            + [(path, m["class-shares"], m.get("FID-dom"), m.get("FID-dom-balanced")) for path, m in records]):
+        pairs = mix_fid(data, labels, shares, a.n, a.draws, a.classifier, cache)
+        fids, balanced = [f for f, _ in pairs], [b for _, b in pairs]
         row = {"evaluation": name, "class_shares": shares, "fid_dom_measured": measured,
+               "fid_dom_balanced_measured": balanced_measured,
                "mix_only_fid_dom_mean": statistics.mean(fids), "mix_only_fid_dom_std": float(np.std(fids)),
-               "draws": fids}
+               "draws": fids, "mix_only_fid_dom_balanced_mean": statistics.mean(balanced),
+               "mix_only_fid_dom_balanced_std": float(np.std(balanced)), "draws_balanced": balanced}
         rows.append(row)
         print(f"{name}: measured {measured if measured is None else round(measured, 2)}, mix only "
               f"{row['mix_only_fid_dom_mean']:.2f} ± {row['mix_only_fid_dom_std']:.2f}", flush=True)
@@ -117,14 +125,16 @@ def main(argv=None) -> int:
         atomic_write_json(a.json, {"meta": meta, "rows": rows})
     if a.md:
         lines = [f"Command: `{meta['command']}`; n = {a.n}, {a.draws} draws (mean ± std); torch {meta['torch']}.", "",
-                 "| evaluation | FID-dom measured | FID-dom of real digits in its class mix | class shares 0-9 |",
-                 "|---|---:|---:|---|"]
+                 "| evaluation | FID-dom measured | FID-dom-balanced measured | FID-dom of real digits in its class "
+                 "mix (balanced) | class shares 0-9 |",
+                 "|---|---:|---:|---:|---|"]
         for r in rows:
             shares = "—" if r["class_shares"] is None else " ".join(f"{s:.3f}" for s in r["class_shares"])
-            measured = "—" if r["fid_dom_measured"] is None else f"{r['fid_dom_measured']:.2f}"
+            measured, balanced = ("—" if r[k] is None else f"{r[k]:.2f}"
+                                  for k in ("fid_dom_measured", "fid_dom_balanced_measured"))
             name = "/".join(r["evaluation"].split(os.sep)[-2:])  # the run (or folder) and the file
-            lines.append(f"| {name} | {measured} | {r['mix_only_fid_dom_mean']:.2f} ± "
-                         f"{r['mix_only_fid_dom_std']:.2f} | {shares} |")
+            lines.append(f"| {name} | {measured} | {balanced} | {r['mix_only_fid_dom_mean']:.2f} ± "
+                         f"{r['mix_only_fid_dom_std']:.2f} ({r['mix_only_fid_dom_balanced_mean']:.2f}) | {shares} |")
         atomic_write(a.md, lambda f: f.write(("\n".join(lines) + "\n").encode()))
     return 0
 
