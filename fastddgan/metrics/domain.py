@@ -1,11 +1,12 @@
-"""Domain metrics from the classifier trained on the data set itself ("FID-dom", "IS-dom").
+"""Domain metrics from the classifier trained on the data set itself ("FID-dom", "FID-dom-balanced", "IS-dom").
 
 FID-dom is the Fréchet distance between Gaussians fitted to the classifier's penultimate features (the same formula
 as FID, :func:`fastddgan.metrics.frechet_distance`); precision-dom / recall-dom are improved precision and recall
 (Kynkäänniemi et al. 2019) in the same features; FID-dom-balanced is FID-dom with the samples reweighted to the
 real data's class mix (the quality of the digits apart from their class proportions); IS-dom is
-exp(E_x KL(p(y|x) || p(y))) with the classifier's class probabilities (at most the number of classes). These are not FID / IS and are never reported under those
-names: values depend on the classifier, so compare only numbers computed with the same saved classifier file.
+exp(E_x KL(p(y|x) || p(y))) with the classifier's class probabilities (at most the number of classes). These are
+not FID / IS and are never reported under those names: values depend on the classifier, so compare only numbers
+computed with the same saved classifier file.
 """
 
 from __future__ import annotations
