@@ -168,9 +168,10 @@ def scores(x: torch.Tensor, chosen: List[str], data, dataset: str, clf_path: str
         tag = file_tag(clf_path)
         feats, logits = clf.features_and_logits(x)
         if "fid-dom" in chosen:
-            stats = real_stats(data, f"dom-{tag}", clf.features, cache_dir)
+            feature = f"dom-{tag}"
+            stats = real_stats(data, feature, clf.features, cache_dir)
             results[M.FID_DOM] = M.fid_dom(feats, stats)
-            shares = M.real_class_shares(data, clf, f"dom-{tag}", cache_dir)
+            shares = M.real_class_shares(data, clf, feature, cache_dir)
             results[M.FID_DOM_BALANCED] = M.fid_dom_balanced(feats, logits, stats, shares)
             # cdist costs m^2 d: the first 10,000 samples at most, and equal set sizes
             m = min(len(x), PR_MAX_SAMPLES, len(x) if real is None else len(real))

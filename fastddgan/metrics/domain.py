@@ -56,10 +56,9 @@ def class_balance_weights(labels: torch.Tensor, real_shares: Sequence[float]) ->
             bool((labels < 0).any()) or bool((labels >= len(shares)).any()):
         raise ValueError(f"labels: expected a non-empty 1-D tensor of class indices in [0, {len(shares)})")
     counts = torch.bincount(labels, minlength=len(shares)).double()
-    present = counts > 0
-    if float(shares[present].sum()) <= 0:
+    target = torch.where(counts > 0, shares, torch.zeros_like(shares))
+    if float(target.sum()) <= 0:
         raise ValueError("real_shares: the classes of the samples have no real share to balance them to")
-    target = torch.where(present, shares, torch.zeros_like(shares))
     target = target / target.sum()
     return (target / counts.clamp(min=1) * labels.numel())[labels]
 

@@ -3,9 +3,9 @@
     d^2 = ||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1 S2)^{1/2})
 
 ``feature_stats`` fits (mu, S) to one set (unbiased covariance), ``weighted_feature_stats`` to a set whose rows carry
-weights; ``RunningStats`` does the same over batches without
-holding the features; ``save_stats`` / ``load_stats`` keep reference statistics in an ``.npz`` file (the keys ``mu``
-and ``sigma`` of pytorch-fid's statistics files, plus our metadata).
+weights; ``RunningStats`` does what ``feature_stats`` does over batches without holding the features;
+``save_stats`` / ``load_stats`` keep reference statistics in an ``.npz`` file (the keys ``mu`` and ``sigma`` of
+pytorch-fid's statistics files, plus our metadata).
 """
 
 from __future__ import annotations
@@ -64,8 +64,9 @@ def weighted_feature_stats(features: ArrayLike, weights: ArrayLike) -> Tuple[np.
         raise ValueError(f"weights: expected shape ({x.shape[0]},), one per row of features, got {tuple(w.shape)}")
     if not np.isfinite(w).all() or (w < 0).any():
         raise ValueError("weights: expected finite non-negative values")
-    if int((w > 0).sum()) < 2:
-        raise ValueError(f"weights: expected at least 2 positive weights for a covariance, got {int((w > 0).sum())}")
+    positive = int((w > 0).sum())
+    if positive < 2:
+        raise ValueError(f"weights: expected at least 2 positive weights for a covariance, got {positive}")
     v1, v2 = w.sum(), (w * w).sum()
     mu = w @ x / v1
     xc = x - mu
