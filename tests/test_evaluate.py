@@ -417,6 +417,21 @@ def test_compare_summary_is_a_matrix_of_objective_by_T(tmp_path):
     assert "| js | 6.00 ± 1.41 (2) |" in (tmp_path / "summary.md").read_text().splitlines()
 
 
+def test_compare_table_says_on_how_many_seeds_a_newer_metric_was_measured(tmp_path):
+    """A metric that older evaluations lack (FID-dom-balanced) is averaged over the seeds that have it, and the
+    cell says how many those are; a metric every seed has carries no count."""
+    rows = [{"model": "ddgan", "objective": "js", "T_trained": 4, "T_sampled": 4, "nfe": 4,
+             "seeds": [{"seed": 0, "steps": 6000, "metrics": {"FID-dom": 5.0}},
+                       {"seed": 1, "steps": 6000, "metrics": {"FID-dom": 7.0, "FID-dom-balanced": 3.0}},
+                       {"seed": 2, "steps": 6000, "metrics": {"FID-dom": 6.0, "FID-dom-balanced": 2.0}}]}]
+    compare.write_table(rows, "image", str(tmp_path), "# mnist5k")
+    header, _, line = (tmp_path / "table.md").read_text().splitlines()[2:5]
+    names, values = ([c.strip() for c in text.strip("|").split("|")] for text in (header, line))
+    cells = dict(zip(names, values))
+    assert cells["FID-dom"] == "6 ± 1" and cells["FID-dom balanced"] == "2.5 ± 0.707 (of 2)", cells
+    assert cells["seeds"] == "3" and cells["IS-dom"] == "—"
+
+
 def test_compare_trains_runs_in_parallel_jobs(tmp_path):
     """--jobs 2 trains the runs in child processes first; the cells and their order are those of one job, and
     --extra adds cells (T = 4 rows first in the training order, sorted in the table)."""

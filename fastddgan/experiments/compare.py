@@ -474,7 +474,8 @@ def _guidance_label(w: Optional[float]) -> str:
 
 
 def write_table(rows: List[Dict[str, Any]], kind: str, out: str, header: str) -> None:
-    """``table.md`` / ``table.csv``: one line per row, each metric as mean ± std over the row's seeds."""
+    """``table.md`` / ``table.csv``: one line per row, each metric as mean ± std over the row's seeds; a metric
+    measured on fewer of them (recorded only by newer evaluations) says on how many, "(of k)"."""
     cols = METRIC_COLUMNS[kind]
     guided = any(r.get("guidance") is not None for r in rows)  # a guidance column only when a row has one
     names = ["model", "objective", "T trained", "T sampled"] + (["guidance w"] if guided else []) + \
@@ -486,7 +487,10 @@ def write_table(rows: List[Dict[str, Any]], kind: str, out: str, header: str) ->
         todo = sum(s.get("status") == NOT_TRAINED for s in seeds)
 
         def stat(key):
-            return _mean_std([s["metrics"].get(key) for s in done])
+            values = [s["metrics"].get(key) for s in done]
+            measured = sum(v is not None for v in values)  # a metric added later is missing from older records
+            cell = _mean_std(values)
+            return cell + (f" (of {measured})" if 0 < measured < len(done) else "")
 
         metric_cells = [(f"{stat(key)} / {done[0]['metrics']['num_modes']}" if key == "modes_covered" and done
                          else stat(key)) for key, _ in cols]
