@@ -37,6 +37,17 @@ from .schedule import Schedule
 from .train_state import TrainState, TrainStateAccess, adam
 
 
+def check_diversity_steps(steps) -> tuple:
+    """``diversity_steps`` as a sorted tuple of distinct reverse-step indices >= 0 (at least one)."""
+    if isinstance(steps, (str, bytes)) or not hasattr(steps, "__iter__"):
+        raise TypeError(f"diversity_steps: expected a sequence of reverse-step indices, got {steps!r}")
+    steps = tuple(steps)
+    if not steps or not all(_checks.is_int(s) and s >= 0 for s in steps) or len(set(steps)) != len(steps):
+        raise ValueError(f"diversity_steps: expected distinct integers >= 0 (0 is the last reverse step), got "
+                         f"{steps!r}")
+    return tuple(sorted(int(s) for s in steps))
+
+
 def predict_x0(net: nn.Module, x_t, z, t, y=None, guidance: float = 0.0, num_classes: Optional[int] = None,
                clip_x0: bool = True) -> torch.Tensor:
     """G's x0 prediction; with guidance, (1 + w) G(x_t, z, t, y) - w G(x_t, z, t, null) (same z), clamped to
@@ -62,9 +73,11 @@ class DDGANObjective:
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss="js", loss_options: Optional[dict] = None,
                  r1_gamma: float = 0.02, lazy_reg: int = 1, p_uncond: float = 0.0, amp: Optional[str] = None,
-                 compile: bool = False, diffaug: Optional[str] = None, diversity: float = 0.0):
+                 compile: bool = False, diffaug: Optional[str] = None, diversity: float = 0.0,
+                 diversity_steps: Sequence[int] = (0,)):
         _checks.integer("lazy_reg", lazy_reg, 1)
         self.diversity = _checks.finite_number("diversity", diversity)
+        self.diversity_steps = check_diversity_steps(diversity_steps)
         if not isinstance(loss, (str, losses.GANLoss)):
             raise TypeError(f"loss: expected an objective name {tuple(losses.LOSSES)} or a fastddgan.losses.GANLoss, "
                             f"got {type(loss).__name__}")
@@ -151,7 +164,8 @@ class DDGANObjective:
             if self.diversity > 0:
                 inverse_ratio = self.inverse_latent_ratio(model, x_t, t, y, generator)
                 if inverse_ratio is not None:
-                    loss_g = loss_g + (self.diversity / model.T) * inverse_ratio
+                    share = len(self.diversity_steps) / model.T  # of the batch, in expectation
+                    loss_g = loss_g + self.diversity * share * inverse_ratio
                     metrics["inverse_latent_ratio"] = inverse_ratio.detach()
             state.backward("g", loss_g)
         finally:
@@ -161,22 +175,23 @@ class DDGANObjective:
         return metrics
 
     def inverse_latent_ratio(self, model: "DDGAN", x_t, t, y, generator) -> Optional[torch.Tensor]:
-        """The mode-seeking term (Mao et al. 2019) on the last reverse step, t = 0 (x_1 -> x_0), where G's output
-        is the sample itself and its width can only come from z: mean_i 1 / (r_i + 1e-4), r_i = mean|G(x_1, z_1)
-        - G(x_1, z_2)| / mean|z_1 - z_2| for two fresh latents per sample with t_i = 0 (means over the sample's
-        elements). Without it the 2-D generator ignores z inside a mode and makes the modes about half as wide as
-        the data's (benchmarks/results/sweep-2d/README.md, session 13). In data units: its weight depends on the
-        data's scale. None when the batch holds no t = 0 sample.
+        """The mode-seeking term (Mao et al. 2019) on the reverse steps ``diversity_steps`` (by default the last,
+        t = 0: x_1 -> x_0, where G's output is the sample itself and its width can only come from z):
+        mean_i 1 / (r_i + 1e-4), r_i = mean|G(x_t, z_1) - G(x_t, z_2)| / mean|z_1 - z_2| for two fresh latents per
+        sample whose t_i is one of those steps (means over the sample's elements). Without it the 2-D generator
+        ignores z inside a mode and makes the modes about half as wide as the data's
+        (benchmarks/results/sweep-2d/README.md, session 13). In data units: its weight depends on the data's
+        scale. None when the batch holds no such sample.
 
-        G's loss adds ``diversity / T`` times this mean. G's GAN loss is a mean over all B samples, a 1 / T share of
-        which have t = 0, so each last-step sample's term weighs the same against its GAN loss at every T. (With
-        ``diversity`` alone as the weight, the term per sample grew T-fold and the modes widened with T:
-        sweep-2d/README.md, session 16.)"""
-        last = t == 0
-        if not bool(last.any()):
+        G's loss adds ``diversity x S / T`` times this mean (S: the number of chosen steps). G's GAN loss is a mean
+        over all B samples, an S / T share of which are chosen, so each chosen sample's term weighs the same
+        against its GAN loss at every T. (With ``diversity`` alone as the weight, the term per sample grew T-fold
+        and the modes widened with T: sweep-2d/README.md, session 16.)"""
+        chosen = (t[:, None] == t.new_tensor(self.diversity_steps)[None]).any(1)
+        if not bool(chosen.any()):
             return None
-        x_1, t_0 = x_t[last], t[last]
-        y_0 = None if y is None else y[last]
+        x_1, t_0 = x_t[chosen], t[chosen]
+        y_0 = None if y is None else y[chosen]
         n = x_1.shape[0]
         z_1 = torch.randn(n, model.nz, device=x_1.device, generator=generator)
         z_2 = torch.randn(n, model.nz, device=x_1.device, generator=generator)
@@ -224,8 +239,10 @@ class DDGAN(EMASampling, TrainStateAccess, nn.Module):
         compile: wrap G and D in ``torch.compile`` for training (the fused ops trace without graph breaks).
         diffaug: None / "" (off) or a policy of :mod:`fastddgan.augment` ("translation", "cutout" or both,
             comma-separated): D sees every training pair through one random transform per sample.
-        diversity: weight of the mode-seeking term on G's last step, per t = 0 sample (G's loss adds ``diversity /
-            T`` x :meth:`DDGANObjective.inverse_latent_ratio`; 0: off).
+        diversity: weight of the mode-seeking term per sample of the steps ``diversity_steps`` (G's loss adds
+            ``diversity x S / T`` x :meth:`DDGANObjective.inverse_latent_ratio`, S the number of those steps;
+            0: off).
+        diversity_steps: the reverse steps t (0 .. T-1; 0 is the last, x_1 -> x_0) the term acts on.
 
     ``gradient_sync``: None, or ``sync(optimizer)`` called between backward and each step (data-parallel training
     sets it to the gradient average of :mod:`fastddgan.train.distributed`).
@@ -240,16 +257,20 @@ class DDGAN(EMASampling, TrainStateAccess, nn.Module):
                  lr_g: float = 1.6e-4, lr_d: float = 1.25e-4, betas=(0.5, 0.9), total_steps: Optional[int] = None,
                  ema_decay: float = 0.999, num_classes: Optional[int] = None, p_uncond: float = 0.1,
                  sample_shape: Sequence[int] = (1, 28, 28), clip_x0: bool = True, amp: Optional[str] = None,
-                 compile: bool = False, diffaug: Optional[str] = None, diversity: float = 0.0):
+                 compile: bool = False, diffaug: Optional[str] = None, diversity: float = 0.0,
+                 diversity_steps: Sequence[int] = (0,)):
         super().__init__()
         if not 0.0 <= p_uncond < 1.0:
             raise ValueError(f"p_uncond: expected a probability in [0, 1), got {p_uncond!r}")
         self.objective = DDGANObjective(generator, discriminator, loss, loss_options, r1_gamma, lazy_reg,
                                         p_uncond if num_classes is not None else 0.0, amp, compile, diffaug,
-                                        diversity)
+                                        diversity, diversity_steps)
         self.generator = generator
         self.discriminator = discriminator
         self.schedule = Schedule.ddgan(schedule) if isinstance(schedule, int) else schedule
+        if max(self.objective.diversity_steps) >= self.schedule.T:
+            raise ValueError(f"diversity_steps: expected reverse steps 0 .. T-1 = {self.schedule.T - 1}, got "
+                             f"{list(self.objective.diversity_steps)}")
         self.num_classes = num_classes
         self.sample_shape = tuple(int(v) for v in sample_shape)
         if self.objective.augment is not None and len(self.sample_shape) != 3:
@@ -304,6 +325,7 @@ class DDGAN(EMASampling, TrainStateAccess, nn.Module):
     lazy_reg = property(lambda self: self.objective.lazy_reg)
     p_uncond = property(lambda self: self.objective.p_uncond)
     diversity = property(lambda self: self.objective.diversity)
+    diversity_steps = property(lambda self: self.objective.diversity_steps)
     opt_g = property(lambda self: self.train_state.optimizers["g"])
     opt_d = property(lambda self: self.train_state.optimizers["d"])
 

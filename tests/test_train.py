@@ -249,7 +249,7 @@ def test_resume_compares_a_new_option_with_the_value_older_runs_used():
 
     stored = {"loss": "js", "seed": 0}
     # the options added after adam_beta2, at the values runs saved before them had
-    now = {"loss": "js", "seed": 0, "diffaug": "", "cosine_power": 1.0, "diversity": 0.0}
+    now = {"loss": "js", "seed": 0, "diffaug": "", "cosine_power": 1.0, "diversity": 0.0, "diversity_steps": [0]}
     assert incompatible(stored, {**now, "adam_beta2": 0.9}) == []
     assert incompatible(stored, {**now, "adam_beta2": 0.99}) == ["adam_beta2 (checkpoint 0.9, now 0.99)"]
 
@@ -580,7 +580,17 @@ def test_2d_ddgan_diversity_defaults_on_and_the_flag_is_checked(tmp_path):
     for bad in ("-0.5", "nan", "inf"):
         with pytest.raises(ConfigError, match="--diversity: expected a finite number >= 0"):
             _resolved(tmp_path, POINTS_INFO, "--dataset", "ring8", "--diversity", bad)
-    old_run = {k: v for k, v in ring8.items() if k != "diversity"}
+    assert ring8["diversity_steps"] == [0] and build.model_options(ring8)["diversity_steps"] == [0]
+    for text, steps in (("all", [0, 1, 2, 3]), ("2,1", [1, 2]), (" 3", [3])):
+        assert _resolved(tmp_path, POINTS_INFO, "--dataset", "ring8", "--diversity-steps", text)[
+            "diversity_steps"] == steps
+    for bad in ("4", "1,1", "-1", "", "x", "1.5"):
+        with pytest.raises(ConfigError, match=r"--diversity-steps: expected 'all' or distinct comma-separated "
+                                              r"reverse steps in 0 \.\. T-1 = 3"):
+            _resolved(tmp_path, POINTS_INFO, "--dataset", "ring8", "--diversity-steps", bad)
+    with pytest.raises(ConfigError, match="--diversity-steps: a DDGAN generator's term, not for --model ddpm"):
+        _resolved(tmp_path, POINTS_INFO, "--dataset", "ring8", "--model", "ddpm", "--diversity-steps", "0")
+    old_run = {k: v for k, v in ring8.items() if k not in ("diversity", "diversity_steps")}
     assert incompatible(old_run, ring8) == ["diversity (checkpoint 0.0, now 4e-06)"]
     assert incompatible({**ring8, "diversity": 8e-6}, ring8) == ["diversity (checkpoint 8e-06, now 4e-06)"]
     assert incompatible(old_run, _resolved(tmp_path, POINTS_INFO, "--dataset", "ring8", "--diversity", "0")) == []

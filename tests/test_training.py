@@ -294,6 +294,34 @@ def test_diversity_weighs_each_last_step_sample_alike_at_every_T(monkeypatch):
         assert added == pytest.approx(0.5 / T * float(metrics["inverse_latent_ratio"]), rel=1e-5)
 
 
+def test_diversity_steps_choose_the_samples_and_scale_the_weight(monkeypatch):
+    """With diversity_steps (1, 2) the term is the mean over the samples with t in {1, 2} (two latents drawn after
+    the batch's own, as on the last step), and G's loss adds diversity x 2 / T x it; bad steps are refused."""
+    torch.manual_seed(0)
+    model = toy_ddgan(diversity=0.5, diversity_steps=(2, 1))
+    assert model.diversity_steps == (1, 2)
+    x_t, t = torch.randn(16, 2), torch.tensor([0, 1, 2, 3] * 4)
+    term = model.objective.inverse_latent_ratio(model, x_t, t, None, torch.Generator().manual_seed(7))
+    g = torch.Generator().manual_seed(7)
+    chosen = (t == 1) | (t == 2)
+    z1, z2 = torch.randn(8, model.nz, generator=g), torch.randn(8, model.nz, generator=g)
+    with torch.no_grad():
+        r = (model.generator(x_t[chosen], z1, t[chosen]) - model.generator(x_t[chosen], z2, t[chosen])).abs().mean(1) \
+            / (z1 - z2).abs().mean(1)
+    assert float(term) == pytest.approx(float((1 / (r + 1e-4)).mean()), rel=1e-6)
+    assert model.objective.inverse_latent_ratio(model, x_t[~chosen], t[~chosen], None, None) is None
+    seen = []
+    monkeypatch.setattr(model.train_state, "backward", lambda name, loss: seen.append(loss.detach()))
+    monkeypatch.setattr(model.train_state, "optimizer_step", lambda name: None)
+    metrics = model.generator_step(torch.randn(64, 2), None, torch.Generator().manual_seed(1))
+    added = float(seen[0]) - float(metrics["loss_g"])
+    assert added == pytest.approx(0.5 * 2 / 4 * float(metrics["inverse_latent_ratio"]), rel=1e-5)
+    for bad, error in (((4,), ValueError), ((), ValueError), ((1, 1), ValueError), ((-1,), ValueError),
+                       ("0", TypeError), ((0.5,), ValueError)):
+        with pytest.raises(error, match="diversity_steps"):
+            toy_ddgan(diversity_steps=bad)
+
+
 def test_diversity_makes_the_last_step_use_its_latent():
     """Two runs of generator steps from the same start, with a large weight and without: with it, G's outputs at
     t = 0 depend on z several times more; diversity 0 adds no metric."""

@@ -51,7 +51,7 @@ def model_options(c: Dict[str, Any]) -> Dict[str, Any]:
                     betas=(0.5, c["adam_beta2"]), ema_decay=c["ema_decay"],
                     total_steps=c["steps"] if c["lr_decay"] == "cosine" else None,
                     p_uncond=c["p_uncond"], amp=c["amp"], compile=c["compile"], diffaug=c["diffaug"],
-                    diversity=c["diversity"])
+                    diversity=c["diversity"], diversity_steps=c["diversity_steps"])
     return dict(prediction=c["prediction"], p_uncond=c["p_uncond"], lr=c["lr"], ema_decay=c["ema_decay"],
                 amp=c["amp"], compile=c["compile"])
 

@@ -100,11 +100,14 @@ OPTIONS: List[Option] = [
     Option("r1_gamma", float, None, "ddgan R1 penalty weight", compat=True,
            auto="0.02; 0.05 for 2-D data, 0.3 for grid25"),
     Option("lazy_reg", int, 1, "ddgan: apply R1 every N discriminator steps", compat=True),
-    Option("diversity", float, None, "ddgan: weight per t = 0 sample of the mode-seeking term on G's last step, "
-           "1 / (|G(x_1, z1) - G(x_1, z2)| / |z1 - z2|), in data units (G's loss adds weight / T x its mean over "
-           "the batch's t = 0 samples); 0: off", compat=True,
+    Option("diversity", float, None, "ddgan: weight per sample of the mode-seeking term on G's steps "
+           "--diversity-steps, 1 / (|G(x_t, z1) - G(x_t, z2)| / |z1 - z2|), in data units (G's loss adds weight x "
+           "S / T x its mean over the batch's samples of those S steps); 0: off", compat=True,
            auto=f"{TOY_DIVERSITY:g} for 2-D data" + "".join(f", {w:g} for {loss} on {data}" for (data, loss), w
                                                          in TOY_DIVERSITY_BY.items()) + ", 0 for images", before=0.0),
+    Option("diversity_steps", str, None, "ddgan: the reverse steps t the mode-seeking term acts on, "
+           "comma-separated (0 is the last, x_1 -> x_0; T-1 the first) or 'all'", compat=True,
+           auto="0 (the last step)", before=[0]),
     Option("ema_decay", float, None, "EMA decay", compat=True,
            auto="0.999 for ddgan, 0.9999 for ddpm (0.999 with --preset mnist-cpu); 0.995 for 2-D data"),
     Option("nz", int, None, "ddgan latent size", compat=True, auto="the preset's"),
@@ -434,6 +437,9 @@ def resolve(config: Dict[str, Any], dataset_info: Dict[str, Any]) -> Dict[str, A
         raise ConfigError(f"--diversity: a DDGAN generator's term, not for --model {c['model']}")
     c["diversity"] = c["diversity"] if c["diversity"] is not None else \
         (TOY_DIVERSITY_BY.get((c["dataset"], c["loss"]), TOY_DIVERSITY) if toy and ddgan else 0.0)
+    if c["diversity_steps"] is not None and not ddgan:
+        raise ConfigError(f"--diversity-steps: a DDGAN generator's term, not for --model {c['model']}")
+    c["diversity_steps"] = parse_diversity_steps(c["diversity_steps"], c["T"]) if ddgan else [0]
     c["lr"] = c["lr"] if c["lr"] is not None else (1e-3 if toy else 2e-4)
     c["adam_beta2"] = c["adam_beta2"] if c["adam_beta2"] is not None else (0.99 if toy and not toy_wgan else 0.9)
     c["ema_decay"] = c["ema_decay"] if c["ema_decay"] is not None else \
@@ -489,6 +495,23 @@ def _check_number(c: Dict[str, Any], name: str, expected: str, ok) -> None:
     """A ConfigError naming the flag unless ``c[name]`` is None (unset) or ``ok(c[name])`` (false for NaN)."""
     if c[name] is not None and not ok(c[name]):
         raise ConfigError(f"{_flag(name)}: expected {expected}, got {c[name]}")
+
+
+def parse_diversity_steps(text: Optional[str], T: int) -> List[int]:
+    """--diversity-steps: None -> [0] (the last reverse step), 'all' -> 0 .. T-1, else distinct comma-separated
+    steps in 0 .. T-1, sorted."""
+    if text is None:
+        return [0]
+    if text.strip() == "all":
+        return list(range(T))
+    try:
+        steps = [int(part) for part in text.split(",")]
+    except ValueError:
+        steps = []
+    if not steps or len(set(steps)) != len(steps) or not all(0 <= s < T for s in steps):
+        raise ConfigError(f"--diversity-steps: expected 'all' or distinct comma-separated reverse steps in 0 .. "
+                          f"T-1 = {T - 1}, got {text!r}")
+    return sorted(steps)
 
 
 def incompatible(stored: Dict[str, Any], current: Dict[str, Any]) -> List[str]:

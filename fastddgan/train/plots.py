@@ -21,7 +21,7 @@ CURVE_PANELS = [
     ("losses", ("loss_d", "loss_g", "loss")),
     ("divergence estimate (variational bound)", ("divergence",)),
     ("penalties", ("r1", "gp")),
-    ("last step's mode-seeking term: mean 1 / latent ratio (--diversity)", ("inverse_latent_ratio",)),
+    ("mode-seeking term: mean 1 / latent ratio (--diversity)", ("inverse_latent_ratio",)),
     ("learning rate", ("lr",)),
     ("iterations per second", ("it_per_s",)),
 ]
