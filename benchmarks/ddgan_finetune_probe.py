@@ -10,7 +10,8 @@ its floor by its end); ``--diversity`` / ``--diversity-steps`` set the mode-seek
 diversity_steps=...)``). Batches of ``--batch-size`` images are drawn at random from the run's data set. The
 result is written as a checkpoint with the run's config (``python -m fastddgan.evaluate OUT.pt`` scores it).
 Run it twice from the same checkpoint and seed, with and without the change, and compare the two: the control
-says what continuing alone does.
+says what continuing alone does. ``--steps 0 --raw-generator`` writes the run's trained generator in place of its
+EMA (which is what samples), to score what the EMA does.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="ddgan_finetune_probe.py", description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoint")
     p.add_argument("out")
-    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--steps", type=int, required=True, help="0: only the write (with --raw-generator)")
     p.add_argument("--data-dir", required=True)
     p.add_argument("--lr-g", type=float, default=1e-4)
     p.add_argument("--lr-d", type=float, default=8e-5)
@@ -41,7 +42,11 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=None, help="default: the run's")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=100)
+    p.add_argument("--raw-generator", action="store_true",
+                   help="write the trained generator in the EMA's place (it is what samples): the EMA's effect")
     args = p.parse_args(argv)
+    if args.steps < 0:
+        p.error(f"--steps: expected an integer >= 0, got {args.steps}")
     state = checkpoint.read(args.checkpoint)
     c = {"diversity_steps": [0], **state["extra"]["train_config"]}  # configs saved before the option
     if c.get("model") != "ddgan":
@@ -67,10 +72,13 @@ def main(argv=None) -> int:
                    **{k: round(float(v), 5) for k, v in metrics.items()}}
             log.append(row)
             print(json.dumps(row), flush=True)
+    if args.raw_generator:
+        model.ema.module.load_state_dict(model.generator.state_dict())
     extra = dict(state["extra"])
     extra["finetune"] = {"from": args.checkpoint, "from_step": int(state.get("step", 0)), "steps": args.steps,
                          "lr_g": args.lr_g, "lr_d": args.lr_d, "diversity": args.diversity,
                          "diversity_steps": list(model.objective.diversity_steps), "seed": args.seed,
+                         "raw_generator": args.raw_generator,
                          "threads": torch.get_num_threads(), "log": log}
     checkpoint.save(model, args.out, extra=extra)
     return 0

@@ -121,3 +121,41 @@ def test_toy2d_last_step_reads_the_exact_posterior_and_a_too_wide_latent():
     wide = module.last_step_width(posterior(2.0), "ring8", n=3000, draws=8)
     assert wide["z_std"] > 1.25 and wide["inside"] < 0.8  # 2x as wide, seen through the 3-std cut
     assert abs(wide["slope"] - wide["slope_exact"]) < 0.25 * wide["slope_exact"]
+
+
+def test_latent_use_probe_exact_posterior_and_which_draws_differ():
+    """benchmarks/latent_use_probe.py: the exact posterior weights are the softmax of the Gaussian log-likelihoods
+    over the images with the start image left out (at low noise: its nearest other image); with a generator that
+    ignores z, copies that differ only in the first step's z are identical and copies that differ in its
+    posterior noise are not."""
+    import math
+    import types
+
+    from fastddgan import Schedule
+
+    module = _script("latent_use_probe")
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(6, 1, 4, 4, generator=g) * 2 - 1
+    abar = 0.3
+    x_k = math.sqrt(abar) * images[:3] + math.sqrt(1 - abar) * torch.randn(3, 1, 4, 4, generator=g)
+    w = module.exact_posterior_weights(x_k, images, abar, torch.tensor([0, 1, 2]), chunk=2)
+    logp = -((x_k[:, None] - math.sqrt(abar) * images[None]) ** 2).flatten(2).sum(2).double() / (2 * (1 - abar))
+    logp[torch.arange(3), torch.arange(3)] = -math.inf
+    assert torch.allclose(w, torch.softmax(logp, dim=1)) and torch.all(w[torch.arange(3), torch.arange(3)] == 0)
+    sharp = module.exact_posterior_weights(images[:1] * math.sqrt(0.999), images, 0.999, torch.tensor([0]))
+    nearest = int(((images[1:] - images[0]) ** 2).flatten(1).sum(1).argmin()) + 1
+    assert float(sharp[0, nearest]) > 0.99
+    assert torch.equal(module.label_histogram(torch.tensor([[1, 1, 2, 0]]), 3),
+                       torch.tensor([[0.25, 0.5, 0.25]], dtype=torch.float64))
+
+    def ignores_z(x, z, t):
+        return torch.tanh(x * 2)
+
+    model = types.SimpleNamespace(ema=types.SimpleNamespace(module=ignores_z), nz=3, T=2,
+                                  schedule=Schedule.ddgan(2), clip_x0=True)
+    start = torch.randn(2, 1, 4, 4, generator=g)
+    z_only = module.chain_copies(model, start, 2, 3, "z", g).view(2, 3, -1)
+    noise_only = module.chain_copies(model, start, 2, 3, "noise", g).view(2, 3, -1)
+    assert torch.equal(z_only[:, 0], z_only[:, 1]) and torch.equal(z_only[:, 0], z_only[:, 2])
+    assert not torch.equal(noise_only[:, 0], noise_only[:, 1])
+    assert not torch.equal(z_only[0, 0], z_only[1, 0])  # the starts differ
