@@ -164,8 +164,9 @@ class DDGANObjective:
             if self.diversity > 0:
                 inverse_ratio = self.inverse_latent_ratio(model, x_t, t, y, generator)
                 if inverse_ratio is not None:
-                    share = len(self.diversity_steps) / model.T  # of the batch, in expectation
-                    loss_g = loss_g + self.diversity * share * inverse_ratio
+                    # the chosen steps' share of the batch, S / T, in expectation (diversity x S / T: with S = 1
+                    # exactly the last-step form's diversity / T)
+                    loss_g = loss_g + (self.diversity * len(self.diversity_steps) / model.T) * inverse_ratio
                     metrics["inverse_latent_ratio"] = inverse_ratio.detach()
             state.backward("g", loss_g)
         finally:
