@@ -25,8 +25,8 @@ import torch
 from fastddgan import checkpoint
 from fastddgan import evaluate as E
 from fastddgan.data.convert import to_model_range
-from fastddgan.ddgan import check_diversity_steps
 from fastddgan.train.build import build_model, dataset_info
+from fastddgan.train.config import ConfigError, parse_diversity_steps
 
 
 def main(argv=None) -> int:
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     p.add_argument("--lr-g", type=float, default=1e-4)
     p.add_argument("--lr-d", type=float, default=8e-5)
     p.add_argument("--diversity", type=float, default=0.0)
-    p.add_argument("--diversity-steps", default="0")
+    p.add_argument("--diversity-steps", default="0", help="as the trainer's: comma-separated reverse steps or 'all'")
     p.add_argument("--batch-size", type=int, default=None, help="default: the run's")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=100)
@@ -51,6 +51,10 @@ def main(argv=None) -> int:
     c = {"diversity_steps": [0], **state["extra"]["train_config"]}  # configs saved before the option
     if c.get("model") != "ddgan":
         p.error(f"checkpoint: {args.checkpoint} is not a DDGAN run")
+    try:
+        diversity_steps = parse_diversity_steps(args.diversity_steps, c["T"])
+    except ConfigError as err:
+        p.error(str(err))
     data = E.load_data(c["dataset"], args.data_dir, c.get("image_size"), c.get("channels"))
     model = build_model(c, dataset_info(data))
     checkpoint.restore(model, {**state, "path": args.checkpoint})
@@ -59,7 +63,7 @@ def main(argv=None) -> int:
         for group in model.train_state.optimizers[name].param_groups:
             group["lr"] = lr
     model.objective.diversity = args.diversity
-    model.objective.diversity_steps = check_diversity_steps(int(s) for s in args.diversity_steps.split(","))
+    model.objective.diversity_steps = tuple(diversity_steps)
     images = to_model_range(data.images)
     batch = args.batch_size or c["batch_size"]
     g = torch.Generator().manual_seed(args.seed)

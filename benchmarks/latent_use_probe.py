@@ -68,9 +68,13 @@ def label_histogram(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
         1, labels, torch.ones(n, k, dtype=torch.float64)) / k
 
 
+def mean_entropy(p: torch.Tensor) -> float:
+    """Mean over rows of the entropy (nats) of the class distributions ``p`` (n, C)."""
+    return float(-(p * p.clamp_min(1e-12).log()).sum(1).mean())
+
+
 def diversity(hist: torch.Tensor) -> Dict[str, float]:
-    p = hist.clamp_min(1e-12)
-    return {"entropy": float(-(hist * p.log()).sum(1).mean()), "distinct": float((hist > 0).sum(1).double().mean())}
+    return {"entropy": mean_entropy(hist), "distinct": float((hist > 0).sum(1).double().mean())}
 
 
 def chain_copies(model, x_k: torch.Tensor, k: int, copies: int, vary: str, g: torch.Generator) -> torch.Tensor:
@@ -114,7 +118,7 @@ def probe(model, images: torch.Tensor, image_labels: torch.Tensor, clf: DomainCl
         if k not in starts:
             continue
         post = torch.zeros(n, C, dtype=torch.float64).index_add_(1, image_labels, w)
-        rows = {"exact posterior": {"entropy": float(-(post * post.clamp_min(1e-12).log()).sum(1).mean()),
+        rows = {"exact posterior": {"entropy": mean_entropy(post),
                                     "same_as_start": float(post[torch.arange(n), src].mean()),
                                     "mix": post.mean(0).tolist()},
                 f"exact posterior, {copies} draws": diversity(
