@@ -2,7 +2,8 @@
 """Is bf16 sampling faster on this CPU, and on CPUs without native bf16? The CPU preset's DDGAN (T = 4, n = 64,
 untrained weights: speed only) sampled in fp32 and under bf16 autocast, with oneDNN limited to each instruction
 set in turn (``ONEDNN_MAX_CPU_ISA``, read once per process, so one subprocess per setting): the default (all the
-CPU has, e.g. AVX512_BF16), AVX512_CORE (AVX-512 without bf16 instructions) and AVX2.
+CPU has, e.g. AMX or AVX512_BF16), AVX512_CORE_BF16 (AVX-512 with bf16 instructions, no AMX tiles), AVX512_CORE
+(AVX-512 without bf16 instructions) and AVX2.
 
     OMP_NUM_THREADS=1 python benchmarks/bf16_by_isa.py [--calls 5]
 
@@ -17,7 +18,7 @@ import os
 import subprocess
 import sys
 
-ISAS = ("default", "AVX512_CORE", "AVX2")
+ISAS = ("default", "AVX512_CORE_BF16", "AVX512_CORE", "AVX2")
 
 _CHILD = """
 import json, sys, time, torch
