@@ -17,7 +17,9 @@ when the data set's classifier exists, plus ``fid,is`` when the Inception weight
                      "precision-dom" / "recall-dom" (improved precision and recall, k = 3, in the same features,
                      against as many real images as samples, 10,000 at most: quality and coverage apart); with
                      is-dom also "classes" (classes that get at least half a uniform share of the classifier's
-                     predictions), the smallest class share and every class's share
+                     predictions), the smallest class share and every class's share; for a class-conditional
+                     model (sampled with balanced labels) also "label-accuracy", the share of samples the
+                     classifier assigns to the class they were drawn for
     toy              2-D mixtures: modes covered, high-quality share (within 3 std), sliced W1, MMD^2
 
 Reference statistics of the real data (train split) are cached per data set, feature extractor and the set's
@@ -105,7 +107,7 @@ def timed_sample(model, T: Optional[int], n: int, seed: int, batch_size: Optiona
         parts.append(x.float().cpu())
         if kept is not None:
             kept.append(start, parts[-1], spent)
-    return {"samples": torch.cat(parts), "seconds": seconds, "images_per_s": n / seconds,
+    return {"samples": torch.cat(parts), "labels": labels, "seconds": seconds, "images_per_s": n / seconds,
             "nfe_per_image": nfe_per_image(model, steps, guidance), "T": steps, "batch_size": batch_size or n}
 
 
@@ -151,10 +153,12 @@ def real_images(data, n: int, seed: int) -> torch.Tensor:
 
 
 def scores(x: torch.Tensor, chosen: List[str], data, dataset: str, clf_path: str, inception, cache_dir: str,
-           device: str, seed: int, real: Optional[torch.Tensor] = None) -> Dict[str, Any]:
+           device: str, seed: int, real: Optional[torch.Tensor] = None,
+           labels: Optional[torch.Tensor] = None) -> Dict[str, Any]:
     """The chosen metrics of the samples ``x`` against ``data`` (the "metrics" of the JSON record). ``real``:
     the real images (in [-1, 1]) of precision / recall (default: as many as samples drawn by ``seed``); samples
-    made from some real images (noised and denoised) need others here."""
+    made from some real images (noised and denoised) need others here. ``labels``: the classes conditional
+    samples were drawn for (with the domain classifier's metrics, "label-accuracy")."""
     results: Dict[str, Any] = {}
     if "toy" in chosen:
         results.update(M.toy2d_metrics(x, dataset, generator=torch.Generator().manual_seed(seed)))
@@ -180,6 +184,8 @@ def scores(x: torch.Tensor, chosen: List[str], data, dataset: str, clf_path: str
         if "is-dom" in chosen:
             results[M.IS_DOM], results[M.IS_DOM + "-std"] = M.is_dom(logits)
             results.update(M.class_coverage(logits))
+        if labels is not None:
+            results[M.LABEL_ACCURACY] = M.label_accuracy(logits, labels)
         results["classifier"] = {"path": os.path.abspath(clf_path), "heldout_accuracy": clf.heldout_accuracy,
                                  "tag": tag}
     if inception is not None:
@@ -246,8 +252,8 @@ def evaluate(model, *, metrics: str = "auto", n: int = 10000, T: Optional[int] =
     inception = M.InceptionMetrics(inception_weights, device=device) if {"fid", "is"} & set(chosen) else None
     run = timed_sample(model, T, n, seed, batch_size, device, guidance, ddim, None if dtype == "fp32" else dtype,
                        truncation, partial)
-    x = run.pop("samples")
-    results = scores(x, chosen, data, dataset, clf_path, inception, cache_dir, device, seed)
+    x, labels = run.pop("samples"), run.pop("labels")
+    results = scores(x, chosen, data, dataset, clf_path, inception, cache_dir, device, seed, labels=labels)
     if partial:
         remove_draw(partial)
     record = {"checkpoint": source, "kind": "ddgan" if hasattr(model, "generator") else "ddpm",
@@ -264,7 +270,7 @@ def summary(record: Dict[str, Any]) -> str:
     m, s = record["metrics"], record["speed"]
     parts = []
     for key in ("FID", "IS", M.FID_DOM, M.FID_DOM_BALANCED, M.PRECISION_DOM, M.RECALL_DOM, M.IS_DOM, "classes",
-                "modes_covered", "high_quality", "spread", "offset", "sliced_wasserstein", "mmd2"):
+                M.LABEL_ACCURACY, "modes_covered", "high_quality", "spread", "offset", "sliced_wasserstein", "mmd2"):
         if key not in m:
             continue
         if key == "modes_covered":

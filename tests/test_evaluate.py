@@ -732,8 +732,12 @@ def test_compare_guided_rows_train_a_conditional_run_and_sample_each_weight(tmp_
     assert stored["samples"].untyped_storage().nbytes() == 64 * 28 * 28 * 4  # and not the storage of all 80
     guided = [r["seeds"][0]["metrics"]["FID-dom"] for r in rows[2:]]
     assert guided[0] != guided[1]  # the weight changes the samples
+    # the conditional rows say how often the classifier agrees with the labels drawn for; the others cannot
+    assert all(0.0 <= r["seeds"][0]["metrics"]["label-accuracy"] <= 1.0 for r in rows[2:])
+    assert all("label-accuracy" not in r["seeds"][0]["metrics"] for r in rows[:2])
     table = (out / "table.md").read_text()
     assert "| guidance w |" in table and "| 0 (conditional) |" in table and "| 1.5 |" in table
+    assert "| label accuracy |" in table
     for bad in (["--guided", "js:0"], ["--guided", "ddpm"], ["--guided", "nope:2"], ["--guided", "js:2", "--guidance",
                                                                                      "-1"]):
         assert compare.main(args + bad) == 2

@@ -483,6 +483,29 @@ def test_toy2d_metrics_keys_and_bad_input():
         high_quality_fraction(torch.zeros(10, 2), "swissroll")
 
 
+def test_label_accuracy_is_the_share_of_samples_classified_as_their_label():
+    """Conditional samples drawn for labels 0..3 (25 each): the classifier puts 20 of the 0s, all 1s, none of the
+    2s and 10 of the 3s in their class -> 55 / 100; bad shapes or labels are refused, naming the argument."""
+    from fastddgan.metrics import label_accuracy
+
+    labels = torch.arange(100) // 25
+    predicted = labels.clone()
+    predicted[:5] = 1          # five 0s read as 1s
+    predicted[50:75] = 0       # every 2 read as a 0
+    predicted[75:90] = 2       # fifteen 3s read as 2s
+    logits = torch.nn.functional.one_hot(predicted, 4).float() * 3 - 1
+    assert label_accuracy(logits, labels) == pytest.approx(0.55)
+    assert label_accuracy(torch.nn.functional.one_hot(labels, 4).float(), labels) == 1.0
+    with pytest.raises(ValueError, match="labels: expected 100 class indices in \\[0, 4\\)"):
+        label_accuracy(logits, labels[:99])
+    with pytest.raises(ValueError, match="labels"):
+        label_accuracy(logits, labels.float())
+    with pytest.raises(ValueError, match="labels"):
+        label_accuracy(logits, labels + 1)  # a 4 among them
+    with pytest.raises(ValueError, match="logits"):
+        label_accuracy(torch.zeros(0, 4), labels[:0])
+
+
 def test_class_coverage_counts_classes_with_half_a_fair_share():
     """4 classes, 100 predictions: 40/30/25/5 -> the 5% class is under half a uniform share (12.5%): 3 classes."""
     from fastddgan.metrics import class_coverage

@@ -465,8 +465,9 @@ METRIC_COLUMNS = {"toy": [("modes_covered", "modes"), ("high_quality", "high qua
                           ("sliced_wasserstein", "sliced W1"), ("mmd2", "MMD^2")],
                   "image": [("FID-dom", "FID-dom"), ("FID-dom-balanced", "FID-dom balanced"), ("IS-dom", "IS-dom"),
                             ("classes", "classes"), ("class-min-share", "smallest class share"),
-                            ("precision-dom", "precision-dom"), ("recall-dom", "recall-dom"), ("FID", "FID"),
-                            ("IS", "IS")]}
+                            ("precision-dom", "precision-dom"), ("recall-dom", "recall-dom"),
+                            ("label-accuracy", "label accuracy"), ("FID", "FID"), ("IS", "IS")]}
+OPTIONAL_COLUMNS = ("label-accuracy",)  # shown only when a row measured it (the class-conditional rows)
 
 
 def _guidance_label(w: Optional[float]) -> str:
@@ -476,7 +477,8 @@ def _guidance_label(w: Optional[float]) -> str:
 def write_table(rows: List[Dict[str, Any]], kind: str, out: str, header: str) -> None:
     """``table.md`` / ``table.csv``: one line per row, each metric as mean ± std over the row's seeds; a metric
     measured on fewer of them (recorded only by newer evaluations) says on how many, "(of k)"."""
-    cols = METRIC_COLUMNS[kind]
+    cols = [(key, label) for key, label in METRIC_COLUMNS[kind] if key not in OPTIONAL_COLUMNS or
+            any(key in s.get("metrics", {}) for r in rows for s in r["seeds"])]
     guided = any(r.get("guidance") is not None for r in rows)  # a guidance column only when a row has one
     names = ["model", "objective", "T trained", "T sampled"] + (["guidance w"] if guided else []) + \
         ["NFE", "steps trained", "seeds", "train time (s)"] + [label for _, label in cols] + ["images/s"]

@@ -3,7 +3,8 @@
 FID-dom is the Fréchet distance between Gaussians fitted to the classifier's penultimate features (the same formula
 as FID, :func:`fastddgan.metrics.frechet_distance`); precision-dom / recall-dom are improved precision and recall
 (Kynkäänniemi et al. 2019) in the same features; FID-dom-balanced is FID-dom with the samples reweighted to the
-real data's class mix (the quality of the digits apart from their class proportions); IS-dom is
+real data's class mix (the quality of the digits apart from their class proportions); label-accuracy is the share of
+class-conditional samples the classifier assigns to the class they were drawn for; IS-dom is
 exp(E_x KL(p(y|x) || p(y))) with the classifier's class probabilities (at most the number of classes). These are
 not FID / IS and are never reported under those names: values depend on the classifier, so compare only numbers
 computed with the same saved classifier file.
@@ -25,6 +26,7 @@ FID_DOM_BALANCED = "FID-dom-balanced"
 IS_DOM = "IS-dom"
 PRECISION_DOM = "precision-dom"
 RECALL_DOM = "recall-dom"
+LABEL_ACCURACY = "label-accuracy"
 
 
 def _real_stats(stats_real) -> Tuple[ArrayLike, ArrayLike]:
@@ -104,6 +106,20 @@ def class_coverage(logits: ArrayLike, min_share: Optional[float] = None) -> Dict
     shares = torch.bincount(logits.argmax(1), minlength=k).double() / logits.shape[0]
     return {"classes": int((shares >= min_share).sum()), "class-min-share": float(shares.min()),
             "class-shares": [round(float(v), 4) for v in shares]}
+
+
+def label_accuracy(logits: ArrayLike, labels: ArrayLike) -> float:
+    """The share of class-conditional samples whose classifier prediction (argmax of ``logits``, (N, K)) is the
+    class they were drawn for (``labels``, (N,)): how well a conditional model, and its guidance, follows its
+    labels (the classifier's own held-out accuracy on real images is the ceiling)."""
+    logits, labels = torch.as_tensor(logits), torch.as_tensor(labels)
+    if logits.dim() != 2 or logits.shape[0] == 0:
+        raise ValueError(f"logits: expected (N, K) with N >= 1, got shape {tuple(logits.shape)}")
+    if labels.shape != logits.shape[:1] or labels.dtype.is_floating_point or bool((labels < 0).any()) or \
+            bool((labels >= logits.shape[1]).any()):
+        raise ValueError(f"labels: expected {logits.shape[0]} class indices in [0, {logits.shape[1]}), got shape "
+                         f"{tuple(labels.shape)} ({labels.dtype})")
+    return float((logits.argmax(1) == labels.to(logits.device)).double().mean())
 
 
 def domain_metrics(classifier: DomainClassifier, images: torch.Tensor, stats_real, splits: int = 10,
