@@ -281,6 +281,32 @@ def test_discriminator_spectral_norm_and_r1_double_backward():
     assert d.head.parametrizations.weight.original.grad is not None
 
 
+def test_discriminator_projection_starts_as_the_plain_logit_and_then_reads_the_label():
+    """projection=True: zero-initialised, so the logits equal those of the same weights without it; after a
+    change of the table the logit moves by <P[y], h> for each sample's own label (the null class for y=None);
+    the table gets gradients; without labels it is refused; without it the state dict is the plain one."""
+    torch.manual_seed(0)
+    plain = M.DDGANDiscriminator(in_channels=1, num_classes=3, **TINY_D).eval()
+    torch.manual_seed(0)
+    proj = M.DDGANDiscriminator(in_channels=1, num_classes=3, projection=True, **TINY_D).eval()
+    assert set(proj.state_dict()) - set(plain.state_dict()) == {"projection.weight"}
+    x_prev, x_t, t, y = torch.randn(4, 1, 28, 28), torch.randn(4, 1, 28, 28), _t(4, 4), torch.tensor([0, 1, 2, 1])
+    assert torch.equal(proj(x_prev, x_t, t, y), plain(x_prev, x_t, t, y))
+    with torch.no_grad():
+        proj.projection.weight.copy_(torch.randn_like(proj.projection.weight))
+    features = {}
+    proj.head.register_forward_hook(lambda m, args, out: features.update(h=args[0]))
+    moved = proj(x_prev, x_t, t, y)
+    expected = plain(x_prev, x_t, t, y) + (proj.projection.weight[y] * features["h"]).sum(1)
+    assert torch.allclose(moved, expected, atol=1e-5)
+    null = proj(x_prev, x_t, t, None)
+    assert torch.allclose(null, plain(x_prev, x_t, t, None) + features["h"] @ proj.projection.weight[3], atol=1e-5)
+    proj.train()(x_prev, x_t, t, y).sum().backward()
+    assert proj.projection.weight.grad[:3].abs().sum() > 0 and proj.projection.weight.grad[3].abs().sum() == 0
+    with pytest.raises(ValueError, match="projection: the projection term needs class labels"):
+        M.DDGANDiscriminator(in_channels=1, projection=True, **TINY_D)
+
+
 # ---- bad input -----------------------------------------------------------------------------------------------
 
 _G = M.build("tiny", "generator", num_classes=3)

@@ -77,13 +77,16 @@ class DDGANDiscriminator(nn.Module):
     BatchNorm), so the logit of sample i depends on sample i alone, unless ``minibatch_std=True``: then the
     encoder's output gets the minibatch-stddev channel of :func:`minibatch_std` (groups of 4) and a 3x3 conv back to
     C' channels before the norm, as DDGAN's discriminator has it. ``spectral_norm=True`` wraps every conv / linear
-    layer with spectral normalisation.
+    layer with spectral normalisation. ``projection=True`` (class-conditional only) adds the projection term of
+    Miyato & Koyama (2018) to the logit: <P[y], h>, h the pooled features (B, C') and P a learned table of one
+    C'-vector per class (+ the null class), initialised to zero (the same logits as without it at the start), so
+    that the label meets the image features at the output and not only as the residual blocks' bias.
     """
 
     def __init__(self, in_channels: int = 1, ch: int = 64, ch_mult: Sequence[int] = (1, 2, 2),
                  num_res_blocks: int = 1, attn_resolutions: Sequence[int] = (), image_size: int = 32,
                  num_classes: Optional[int] = None, dropout: float = 0.0, minibatch_std: bool = False,
-                 spectral_norm: bool = False):
+                 spectral_norm: bool = False, projection: bool = False):
         super().__init__()
         _checks.positive_int("in_channels", in_channels)
         self.in_channels = in_channels
@@ -97,6 +100,12 @@ class DDGANDiscriminator(nn.Module):
         self.norm_out = Norm(c)
         self.std_conv = nn.Conv2d(c + 1, c, 3, padding=1) if self.minibatch_std else None
         self.head = nn.Linear(c, 1)
+        if projection and self.num_classes is None:
+            raise ValueError("projection: the projection term needs class labels (num_classes); this discriminator "
+                             "is unconditional")
+        self.projection = nn.Embedding(self.num_classes + 1, c) if projection else None
+        if self.projection is not None:
+            nn.init.zeros_(self.projection.weight)
         if spectral_norm:
             apply_spectral_norm(self)
 
@@ -111,4 +120,8 @@ class DDGANDiscriminator(nn.Module):
         if self.std_conv is not None:
             h = self.std_conv(minibatch_std(h))
         h = F.silu(self.norm_out(h)).mean(dim=(2, 3))
-        return self.head(h).squeeze(1)
+        logit = self.head(h).squeeze(1)
+        if self.projection is not None:  # y already checked by the embedding; None -> the null class
+            label = _checks.labels(y, batch, self.num_classes, x_t.device)
+            logit = logit + (self.projection(label).to(h.dtype) * h).sum(dim=1)
+        return logit
