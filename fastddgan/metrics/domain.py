@@ -44,6 +44,18 @@ def fid_dom(features_fake: ArrayLike, stats_real) -> float:
     return frechet_distance(mu, sigma, mu_r, sigma_r)
 
 
+def _class_indices(labels: ArrayLike, num_classes: int, count: Optional[int] = None) -> torch.Tensor:
+    """``labels`` as a tensor, checked: 1-D, non-empty (``count`` long when given), integer, values in
+    [0, num_classes)."""
+    labels = torch.as_tensor(labels)
+    if labels.dim() != 1 or labels.numel() == 0 or (count is not None and labels.numel() != count) or \
+            labels.dtype.is_floating_point or bool((labels < 0).any()) or bool((labels >= num_classes).any()):
+        expected = "a non-empty 1-D tensor of" if count is None else f"{count}"
+        raise ValueError(f"labels: expected {expected} class indices in [0, {num_classes}), got shape "
+                         f"{tuple(labels.shape)} ({labels.dtype})")
+    return labels
+
+
 def class_balance_weights(labels: torch.Tensor, real_shares: Sequence[float]) -> torch.Tensor:
     """Per-sample weights (float64) that give the samples' classes ``labels`` (N,) the real data's class mix:
     w_i = p_real(c_i) / p_fake(c_i), with p_fake the samples' own class shares and p_real = ``real_shares``
@@ -51,12 +63,9 @@ def class_balance_weights(labels: torch.Tensor, real_shares: Sequence[float]) ->
     statistics still hold it, so its absence still costs). A class with few samples gets a large weight: the
     balanced score is noisier the more skewed the mix."""
     shares = torch.as_tensor(real_shares, dtype=torch.float64)
-    labels = torch.as_tensor(labels)
     if shares.dim() != 1 or not bool(torch.isfinite(shares).all()) or bool((shares < 0).any()):
         raise ValueError(f"real_shares: expected one finite non-negative share per class, got {shares.tolist()}")
-    if labels.dim() != 1 or labels.numel() == 0 or labels.dtype.is_floating_point or \
-            bool((labels < 0).any()) or bool((labels >= len(shares)).any()):
-        raise ValueError(f"labels: expected a non-empty 1-D tensor of class indices in [0, {len(shares)})")
+    labels = _class_indices(labels, len(shares))
     counts = torch.bincount(labels, minlength=len(shares)).double()
     target = torch.where(counts > 0, shares, torch.zeros_like(shares))
     if float(target.sum()) <= 0:
@@ -112,13 +121,10 @@ def label_accuracy(logits: ArrayLike, labels: ArrayLike) -> float:
     """The share of class-conditional samples whose classifier prediction (argmax of ``logits``, (N, K)) is the
     class they were drawn for (``labels``, (N,)): how well a conditional model, and its guidance, follows its
     labels (the classifier's own held-out accuracy on real images is the ceiling)."""
-    logits, labels = torch.as_tensor(logits), torch.as_tensor(labels)
+    logits = torch.as_tensor(logits)
     if logits.dim() != 2 or logits.shape[0] == 0:
         raise ValueError(f"logits: expected (N, K) with N >= 1, got shape {tuple(logits.shape)}")
-    if labels.shape != logits.shape[:1] or labels.dtype.is_floating_point or bool((labels < 0).any()) or \
-            bool((labels >= logits.shape[1]).any()):
-        raise ValueError(f"labels: expected {logits.shape[0]} class indices in [0, {logits.shape[1]}), got shape "
-                         f"{tuple(labels.shape)} ({labels.dtype})")
+    labels = _class_indices(labels, logits.shape[1], count=logits.shape[0])
     return float((logits.argmax(1) == labels.to(logits.device)).double().mean())
 
 

@@ -115,13 +115,13 @@ class DDGANDiscriminator(nn.Module):
         _checks.shaped("x_prev", x_prev, x_t.shape)
         _checks.same_batch("x_prev", x_prev, x_t, "x_t")
         batch = x_t.shape[0]
-        temb = F.silu(self.cond(t, y, batch, x_t.device, x_t.dtype))
+        t, label = self.cond.check(t, y, batch, x_t.device)  # checked once: embedding and projection
+        temb = F.silu(self.cond.embed(t, label, x_t.dtype))
         h, _ = self.encoder(torch.cat([x_prev, x_t], dim=1), temb, keep_skips=False)
         if self.std_conv is not None:
             h = self.std_conv(minibatch_std(h))
         h = F.silu(self.norm_out(h)).mean(dim=(2, 3))
         logit = self.head(h).squeeze(1)
-        if self.projection is not None:  # y already checked by the embedding; None -> the null class
-            label = _checks.labels(y, batch, self.num_classes, x_t.device)
+        if self.projection is not None:  # y=None: the null class's row
             logit = logit + (self.projection(label).to(h.dtype) * h).sum(dim=1)
         return logit

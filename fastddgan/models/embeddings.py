@@ -53,11 +53,19 @@ class ConditionEmbedding(nn.Module):
         self.label = None if num_classes is None else nn.Embedding(num_classes + 1, out_dim)
 
     def forward(self, t, y, batch: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        t = _checks.timesteps(t, batch, device, continuous=True, of="the input")
-        y = _checks.labels(y, batch, self.num_classes, device)
+        return self.embed(*self.check(t, y, batch, device), dtype)
+
+    def check(self, t, y, batch: int, device: torch.device):
+        """(t, labels) checked for the model that owns this embedding; labels (B,) with the null class in place
+        of None (None for an unconditional model)."""
+        return (_checks.timesteps(t, batch, device, continuous=True, of="the input"),
+                _checks.labels(y, batch, self.num_classes, device))
+
+    def embed(self, t: torch.Tensor, label: Optional[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+        """:meth:`forward` on the output of :meth:`check`, for a caller that uses the labels again."""
         emb = self.mlp(self.sinusoid(t).to(dtype))
         if self.label is not None:
-            emb = emb + self.label(y).to(emb.dtype)
+            emb = emb + self.label(label).to(emb.dtype)
         return emb
 
 
