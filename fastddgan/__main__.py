@@ -15,6 +15,7 @@ import torch
 
 from . import Schedule, __version__, ops
 from ._cli import ArgumentParser
+from ._machine import cpu_name
 
 
 def _time(fn, repeats: int, device: torch.device) -> float:
@@ -59,17 +60,6 @@ def self_check(device: torch.device, shape=(64, 3, 64, 64), repeats: int = 10) -
     return ok
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown model"
-
-
 def main(argv=None) -> int:
     parser = ArgumentParser(prog="python -m fastddgan", description=__doc__.splitlines()[0])
     parser.add_argument("--no-check", action="store_true", help="only list the backends")
@@ -79,7 +69,7 @@ def main(argv=None) -> int:
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     ok = True
     for device in devices:
-        name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
         try:
             chosen = ops.select(device)
         except ValueError as err:  # a FASTDDGAN_BACKEND that is not a backend, or cannot run on this device

@@ -43,6 +43,7 @@ from . import metrics as M
 from . import _checks, ops
 from ._cli import ArgumentParser
 from ._io import atomic_write_json, check_writable
+from ._machine import machine_label
 from .checkpoint import check_finite, load
 from .data import DataNotFoundError, images_at, load_dataset
 from .data.convert import to_model_range
@@ -260,7 +261,8 @@ def evaluate(model, *, metrics: str = "auto", n: int = 10000, T: Optional[int] =
               "dataset": dataset, "n": n, "seed": seed, "guidance": guidance, "ddim": ddim, "truncation": truncation,
               "dtype": dtype or "fp32", "metrics": results,
               "speed": run, "device": torch.cuda.get_device_name(device) if torch.device(device).type == "cuda"
-              else "cpu", "torch": torch.__version__, "date": datetime.date.today().isoformat()}
+              else "cpu", "machine": machine_label(device), "torch": torch.__version__,
+              "date": datetime.date.today().isoformat()}
     if keep_samples:
         record["samples"] = x
     return record

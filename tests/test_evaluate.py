@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from torch import nn
 from fastddgan import DDGAN
 from fastddgan import evaluate as E
 from fastddgan.experiments import compare
+from fastddgan._machine import machine_label
 from fastddgan._io import json_safe
 from fastddgan.train import main as train
 
@@ -336,6 +338,9 @@ def test_compare_writes_the_table(tmp_path, capsys):
     table = (out / "table.md").read_text()
     assert table.count("\n| dd") == 4 and "modes" in table and " ± " in table and "seeds 0,1" in table
     assert (out / "table.csv").read_text().count("\n") == 5
+    here = machine_label("cpu")  # where the times were measured: each run and evaluation records it
+    assert f"Train times and images/s measured on one machine: {here}." in table
+    assert all(s["train_machines"] == [here] and s["eval_machine"] == here for r in rows for s in r["seeds"])
     summary = (out / "summary.md").read_text().splitlines()  # js, wasserstein and the DDPM's line: 2 seeds each
     assert [line.split(" | ")[0] for line in summary if line.endswith("(2) |")] == ["| js", "| wasserstein", "|"]
     from PIL import Image
@@ -689,14 +694,42 @@ def test_compare_counts_the_time_of_every_training_segment(tmp_path, monkeypatch
     monkeypatch.setattr(compare, "train_main", segment(143))
     with pytest.raises(compare.StudyInterrupted):
         compare._run("r", ["--dataset", "ring8"], str(runs))
-    assert json.loads((runs / "r" / "timing.json").read_text()) == {"train_seconds": 30.0}
+    here = {"machine": machine_label("cpu"), "jobs": 1, "date": time.strftime("%Y-%m-%d")}
+    assert json.loads((runs / "r" / "timing.json").read_text()) == {"train_seconds": 30.0,
+                                                                    "segments": [{"seconds": 30.0, **here}]}
     monkeypatch.setattr(compare, "train_main", segment(-2))  # a child killed by SIGINT (Popen's rc): stopped too
     with pytest.raises(compare.StudyInterrupted) as stopped:
         compare._run("r", ["--dataset", "ring8"], str(runs))
     assert stopped.value.status == 130
     monkeypatch.setattr(compare, "train_main", segment(1))  # a failed segment counts too, and is reported
     assert compare._run("r", ["--dataset", "ring8"], str(runs))["status"] == "training failed (exit 1)"
-    assert json.loads((runs / "r" / "timing.json").read_text()) == {"train_seconds": 40.0}
+    timing = json.loads((runs / "r" / "timing.json").read_text())
+    assert timing == {"train_seconds": 40.0, "segments": [{"seconds": s, **here} for s in (30.0, 10.0, 0.0)]}
+    assert compare._train_machines(timing) == [here["machine"]]
+
+
+def test_compare_table_names_the_machines_of_its_times():
+    """Train times and images/s from several machines: table.md names each machine with the runs trained and the
+    rows sampled on it, and counts what was measured before machines were recorded; a run's time that no segment
+    accounts for (trained before) is "not recorded"."""
+    assert compare._train_machines({"train_seconds": 100.0, "segments": [{"seconds": 40.0, "machine": "B"}]}) == \
+        [compare.UNRECORDED, "B"]
+    assert compare._train_machines({"train_seconds": 100.0}) == [compare.UNRECORDED]
+    assert compare._train_machines({"train_seconds": 40.0, "segments": [{"seconds": 40.0, "machine": "B"}]}) == ["B"]
+
+    def row(name, *seeds):
+        return {"row": name, "seeds": [dict(seed=seed, run=f"{name}-seed{seed}", train_machines=trained,
+                                            **({"eval_machine": sampled} if sampled else {}))
+                                       for seed, trained, sampled in seeds]}
+
+    assert compare._machines_note([row("a", (0, ["A"], "A")), row("b", (0, ["A"], None))]) == \
+        "Train times and images/s measured on one machine: A."
+    note = compare._machines_note([row("a", (0, [compare.UNRECORDED, "B"], "B"), (1, ["A"], compare.UNRECORDED)),
+                                   row("b", (0, [compare.UNRECORDED], compare.UNRECORDED))])
+    assert note.startswith("**Train times and images/s come from several machines**")
+    assert note.endswith("B: trained a-seed0; sampled a seed 0; A: trained a-seed1; not recorded (before machines "
+                         "were recorded): 2 training runs (or their first segments), 2 evaluations.")
+    assert compare._machines_note([row("a", (0, [], None))]) == ""
 
 
 def test_compare_guided_rows_train_a_conditional_run_and_sample_each_weight(tmp_path, monkeypatch):

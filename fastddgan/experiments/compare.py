@@ -44,6 +44,7 @@ import torch
 from .. import _checks
 from .. import evaluate as E
 from .._io import atomic_write, atomic_write_json
+from .._machine import machine_label
 from ..checkpoint import EXPORT_CONFIG
 from ..data import load_dataset
 from ..data.registry import describe as describe_dataset
@@ -60,12 +61,35 @@ def _ints(text: str) -> List[int]:
     return [int(v) for v in text.split(",") if v.strip()]
 
 
-def _read_seconds(path: str, default: float) -> float:
+def _read_timing(path: str) -> Dict[str, Any]:
+    """A run's ``timing.json``: ``train_seconds`` (the wall time of all its training segments) and ``segments``
+    (each one's seconds, machine, jobs beside it and date; runs trained before machines were recorded lack them)."""
     if not os.path.isfile(path):
-        return default
+        return {}
     with open(path) as f:
-        seconds = json.load(f).get("train_seconds")
-    return default if seconds is None else seconds
+        return json.load(f)
+
+
+def _add_training_time(path: str, seconds: float, jobs: int, device: Optional[str]) -> None:
+    """Add one training segment (a run trained, or resumed, by this study) to the run's ``timing.json``."""
+    timing = _read_timing(path)
+    segment = {"seconds": round(seconds, 1), "machine": machine_label(_checks.default_device(device)),
+               "jobs": jobs, "date": time.strftime("%Y-%m-%d")}
+    atomic_write_json(path, {"train_seconds": timing.get("train_seconds", 0.0) + seconds,
+                             "segments": timing.get("segments", []) + [segment]})
+
+
+UNRECORDED = "not recorded"  # the machine of training time or an evaluation from before machines were recorded
+
+
+def _train_machines(timing: Dict[str, Any]) -> List[str]:
+    """The machines a run's training time was spent on, in first-use order; ``UNRECORDED`` for the time that no
+    segment accounts for (segments before machines were recorded)."""
+    segments = timing.get("segments", [])
+    machines = list(dict.fromkeys(seg["machine"] for seg in segments))
+    if timing.get("train_seconds", 0.0) - sum(seg["seconds"] for seg in segments) > 1.0:
+        machines.insert(0, UNRECORDED)
+    return machines
 
 
 class StudyInterrupted(Exception):
@@ -130,9 +154,11 @@ def _interrupt_children() -> None:
         child.wait()
 
 
-def _run(name: str, argv: List[str], runs: str, in_subprocess: bool = False) -> Dict[str, Any]:
+def _run(name: str, argv: List[str], runs: str, in_subprocess: bool = False, jobs: int = 1,
+         device: Optional[str] = None) -> Dict[str, Any]:
     """Train (or reuse / resume) one run; returns its folder, what to sample it from (final checkpoint, else the
-    export the trainer wrote beside it), training length and wall time."""
+    export the trainer wrote beside it), training length and wall time. ``jobs``: the runs trained at a time (for
+    the record of this segment's machine and load)."""
     out = os.path.join(runs, name)
     timing_path = os.path.join(out, "timing.json")
     if _sampler(out) is None:
@@ -141,7 +167,7 @@ def _run(name: str, argv: List[str], runs: str, in_subprocess: bool = False) -> 
         argv = argv + ["--out", out] + resume
         rc = _train_in_subprocess(argv, out) if in_subprocess else train_main(argv)
         if os.path.isdir(out):  # every segment's time counts, an interrupted one's too (it resumes next time)
-            atomic_write_json(timing_path, {"train_seconds": _read_seconds(timing_path, 0.0) + time.time() - start})
+            _add_training_time(timing_path, time.time() - start, jobs, device)
         rc = _unless_stopped(rc)
         if rc != 0:
             return {"name": name, "out": out, "checkpoint": None, "train_seconds": time.time() - start,
@@ -167,11 +193,13 @@ def _sampler(out: str) -> Optional[str]:
 
 
 def _described(name: str, out: str, checkpoint: Optional[str]) -> Dict[str, Any]:
-    """A trained run as the table needs it: its length (config.json) and training wall time (timing.json)."""
+    """A trained run as the table needs it: its length (config.json), training wall time and the machines it was
+    measured on (timing.json)."""
     with open(os.path.join(out, "config.json")) as f:
         steps = json.load(f)["steps"]
+    timing = _read_timing(os.path.join(out, "timing.json"))
     return {"name": name, "out": out, "checkpoint": checkpoint, "steps": steps, "status": "ok",
-            "train_seconds": _read_seconds(os.path.join(out, "timing.json"), float("nan"))}
+            "train_seconds": timing.get("train_seconds", float("nan")), "train_machines": _train_machines(timing)}
 
 
 def _evaluation_path(out: str, T: int, n: int, seed: int, metrics: str, guidance: Optional[float] = None) -> str:
@@ -291,7 +319,7 @@ def _train_ahead(pending: List[Tuple[str, List[str], bool]], runs: str, args, st
         try:
             if not trained:
                 progress.starting(run_name)
-                result = _run(run_name, argv, runs, in_subprocess=True)
+                result = _run(run_name, argv, runs, in_subprocess=True, jobs=args.jobs, device=args.device)
                 progress.finished(run_name, result)
                 if result["status"] != "ok":
                     return
@@ -570,6 +598,35 @@ def _classifier_note(current: str, other: Dict[str, List[str]]) -> str:
             f"checkpoint or export): " + "; ".join(parts))
 
 
+def _machines_note(rows: List[Dict[str, Any]]) -> str:
+    """table.md's line saying which machines the train times and images/s were measured on (a run resumed
+    elsewhere counts its time on each): one machine named once, several with the runs and evaluations of each
+    (those from before machines were recorded counted); "" when nothing was recorded."""
+    trained: Dict[str, Dict[str, None]] = {}
+    sampled: Dict[str, List[str]] = {}
+    for row in rows:
+        for s in row["seeds"]:
+            for machine in s.get("train_machines", []):
+                trained.setdefault(machine, {})[s["run"]] = None
+            if "eval_machine" in s:
+                sampled.setdefault(s["eval_machine"], []).append(f"{row['row']} seed {s['seed']}")
+    machines = list(dict.fromkeys([m for m in list(trained) + list(sampled) if m != UNRECORDED]))
+    if not machines:
+        return ""
+    if len(machines) == 1 and UNRECORDED not in trained and UNRECORDED not in sampled:
+        return f"Train times and images/s measured on one machine: {machines[0]}."
+    parts = []
+    for machine in machines:
+        what = ([f"trained {', '.join(trained[machine])}"] if machine in trained else []) + \
+               ([f"sampled {', '.join(sampled[machine])}"] if machine in sampled else [])
+        parts.append(f"{machine}: " + "; ".join(what))
+    if UNRECORDED in trained or UNRECORDED in sampled:
+        parts.append(f"{UNRECORDED} (before machines were recorded): {len(trained.get(UNRECORDED, {}))} training "
+                     f"runs (or their first segments), {len(sampled.get(UNRECORDED, []))} evaluations")
+    return ("**Train times and images/s come from several machines** (they compare only on one machine; a run "
+            "resumed on another counts its time on each): " + "; ".join(parts) + ".")
+
+
 def _write_results(rows: List[Dict[str, Any]], args, argv: Optional[Sequence[str]]) -> None:
     atomic_write_json(os.path.join(args.out, "results.json"),
                       {"dataset": args.dataset, "torch": torch.__version__, "argv": list(argv or sys.argv[1:]),
@@ -742,7 +799,7 @@ def _study(argv: Optional[Sequence[str]]) -> int:
             training = run_name in to_train and _sampler(os.path.join(runs, run_name)) is None
             if training:
                 progress.starting(run_name)
-            run = _run(run_name, _run_argv(common, cell, seed), runs)
+            run = _run(run_name, _run_argv(common, cell, seed), runs, device=args.device)
             if training:
                 progress.finished(run_name, run)
         drift = _config_drift(run["out"], _run_argv(common, cell, seed), args.device)
@@ -751,7 +808,8 @@ def _study(argv: Optional[Sequence[str]]) -> int:
             print(f"warning: {run_name} was trained with other settings than this command uses now: "
                   f"{', '.join(drift)}", file=sys.stderr, flush=True)
         for row in cell_rows[cell.name]:
-            record = {"seed": seed, "steps": run.get("steps"), "train_seconds": run["train_seconds"],
+            record = {"seed": seed, "run": run_name, "steps": run.get("steps"),
+                      "train_seconds": run["train_seconds"], "train_machines": run.get("train_machines", []),
                       "status": run["status"], **({"config_drift": drift} if drift else {})}
             evaluation = None
             if run["status"] == "ok":
@@ -761,7 +819,8 @@ def _study(argv: Optional[Sequence[str]]) -> int:
                     record["status"] = f"evaluation refused: {e}"
                     print(f"warning: {run_name}: {record['status']}", file=sys.stderr, flush=True)
             if evaluation is not None:
-                record.update(metrics=evaluation["metrics"], images_per_s=evaluation["speed"]["images_per_s"])
+                record.update(metrics=evaluation["metrics"], images_per_s=evaluation["speed"]["images_per_s"],
+                              eval_machine=evaluation.get("machine", UNRECORDED))
                 scored_by = evaluation["metrics"].get("classifier")
                 if scored_by is not None and scored_by.get("tag") != classifier_tag:
                     other_classifier.setdefault(scored_by.get("tag") or "untagged", []).append(row["row"] +
@@ -783,6 +842,9 @@ def _study(argv: Optional[Sequence[str]]) -> int:
                    "to train it again): " + "; ".join(f"`{name}`: {', '.join(d)}" for name, d in drifted.items()))
     if other_classifier:  # FID-dom / IS-dom of two classifier files are not comparable
         header += "\n\n" + _classifier_note(classifier_tag, other_classifier)
+    machines = _machines_note(rows)
+    if machines:  # times measured on several machines do not compare
+        header += "\n\n" + machines
     rows.sort(key=lambda r: (r["model"] != "ddpm", r.get("guidance") is not None,
                              list(LOSSES).index(r["objective"]) if r["model"] == "ddgan" else 0, r["T_trained"],
                              r["T_sampled"], r.get("guidance") or 0.0))
