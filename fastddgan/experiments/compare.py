@@ -24,14 +24,9 @@ record) and ``figure.png`` (one scatter plot or sample grid per row, first seed)
 from __future__ import annotations
 
 import argparse
-import contextlib
-import csv
-import io
 import json
 import math
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -44,162 +39,19 @@ import torch
 from .. import _checks
 from .. import evaluate as E
 from .._io import atomic_write, atomic_write_json
-from .._machine import machine_label
-from ..checkpoint import EXPORT_CONFIG
 from ..data import load_dataset
 from ..data.registry import describe as describe_dataset
-from ..data.convert import to_uint8, unit_to_uint8
 from ..losses import LOSSES
 from ..metrics.cache import file_tag
 from ..train import config as train_config
-from ..train import main as train_main
-from ..train.plots import scatter_tile
-from ._numbers import fixed_mean_std as _fixed_mean_std
-from ._numbers import mean_std as _mean_std
+from .study_report import (FIGURE_IMAGES, FIGURE_POINTS, NOT_TRAINED, classifier_note, figure, machines_note,
+                           tile, write_summary, write_table)
+from .study_runs import (STOPPING, UNRECORDED, StudyInterrupted, described, in_subprocess, interrupt_children,
+                         run_training, signals_interrupt, trained_model, unless_stopped)
+
 
 def _ints(text: str) -> List[int]:
     return [int(v) for v in text.split(",") if v.strip()]
-
-
-def _read_timing(path: str) -> Dict[str, Any]:
-    """A run's ``timing.json``: ``train_seconds`` (the wall time of all its training segments) and ``segments``
-    (each one's seconds, machine, jobs beside it and date; runs trained before machines were recorded lack them)."""
-    if not os.path.isfile(path):
-        return {}
-    with open(path) as f:
-        return json.load(f)
-
-
-def _add_training_time(path: str, seconds: float, jobs: int, device: Optional[str]) -> None:
-    """Add one training segment (a run trained, or resumed, by this study) to the run's ``timing.json``."""
-    timing = _read_timing(path)
-    segment = {"seconds": round(seconds, 1), "machine": machine_label(_checks.default_device(device)),
-               "jobs": jobs, "date": time.strftime("%Y-%m-%d")}
-    atomic_write_json(path, {"train_seconds": timing.get("train_seconds", 0.0) + seconds,
-                             "segments": timing.get("segments", []) + [segment]})
-
-
-UNRECORDED = "not recorded"  # the machine of training time or an evaluation from before machines were recorded
-
-
-def _train_machines(timing: Dict[str, Any]) -> List[str]:
-    """The machines a run's training time was spent on, in first-use order; ``UNRECORDED`` for the time that no
-    segment accounts for (segments before machines were recorded)."""
-    segments = timing.get("segments", [])
-    machines = list(dict.fromkeys(seg["machine"] for seg in segments))
-    if timing.get("train_seconds", 0.0) - sum(seg["seconds"] for seg in segments) > 1.0:
-        machines.insert(0, UNRECORDED)
-    return machines
-
-
-class StudyInterrupted(Exception):
-    """A training run ended by SIGINT / SIGTERM (exit status 128 + signal): the study stops, to be re-run later."""
-
-    def __init__(self, status: int):
-        super().__init__(status)
-        self.status = status
-
-
-_CHILDREN: set = set()  # the child processes of --jobs now running (signalled when the study is interrupted)
-_CHILDREN_LOCK = threading.Lock()
-_STOPPING = threading.Event()  # set on an interrupt: no further child starts (one starting then is not missed)
-
-
-def _in_subprocess(argv: List[str], log_path: str) -> int:
-    """``python ARGV`` in a child process with one thread (for ``--jobs``: a training run or the evaluation of
-    one), its output appended to ``log_path``; returns its exit status."""
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    with open(log_path, "a") as log:
-        with _CHILDREN_LOCK:
-            if _STOPPING.is_set():
-                return 128 + signal.SIGINT
-            # a session of its own: Ctrl-C at a terminal reaches the study alone, which passes one SIGINT on (a
-            # second one would stop the training at once, without its checkpoint)
-            child = subprocess.Popen([sys.executable] + argv, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)
-            _CHILDREN.add(child)
-        try:
-            return child.wait()
-        finally:
-            with _CHILDREN_LOCK:
-                _CHILDREN.discard(child)
-
-
-def _train_in_subprocess(argv: List[str], out: str) -> int:
-    """``python -m fastddgan.train ARGV`` as a child process, its output in ``OUT.log`` beside the run folder."""
-    return _in_subprocess(["-m", "fastddgan.train"] + argv, out + ".log")
-
-
-def _unless_stopped(rc: int) -> int:
-    """A run's or child's exit status as a shell reports it (128 + N for one killed by signal N; Popen gives -N);
-    raises StudyInterrupted for one stopped by a signal (a training saved its checkpoint, unless killed), which
-    stops the study."""
-    rc = 128 - rc if rc < 0 else rc
-    if rc >= 128:
-        raise StudyInterrupted(rc)
-    return rc
-
-
-def _interrupt_children() -> None:
-    """Pass an interrupt of the study on to its child processes (they run in sessions of their own, so neither
-    ``kill -INT`` of the study nor Ctrl-C reaches them): a training writes a checkpoint and stops, so a re-run
-    resumes it; an evaluation keeps the chunks it has drawn (``PARTIAL_SUFFIX``) and continues from them."""
-    with _CHILDREN_LOCK:
-        _STOPPING.set()
-        children = list(_CHILDREN)
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGINT)
-    for child in children:
-        child.wait()
-
-
-def _run(name: str, argv: List[str], runs: str, in_subprocess: bool = False, jobs: int = 1,
-         device: Optional[str] = None) -> Dict[str, Any]:
-    """Train (or reuse / resume) one run; returns its folder, what to sample it from (final checkpoint, else the
-    export the trainer wrote beside it), training length and wall time. ``jobs``: the runs trained at a time (for
-    the record of this segment's machine and load)."""
-    out = os.path.join(runs, name)
-    timing_path = os.path.join(out, "timing.json")
-    if _sampler(out) is None:
-        resume = ["--resume", "auto"] if os.path.isdir(out) else []
-        start = time.time()
-        argv = argv + ["--out", out] + resume
-        rc = _train_in_subprocess(argv, out) if in_subprocess else train_main(argv)
-        if os.path.isdir(out):  # every segment's time counts, an interrupted one's too (it resumes next time)
-            _add_training_time(timing_path, time.time() - start, jobs, device)
-        rc = _unless_stopped(rc)
-        if rc != 0:
-            return {"name": name, "out": out, "checkpoint": None, "train_seconds": time.time() - start,
-                    "status": f"training failed (exit {rc})"}
-    return _described(name, out, _sampler(out))
-
-
-def _final(out: str) -> str:
-    return os.path.join(out, "checkpoints", "final.pt")
-
-
-def _export(out: str) -> str:
-    """The run's export folder: its sampling (EMA) network, which the trainer writes when it finishes (kept when
-    checkpoints are not, e.g. in a committed study)."""
-    return os.path.join(out, "export")
-
-
-def _sampler(out: str) -> Optional[str]:
-    """What a finished run is sampled from: its final checkpoint, else its export; None while it is not trained."""
-    if os.path.isfile(_final(out)):
-        return _final(out)
-    return _export(out) if os.path.isfile(os.path.join(_export(out), EXPORT_CONFIG)) else None
-
-
-def _described(name: str, out: str, checkpoint: Optional[str]) -> Dict[str, Any]:
-    """A trained run as the table needs it: its length (config.json), training wall time and the machines it was
-    measured on (timing.json)."""
-    with open(os.path.join(out, "config.json")) as f:
-        steps = json.load(f)["steps"]
-    timing = _read_timing(os.path.join(out, "timing.json"))
-    return {"name": name, "out": out, "checkpoint": checkpoint, "steps": steps, "status": "ok",
-            "train_seconds": timing.get("train_seconds", float("nan")), "train_machines": _train_machines(timing)}
 
 
 def _evaluation_path(out: str, T: int, n: int, seed: int, metrics: str, guidance: Optional[float] = None) -> str:
@@ -214,7 +66,7 @@ def _finished(name: str, runs: str, paths: List[str]) -> Optional[Dict[str, Any]
     out = os.path.join(runs, name)
     if not (paths and all(os.path.isfile(p) for p in paths) and os.path.isfile(os.path.join(out, "config.json"))):
         return None
-    return _described(name, out, None)
+    return described(name, out, None)
 
 
 def _config_drift(out: str, argv: List[str], device: Optional[str]) -> List[str]:
@@ -233,9 +85,6 @@ def _config_drift(out: str, argv: List[str], device: Optional[str]) -> List[str]
     except (OSError, ValueError, KeyError, TypeError, SystemExit):  # ConfigError is a ValueError
         return []
     return train_config.incompatible(stored, current)
-
-
-NOT_TRAINED = "not trained yet"
 
 
 def _run_name(cell: str, seed: int) -> str:
@@ -266,7 +115,7 @@ def _pending(plan, seeds: List[int], common: List[str], runs: str, metrics: str,
     for seed, cell in _seed_major(plan, seeds):
         run_name = _run_name(cell.name, seed)
         if not _finished(run_name, runs, _evaluation_paths(runs, cell, seed, metrics, args)):
-            trained = _sampler(os.path.join(runs, run_name)) is not None
+            trained = trained_model(os.path.join(runs, run_name)) is not None
             pending.append((run_name, _run_argv(common, cell, seed), trained))
     return pending
 
@@ -309,27 +158,27 @@ def _train_ahead(pending: List[Tuple[str, List[str], bool]], runs: str, args, st
     if args.jobs <= 1 or args.report_only or not pending:
         return
     os.makedirs(runs, exist_ok=True)
-    _STOPPING.clear()
+    STOPPING.clear()
     progress = _StudyProgress(sum(not trained for _, _, trained in pending))
 
     def work(item):
         run_name, argv, trained = item
-        if _STOPPING.is_set():
+        if STOPPING.is_set():
             return
         try:
             if not trained:
                 progress.starting(run_name)
-                result = _run(run_name, argv, runs, in_subprocess=True, jobs=args.jobs, device=args.device)
+                result = run_training(run_name, argv, runs, in_subprocess=True, jobs=args.jobs, device=args.device)
                 progress.finished(run_name, result)
                 if result["status"] != "ok":
                     return
             start = time.time()
             progress.evaluated(run_name, _evaluate_in_subprocess(run_name, runs, study_argv), time.time() - start)
         except BaseException:
-            _STOPPING.set()  # before this thread takes the next run
+            STOPPING.set()  # before this thread takes the next run
             raise
 
-    with _signals_interrupt(), ThreadPoolExecutor(args.jobs) as pool:
+    with signals_interrupt(), ThreadPoolExecutor(args.jobs) as pool:
         futures = []
         try:
             futures += [pool.submit(work, item) for item in pending]  # the first start while the rest are queued
@@ -341,7 +190,7 @@ def _train_ahead(pending: List[Tuple[str, List[str], bool]], runs: str, args, st
             # an interrupt of the study, or one of its runs stopped by a signal: start no further run and stop the
             # others (each writes a checkpoint; a re-run resumes them)
             pool.shutdown(wait=False, cancel_futures=True)
-            _interrupt_children()
+            interrupt_children()
             if isinstance(stop, KeyboardInterrupt):
                 raise StudyInterrupted(130) from None
             raise
@@ -351,7 +200,7 @@ def _evaluate_in_subprocess(run_name: str, runs: str, study_argv: List[str]) -> 
     """Every evaluation of one trained run, by this command with ``--evaluate-run RUN`` in a child process (its
     output appended to the run's log); returns its exit status, raises StudyInterrupted when it was stopped by a
     signal."""
-    return _unless_stopped(_in_subprocess(["-m", "fastddgan.experiments.compare"] + study_argv +
+    return unless_stopped(in_subprocess(["-m", "fastddgan.experiments.compare"] + study_argv +
                                           ["--evaluate-run", run_name], os.path.join(runs, run_name) + ".log"))
 
 
@@ -362,11 +211,11 @@ def _evaluate_run(run_name: str, plan: List["Cell"], seeds: List[int], runs: str
         if _run_name(cell.name, seed) != run_name:
             continue
         out = os.path.join(runs, run_name)
-        sampler = _sampler(out)
-        if sampler is None:
+        source = trained_model(out)
+        if source is None:
             break
-        run = _described(run_name, out, sampler)
-        with _signals_interrupt():  # also when started with SIGINT ignored (a --jobs child of a `cmd &` study)
+        run = described(run_name, out, source)
+        with signals_interrupt():  # also when started with SIGINT ignored (a --jobs child of a `cmd &` study)
             for T, w in cell.samplings:
                 print(f"evaluating {run_name} at T={T}" + ("" if w is None else f", w={w:g}"), flush=True)
                 print(E.summary(_evaluate(run, T, w, args.n, seed, metrics, args)), flush=True)
@@ -374,27 +223,6 @@ def _evaluate_run(run_name: str, plan: List["Cell"], seeds: List[int], runs: str
     print(f"python -m fastddgan.experiments.compare: error: --evaluate-run: {run_name!r} is not a trained run of "
           f"this study", file=sys.stderr)
     return 2
-
-
-@contextlib.contextmanager
-def _signals_interrupt():
-    """SIGINT and SIGTERM raise StudyInterrupted in the study's main thread while it waits for its ``--jobs``
-    children (the previous handlers are put back after). Set explicitly because a shell without job control starts
-    ``cmd &`` with SIGINT ignored (Python then never raises KeyboardInterrupt, and ``kill -INT`` would not stop the
-    study), and so that SIGTERM stops it the same way."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise StudyInterrupted(128 + signum)  # the shell's status for it: 130 for SIGINT, 143 for SIGTERM
-
-    before = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, handler in before.items():
-            signal.signal(signum, handler)
 
 
 def _eta(start: float, done: int, total: int) -> str:
@@ -446,185 +274,11 @@ def _evaluate(run: Dict[str, Any], T: int, guidance: Optional[float], n: int, se
     return record
 
 
-FIGURE_POINTS, FIGURE_IMAGES = 2000, 64  # samples per figure tile (and kept in each stored evaluation)
 # An evaluation draws its samples in chunks of EVALUATION_BATCH and keeps the finished ones in the evaluation's
 # path + PARTIAL_SUFFIX until it is stored, so that one stopped part-way (a session's end in the middle of a
 # 1,000-step DDPM draw: two hours on one CPU core) continues where it was. 100, not fastddgan.evaluate's 500:
 # a chunk is then about 10 minutes of that draw.
 EVALUATION_BATCH, PARTIAL_SUFFIX = 100, ".partial"
-
-
-def _tile(samples: torch.Tensor, reference: Optional[torch.Tensor]) -> torch.Tensor:
-    """A (3, 256, 256) uint8 picture of the samples: scatter plot (2-D) or an 8x8 grid (images)."""
-    if reference is not None:
-        return unit_to_uint8(scatter_tile(samples[:FIGURE_POINTS], reference, size=256))
-    import torchvision.utils as vutils
-
-    grid = vutils.make_grid(to_uint8(samples[:FIGURE_IMAGES]), nrow=8, padding=1)
-    if grid.shape[0] == 1:
-        grid = grid.expand(3, -1, -1)
-    return torch.nn.functional.interpolate(grid[None], size=(256, 256), mode="nearest")[0]
-
-
-def _figure(rows: List[Dict[str, Any]], tiles: Dict[str, torch.Tensor], path: str) -> None:
-    """One labelled tile per table row, 4 per line (PIL for the labels)."""
-    from PIL import Image, ImageDraw
-
-    per_line, size, label_h = 4, 256, 28
-    lines = math.ceil(len(rows) / per_line)
-    canvas = Image.new("RGB", (per_line * size, lines * (size + label_h)), "white")
-    draw = ImageDraw.Draw(canvas)
-    for i, row in enumerate(rows):
-        key = row["row"]
-        if key not in tiles:
-            continue
-        tile = tiles[key].permute(1, 2, 0).numpy()
-        x, y = (i % per_line) * size, (i // per_line) * (size + label_h)
-        canvas.paste(Image.fromarray(tile), (x, y + label_h))
-        draw.text((x + 4, y + 8), key, fill="black")
-    buffer = io.BytesIO()
-    canvas.save(buffer, format="png")
-    with open(path, "wb") as f:
-        f.write(buffer.getvalue())
-
-
-METRIC_COLUMNS = {"toy": [("modes_covered", "modes"), ("high_quality", "high quality"),
-                          ("spread", "spread (data 1)"), ("offset", "offset (std)"),
-                          ("sliced_wasserstein", "sliced W1"), ("mmd2", "MMD^2")],
-                  "image": [("FID-dom", "FID-dom"), ("FID-dom-balanced", "FID-dom balanced"), ("IS-dom", "IS-dom"),
-                            ("classes", "classes"), ("class-min-share", "smallest class share"),
-                            ("precision-dom", "precision-dom"), ("recall-dom", "recall-dom"),
-                            ("label-accuracy", "label accuracy"), ("FID", "FID"), ("IS", "IS")]}
-OPTIONAL_COLUMNS = ("label-accuracy",)  # shown only when a row measured it (the class-conditional rows)
-
-
-def _guidance_label(w: Optional[float]) -> str:
-    return "—" if w is None else ("0 (conditional)" if w == 0 else f"{w:g}")
-
-
-def write_table(rows: List[Dict[str, Any]], kind: str, out: str, header: str) -> None:
-    """``table.md`` / ``table.csv``: one line per row, each metric as mean ± std over the row's seeds; a metric
-    measured on fewer of them (recorded only by newer evaluations) says on how many, "(of k)"."""
-    cols = [(key, label) for key, label in METRIC_COLUMNS[kind] if key not in OPTIONAL_COLUMNS or
-            any(key in s.get("metrics", {}) for r in rows for s in r["seeds"])]
-    guided = any(r.get("guidance") is not None for r in rows)  # a guidance column only when a row has one
-    names = ["model", "objective", "T trained", "T sampled"] + (["guidance w"] if guided else []) + \
-        ["NFE", "steps trained", "seeds", "train time (s)"] + [label for _, label in cols] + ["images/s"]
-    lines = []
-    for r in rows:
-        seeds = r["seeds"]
-        done = [s for s in seeds if "metrics" in s]
-        todo = sum(s.get("status") == NOT_TRAINED for s in seeds)
-
-        def stat(key):
-            values = [s["metrics"].get(key) for s in done]
-            measured = sum(v is not None for v in values)  # a metric added later is missing from older records
-            cell = _mean_std(values)
-            return cell + (f" (of {measured})" if 0 < measured < len(done) else "")
-
-        metric_cells = [(f"{stat(key)} / {done[0]['metrics']['num_modes']}" if key == "modes_covered" and done
-                         else stat(key)) for key, _ in cols]
-        failed = len(seeds) - len(done) - todo
-        count = f"{len(done)}" + (f" (+{failed} failed)" if failed else "") + (f" ({todo} to do)" if todo else "")
-        weight = [_guidance_label(r.get("guidance"))] if guided else []
-        lines.append([r["model"], r["objective"], r["T_trained"], r["T_sampled"]] + weight + [r.get("nfe", "—"),
-                      _mean_std([s.get("steps") for s in seeds]), count,
-                      _mean_std([s.get("train_seconds") for s in seeds])] + metric_cells +
-                     [_mean_std([s.get("images_per_s") for s in done])])
-    with open(os.path.join(out, "table.csv"), "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(names)
-        writer.writerows(lines)
-    md = [header, "", "| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
-    md += ["| " + " | ".join(str(c) for c in line) + " |" for line in lines]
-    with open(os.path.join(out, "table.md"), "w") as f:
-        f.write("\n".join(md) + "\n")
-
-
-def _headline(kind: str, seeds: List[Dict[str, Any]]) -> str:
-    """One summary cell: 2-D "modes / of, within 3 std % (mean ± std), spread", images "FID-dom mean ± std"; the
-    number of seeds evaluated in brackets ("to do" when none is); a spread measured on fewer of them says on how
-    many."""
-    done = [s["metrics"] for s in seeds if "metrics" in s]
-    if not done:
-        return "to do"
-
-    def stat(key, decimals, scale=1.0, counts=False):
-        return _fixed_mean_std([None if m.get(key) is None else scale * m[key] for m in done], decimals, counts)
-
-    if kind == "toy":
-        spread = stat("spread", 2)
-        measured = sum(m.get("spread") is not None for m in done)  # evaluations stored before spread existed lack it
-        if 0 < measured < len(done):
-            spread += f" (of {measured} seed{'s' if measured > 1 else ''})"
-        cell = (f"{stat('modes_covered', 1, counts=True)}/{done[0]['num_modes']}, "
-                f"{stat('high_quality', 1, 100.0)}%, {spread}")
-    else:
-        cell = stat("FID-dom", 2)
-    return f"{cell} ({len(done)})"
-
-
-def write_summary(rows: List[Dict[str, Any]], kind: str, out: str, title: str) -> None:
-    """``summary.md``: the study at a glance. One matrix of the unguided DDGAN rows (an objective per line, a T
-    per column) and one line of the DDPM by sampling steps, each cell the headline metrics (:func:`_headline`)."""
-    what = ("modes covered / of, share within 3 std in % (mean ± std over seeds), spread (the modes' width over "
-            "the data's, 1 is right)" if kind == "toy" else "FID-dom (mean ± std over seeds)")
-    md = [f"# {title}: the study at a glance", "", f"Each cell: {what}; the seeds evaluated in brackets. The "
-          f"other metrics, times and speeds: `table.md`.", ""]
-    ddgan = [r for r in rows if r["model"] == "ddgan" and r.get("guidance") is None]
-    if ddgan:
-        Ts = sorted({r["T_trained"] for r in ddgan})
-        md += ["| DDGAN | " + " | ".join(f"T = {T}" for T in Ts) + " |", "|---" * (len(Ts) + 1) + "|"]
-        for objective in dict.fromkeys(r["objective"] for r in ddgan):
-            cells = {r["T_trained"]: _headline(kind, r["seeds"]) for r in ddgan if r["objective"] == objective}
-            md.append(f"| {objective} | " + " | ".join(cells.get(T, "") for T in Ts) + " |")
-        md.append("")
-    ddpm = [r for r in rows if r["model"] == "ddpm" and r.get("guidance") is None]
-    for T_trained in dict.fromkeys(r["T_trained"] for r in ddpm):
-        sampled = [r for r in ddpm if r["T_trained"] == T_trained]
-        md += [f"| DDPM (trained at T = {T_trained}), sampling steps | " +
-               " | ".join(str(r["T_sampled"]) for r in sampled) + " |", "|---" * (len(sampled) + 1) + "|",
-               "| | " + " | ".join(_headline(kind, r["seeds"]) for r in sampled) + " |", ""]
-    with open(os.path.join(out, "summary.md"), "w") as f:
-        f.write("\n".join(md))
-
-
-def _classifier_note(current: str, other: Dict[str, List[str]]) -> str:
-    """table.md's line naming the rows (and seeds) scored with another classifier file than ``current``, by tag."""
-    parts = [("untagged (scored before evaluations recorded the file)" if tag == "untagged" else f"`{tag}`") +
-             f": {', '.join(names)}" for tag, names in other.items()]
-    return (f"**Scored with another domain classifier file than this command's** (`{current}`; their FID-dom / "
-            f"IS-dom compare only with each other; delete an evaluation file to score its run again from its "
-            f"checkpoint or export): " + "; ".join(parts))
-
-
-def _machines_note(rows: List[Dict[str, Any]]) -> str:
-    """table.md's line saying which machines the train times and images/s were measured on (a run resumed
-    elsewhere counts its time on each): one machine named once, several with the runs and evaluations of each
-    (those from before machines were recorded counted); "" when nothing was recorded."""
-    trained: Dict[str, Dict[str, None]] = {}
-    sampled: Dict[str, List[str]] = {}
-    for row in rows:
-        for s in row["seeds"]:
-            for machine in s.get("train_machines", []):
-                trained.setdefault(machine, {})[s["run"]] = None
-            if "eval_machine" in s:
-                sampled.setdefault(s["eval_machine"], []).append(f"{row['row']} seed {s['seed']}")
-    machines = list(dict.fromkeys([m for m in list(trained) + list(sampled) if m != UNRECORDED]))
-    if not machines:
-        return ""
-    if len(machines) == 1 and UNRECORDED not in trained and UNRECORDED not in sampled:
-        return f"Train times and images/s measured on one machine: {machines[0]}."
-    parts = []
-    for machine in machines:
-        what = ([f"trained {', '.join(trained[machine])}"] if machine in trained else []) + \
-               ([f"sampled {', '.join(sampled[machine])}"] if machine in sampled else [])
-        parts.append(f"{machine}: " + "; ".join(what))
-    if UNRECORDED in trained or UNRECORDED in sampled:
-        parts.append(f"{UNRECORDED} (before machines were recorded): {len(trained.get(UNRECORDED, {}))} training "
-                     f"runs (or their first segments), {len(sampled.get(UNRECORDED, []))} evaluations")
-    return ("**Train times and images/s come from several machines** (they compare only on one machine; a run "
-            "resumed on another counts its time on each): " + "; ".join(parts) + ".")
 
 
 def _write_results(rows: List[Dict[str, Any]], args, argv: Optional[Sequence[str]]) -> None:
@@ -791,15 +445,15 @@ def _study(argv: Optional[Sequence[str]]) -> int:
     for seed, cell in _seed_major(plan, seeds):
         run_name, paths = _run_name(cell.name, seed), _evaluation_paths(runs, cell, seed, metrics, args)
         run = _finished(run_name, runs, paths)
-        if run is None and args.report_only and _sampler(os.path.join(runs, run_name)) is None:
+        if run is None and args.report_only and trained_model(os.path.join(runs, run_name)) is None:
             for row in cell_rows[cell.name]:
                 row["seeds"].append({"seed": seed, "status": NOT_TRAINED})
             continue
         if run is None:  # trained here (--jobs 1) or reused from its final checkpoint or export
-            training = run_name in to_train and _sampler(os.path.join(runs, run_name)) is None
+            training = run_name in to_train and trained_model(os.path.join(runs, run_name)) is None
             if training:
                 progress.starting(run_name)
-            run = _run(run_name, _run_argv(common, cell, seed), runs, device=args.device)
+            run = run_training(run_name, _run_argv(common, cell, seed), runs, device=args.device)
             if training:
                 progress.finished(run_name, run)
         drift = _config_drift(run["out"], _run_argv(common, cell, seed), args.device)
@@ -827,7 +481,7 @@ def _study(argv: Optional[Sequence[str]]) -> int:
                                                                                               f" seed {seed}")
                 row.update(nfe=evaluation["speed"]["nfe_per_image"], device=evaluation["device"])
                 if row["row"] not in tiles:
-                    tiles[row["row"]] = _tile(evaluation["samples"], reference)
+                    tiles[row["row"]] = tile(evaluation["samples"], reference)
                 print(f"seed {seed}: " + E.summary(evaluation), flush=True)
             row["seeds"].append(record)
         _write_results(rows, args, argv)
@@ -841,8 +495,8 @@ def _study(argv: Optional[Sequence[str]]) -> int:
         header += ("\n\n**Runs trained with other settings than this command uses now** (move a run's folder away "
                    "to train it again): " + "; ".join(f"`{name}`: {', '.join(d)}" for name, d in drifted.items()))
     if other_classifier:  # FID-dom / IS-dom of two classifier files are not comparable
-        header += "\n\n" + _classifier_note(classifier_tag, other_classifier)
-    machines = _machines_note(rows)
+        header += "\n\n" + classifier_note(classifier_tag, other_classifier)
+    machines = machines_note(rows)
     if machines:  # times measured on several machines do not compare
         header += "\n\n" + machines
     rows.sort(key=lambda r: (r["model"] != "ddpm", r.get("guidance") is not None,
@@ -851,7 +505,7 @@ def _study(argv: Optional[Sequence[str]]) -> int:
     _write_results(rows, args, argv)
     write_table(rows, kind, args.out, header)
     write_summary(rows, kind, args.out, f"DDPM vs DDGAN per-step objectives on {args.dataset}")
-    _figure(rows, tiles, os.path.join(args.out, "figure.png"))
+    figure(rows, tiles, os.path.join(args.out, "figure.png"))
     print(f"wrote {os.path.join(args.out, 'table.md')}, summary.md, table.csv, results.json, figure.png")
     return 0
 

@@ -1,0 +1,196 @@
+"""The study's report (``python -m fastddgan.experiments.compare``): ``table.md`` / ``table.csv`` (every row's
+metrics as mean ± std over seeds, with notes on the classifier files and machines behind them), ``summary.md`` (the
+headline metric as an objective x T matrix) and ``figure.png`` (one scatter plot or sample grid per row)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from typing import Any, Dict, List, Optional
+
+import torch
+
+from ..data.convert import to_uint8, unit_to_uint8
+from ..train.plots import scatter_tile
+from ._numbers import fixed_mean_std as _fixed_mean_std
+from ._numbers import mean_std as _mean_std
+from .study_runs import UNRECORDED
+
+FIGURE_POINTS, FIGURE_IMAGES = 2000, 64  # samples per figure tile (and kept in each stored evaluation)
+NOT_TRAINED = "not trained yet"
+
+
+def tile(samples: torch.Tensor, reference: Optional[torch.Tensor]) -> torch.Tensor:
+    """A (3, 256, 256) uint8 picture of the samples: scatter plot (2-D) or an 8x8 grid (images)."""
+    if reference is not None:
+        return unit_to_uint8(scatter_tile(samples[:FIGURE_POINTS], reference, size=256))
+    import torchvision.utils as vutils
+
+    grid = vutils.make_grid(to_uint8(samples[:FIGURE_IMAGES]), nrow=8, padding=1)
+    if grid.shape[0] == 1:
+        grid = grid.expand(3, -1, -1)
+    return torch.nn.functional.interpolate(grid[None], size=(256, 256), mode="nearest")[0]
+
+
+def figure(rows: List[Dict[str, Any]], tiles: Dict[str, torch.Tensor], path: str) -> None:
+    """One labelled tile per table row, 4 per line (PIL for the labels)."""
+    from PIL import Image, ImageDraw
+
+    per_line, size, label_h = 4, 256, 28
+    lines = math.ceil(len(rows) / per_line)
+    canvas = Image.new("RGB", (per_line * size, lines * (size + label_h)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, row in enumerate(rows):
+        key = row["row"]
+        if key not in tiles:
+            continue
+        tile = tiles[key].permute(1, 2, 0).numpy()
+        x, y = (i % per_line) * size, (i // per_line) * (size + label_h)
+        canvas.paste(Image.fromarray(tile), (x, y + label_h))
+        draw.text((x + 4, y + 8), key, fill="black")
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="png")
+    with open(path, "wb") as f:
+        f.write(buffer.getvalue())
+
+
+METRIC_COLUMNS = {"toy": [("modes_covered", "modes"), ("high_quality", "high quality"),
+                          ("spread", "spread (data 1)"), ("offset", "offset (std)"),
+                          ("sliced_wasserstein", "sliced W1"), ("mmd2", "MMD^2")],
+                  "image": [("FID-dom", "FID-dom"), ("FID-dom-balanced", "FID-dom balanced"), ("IS-dom", "IS-dom"),
+                            ("classes", "classes"), ("class-min-share", "smallest class share"),
+                            ("precision-dom", "precision-dom"), ("recall-dom", "recall-dom"),
+                            ("label-accuracy", "label accuracy"), ("FID", "FID"), ("IS", "IS")]}
+OPTIONAL_COLUMNS = ("label-accuracy",)  # shown only when a row measured it (the class-conditional rows)
+
+
+def _guidance_label(w: Optional[float]) -> str:
+    return "—" if w is None else ("0 (conditional)" if w == 0 else f"{w:g}")
+
+
+def write_table(rows: List[Dict[str, Any]], kind: str, out: str, header: str) -> None:
+    """``table.md`` / ``table.csv``: one line per row, each metric as mean ± std over the row's seeds; a metric
+    measured on fewer of them (recorded only by newer evaluations) says on how many, "(of k)"."""
+    cols = [(key, label) for key, label in METRIC_COLUMNS[kind] if key not in OPTIONAL_COLUMNS or
+            any(key in s.get("metrics", {}) for r in rows for s in r["seeds"])]
+    guided = any(r.get("guidance") is not None for r in rows)  # a guidance column only when a row has one
+    names = ["model", "objective", "T trained", "T sampled"] + (["guidance w"] if guided else []) + \
+        ["NFE", "steps trained", "seeds", "train time (s)"] + [label for _, label in cols] + ["images/s"]
+    lines = []
+    for r in rows:
+        seeds = r["seeds"]
+        done = [s for s in seeds if "metrics" in s]
+        todo = sum(s.get("status") == NOT_TRAINED for s in seeds)
+
+        def stat(key):
+            values = [s["metrics"].get(key) for s in done]
+            measured = sum(v is not None for v in values)  # a metric added later is missing from older records
+            cell = _mean_std(values)
+            return cell + (f" (of {measured})" if 0 < measured < len(done) else "")
+
+        metric_cells = [(f"{stat(key)} / {done[0]['metrics']['num_modes']}" if key == "modes_covered" and done
+                         else stat(key)) for key, _ in cols]
+        failed = len(seeds) - len(done) - todo
+        count = f"{len(done)}" + (f" (+{failed} failed)" if failed else "") + (f" ({todo} to do)" if todo else "")
+        weight = [_guidance_label(r.get("guidance"))] if guided else []
+        lines.append([r["model"], r["objective"], r["T_trained"], r["T_sampled"]] + weight + [r.get("nfe", "—"),
+                      _mean_std([s.get("steps") for s in seeds]), count,
+                      _mean_std([s.get("train_seconds") for s in seeds])] + metric_cells +
+                     [_mean_std([s.get("images_per_s") for s in done])])
+    with open(os.path.join(out, "table.csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(names)
+        writer.writerows(lines)
+    md = [header, "", "| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+    md += ["| " + " | ".join(str(c) for c in line) + " |" for line in lines]
+    with open(os.path.join(out, "table.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+
+
+def _headline(kind: str, seeds: List[Dict[str, Any]]) -> str:
+    """One summary cell: 2-D "modes / of, within 3 std % (mean ± std), spread", images "FID-dom mean ± std"; the
+    number of seeds evaluated in brackets ("to do" when none is); a spread measured on fewer of them says on how
+    many."""
+    done = [s["metrics"] for s in seeds if "metrics" in s]
+    if not done:
+        return "to do"
+
+    def stat(key, decimals, scale=1.0, counts=False):
+        return _fixed_mean_std([None if m.get(key) is None else scale * m[key] for m in done], decimals, counts)
+
+    if kind == "toy":
+        spread = stat("spread", 2)
+        measured = sum(m.get("spread") is not None for m in done)  # evaluations stored before spread existed lack it
+        if 0 < measured < len(done):
+            spread += f" (of {measured} seed{'s' if measured > 1 else ''})"
+        cell = (f"{stat('modes_covered', 1, counts=True)}/{done[0]['num_modes']}, "
+                f"{stat('high_quality', 1, 100.0)}%, {spread}")
+    else:
+        cell = stat("FID-dom", 2)
+    return f"{cell} ({len(done)})"
+
+
+def write_summary(rows: List[Dict[str, Any]], kind: str, out: str, title: str) -> None:
+    """``summary.md``: the study at a glance. One matrix of the unguided DDGAN rows (an objective per line, a T
+    per column) and one line of the DDPM by sampling steps, each cell the headline metrics (:func:`_headline`)."""
+    what = ("modes covered / of, share within 3 std in % (mean ± std over seeds), spread (the modes' width over "
+            "the data's, 1 is right)" if kind == "toy" else "FID-dom (mean ± std over seeds)")
+    md = [f"# {title}: the study at a glance", "", f"Each cell: {what}; the seeds evaluated in brackets. The "
+          f"other metrics, times and speeds: `table.md`.", ""]
+    ddgan = [r for r in rows if r["model"] == "ddgan" and r.get("guidance") is None]
+    if ddgan:
+        Ts = sorted({r["T_trained"] for r in ddgan})
+        md += ["| DDGAN | " + " | ".join(f"T = {T}" for T in Ts) + " |", "|---" * (len(Ts) + 1) + "|"]
+        for objective in dict.fromkeys(r["objective"] for r in ddgan):
+            cells = {r["T_trained"]: _headline(kind, r["seeds"]) for r in ddgan if r["objective"] == objective}
+            md.append(f"| {objective} | " + " | ".join(cells.get(T, "") for T in Ts) + " |")
+        md.append("")
+    ddpm = [r for r in rows if r["model"] == "ddpm" and r.get("guidance") is None]
+    for T_trained in dict.fromkeys(r["T_trained"] for r in ddpm):
+        sampled = [r for r in ddpm if r["T_trained"] == T_trained]
+        md += [f"| DDPM (trained at T = {T_trained}), sampling steps | " +
+               " | ".join(str(r["T_sampled"]) for r in sampled) + " |", "|---" * (len(sampled) + 1) + "|",
+               "| | " + " | ".join(_headline(kind, r["seeds"]) for r in sampled) + " |", ""]
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write("\n".join(md))
+
+
+def classifier_note(current: str, other: Dict[str, List[str]]) -> str:
+    """table.md's line naming the rows (and seeds) scored with another classifier file than ``current``, by tag."""
+    parts = [("untagged (scored before evaluations recorded the file)" if tag == "untagged" else f"`{tag}`") +
+             f": {', '.join(names)}" for tag, names in other.items()]
+    return (f"**Scored with another domain classifier file than this command's** (`{current}`; their FID-dom / "
+            f"IS-dom compare only with each other; delete an evaluation file to score its run again from its "
+            f"checkpoint or export): " + "; ".join(parts))
+
+
+def machines_note(rows: List[Dict[str, Any]]) -> str:
+    """table.md's line saying which machines the train times and images/s were measured on (a run resumed
+    elsewhere counts its time on each): one machine named once, several with the runs and evaluations of each
+    (those from before machines were recorded counted); "" when nothing was recorded."""
+    trained: Dict[str, Dict[str, None]] = {}
+    sampled: Dict[str, List[str]] = {}
+    for row in rows:
+        for s in row["seeds"]:
+            for machine in s.get("train_machines", []):
+                trained.setdefault(machine, {})[s["run"]] = None
+            if "eval_machine" in s:
+                sampled.setdefault(s["eval_machine"], []).append(f"{row['row']} seed {s['seed']}")
+    machines = list(dict.fromkeys([m for m in list(trained) + list(sampled) if m != UNRECORDED]))
+    if not machines:
+        return ""
+    if len(machines) == 1 and UNRECORDED not in trained and UNRECORDED not in sampled:
+        return f"Train times and images/s measured on one machine: {machines[0]}."
+    parts = []
+    for machine in machines:
+        what = ([f"trained {', '.join(trained[machine])}"] if machine in trained else []) + \
+               ([f"sampled {', '.join(sampled[machine])}"] if machine in sampled else [])
+        parts.append(f"{machine}: " + "; ".join(what))
+    if UNRECORDED in trained or UNRECORDED in sampled:
+        parts.append(f"{UNRECORDED} (before machines were recorded): {len(trained.get(UNRECORDED, {}))} training "
+                     f"runs (or their first segments), {len(sampled.get(UNRECORDED, []))} evaluations")
+    return ("**Train times and images/s come from several machines** (they compare only on one machine; a run "
+            "resumed on another counts its time on each): " + "; ".join(parts) + ".")
+
