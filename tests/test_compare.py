@@ -247,6 +247,8 @@ def test_sweep_records_each_cell_and_resumes(tmp_path, capsys):
     table = (out / "table.md").read_text()
     assert "| a | `--steps 4 --batch-size 32` | 2 |" in table and " ± " in table
     assert "| modes | within 3 std (%) | spread | offset (std) | sliced W1 |" in table  # the modes' width too
+    assert all(r["machine"] == machine_label() and not r["resumed"] and r["it_per_s"] > 0 for r in records)
+    assert f"Train s and it/s measured on: {machine_label()}." in table
     capsys.readouterr()
     assert sweep.main(argv) == 0  # everything done: nothing trained again
     assert "[sweep]" not in capsys.readouterr().out
@@ -262,6 +264,14 @@ def test_sweep_stops_when_a_training_is_stopped(tmp_path, monkeypatch, capsys):
     assert sweep.main(["--dataset", "ring8", "--out", str(out), "--seeds", "0,1", "--cell", "a=--steps 4"]) == 130
     assert "run the same command to continue" in capsys.readouterr().err
     assert not (out / "results.jsonl").exists()  # nothing recorded for the stopped cell, nor the next one started
+    # the stopped run is resumed next time: its seconds are those of the last segment, so no it/s is claimed
+    (out / "runs" / "a-s0").mkdir(parents=True)
+    calls = []
+    monkeypatch.setattr(sweep, "train_main", lambda argv: calls.append(argv) or 1)  # failed: recorded, no metrics
+    assert sweep.main(["--dataset", "ring8", "--out", str(out), "--seeds", "0", "--cell", "a=--steps 4"]) == 0
+    assert calls[0][-2:] == ["--resume", "auto"]
+    record = json.loads((out / "results.jsonl").read_text())
+    assert record["resumed"] and record["train_exit"] == 1 and "it_per_s" not in record
 
 
 def test_compare_stops_when_a_training_run_is_interrupted(tmp_path, monkeypatch):

@@ -8,7 +8,8 @@ Each cell is ``name=flags`` (flags of ``python -m fastddgan.train``, added to ``
 (cell, seed) is trained in ``RUNS/name-sS`` and evaluated on ``--n`` samples with the data set's metrics (2-D: the
 exact mixture metrics); its record is appended to ``OUT/results.jsonl`` as soon as it is done, so an interrupted
 sweep continues where it stopped (finished cells are skipped). ``OUT/table.md`` gives mean ± std over seeds per
-cell, with the training wall time and it/s.
+cell, with the training wall time and it/s (of the last training segment: a resumed run's it/s is left out) and
+the machines they were measured on.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .. import evaluate as E
 from .._io import read_jsonl
+from .._machine import machine_label
 from ..train import main as train_main
 from ._numbers import mean_std as _mean_std
 
@@ -42,15 +44,17 @@ def run_cell(name: str, flags: List[str], seed: int, dataset: str, runs: str, n:
              metrics: Optional[str]) -> Dict[str, Any]:
     out = os.path.join(runs, f"{name}-s{seed}")
     argv = ["--dataset", dataset, "--seed", str(seed), "--out", out, "--sample-every", "0"] + flags
-    if os.path.isdir(out):
+    resumed = os.path.isdir(out)
+    if resumed:
         argv += ["--resume", "auto"]
     start = time.time()
     rc = train_main(argv)
     seconds = time.time() - start
     if rc >= 128:  # stopped by a signal (the run wrote a checkpoint): stop the sweep too; a re-run resumes it
         raise KeyboardInterrupt(f"training of {name} seed {seed} was stopped (exit {rc})")
+    # a resumed run's seconds are those of its last segment only: its it/s is not known (None)
     record: Dict[str, Any] = {"cell": name, "seed": seed, "flags": flags, "train_exit": rc,
-                              "train_seconds": seconds}
+                              "train_seconds": seconds, "resumed": resumed, "machine": machine_label()}
     final = os.path.join(out, "checkpoints", "final.pt")
     if rc != 0 or not os.path.isfile(final):
         return record
@@ -58,7 +62,7 @@ def run_cell(name: str, flags: List[str], seed: int, dataset: str, runs: str, n:
         config = json.load(f)
     evaluation = E.evaluate(final, metrics=metrics or "auto", n=n, seed=seed)
     record.update(metrics=evaluation["metrics"], steps=config["steps"], threads=config.get("threads"),
-                  it_per_s=config["steps"] / seconds, images_per_s=evaluation["speed"]["images_per_s"])
+                  it_per_s=None if resumed else config["steps"] / seconds, images_per_s=evaluation["speed"]["images_per_s"])
     return record
 
 
@@ -78,6 +82,8 @@ def write_table(records: List[Dict[str, Any]], cells: List[Tuple[str, List[str]]
         seeds = f"{len(rs)}" + (f" (+{len(failed)} failed)" if failed else "")
         lines.append(f"| {name} | `{' '.join(flags) or '(defaults)'}` | {seeds} | " + " | ".join(cols) +
                      f" | {_mean_std([r['train_seconds'] for r in rs])} | {_mean_std([r['it_per_s'] for r in rs])} |")
+    machines = sorted({r.get("machine", "not recorded") for r in records})
+    lines += ["", f"Train s and it/s measured on: {'; '.join(machines)}."]
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
