@@ -526,7 +526,9 @@ def test_long_cpu_run_warning_suggests_only_what_would_help():
         cpu = long_run_warning(10_000, preset, None, 64, 6000)
         assert f"'{preset}' networks (sized for a CPU) at --batch-size 64 for 6000 steps" in cpu
         assert "--preset" not in cpu and "fewer --steps, or train on a GPU" in cpu
-    assert "with --net unet-small at" in long_run_warning(10_000, "mnist-cpu", "unet-small", 64, 6000)
+    widened = long_run_warning(10_000, "mnist-cpu", "generator.ch=32", 64, 6000)  # a CPU preset grown by --net
+    assert "with --net generator.ch=32 at" in widened and "smaller --preset" not in widened
+    assert "choose the 'mnist-cpu' networks without --net, fewer --steps" in widened
 
 
 @pytest.mark.parametrize("flags, message", [

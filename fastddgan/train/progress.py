@@ -60,7 +60,10 @@ def long_run_warning(seconds_left: float, preset: str, net: Optional[str], batch
         nets = f"the {preset!r} networks with --net {net}"
     else:
         nets = f"the {preset!r} networks (sized for {'a CPU' if preset in CPU_PRESETS else 'a GPU'})"
-    smaller = "" if preset in CPU_PRESETS and not net else f"a smaller --preset ({', '.join(CPU_PRESETS)}), "
+    if preset in CPU_PRESETS:  # already a CPU preset: smaller only by dropping the overrides that grew it
+        smaller = f"the {preset!r} networks without --net, " if net else ""
+    else:
+        smaller = f"a smaller --preset ({', '.join(CPU_PRESETS)}), "
     return (f"warning: this run needs about {duration(seconds_left)} on this CPU (over {duration(limit_s)}): {nets} "
             f"at --batch-size {batch_size} for {steps} steps; for a shorter run choose {smaller}fewer --steps, "
             f"or train on a GPU")
