@@ -156,6 +156,14 @@ def test_compare_trains_runs_in_parallel_jobs(tmp_path):
     assert (config["T"], config["steps"], config["threads"]) == (2, 5, 1)
     for run in ("ddpm-T10-seed0", "ddgan-js-T2-seed0", "ddgan-js-T4-seed0"):  # each scored by its own child
         assert "evaluating " + run in (out / "runs" / (run + ".log")).read_text()
+    # --report-only scores nothing: a trained run whose evaluation is gone (or still being drawn) is "to score"
+    evaluation = next((out / "runs" / "ddgan-js-T2-seed0").glob("evaluation-*.pt"))
+    evaluation.unlink()
+    assert compare.main(args + ["--report-only"]) == 0
+    assert not evaluation.exists()
+    assert "| 0 (1 to score) |" in (out / "table.md").read_text()
+    seeds = json.loads((out / "results.json").read_text())["rows"][1]["seeds"]
+    assert seeds[0]["status"] == "trained, not scored yet" and "metrics" not in seeds[0]
 
 
 def test_compare_jobs_score_a_trained_run_in_a_child(tmp_path, monkeypatch, capsys):
@@ -398,10 +406,10 @@ def test_compare_table_names_the_machines_of_its_times():
     """Train times and images/s from several machines: table.md names each machine with the runs trained and the
     rows sampled on it, and counts what was measured before machines were recorded; a run's time that no segment
     accounts for (trained before) is "not recorded"."""
-    assert study_runs._train_machines({"train_seconds": 100.0, "segments": [{"seconds": 40.0, "machine": "B"}]}) == \
-        [study_runs.UNRECORDED, "B"]
-    assert study_runs._train_machines({"train_seconds": 100.0}) == [study_runs.UNRECORDED]
-    assert study_runs._train_machines({"train_seconds": 40.0, "segments": [{"seconds": 40.0, "machine": "B"}]}) == ["B"]
+    unrecorded, machines = study_runs.UNRECORDED, study_runs._train_machines
+    assert machines({"train_seconds": 100.0, "segments": [{"seconds": 40.0, "machine": "B"}]}) == [unrecorded, "B"]
+    assert machines({"train_seconds": 100.0}) == [unrecorded]
+    assert machines({"train_seconds": 40.0, "segments": [{"seconds": 40.0, "machine": "B"}]}) == ["B"]
 
     def row(name, *seeds):
         return {"row": name, "seeds": [dict(seed=seed, run=f"{name}-seed{seed}", train_machines=trained,
@@ -410,8 +418,8 @@ def test_compare_table_names_the_machines_of_its_times():
 
     assert study_report.machines_note([row("a", (0, ["A"], "A")), row("b", (0, ["A"], None))]) == \
         "Train times and images/s measured on one machine: A."
-    note = study_report.machines_note([row("a", (0, [study_runs.UNRECORDED, "B"], "B"), (1, ["A"], study_runs.UNRECORDED)),
-                                   row("b", (0, [study_runs.UNRECORDED], study_runs.UNRECORDED))])
+    note = study_report.machines_note([row("a", (0, [unrecorded, "B"], "B"), (1, ["A"], unrecorded)),
+                                       row("b", (0, [unrecorded], unrecorded))])
     assert note.startswith("**Train times and images/s come from several machines**")
     assert note.endswith("B: trained a-seed0; sampled a seed 0; A: trained a-seed1; not recorded (before machines "
                          "were recorded): 2 training runs (or their first segments), 2 evaluations.")

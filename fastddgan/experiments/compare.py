@@ -44,8 +44,8 @@ from ..data.registry import describe as describe_dataset
 from ..losses import LOSSES
 from ..metrics.cache import file_tag
 from ..train import config as train_config
-from .study_report import (FIGURE_IMAGES, FIGURE_POINTS, NOT_TRAINED, classifier_note, figure, machines_note,
-                           tile, write_summary, write_table)
+from .study_report import (FIGURE_IMAGES, FIGURE_POINTS, NOT_SCORED, NOT_TRAINED, classifier_note, figure,
+                           machines_note, tile, write_summary, write_table)
 from .study_runs import (STOPPING, UNRECORDED, StudyInterrupted, described, in_subprocess, interrupt_children,
                          run_training, signals_interrupt, trained_model, unless_stopped)
 
@@ -312,8 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=4000, help="samples per evaluation (default: 4000)")
     p.add_argument("--seeds", default="0,1,2", help="training (and sampling) seeds: each cell is trained once per "
                    "seed and reported as mean ± std (default: 0,1,2)")
-    p.add_argument("--report-only", action="store_true", help="train nothing: write the table, results and "
-                   "figure from the runs finished so far (a study spread over sessions), the rest marked 'to do'")
+    p.add_argument("--report-only", action="store_true", help="train and score nothing: write the table, results "
+                   "and figure from the evaluations stored so far (a study spread over sessions); runs not trained "
+                   "yet are marked 'to do', trained runs not yet scored 'to score'")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time, each trained and then evaluated in child "
                    "processes with one thread, so a stopped study keeps the scores of its finished runs (e.g. 2 on a "
                    "2-core machine; default: 1, in this process)")
@@ -466,7 +467,10 @@ def _study(argv: Optional[Sequence[str]]) -> int:
                       "train_seconds": run["train_seconds"], "train_machines": run.get("train_machines", []),
                       "status": run["status"], **({"config_drift": drift} if drift else {})}
             evaluation = None
-            if run["status"] == "ok":
+            stored = _evaluation_path(run["out"], row["T_sampled"], args.n, seed, metrics, row["guidance"])
+            if run["status"] == "ok" and args.report_only and not os.path.isfile(stored):
+                record["status"] = NOT_SCORED  # scored by the study's next run, not here (a DDPM draw takes hours)
+            elif run["status"] == "ok":
                 try:
                     evaluation = _evaluate(run, row["T_sampled"], row["guidance"], args.n, seed, metrics, args)
                 except ValueError as e:  # e.g. a run that ended with non-finite weights

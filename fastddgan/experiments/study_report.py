@@ -20,6 +20,7 @@ from .study_runs import UNRECORDED
 
 FIGURE_POINTS, FIGURE_IMAGES = 2000, 64  # samples per figure tile (and kept in each stored evaluation)
 NOT_TRAINED = "not trained yet"
+NOT_SCORED = "trained, not scored yet"  # --report-only: a trained run with an evaluation not stored yet
 
 
 def tile(samples: torch.Tensor, reference: Optional[torch.Tensor]) -> torch.Tensor:
@@ -83,6 +84,7 @@ def write_table(rows: List[Dict[str, Any]], kind: str, out: str, header: str) ->
         seeds = r["seeds"]
         done = [s for s in seeds if "metrics" in s]
         todo = sum(s.get("status") == NOT_TRAINED for s in seeds)
+        unscored = sum(s.get("status") == NOT_SCORED for s in seeds)
 
         def stat(key):
             values = [s["metrics"].get(key) for s in done]
@@ -92,8 +94,9 @@ def write_table(rows: List[Dict[str, Any]], kind: str, out: str, header: str) ->
 
         metric_cells = [(f"{stat(key)} / {done[0]['metrics']['num_modes']}" if key == "modes_covered" and done
                          else stat(key)) for key, _ in cols]
-        failed = len(seeds) - len(done) - todo
-        count = f"{len(done)}" + (f" (+{failed} failed)" if failed else "") + (f" ({todo} to do)" if todo else "")
+        failed = len(seeds) - len(done) - todo - unscored
+        count = f"{len(done)}" + (f" (+{failed} failed)" if failed else "") + \
+            (f" ({unscored} to score)" if unscored else "") + (f" ({todo} to do)" if todo else "")
         weight = [_guidance_label(r.get("guidance"))] if guided else []
         lines.append([r["model"], r["objective"], r["T_trained"], r["T_sampled"]] + weight + [r.get("nfe", "—"),
                       _mean_std([s.get("steps") for s in seeds]), count,

@@ -62,7 +62,8 @@ def run_cell(name: str, flags: List[str], seed: int, dataset: str, runs: str, n:
         config = json.load(f)
     evaluation = E.evaluate(final, metrics=metrics or "auto", n=n, seed=seed)
     record.update(metrics=evaluation["metrics"], steps=config["steps"], threads=config.get("threads"),
-                  it_per_s=None if resumed else config["steps"] / seconds, images_per_s=evaluation["speed"]["images_per_s"])
+                  it_per_s=None if resumed else config["steps"] / seconds,
+                  images_per_s=evaluation["speed"]["images_per_s"])
     return record
 
 
