@@ -168,7 +168,7 @@ def _train_ahead(pending: List[Tuple[str, List[str], bool]], runs: str, args, st
         try:
             if not trained:
                 progress.starting(run_name)
-                result = run_training(run_name, argv, runs, in_subprocess=True, jobs=args.jobs, device=args.device)
+                result = run_training(run_name, argv, runs, child=True, jobs=args.jobs, device=args.device)
                 progress.finished(run_name, result)
                 if result["status"] != "ok":
                     return

@@ -115,18 +115,18 @@ def interrupt_children() -> None:
         child.wait()
 
 
-def run_training(name: str, argv: List[str], runs: str, in_subprocess: bool = False, jobs: int = 1,
-         device: Optional[str] = None) -> Dict[str, Any]:
-    """Train (or reuse / resume) one run; returns its folder, what to sample it from (final checkpoint, else the
-    export the trainer wrote beside it), training length and wall time. ``jobs``: the runs trained at a time (for
-    the record of this segment's machine and load)."""
+def run_training(name: str, argv: List[str], runs: str, child: bool = False, jobs: int = 1,
+                 device: Optional[str] = None) -> Dict[str, Any]:
+    """Train (or reuse / resume) one run, in this process or (``child``) a child process; returns its folder, what
+    to sample it from (final checkpoint, else the export the trainer wrote beside it), training length and wall
+    time. ``jobs``: the runs trained at a time (for the record of this segment's machine and load)."""
     out = os.path.join(runs, name)
     timing_path = os.path.join(out, "timing.json")
     if trained_model(out) is None:
         resume = ["--resume", "auto"] if os.path.isdir(out) else []
         start = time.time()
         argv = argv + ["--out", out] + resume
-        rc = _train_in_subprocess(argv, out) if in_subprocess else train_main(argv)
+        rc = _train_in_subprocess(argv, out) if child else train_main(argv)
         if os.path.isdir(out):  # every segment's time counts, an interrupted one's too (it resumes next time)
             _add_training_time(timing_path, time.time() - start, jobs, device)
         rc = unless_stopped(rc)
