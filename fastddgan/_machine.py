@@ -10,28 +10,29 @@ from typing import Optional
 import torch
 
 
-def cpu_name(cpuinfo: str = "/proc/cpuinfo") -> str:
-    """The CPU's model name (Linux's ``/proc/cpuinfo``), else what ``platform`` knows."""
+UNRECORDED = "not recorded"  # the machine of a time measured before machines were recorded
+
+
+def _cpuinfo(key: str, cpuinfo: str) -> Optional[str]:
+    """The value of the first ``key : value`` line of Linux's ``/proc/cpuinfo`` (None without the file or key)."""
     try:
         with open(cpuinfo) as f:
             for line in f:
-                if line.startswith("model name"):
+                if line.startswith(key):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or "unknown CPU"
+    return None
+
+
+def cpu_name(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
+    return _cpuinfo("model name", cpuinfo) or platform.processor() or "unknown CPU"
 
 
 def _has_amx(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """AMX tiles (``amx_tile`` among the flags): oneDNN's bf16 matrix units, which change CPU speeds the most."""
-    try:
-        with open(cpuinfo) as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return "amx_tile" in line.split()
-    except OSError:
-        pass
-    return False
+    return "amx_tile" in (_cpuinfo("flags", cpuinfo) or "").split()
 
 
 def machine_label(device: Optional[str] = None, cpuinfo: str = "/proc/cpuinfo") -> str:

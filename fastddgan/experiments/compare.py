@@ -39,6 +39,7 @@ import torch
 from .. import _checks
 from .. import evaluate as E
 from .._io import atomic_write, atomic_write_json
+from .._machine import UNRECORDED
 from ..data import load_dataset
 from ..data.registry import describe as describe_dataset
 from ..losses import LOSSES
@@ -46,8 +47,8 @@ from ..metrics.cache import file_tag
 from ..train import config as train_config
 from .study_report import (FIGURE_IMAGES, FIGURE_POINTS, NOT_SCORED, NOT_TRAINED, classifier_note, figure,
                            machines_note, tile, write_summary, write_table)
-from .study_runs import (STOPPING, UNRECORDED, StudyInterrupted, described, in_subprocess, interrupt_children,
-                         run_training, signals_interrupt, trained_model, unless_stopped)
+from .study_runs import (STOPPING, StudyInterrupted, described, in_subprocess, interrupt_children, run_training,
+                         signals_interrupt, trained_model, unless_stopped)
 
 
 def _ints(text: str) -> List[int]:
@@ -467,8 +468,8 @@ def _study(argv: Optional[Sequence[str]]) -> int:
                       "train_seconds": run["train_seconds"], "train_machines": run.get("train_machines", []),
                       "status": run["status"], **({"config_drift": drift} if drift else {})}
             evaluation = None
-            stored = _evaluation_path(run["out"], row["T_sampled"], args.n, seed, metrics, row["guidance"])
-            if run["status"] == "ok" and args.report_only and not os.path.isfile(stored):
+            if run["status"] == "ok" and args.report_only and not os.path.isfile(
+                    _evaluation_path(run["out"], row["T_sampled"], args.n, seed, metrics, row["guidance"])):
                 record["status"] = NOT_SCORED  # scored by the study's next run, not here (a DDPM draw takes hours)
             elif run["status"] == "ok":
                 try:

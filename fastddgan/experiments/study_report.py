@@ -12,11 +12,11 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from .._machine import UNRECORDED
 from ..data.convert import to_uint8, unit_to_uint8
 from ..train.plots import scatter_tile
 from ._numbers import fixed_mean_std as _fixed_mean_std
 from ._numbers import mean_std as _mean_std
-from .study_runs import UNRECORDED
 
 FIGURE_POINTS, FIGURE_IMAGES = 2000, 64  # samples per figure tile (and kept in each stored evaluation)
 NOT_TRAINED = "not trained yet"

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 
 from .. import _checks
 from .._io import atomic_write_json
-from .._machine import machine_label
+from .._machine import UNRECORDED, machine_label
 from ..checkpoint import EXPORT_CONFIG
 from ..train import main as train_main
 
@@ -38,9 +38,6 @@ def _add_training_time(path: str, seconds: float, jobs: int, device: Optional[st
                "jobs": jobs, "date": time.strftime("%Y-%m-%d")}
     atomic_write_json(path, {"train_seconds": timing.get("train_seconds", 0.0) + seconds,
                              "segments": timing.get("segments", []) + [segment]})
-
-
-UNRECORDED = "not recorded"  # the machine of training time or an evaluation from before machines were recorded
 
 
 def _train_machines(timing: Dict[str, Any]) -> List[str]:

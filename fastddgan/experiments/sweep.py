@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .. import evaluate as E
 from .._io import read_jsonl
-from .._machine import machine_label
+from .._machine import UNRECORDED, machine_label
 from ..train import main as train_main
 from ._numbers import mean_std as _mean_std
 
@@ -83,7 +83,7 @@ def write_table(records: List[Dict[str, Any]], cells: List[Tuple[str, List[str]]
         seeds = f"{len(rs)}" + (f" (+{len(failed)} failed)" if failed else "")
         lines.append(f"| {name} | `{' '.join(flags) or '(defaults)'}` | {seeds} | " + " | ".join(cols) +
                      f" | {_mean_std([r['train_seconds'] for r in rs])} | {_mean_std([r['it_per_s'] for r in rs])} |")
-    machines = sorted({r.get("machine", "not recorded") for r in records})
+    machines = sorted({r.get("machine", UNRECORDED) for r in records})
     lines += ["", f"Train s and it/s measured on: {'; '.join(machines)}."]
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
