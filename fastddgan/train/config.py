@@ -136,6 +136,15 @@ OPTIONS: List[Option] = [
     Option("ckpt_every", int, 1000, "write a checkpoint every N steps"),
     Option("keep", int, 3, "keep the last N periodic checkpoints (final.pt is always kept)"),
     Option("log_every", int, 50, "log metrics every N steps"),
+    Option("eval_every", int, 0, "score the EMA network every N steps and at the end as python -m fastddgan.evaluate "
+           "does (its own sampling seed): an 'eval' record in metrics.jsonl, a panel of curves.png, and OUT/best/ "
+           "the export of the best-scoring network so far (lowest FID, else FID-dom, else 2-D sliced W1); 0: never"),
+    Option("eval_n", int, 1000, "samples per in-training score (--eval-every)"),
+    Option("eval_metrics", str, None, "metrics of the in-training scores, comma-separated as evaluate's --metrics",
+           auto="toy for 2-D data; fid-dom,is-dom for images, plus fid,is when the Inception weights are found"),
+    Option("classifier", str, None, "domain classifier file of the fid-dom / is-dom scores (--eval-every)",
+           auto="DATA_DIR/fastddgan-cache/classifier-DATASET.pt, made by python -m fastddgan.evaluate "
+                "--train-classifier"),
     Option("max_nonfinite", int, 20, "after N non-finite steps in a row, reload the last checkpoint with half "
            "the learning rate (at most twice), then stop"),
     Option("num_workers", int, 2, "data-loading processes (folder data sets only; others sit in memory)"),
@@ -476,7 +485,9 @@ def resolve(config: Dict[str, Any], dataset_info: Dict[str, Any]) -> Dict[str, A
             raise ConfigError(f"{_flag(name)}: expected an integer >= 1, got {c[name]}")
     if c["sample_n"] > MAX_BATCH:
         raise ConfigError(f"--sample-n: at most {MAX_BATCH:,}, got {c['sample_n']}")
-    for name in ("sample_every", "num_workers"):
+    if not 2 <= c["eval_n"] <= MAX_BATCH:
+        raise ConfigError(f"--eval-n: expected an integer in [2, {MAX_BATCH:,}], got {c['eval_n']}")
+    for name in ("sample_every", "num_workers", "eval_every"):
         if c[name] < 0:
             raise ConfigError(f"{_flag(name)}: expected an integer >= 0, got {c[name]}")
     _check_number(c, "p_uncond", "a probability in [0, 1)", lambda v: 0.0 <= v < 1.0)

@@ -35,6 +35,7 @@ from .guard import NonFiniteGuard, TrainingDiverged, all_finite
 from .progress import Progress, duration, long_run_warning, memory_use, plural
 from .resume import checkpoint_to_resume, newest_valid
 from .run_folder import FINAL, RunFolder
+from .scoring import InTrainingScores
 
 SAMPLE_SEED = 1234  # the fixed seed of the sample grids, so that grids of different steps compare
 
@@ -67,6 +68,9 @@ class Trainer:
                      "device": self.ctx.device.type}
         self.c = c = resolve(raw, self.info)
         check_networks(c, self.info)
+        # --eval-every's metrics chosen (and a missing classifier refused) before the run folder is touched
+        self.scores = InTrainingScores(c, self.dataset, self.info, c["out"], self.ctx.device) \
+            if c["eval_every"] and self.ctx.main else None
         c["world_size"] = self.ctx.world_size
         self.run = RunFolder(c["out"], active=self.ctx.main)
         removed = self.run.lock()  # released by fit's end, by close(), or by the process's end (even kill -9)
@@ -102,6 +106,8 @@ class Trainer:
         self.recoveries = int(state.get("extra", {}).get("recoveries", 0)) if state is not None else 0
         self._signal = None
         self.resumed_from = state.get("path") if state is not None else None
+        if self.scores is not None:
+            self.scores.resume(self.start_step, self._say)
 
     # ------------------------------------------------------------------ output
     def _say(self, text: str) -> None:
@@ -163,6 +169,14 @@ class Trainer:
         path = self.run.save_png(image, self.run.sample_name(step))
         self.write_curves()
         return path
+
+    def score(self) -> None:
+        """--eval-every: the EMA network's scores at this step, logged (process 0; the others wait)."""
+        if self.scores is not None:
+            record = self.scores.score(self.model, self.state.step)
+            self._event("eval", **record)
+            self._say(f"step {self.state.step}: {self.scores.summary(record)} ({record['seconds']:.0f} s)")
+        distributed.barrier(self.ctx)
 
     def write_curves(self) -> Optional[str]:
         if not self.ctx.main:
@@ -316,6 +330,8 @@ class Trainer:
                     sums, t_last, step_last = {}, now, done
                 if done % c["ckpt_every"] == 0 and done < total:
                     self.save_checkpoint(run.checkpoint_path(done), keep=c["keep"])
+                if c["eval_every"] and done % c["eval_every"] == 0 and done < total:
+                    self.score()
                 if c["sample_every"] and done % c["sample_every"] == 0 and done < total:
                     self.write_samples()
         except Interrupted as stop:
@@ -345,6 +361,8 @@ class Trainer:
                 f"the weights are not finite at step {self.state.step}, so {run.final_path} was not written (the "
                 f"newest checkpoint: {newest['path'] + ' at step ' + str(newest['step']) if newest else 'none'}); try "
                 f"lower --lr-g/--lr-d (or --lr), a larger --r1-gamma, or --amp bf16 instead of fp16")
+        if self.c["eval_every"]:
+            self.score()
         grid = self.write_samples()
         exported = export(model, os.path.join(run.out, "export")) if self.ctx.main else None
         self._event("finished", checkpoint=run.final_path, samples=grid, **replicas)

@@ -164,17 +164,28 @@ def _to_pil(image: torch.Tensor):
 
 
 # ---------------------------------------------------------------------------------------------- curves
+def _series(records: List[Dict[str, Any]], keys: Sequence[str]) -> Dict[str, list]:
+    """{key: [(step, value), ...]} of the finite values of ``keys`` in ``records`` (keys with none left out)."""
+    series = {k: [(r["step"], r[k]) for r in records if isinstance(r.get(k), (int, float)) and math.isfinite(r[k])]
+              for k in keys}
+    return {k: v for k, v in series.items() if v}
+
+
 def training_curves(records: List[Dict[str, Any]], title: str):
-    """One panel per logged quantity group (losses, divergence estimate, penalties, lr, it/s) against the step;
-    ``records`` are metrics.jsonl's metric records (events are skipped). None when nothing was logged yet."""
+    """One panel per logged quantity group (losses, divergence estimate, penalties, lr, it/s) against the step, and
+    one of the in-training scores ('eval' events, --eval-every); ``records`` are metrics.jsonl's (other events are
+    skipped). None when nothing was logged yet."""
+    scored = [{"step": r["step"], r["key"]: r["value"]} for r in records
+              if r.get("event") == "eval" and r.get("key") and isinstance(r.get("value"), (int, float))]
     records = [r for r in records if "event" not in r and "step" in r]
     panels = []
     for name, keys in CURVE_PANELS:
-        series = {k: [(r["step"], r[k]) for r in records if isinstance(r.get(k), (int, float))
-                      and math.isfinite(r[k])] for k in keys}
-        series = {k: v for k, v in series.items() if v}
+        series = _series(records, keys)
         if series:
             panels.append((name, series))
+    series = _series(scored, list(dict.fromkeys(k for r in scored for k in r if k != "step")))
+    if series:
+        panels.append(("in-training score (--eval-every; lower is better)", series))
     if not panels:
         return None
     if have_matplotlib():

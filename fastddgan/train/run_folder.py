@@ -7,6 +7,7 @@
                                every sample grid
     OUT/checkpoints/ckpt-N.pt  the last --keep periodic checkpoints; final.pt at the end (or on SIGINT/SIGTERM)
     OUT/export/                the EMA network as safetensors + config.json (at the end)
+    OUT/best/                  with --eval-every: the export of the best-scoring network so far, and its score.json
     OUT/tensorboard/           when tensorboard is installed
     OUT/.lock                  held (flock) by the training writing to OUT: a second one into OUT is refused
 
