@@ -492,3 +492,24 @@ def test_compare_guided_rows_train_a_conditional_run_and_sample_each_weight(tmp_
     assert compare.main(args + ["--guided", "js:2", "--guidance", "0,1.5", "--report-only"]) == 0
     assert "untagged (scored before evaluations recorded the file): ddpm-T4 sampled T=4 seed 0\n" in \
         (out / "table.md").read_text()
+
+
+def test_training_scores_table_has_a_row_per_scored_run_with_its_best(tmp_path):
+    """training-scores.md: the runs trained with --eval-every, a column per scored step, the best in bold."""
+    runs = tmp_path / "runs"
+    assert study_report.write_training_scores(str(runs), str(tmp_path)) is None  # no runs yet: no file
+    for name, values in {"ddgan-js-T4-seed0": {1000: 9.0, 2000: 4.5, 3000: 5.25},
+                         "ddgan-js-T4-cond-seed0": {1000: 8.0, 2000: 6.0, 3000: 3.0},
+                         "ddpm-T1000-seed0": {}}.items():
+        (runs / name).mkdir(parents=True)
+        lines = [{"step": 50, "loss_d": 1.3}] + [
+            {"event": "eval", "step": step, "key": "FID-dom", "value": v, "n": 1000, "seed": 7919} for step, v in
+            values.items()]
+        (runs / name / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    path = study_report.write_training_scores(str(runs), str(tmp_path))
+    text = open(path).read()
+    assert "`FID-dom`, n = 1000, sampling seed 7919" in text
+    assert "| run | 1,000 | 2,000 | 3,000 | best at | best is last |" in text
+    assert "| ddgan-js-T4-seed0 | 9 | **4.5** | 5.25 | 2,000 | no |" in text
+    assert "| ddgan-js-T4-cond-seed0 | 8 | 6 | **3** | 3,000 | yes |" in text
+    assert "ddpm-T1000-seed0" not in text  # no scores: no row

@@ -18,7 +18,8 @@ data set's cached classifier, trained first if missing; evaluations scored with 
 network as the trainer writes it: 2 MB for the CPU digit networks) is enough to evaluate it again (new metrics,
 another classifier) when its checkpoints are gone. Outputs in ``--out``: ``table.md`` (mean ± std over seeds),
 ``summary.md`` (the headline metrics as an objective x T matrix), ``table.csv``, ``results.json`` (every seed's
-record) and ``figure.png`` (one scatter plot or sample grid per row, first seed).
+record), ``figure.png`` (one scatter plot or sample grid per row, first seed) and, for runs trained with
+``--train-args "--eval-every N"``, ``training-scores.md`` (each run's in-training scores by step).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from ..losses import LOSSES
 from ..metrics.cache import file_tag
 from ..train import config as train_config
 from .study_report import (FIGURE_IMAGES, FIGURE_POINTS, NOT_SCORED, NOT_TRAINED, classifier_note, figure,
-                           machines_note, tile, write_summary, write_table)
+                           machines_note, tile, write_summary, write_table, write_training_scores)
 from .study_runs import (STOPPING, StudyInterrupted, described, in_subprocess, interrupt_children, run_training,
                          signals_interrupt, trained_model, unless_stopped)
 
@@ -511,7 +512,9 @@ def _study(argv: Optional[Sequence[str]]) -> int:
     write_table(rows, kind, args.out, header)
     write_summary(rows, kind, args.out, f"DDPM vs DDGAN per-step objectives on {args.dataset}")
     figure(rows, tiles, os.path.join(args.out, "figure.png"))
-    print(f"wrote {os.path.join(args.out, 'table.md')}, summary.md, table.csv, results.json, figure.png")
+    scores = write_training_scores(runs, args.out)
+    print(f"wrote {os.path.join(args.out, 'table.md')}, summary.md, table.csv, results.json, figure.png"
+          + (f", {os.path.basename(scores)}" if scores else ""))
     return 0
 
 

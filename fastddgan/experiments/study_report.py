@@ -1,6 +1,7 @@
 """The study's report (``python -m fastddgan.experiments.compare``): ``table.md`` / ``table.csv`` (every row's
 metrics as mean ± std over seeds, with notes on the classifier files and machines behind them), ``summary.md`` (the
-headline metric as an objective x T matrix) and ``figure.png`` (one scatter plot or sample grid per row)."""
+headline metric as an objective x T matrix), ``figure.png`` (one scatter plot or sample grid per row) and
+``training-scores.md`` (each run's in-training scores by step, for runs trained with ``--eval-every``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from .._io import read_jsonl
 from .._machine import UNRECORDED
 from ..data.convert import to_uint8, unit_to_uint8
 from ..train.plots import scatter_tile
@@ -197,3 +199,37 @@ def machines_note(rows: List[Dict[str, Any]]) -> str:
     return ("**Train times and images/s come from several machines** (they compare only on one machine; a run "
             "resumed on another counts its time on each): " + "; ".join(parts) + ".")
 
+
+
+TRAINING_SCORES = "training-scores.md"
+
+
+def write_training_scores(runs: str, out: str) -> Optional[str]:
+    """``training-scores.md``: a row per run folder under ``runs`` whose metrics.jsonl holds in-training scores
+    ('eval' records of ``--eval-every``), a column per scored step, the run's best in bold, then the step of the
+    best and whether it is the last; None (and no file) when no run has them."""
+    scored = {}
+    for name in sorted(os.listdir(runs)) if os.path.isdir(runs) else []:
+        records = [r for r in read_jsonl(os.path.join(runs, name, "metrics.jsonl"))
+                   if r.get("event") == "eval" and isinstance(r.get("value"), (int, float))]
+        if records:
+            scored[name] = {r["step"]: r for r in records}  # a step scored twice (resumed): the later record
+    if not scored:
+        return None
+    steps = sorted({step for by_step in scored.values() for step in by_step})
+    first = next(iter(next(iter(scored.values())).values()))
+    md = ["# Scores during training", "",
+          f"Each run's EMA network scored every `--eval-every` steps by the trainer (`{first['key']}`, n = "
+          f"{first['n']}, sampling seed {first['seed']}: not the seed of the study's evaluation, so the last column "
+          f"is a second draw of the final network); the run's best in bold. Lower is better.", "",
+          "| run | " + " | ".join(f"{step:,}" for step in steps) + " | best at | best is last |",
+          "|---" + "|---:" * (len(steps) + 2) + "|"]
+    for name, by_step in scored.items():
+        best = min(by_step, key=lambda step: by_step[step]["value"])
+        cells = [("**{:.3g}**" if step == best else "{:.3g}").format(by_step[step]["value"]) if step in by_step
+                 else "" for step in steps]
+        md.append(f"| {name} | " + " | ".join(cells) + f" | {best:,} | {'yes' if best == max(by_step) else 'no'} |")
+    path = os.path.join(out, TRAINING_SCORES)
+    with open(path, "w") as f:
+        f.write("\n".join(md) + "\n")
+    return path
