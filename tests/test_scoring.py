@@ -130,3 +130,14 @@ def test_training_curves_draw_the_scores():
     scores = [{"event": "eval", "step": s, "key": "FID-dom", "value": v} for s, v in ((1000, 9.0), (2000, 5.0))]
     assert plots.training_curves([{"event": "started", "step": 0}], "nothing") is None
     assert plots.training_curves(scores, "scores only") is not None
+
+
+def test_a_nan_score_is_never_the_best(tmp_path, monkeypatch):
+    from fastddgan import evaluate
+
+    values = iter([float("nan"), 2.0, 3.0])
+    monkeypatch.setattr(evaluate, "scores", lambda *args, **kwargs: {"sliced_wasserstein": next(values)})
+    out = tmp_path / "run"
+    assert main(TOY + ["--out", str(out), "--steps", "30", "--eval-every", "10"]) == 0
+    assert [r["best"] for r in _records(out)] == [False, True, False]
+    assert _best(out) == {"key": "sliced_wasserstein", "step": 20, "value": 2.0}

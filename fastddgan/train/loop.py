@@ -172,7 +172,10 @@ class Trainer:
 
     def score(self) -> None:
         """--eval-every: the EMA network's scores at this step, logged (process 0; the others wait)."""
-        if self.scores is not None:
+        if self.scores is not None and not all_finite(self.model):
+            self._say(f"warning: weights not finite at step {self.state.step}; not scored")
+            self._event("eval", skipped="weights not finite")
+        elif self.scores is not None:
             record = self.scores.score(self.model, self.state.step)
             self._event("eval", **record)
             self._say(f"step {self.state.step}: {self.scores.summary(record)} ({record['seconds']:.0f} s)")

@@ -18,6 +18,7 @@ a trajectory the resume discards) is removed, as is one whose score.json does no
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -94,7 +95,7 @@ class InTrainingScores:
             kept = None
         if kept is None:
             say(f"warning: removed {self.best_dir} (a network scored after step {start_step}, which this run "
-                     f"resumes from, or with another --eval-metrics, or left incomplete); the next score fills it")
+                f"resumes from, or with another --eval-metrics, or left incomplete); the next score fills it")
             shutil.rmtree(self.best_dir)
         self.best = kept
 
@@ -125,7 +126,8 @@ class InTrainingScores:
         if self.key is not None:
             value = float(results[self.key])
             record["value"] = value
-            record["best"] = self.best is None or value < self.best["value"]
+            # a NaN score (samples gone non-finite) is never the best
+            record["best"] = math.isfinite(value) and (self.best is None or value < self.best["value"])
             if record["best"]:
                 self._keep(model, step, value)
         record["seconds"] = time.perf_counter() - began
