@@ -648,3 +648,23 @@ def test_a_device_without_index_gets_the_current_one(monkeypatch):
     assert _checks.device("cuda") == torch.device("cuda", 3)
     assert _checks.device(torch.device("cuda", 1)) == torch.device("cuda", 1)
     assert _checks.device("cpu") == torch.device("cpu")
+
+
+def test_progress_messages_go_above_the_bar(capsys):
+    """A message said while the tqdm bar runs (an in-training score, a checkpoint warning) goes through tqdm's
+    write, which clears the bar and redraws it after the line, instead of being printed into the bar's line."""
+    import io
+    from tqdm import tqdm
+
+    screen = io.StringIO()
+    progress = Progress(100, 0, False)
+    progress.bar = tqdm(total=100, file=screen, ncols=60)
+    progress.update(3)
+    progress.write("step 1000: FID-dom 12.3", screen)
+    text = screen.getvalue()
+    line = text.index("step 1000: FID-dom 12.3")
+    assert text[line - 1] == "\r" and text[line:].startswith("step 1000: FID-dom 12.3\n")  # cleared bar, then it
+    assert "3/100" in text[line:]  # the bar drawn again below it
+    progress.close()
+    Progress(100, 0, False).write("no bar", sys.stdout)
+    assert capsys.readouterr().out == "no bar\n"

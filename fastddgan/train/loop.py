@@ -55,6 +55,7 @@ class Interrupted(Exception):
 # ---------------------------------------------------------------------------------------------- the trainer
 class Trainer:
     def __init__(self, raw: Dict[str, Any]):
+        self._progress = None  # the running Progress (its bar) while _train runs: _say writes above it
         self.ctx = distributed.init(raw.get("device"))
         ops.select(self.ctx.device)  # a FASTDDGAN_BACKEND that cannot run here: one line now, not at the first step
         if not raw.get("dataset"):
@@ -112,7 +113,11 @@ class Trainer:
     # ------------------------------------------------------------------ output
     def _say(self, text: str) -> None:
         if self.ctx.main:
-            print(text, file=sys.stderr if text.startswith("warning") else sys.stdout, flush=True)
+            stream = sys.stderr if text.startswith("warning") else sys.stdout
+            if self._progress is not None:  # above the tqdm bar, not through it
+                self._progress.write(text, stream)
+            else:
+                print(text, file=stream, flush=True)
 
     def _event(self, event: str, **fields) -> None:
         self.run.log({"event": event, "step": self.state.step, "time": time.time(), **fields})
@@ -280,7 +285,7 @@ class Trainer:
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 handlers[signum] = signal.signal(signum, self._handle_signal)
-        progress = Progress(total, self.start_step, self.ctx.main)
+        progress = self._progress = Progress(total, self.start_step, self.ctx.main)
         sums: Dict[str, torch.Tensor] = {}
         consecutive = 0
         t_last, step_last = time.time(), self.state.step
@@ -348,6 +353,7 @@ class Trainer:
             for signum, handler in handlers.items():
                 signal.signal(signum, handler)
             progress.close()
+            self._progress = None
 
     def _finish(self, total: int) -> Dict[str, Any]:
         """final.pt, the last sample grid and curves, the export, and the 'finished' event."""

@@ -97,6 +97,14 @@ class Progress:
             print(f"step {record['step']}/{total} | {text} | {record['it_per_s']:.1f} it/s | eta {duration(eta)}",
                   flush=True)
 
+    def write(self, text: str, file) -> None:
+        """One line of text above the bar (tqdm's write clears and redraws it), so that a message printed while
+        the bar runs does not land in the middle of it; a plain print without a bar."""
+        if self.bar is not None:
+            self.bar.write(text, file=file)
+        else:
+            print(text, file=file, flush=True)
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
