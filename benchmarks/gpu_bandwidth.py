@@ -74,7 +74,6 @@ def measure(device: torch.device, elements: List[int], iters: int) -> List[Dict]
                                ("ddpm_step", lambda: ops.ddpm_step(x0, x_t, t_ddpm, s_ddpm))):
                     rows.append({"op": op, "backend": backend, "elements": x0.numel(), "bytes": moved,
                                  "seconds": device_seconds(fn, device, iters)})
-        del x0, x_t, out
     for row in rows:
         row["gbps"] = row["bytes"] / row["seconds"] / 1e9
     return rows

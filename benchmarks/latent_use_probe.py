@@ -31,7 +31,6 @@ about a minute per start and run at n = 100, K = 10 (the 28x28 mnist-cpu network
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys

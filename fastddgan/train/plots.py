@@ -7,6 +7,7 @@ Every function returns a PIL image; :meth:`RunFolder.save_png` writes it atomica
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import math
 from typing import Any, Dict, List, Sequence
@@ -28,11 +29,7 @@ CURVE_PANELS = [
 
 
 def have_matplotlib() -> bool:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def _pyplot():
