@@ -120,6 +120,23 @@ def test_compare_summary_is_a_matrix_of_objective_by_T(tmp_path):
     assert "| js | 6.00 ± 1.41 (2) |" in (tmp_path / "summary.md").read_text().splitlines()
 
 
+def test_compare_summary_has_a_table_per_guided_cell(tmp_path):
+    """The class-conditional rows get their own table in summary.md: a column per guidance weight, FID-dom and
+    label accuracy as mean ± std over the evaluated seeds, "to do" for a weight not yet scored."""
+    def row(w, *records):
+        return {"model": "ddgan", "objective": "js", "T_trained": 4, "T_sampled": 4, "guidance": w,
+                "seeds": [{"metrics": m} if m else {"status": "not trained yet"} for m in records]}
+
+    rows = [row(None, {"FID-dom": 9.0}),
+            row(0.0, {"FID-dom": 5.0, "label-accuracy": 0.90}, {"FID-dom": 7.0, "label-accuracy": 0.92}),
+            row(2.0, None, None)]
+    study_report.write_summary(rows, "image", str(tmp_path), "mnist5k")
+    lines = (tmp_path / "summary.md").read_text().splitlines()
+    head = lines.index("| DDGAN js T = 4, class-conditional, guidance w | 0 | 2 |")
+    assert lines[head + 2:head + 4] == ["| | 6.00 ± 1.41 (2) | to do |", "| label accuracy | 0.91 ± 0.01 | to do |"]
+    assert "| js | 9.00 (1) |" in lines  # the unguided matrix keeps only the unguided row
+
+
 def test_compare_table_says_on_how_many_seeds_a_newer_metric_was_measured(tmp_path):
     """A metric that older evaluations lack (FID-dom-balanced) is averaged over the seeds that have it, and the
     cell says how many those are; a metric every seed has carries no count."""

@@ -137,9 +137,30 @@ def _headline(kind: str, seeds: List[Dict[str, Any]]) -> str:
     return f"{cell} ({len(done)})"
 
 
+def _guided_summary(rows: List[Dict[str, Any]], kind: str) -> List[str]:
+    """summary.md's lines for the class-conditional cells: one table per cell, a column per guidance weight w, the
+    headline metrics in one line and (images) the label accuracy, mean ± std over seeds, in the next."""
+    md: List[str] = []
+    guided = [r for r in rows if r.get("guidance") is not None]
+    for cell in dict.fromkeys((r["model"], r["objective"], r["T_trained"], r["T_sampled"]) for r in guided):
+        model, objective, T_trained, T_sampled = cell
+        by_w = [r for r in guided if (r["model"], r["objective"], r["T_trained"], r["T_sampled"]) == cell]
+        name = (f"{model.upper()} {objective} T = {T_trained}" if model == "ddgan" else
+                f"{model.upper()} (trained at T = {T_trained}) at {T_sampled} steps")
+        md += [f"| {name}, class-conditional, guidance w | " + " | ".join(f"{r['guidance']:g}" for r in by_w) + " |",
+               "|---" * (len(by_w) + 1) + "|", "| | " + " | ".join(_headline(kind, r["seeds"]) for r in by_w) + " |"]
+        accuracy = [[s["metrics"].get("label-accuracy") for s in r["seeds"] if "metrics" in s] for r in by_w]
+        if kind == "image" and any(v is not None for values in accuracy for v in values):
+            md.append("| label accuracy | " + " | ".join(_fixed_mean_std(values, 2) if values else "to do"
+                                                        for values in accuracy) + " |")
+        md.append("")
+    return md
+
+
 def write_summary(rows: List[Dict[str, Any]], kind: str, out: str, title: str) -> None:
     """``summary.md``: the study at a glance. One matrix of the unguided DDGAN rows (an objective per line, a T
-    per column) and one line of the DDPM by sampling steps, each cell the headline metrics (:func:`_headline`)."""
+    per column), one line of the DDPM by sampling steps and one table per class-conditional cell (a column per
+    guidance weight), each cell the headline metrics (:func:`_headline`)."""
     what = ("modes covered / of, share within 3 std in % (mean ± std over seeds), spread (the modes' width over "
             "the data's, 1 is right)" if kind == "toy" else "FID-dom (mean ± std over seeds)")
     md = [f"# {title}: the study at a glance", "", f"Each cell: {what}; the seeds evaluated in brackets. The "
@@ -158,6 +179,7 @@ def write_summary(rows: List[Dict[str, Any]], kind: str, out: str, title: str) -
         md += [f"| DDPM (trained at T = {T_trained}), sampling steps | " +
                " | ".join(str(r["T_sampled"]) for r in sampled) + " |", "|---" * (len(sampled) + 1) + "|",
                "| | " + " | ".join(_headline(kind, r["seeds"]) for r in sampled) + " |", ""]
+    md += _guided_summary(rows, kind)
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write("\n".join(md))
 
