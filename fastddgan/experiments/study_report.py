@@ -137,18 +137,25 @@ def _headline(kind: str, seeds: List[Dict[str, Any]]) -> str:
     return f"{cell} ({len(done)})"
 
 
+def _one_line_table(title: str, columns: List[str], cells: List[str]) -> List[str]:
+    """A markdown table of one unlabelled line: ``title`` heads the first column, ``columns`` the others."""
+    return [f"| {title} | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|",
+            "| | " + " | ".join(cells) + " |"]
+
+
 def _guided_summary(rows: List[Dict[str, Any]], kind: str) -> List[str]:
     """summary.md's lines for the class-conditional cells: one table per cell, a column per guidance weight w, the
     headline metrics in one line and (images) the label accuracy, mean ± std over seeds, in the next."""
     md: List[str] = []
-    guided = [r for r in rows if r.get("guidance") is not None]
-    for cell in dict.fromkeys((r["model"], r["objective"], r["T_trained"], r["T_sampled"]) for r in guided):
-        model, objective, T_trained, T_sampled = cell
-        by_w = [r for r in guided if (r["model"], r["objective"], r["T_trained"], r["T_sampled"]) == cell]
+    cells: Dict[tuple, List[Dict[str, Any]]] = {}
+    for r in rows:
+        if r.get("guidance") is not None:
+            cells.setdefault((r["model"], r["objective"], r["T_trained"], r["T_sampled"]), []).append(r)
+    for (model, objective, T_trained, T_sampled), by_w in cells.items():
         name = (f"{model.upper()} {objective} T = {T_trained}" if model == "ddgan" else
                 f"{model.upper()} (trained at T = {T_trained}) at {T_sampled} steps")
-        md += [f"| {name}, class-conditional, guidance w | " + " | ".join(f"{r['guidance']:g}" for r in by_w) + " |",
-               "|---" * (len(by_w) + 1) + "|", "| | " + " | ".join(_headline(kind, r["seeds"]) for r in by_w) + " |"]
+        md += _one_line_table(f"{name}, class-conditional, guidance w", [f"{r['guidance']:g}" for r in by_w],
+                              [_headline(kind, r["seeds"]) for r in by_w])
         accuracy = [[s["metrics"].get("label-accuracy") for s in r["seeds"] if "metrics" in s] for r in by_w]
         if kind == "image" and any(v is not None for values in accuracy for v in values):
             md.append("| label accuracy | " + " | ".join(_fixed_mean_std(values, 2) if values else "to do"
@@ -176,9 +183,9 @@ def write_summary(rows: List[Dict[str, Any]], kind: str, out: str, title: str) -
     ddpm = [r for r in rows if r["model"] == "ddpm" and r.get("guidance") is None]
     for T_trained in dict.fromkeys(r["T_trained"] for r in ddpm):
         sampled = [r for r in ddpm if r["T_trained"] == T_trained]
-        md += [f"| DDPM (trained at T = {T_trained}), sampling steps | " +
-               " | ".join(str(r["T_sampled"]) for r in sampled) + " |", "|---" * (len(sampled) + 1) + "|",
-               "| | " + " | ".join(_headline(kind, r["seeds"]) for r in sampled) + " |", ""]
+        md += _one_line_table(f"DDPM (trained at T = {T_trained}), sampling steps",
+                              [str(r["T_sampled"]) for r in sampled], [_headline(kind, r["seeds"]) for r in sampled])
+        md.append("")
     md += _guided_summary(rows, kind)
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write("\n".join(md))

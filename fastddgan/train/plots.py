@@ -7,7 +7,6 @@ Every function returns a PIL image; :meth:`RunFolder.save_png` writes it atomica
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import math
 from typing import Any, Dict, List, Sequence
@@ -29,7 +28,11 @@ CURVE_PANELS = [
 
 
 def have_matplotlib() -> bool:
-    return importlib.util.find_spec("matplotlib") is not None
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _pyplot():
