@@ -9,7 +9,8 @@ One training iteration (indices as in :class:`fastddgan.Schedule`):
    random differentiable transform when ``diffaug`` is set: :mod:`fastddgan.augment`), plus
    R1 gamma/2 E||grad_{x_{t-1}} D(x_{t-1}, x_t, t)||^2 on real pairs every ``lazy_reg`` steps (scaled by
    ``lazy_reg``), or for the Wasserstein critic the gradient penalty on interpolated x_{t-1}. The critic takes
-   ``n_critic`` such steps per generator step.
+   ``n_critic`` such steps per generator step. Logged: the D loss, the divergence bound it estimates, and (T <= 16)
+   that bound per step t, ``divergence_t{t}``: the step whose generator D tells apart best.
 3. G step: a new t, pair and z; the generator loss through the differentiable fused posterior draw.
 4. EMA of G, used for sampling.
 
@@ -35,6 +36,9 @@ from .guidance import check_guidance, check_labels, drop_labels, guided
 from .sampling import ddgan_sampler, sample
 from .schedule import Schedule
 from .train_state import TrainState, TrainStateAccess, adam
+
+# up to this T the D step logs divergence_t0 .. divergence_t{T-1} (t = 0: the last step, the one to the data)
+PER_STEP_METRICS_MAX_T = 16
 
 
 def check_diversity_steps(steps) -> tuple:
@@ -133,6 +137,9 @@ class DDGANObjective:
         fake = self.d_seen(fake_prev, x_t, t, y, generator)
         loss_d = self.loss.discriminator(real, fake)
         metrics = {"loss_d": loss_d.detach(), "divergence": self.loss.divergence(real.detach(), fake.detach())}
+        if model.T <= PER_STEP_METRICS_MAX_T:  # which step's game the discriminator wins (NaN: no pair of that t)
+            per_step = self.loss.divergence_per_group(real.detach(), fake.detach(), t, model.T)
+            metrics.update({f"divergence_t{k}": value for k, value in enumerate(per_step.unbind())})
         scaler = state.grad_scalers["d"]
         if r1_now:
             # the inner gradient from scaled logits (fp16 would underflow), then unscaled: R1 = |grad(S V)|^2 / S^2

@@ -457,6 +457,24 @@ def test_gradient_penalty_uses_interpolates_of_x_prev_only():
     torch.testing.assert_close(gp, ((4.0 * alpha.double()).abs().squeeze(1) - 1).pow(2).mean())
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_divergence_per_group_is_the_bound_within_each_group(name):
+    """Entry k is ``divergence`` on the pairs of group k, NaN for an empty group (4 of 0..4 here), and the
+    count-weighted mean of the entries is the whole batch's bound."""
+    loss = losses.get_loss(name, fused=False)
+    real, fake = logits(40, seed=1), logits(40, seed=2)
+    group = torch.randint(0, 4, (40,), generator=torch.Generator().manual_seed(3))
+    per_group = loss.divergence_per_group(real, fake, group, 5)
+    assert per_group.shape == (5,) and per_group.dtype == torch.float64 and torch.isnan(per_group[4])
+    for k in range(4):
+        chosen = group == k
+        torch.testing.assert_close(per_group[k], loss.divergence(real[chosen], fake[chosen]))
+    counts = torch.bincount(group, minlength=5)[:4].double()
+    torch.testing.assert_close((per_group[:4] * counts).sum() / 40, loss.divergence(real, fake))
+    with pytest.raises(ValueError, match="group: expected one index per pair"):
+        loss.divergence_per_group(real, fake, group[:39], 5)
+
+
 # ------------------------------------------------------------------------------------------------ bad input
 
 

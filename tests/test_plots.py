@@ -90,6 +90,15 @@ def test_training_curves_one_panel_per_quantity(backend):
     assert plots.training_curves([{"event": "started", "step": 0}], "nothing") is None
 
 
+def test_curve_keys_expand_per_step_prefixes_in_numerical_order():
+    records = [{"step": 1, "divergence": 0.1, "divergence_t10": 0.0, "divergence_t2": 0.0, "divergence_tx": 0.0},
+               {"step": 2, "divergence_t0": 0.0}]
+    assert plots._expand_keys(("divergence", "divergence_t*"), records) == [
+        "divergence", "divergence_t0", "divergence_t2", "divergence_t10"]
+    per_step = [dict(r, **{f"divergence_t{t}": r["divergence"] * t for t in range(4)}) for r in RECORDS[:-1]]
+    assert plots.training_curves(per_step, "per step").size == plots.training_curves(RECORDS, "overall").size
+
+
 def test_training_curves_skip_non_finite_values(backend):
     records = RECORDS + [{"step": 550, "loss_d": float("nan"), "lr": 1e-3}]
     assert plots.training_curves(records, "with a NaN") is not None

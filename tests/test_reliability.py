@@ -512,6 +512,10 @@ def test_steps_are_bounded_and_time_estimates_never_crash(tmp_path, capsys):
         ["30 s", "10 min", "2.0 h", "3.5 days", "1.2e+18 days", "unknown time", "unknown time"]
     Progress(10**9, 0, True).show({"step": 1, "it_per_s": 0.0, "loss_d": 1.0}, 10**9)  # a zero speed
     assert "eta 1.2e+13 days" in capsys.readouterr().out
+    Progress(10, 0, True).show({"step": 1, "it_per_s": 1.0, "loss_d": 1.0, "divergence": -1.0,
+                                "divergence_t0": -1.2, "divergence_t1": -0.8}, 10)
+    line = capsys.readouterr().out  # the per-step bounds stay in metrics.jsonl
+    assert "divergence -1 |" in line and "divergence_t" not in line
 
 
 def test_long_cpu_run_warning_suggests_only_what_would_help():

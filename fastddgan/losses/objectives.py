@@ -137,6 +137,22 @@ class GANLoss:
         that the discriminator maximises: an estimate of the divergence, for logging."""
         return DIVERGENCE_CONSTANT[self.kind] - self.discriminator(real_logits, fake_logits)
 
+    def divergence_per_group(self, real_logits: Tensor, fake_logits: Tensor, group: Tensor, n_groups: int) -> Tensor:
+        """``divergence`` within groups: entry k is the bound on the pairs (real_logits[i], fake_logits[i]) whose
+        ``group[i]`` is k (e.g. the DDGAN step t of pair i), NaN for a group without pairs; (n_groups,) float32 (float64
+        for float64 logits), no host synchronisation. The count-weighted mean of the entries is ``divergence``."""
+        real, fake = _pair(real_logits, fake_logits)
+        real, fake = real.reshape(-1), fake.reshape(-1)
+        if group.shape != real.shape or fake.shape != real.shape:
+            raise ValueError(f"group: expected one index per pair, shape {tuple(real.shape)} like real_logits and "
+                             f"fake_logits, got {tuple(group.shape)} (fake_logits {tuple(fake.shape)})")
+        acc = ops.reference.compute_dtype(fake.dtype)
+        terms = (ops.reference.real_term(self.kind, real.to(acc), self.clamp)[0]
+                 + ops.reference.fake_term(self.kind, DISCRIMINATOR, fake.to(acc), self.clamp)[0])
+        sums = terms.new_zeros(n_groups).index_add_(0, group, terms)
+        counts = torch.bincount(group, minlength=n_groups)[:n_groups].to(acc)
+        return DIVERGENCE_CONSTANT[self.kind] - sums / counts
+
     def _options(self) -> str:
         return f"generator_form={self.generator_form!r}, fused={self.fused}, drift={self.drift}"
 

@@ -16,10 +16,11 @@ import torch
 from ..data.convert import to_uint8, unit_to_uint8
 
 MODEL_COLOUR, DATA_COLOUR = (0.85, 0.1, 0.1), (0.35, 0.55, 0.95)
-# the curves drawn, in this order, when the run logged them: (title, metric keys on one panel)
+# the curves drawn, in this order, when the run logged them: (title, metric keys on one panel); a key ending in
+# "*" stands for every logged key with that prefix, in numerical order (DDGAN's divergence_t0, divergence_t1, ...)
 CURVE_PANELS = [
     ("losses", ("loss_d", "loss_g", "loss")),
-    ("divergence estimate (variational bound)", ("divergence",)),
+    ("divergence estimate (variational bound), overall and per step t", ("divergence", "divergence_t*")),
     ("penalties", ("r1", "gp")),
     ("mode-seeking term: mean 1 / latent ratio (--diversity)", ("inverse_latent_ratio",)),
     ("learning rate", ("lr",)),
@@ -171,6 +172,19 @@ def _series(records: List[Dict[str, Any]], keys: Sequence[str]) -> Dict[str, lis
     return {k: v for k, v in series.items() if v}
 
 
+def _expand_keys(keys: Sequence[str], records: List[Dict[str, Any]]) -> List[str]:
+    """``keys`` with each "prefix*" replaced by the records' keys "prefix<number>", sorted by the number."""
+    out = []
+    for key in keys:
+        if not key.endswith("*"):
+            out.append(key)
+            continue
+        prefix = key[:-1]
+        found = {k for r in records for k in r if k.startswith(prefix) and k[len(prefix):].isdigit()}
+        out.extend(sorted(found, key=lambda k: int(k[len(prefix):])))
+    return out
+
+
 def training_curves(records: List[Dict[str, Any]], title: str):
     """One panel per logged quantity group (losses, divergence estimate, penalties, lr, it/s) against the step, and
     one of the in-training scores ('eval' events, --eval-every); ``records`` are metrics.jsonl's (other events are
@@ -180,7 +194,7 @@ def training_curves(records: List[Dict[str, Any]], title: str):
     records = [r for r in records if "event" not in r and "step" in r]
     panels = []
     for name, keys in CURVE_PANELS:
-        series = _series(records, keys)
+        series = _series(records, _expand_keys(keys, records))
         if series:
             panels.append((name, series))
     series = _series(scored, list(dict.fromkeys(k for r in scored for k in r if k != "step")))

@@ -88,7 +88,8 @@ class Progress:
             self.bar.update(n)
 
     def show(self, record: Dict[str, Any], total: int) -> None:
-        losses = {k: v for k, v in record.items() if k.startswith(("loss", "divergence", "r1", "gp"))}
+        losses = {k: v for k, v in record.items()  # the per-step bounds (divergence_t0, ...) only in metrics.jsonl
+                  if k.startswith(("loss", "divergence", "r1", "gp")) and not k.startswith("divergence_t")}
         if self.bar is not None:
             self.bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()}, refresh=False)
         elif self.active:
