@@ -530,3 +530,20 @@ def test_training_scores_table_has_a_row_per_scored_run_with_its_best(tmp_path):
     assert "| ddgan-js-T4-seed0 | 9 | **4.5** | 5.25 | 2,000 | no |" in text
     assert "| ddgan-js-T4-cond-seed0 | 8 | 6 | **3** | 3,000 | yes |" in text
     assert "ddpm-T1000-seed0" not in text  # no scores: no row
+
+
+def test_training_scores_add_the_late_per_step_divergence_bounds(tmp_path):
+    """Runs that logged divergence_t<t> get a row of its mean over the last 20% of their logged steps (NaN-free;
+    a run without it no row); such runs alone, without in-training scores, still make the file."""
+    runs = tmp_path / "runs"
+    logs = {"ddgan-js-T2-seed0": [{"step": s, "loss_d": 1.3, "divergence_t0": -1.0 - s / 1000,
+                                   "divergence_t1": float("nan") if s == 1000 else -1.38}
+                                  for s in range(100, 1001, 100)],
+            "ddpm-T1000-seed0": [{"step": 100, "loss": 0.1}]}
+    for name, lines in logs.items():
+        (runs / name).mkdir(parents=True)
+        (runs / name / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    text = open(study_report.write_training_scores(str(runs), str(tmp_path))).read()
+    assert "| run | t = 0 | t = 1 |" in text and "ddpm-T1000-seed0" not in text
+    assert "| ddgan-js-T2-seed0 | -1.9000 | -1.3800 |" in text  # t = 0: steps 800-1,000, (-1.8 - 1.9 - 2.0) / 3
+    assert "Each run's EMA network" not in text  # no in-training scores: no scores table

@@ -1,7 +1,8 @@
 """The study's report (``python -m fastddgan.experiments.compare``): ``table.md`` / ``table.csv`` (every row's
 metrics as mean ± std over seeds, with notes on the classifier files and machines behind them), ``summary.md`` (the
 headline metric as an objective x T matrix), ``figure.png`` (one scatter plot or sample grid per row) and
-``training-scores.md`` (each run's in-training scores by step, for runs trained with ``--eval-every``)."""
+``training-scores.md`` (each run's in-training scores by step, for runs trained with ``--eval-every``, and the
+discriminator's divergence bound per reverse step late in training, for DDGAN runs that logged it)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import csv
 import io
 import math
 import os
+import re
 from typing import Any, Dict, List, Optional
 
 import torch
@@ -231,24 +233,15 @@ def machines_note(rows: List[Dict[str, Any]]) -> str:
 
 
 TRAINING_SCORES = "training-scores.md"
+PER_STEP_KEY = re.compile(r"divergence_t(\d+)$")  # DDGAN's divergence bound per reverse step (fastddgan.ddgan)
+LATE_SHARE = 0.2  # the per-step bounds are averaged over the last 20% of a run's logged steps
 
 
-def write_training_scores(runs: str, out: str) -> Optional[str]:
-    """``training-scores.md``: a row per run folder under ``runs`` whose metrics.jsonl holds in-training scores
-    ('eval' records of ``--eval-every``), a column per scored step, the run's best in bold, then the step of the
-    best and whether it is the last; None (and no file) when no run has them."""
-    scored = {}
-    for name in sorted(os.listdir(runs)) if os.path.isdir(runs) else []:
-        records = [r for r in read_jsonl(os.path.join(runs, name, "metrics.jsonl"))
-                   if r.get("event") == "eval" and isinstance(r.get("value"), (int, float))]
-        if records:
-            scored[name] = {r["step"]: r for r in records}  # a step scored twice (resumed): the later record
-    if not scored:
-        return None
+def _in_training_scores(scored: Dict[str, Dict[int, Dict[str, Any]]]) -> List[str]:
+    """The scores table: a column per scored step, the run's best in bold, its step and whether it is the last."""
     steps = sorted({step for by_step in scored.values() for step in by_step})
     first = next(iter(next(iter(scored.values())).values()))
-    md = ["# Scores during training", "",
-          f"Each run's EMA network scored every `--eval-every` steps by the trainer (`{first['key']}`, n = "
+    md = [f"Each run's EMA network scored every `--eval-every` steps by the trainer (`{first['key']}`, n = "
           f"{first['n']}, sampling seed {first['seed']}: not the seed of the study's evaluation, so the last column "
           f"is a second draw of the final network); the run's best in bold. Lower is better.", "",
           "| run | " + " | ".join(f"{step:,}" for step in steps) + " | best at | best is last |",
@@ -258,6 +251,63 @@ def write_training_scores(runs: str, out: str) -> Optional[str]:
         cells = [("**{:.3g}**" if step == best else "{:.3g}").format(by_step[step]["value"]) if step in by_step
                  else "" for step in steps]
         md.append(f"| {name} | " + " | ".join(cells) + f" | {best:,} | {'yes' if best == max(by_step) else 'no'} |")
+    return md
+
+
+def _late_per_step_bounds(records: List[Dict[str, Any]]) -> Dict[int, float]:
+    """{t: mean of divergence_t{t}} over the logged records in the last LATE_SHARE of the run's logged steps
+    (finite values only); {} when the run did not log them."""
+    logged = [r for r in records if "event" not in r and isinstance(r.get("step"), int)]
+    if not logged:
+        return {}
+    last = max(r["step"] for r in logged)
+    values: Dict[int, List[float]] = {}
+    for r in logged:
+        if r["step"] < (1 - LATE_SHARE) * last:
+            continue
+        for key, value in r.items():
+            match = PER_STEP_KEY.match(key)
+            if match and isinstance(value, (int, float)) and math.isfinite(value):
+                values.setdefault(int(match.group(1)), []).append(value)
+    return {t: sum(v) / len(v) for t, v in sorted(values.items())}
+
+
+def _per_step_bound_table(bounds: Dict[str, Dict[int, float]]) -> List[str]:
+    """The discriminators' divergence bound per reverse step t, a row per run."""
+    ts = sorted({t for by_t in bounds.values() for t in by_t})
+    md = ["## The discriminator's divergence bound per reverse step", "",
+          f"Each DDGAN run's logged estimate of its objective's divergence between true and generated pairs at step "
+          f"t (`divergence_t<t>` in metrics.jsonl: the bound E_data[g(V)] - E_model[f*(g(V))] of the D step's "
+          f"batch, t = 0 the last step, the one to the data), averaged over the last {LATE_SHARE:.0%} of training. "
+          f"Higher: the discriminator tells that step's generated pairs from true ones better (the bound at "
+          f"chance, D unable to tell, is -ln 4 = -1.386 for js and 0 for the others).", "",
+          "| run | " + " | ".join(f"t = {t}" for t in ts) + " |", "|---" + "|---:" * len(ts) + "|"]
+    for name, by_t in bounds.items():
+        md.append(f"| {name} | " + " | ".join(f"{by_t[t]:.4f}" if t in by_t else "" for t in ts) + " |")
+    return md
+
+
+def write_training_scores(runs: str, out: str) -> Optional[str]:
+    """``training-scores.md``: a row per run folder under ``runs`` whose metrics.jsonl holds in-training scores
+    ('eval' records of ``--eval-every``), a column per scored step, the run's best in bold, then the step of the
+    best and whether it is the last; then, for the DDGAN runs that logged it, the discriminator's divergence bound
+    per reverse step late in training. None (and no file) when no run has either."""
+    scored, bounds = {}, {}
+    for name in sorted(os.listdir(runs)) if os.path.isdir(runs) else []:
+        records = read_jsonl(os.path.join(runs, name, "metrics.jsonl"))
+        evals = [r for r in records if r.get("event") == "eval" and isinstance(r.get("value"), (int, float))]
+        if evals:
+            scored[name] = {r["step"]: r for r in evals}  # a step scored twice (resumed): the later record
+        late = _late_per_step_bounds(records)
+        if late:
+            bounds[name] = late
+    if not scored and not bounds:
+        return None
+    md = ["# Scores during training", ""]
+    if scored:
+        md += _in_training_scores(scored)
+    if bounds:
+        md += ([""] if scored else []) + _per_step_bound_table(bounds)
     path = os.path.join(out, TRAINING_SCORES)
     with open(path, "w") as f:
         f.write("\n".join(md) + "\n")
