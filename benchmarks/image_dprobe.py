@@ -2,8 +2,9 @@
 generator (its raw weights: what its discriminator was trained against), trains a discriminator on (true, generated)
 pairs of every step t with the run's objective settings (js, R1 gamma 0.02, lr 2.5e-4, Adam (0.5, 0.9), batch 64)
 on digits 1000.. of the data set, and reports its loss and accuracy per t on pairs of the held-out digits 0..999
-(chance: loss 2 ln 2 = 1.386, accuracy 0.5). ``--ch 0`` continues the run's own discriminator; ``--ch C`` trains a
-fresh one of width C.
+(chance: loss 2 ln 2 = 1.386, accuracy 0.5). ``--ch 0`` continues the run's own discriminator (and reports its
+objective's divergence bound per t as well; ``--steps 0``: only that, for the checkpoint as trained); ``--ch C``
+trains a fresh one of width C.
 
     python benchmarks/image_dprobe.py RUN/checkpoints/final.pt --ch 16 --steps 800 --data-dir DATA
 
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 
 import fastddgan
 from fastddgan.data import load_dataset
-from fastddgan.losses import r1_penalty
+from fastddgan.losses import get_loss, r1_penalty
 from fastddgan.models.ddgan import DDGANDiscriminator
 
 HELD_OUT = 1000
@@ -49,11 +50,15 @@ def denoised_pairs(model, x_prev, fake_prev, x_t, t, generator):
             torch.cat([x_t, x_t], 1))
 
 
-def held_out_scores(model, D, x0: torch.Tensor, seed: int = 5, denoised: bool = False) -> dict:
-    """Per t: (mean JS discriminator loss, accuracy) on true and generated pairs of ``x0``."""
+def held_out_scores(model, D, x0: torch.Tensor, seed: int = 5, denoised: bool = False, loss=None) -> dict:
+    """Per t: the mean JS discriminator loss and accuracy on true and generated pairs of ``x0``, and the divergence
+    bound of ``loss`` (an objective of fastddgan.losses; js when None) on them: for the run's own discriminator
+    (``--ch 0``) the run's objective, what training logs as ``divergence_t<t>``."""
+    loss = loss or get_loss("js")
     D.eval()
     g = torch.Generator().manual_seed(seed)
     sums = {t: [0.0, 0, 0] for t in range(model.T)}
+    reals, fakes, ts = [], [], []
     with torch.no_grad():
         for i in range(0, len(x0), 100):
             t, x_prev, x_t = model._pair(x0[i:i + 100], g)
@@ -61,13 +66,16 @@ def held_out_scores(model, D, x0: torch.Tensor, seed: int = 5, denoised: bool = 
             if denoised:
                 x_prev, fake_prev, x_t = denoised_pairs(model, x_prev, fake_prev, x_t, t, g)
             real, fake = D(x_prev, x_t, t).flatten(), D(fake_prev, x_t, t).flatten()
+            reals.append(real), fakes.append(fake), ts.append(t)
             for s in range(model.T):
                 k = t == s
                 sums[s][0] += (F.softplus(-real[k]).sum() + F.softplus(fake[k]).sum()).item()
                 sums[s][1] += int((real[k] > 0).sum() + (fake[k] < 0).sum())
                 sums[s][2] += 2 * int(k.sum())
+        bound = loss.divergence_per_group(torch.cat(reals), torch.cat(fakes), torch.cat(ts), model.T).tolist()
     D.train()
-    return {s: {"loss": round(2 * v[0] / v[2], 4), "accuracy": round(v[1] / v[2], 4)} for s, v in sums.items()}
+    return {s: {"loss": round(2 * v[0] / v[2], 4), "accuracy": round(v[1] / v[2], 4),
+                f"{loss.name}_bound": round(bound[s], 4)} for s, v in sums.items()}
 
 
 def main(argv=None) -> int:
@@ -77,6 +85,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=800)
     p.add_argument("--data-dir", default="data")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--held-out", type=int, default=HELD_OUT, help="digits 0 .. N-1 score D, the rest train it")
     p.add_argument("--denoised", action="store_true", help="D also sees G_ema(x_{t-1}, z, t - 1) (needs --ch)")
     args = p.parse_args(argv)
     torch.manual_seed(args.seed)
@@ -84,7 +93,9 @@ def main(argv=None) -> int:
     config = model.checkpoint_extra.get("train_config", {})
     data = load_dataset(config.get("dataset", "mnist5k"), data_dir=args.data_dir)
     x = data.images.float() / 127.5 - 1
-    held, train = x[:HELD_OUT], x[HELD_OUT:]
+    if not 0 < args.held_out < len(x):
+        p.error(f"--held-out: expected 1 .. {len(x) - 1} digits, got {args.held_out}")
+    held, train = x[:args.held_out], x[args.held_out:]
     if args.denoised and not args.ch:
         p.error("--denoised needs a fresh discriminator (--ch C)")
     D = model.discriminator
@@ -93,8 +104,9 @@ def main(argv=None) -> int:
                                num_res_blocks=1, image_size=data.image_size)
     opt = torch.optim.Adam(D.parameters(), lr=2.5e-4, betas=(0.5, 0.9))
     g = torch.Generator().manual_seed(args.seed + 1)
-    print(json.dumps({"step": 0, "parameters": sum(q.numel() for q in D.parameters()),
-                      "held_out": held_out_scores(model, D, held, denoised=args.denoised)}), flush=True)
+    own = None if args.ch else model.loss  # the run's own D: its objective's bound too
+    print(json.dumps({"checkpoint": args.checkpoint, "step": 0, "parameters": sum(q.numel() for q in D.parameters()),
+                      "held_out": held_out_scores(model, D, held, denoised=args.denoised, loss=own)}), flush=True)
     start = time.time()
     for step in range(1, args.steps + 1):
         t, x_prev, x_t = model._pair(train[torch.randint(0, len(train), (64,), generator=g)], g)
@@ -110,7 +122,8 @@ def main(argv=None) -> int:
         opt.step()
         if step % max(1, args.steps // 4) == 0:
             print(json.dumps({"step": step, "seconds": round(time.time() - start), "train_loss": round(loss.item(), 4),
-                              "held_out": held_out_scores(model, D, held, denoised=args.denoised)}), flush=True)
+                              "held_out": held_out_scores(model, D, held, denoised=args.denoised, loss=own)}),
+                  flush=True)
     return 0
 
 

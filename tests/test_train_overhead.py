@@ -66,10 +66,13 @@ def test_image_dprobe_scores_a_discriminator_per_step(mnist_ckpt, capsys):
     start = lines[0]["held_out"]
     assert sorted(start) == ["0", "1"]  # T = 2
     assert all(abs(v["loss"] - 2 * math.log(2)) < 0.05 and 0 <= v["accuracy"] <= 1 for v in start.values())
+    assert all(abs(v["js_bound"] + v["loss"]) < 2e-4 for v in start.values())  # js: the bound is minus the D loss
     assert module.main([str(mnist_ckpt), "--steps", "1"]) == 0
     own = json.loads(capsys.readouterr().out.splitlines()[0])
     model = fastddgan.load(mnist_ckpt)
     assert own["parameters"] == sum(p.numel() for p in model.discriminator.parameters())
+    key = f"{model.loss.name}_bound"  # the run's own objective
+    assert all(math.isfinite(v[key]) for v in own["held_out"].values())
 
 
 def test_toy2d_dprobe_shrink_makes_a_known_width_error():
