@@ -81,6 +81,23 @@ def test_no_host_sync(backend, batch):
         assert seed.tolist() == [-(2**63) + 5, 3]
 
 
+def test_per_step_divergence_has_no_host_sync():
+    """The bound per DDGAN step, logged on every D step, stays on the device (no bincount, no .item())."""
+    from fastddgan import losses
+
+    real, fake = torch.randn(64, device="cuda"), torch.randn(64, device="cuda")
+    t = torch.randint(0, 4, (64,), device="cuda")
+    loss = losses.get_loss("js")
+    loss.divergence_per_group(real, fake, t, 4)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        per_step = loss.divergence_per_group(real, fake, t, 4)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    torch.testing.assert_close(per_step.cpu(), loss.divergence_per_group(real.cpu(), fake.cpu(), t.cpu(), 4))
+
+
 @pytest.mark.parametrize("backend", gpu_backends())
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 def test_large_batch_matches_reference(backend, dtype):
