@@ -51,13 +51,13 @@ def denoised_pairs(model, x_prev, fake_prev, x_t, t, generator):
 
 
 def held_out_scores(model, D, x0: torch.Tensor, seed: int = 5, denoised: bool = False, loss=None) -> dict:
-    """Per t: the mean JS discriminator loss and accuracy on true and generated pairs of ``x0``, and the divergence
-    bound of ``loss`` (an objective of fastddgan.losses; js when None) on them: for the run's own discriminator
-    (``--ch 0``) the run's objective, what training logs as ``divergence_t<t>``."""
-    loss = loss or get_loss("js")
+    """Per t: the mean JS discriminator loss (minus the js bound) and accuracy on true and generated pairs of
+    ``x0``, and the divergence bound of ``loss`` (an objective of fastddgan.losses; js when None) on them: for the
+    run's own discriminator (``--ch 0``) the run's objective, what training logs as ``divergence_t<t>``."""
+    js = get_loss("js")
+    loss = loss or js
     D.eval()
     g = torch.Generator().manual_seed(seed)
-    sums = {t: [0.0, 0, 0] for t in range(model.T)}
     reals, fakes, ts = [], [], []
     with torch.no_grad():
         for i in range(0, len(x0), 100):
@@ -65,17 +65,15 @@ def held_out_scores(model, D, x0: torch.Tensor, seed: int = 5, denoised: bool = 
             fake_prev = model._fake_prev(x_t, t, None, g)
             if denoised:
                 x_prev, fake_prev, x_t = denoised_pairs(model, x_prev, fake_prev, x_t, t, g)
-            real, fake = D(x_prev, x_t, t).flatten(), D(fake_prev, x_t, t).flatten()
-            reals.append(real), fakes.append(fake), ts.append(t)
-            for s in range(model.T):
-                k = t == s
-                sums[s][0] += (F.softplus(-real[k]).sum() + F.softplus(fake[k]).sum()).item()
-                sums[s][1] += int((real[k] > 0).sum() + (fake[k] < 0).sum())
-                sums[s][2] += 2 * int(k.sum())
-        bound = loss.divergence_per_group(torch.cat(reals), torch.cat(fakes), torch.cat(ts), model.T).tolist()
+            reals.append(D(x_prev, x_t, t).flatten()), fakes.append(D(fake_prev, x_t, t).flatten()), ts.append(t)
     D.train()
-    return {s: {"loss": round(2 * v[0] / v[2], 4), "accuracy": round(v[1] / v[2], 4),
-                f"{loss.name}_bound": round(bound[s], 4)} for s, v in sums.items()}
+    real, fake, t = torch.cat(reals), torch.cat(fakes), torch.cat(ts)
+    js_loss = (-js.divergence_per_group(real, fake, t, model.T)).tolist()  # js: D loss = -bound
+    right = ((real > 0).float() + (fake < 0).float()) / 2  # per pair: the share of its two members classified right
+    accuracy = right.new_zeros(model.T).index_add_(0, t, right) / torch.bincount(t, minlength=model.T)
+    bound = loss.divergence_per_group(real, fake, t, model.T).tolist()
+    return {s: {"loss": round(js_loss[s], 4), "accuracy": round(float(accuracy[s]), 4),
+                f"{loss.name}_bound": round(bound[s], 4)} for s in range(model.T)}
 
 
 def main(argv=None) -> int:
