@@ -22,6 +22,7 @@ then the usual posterior draw (for the same x_t this equals guidance on eps exac
 from __future__ import annotations
 
 import functools
+import re
 from typing import Mapping, Optional, Sequence
 
 import torch
@@ -37,8 +38,22 @@ from .sampling import ddgan_sampler, sample
 from .schedule import Schedule
 from .train_state import TrainState, TrainStateAccess, adam
 
-# up to this T the D step logs divergence_t0 .. divergence_t{T-1} (t = 0: the last step, the one to the data)
+# up to this T the D step logs divergence_t0 .. divergence_t{T-1} (t = 0: the last step, the one to the data);
+# the one place that names these metrics.jsonl keys (the curves, the progress line and the study report read them)
 PER_STEP_METRICS_MAX_T = 16
+PER_STEP_DIVERGENCE = "divergence_t"
+_PER_STEP_KEY = re.compile(PER_STEP_DIVERGENCE + r"(\d+)")
+
+
+def per_step_divergence_key(t: int) -> str:
+    """The metrics key of the discriminator's divergence bound on reverse step ``t``."""
+    return f"{PER_STEP_DIVERGENCE}{t}"
+
+
+def per_step_divergence_t(key: str) -> Optional[int]:
+    """The reverse step t of a per-step divergence key, None for any other key."""
+    match = _PER_STEP_KEY.fullmatch(key)
+    return int(match.group(1)) if match else None
 
 
 def check_diversity_steps(steps) -> tuple:
@@ -139,7 +154,7 @@ class DDGANObjective:
         metrics = {"loss_d": loss_d.detach(), "divergence": self.loss.divergence(real.detach(), fake.detach())}
         if model.T <= PER_STEP_METRICS_MAX_T:  # which step's game the discriminator wins (NaN: no pair of that t)
             per_step = self.loss.divergence_per_group(real.detach(), fake.detach(), t, model.T)
-            metrics.update({f"divergence_t{k}": value for k, value in enumerate(per_step.unbind())})
+            metrics.update({per_step_divergence_key(k): value for k, value in enumerate(per_step.unbind())})
         scaler = state.grad_scalers["d"]
         if r1_now:
             # the inner gradient from scaled logits (fp16 would underflow), then unscaled: R1 = |grad(S V)|^2 / S^2

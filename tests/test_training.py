@@ -135,6 +135,13 @@ def test_ddgan_train_step_every_objective(loss):
     assert any(not torch.equal(p, q) for p, q in zip(model.generator.parameters(), model.ema.module.parameters()))
 
 
+def test_per_step_divergence_key_round_trip():
+    from fastddgan.ddgan import per_step_divergence_key, per_step_divergence_t
+
+    assert [per_step_divergence_t(per_step_divergence_key(t)) for t in (0, 3, 15)] == [0, 3, 15]
+    assert [per_step_divergence_t(k) for k in ("divergence", "divergence_tx", "divergence_t1x", "loss_d")] == [None] * 4
+
+
 def test_ddgan_sampling_and_guidance():
     torch.manual_seed(0)
     model = tiny_ddgan(num_classes=10)

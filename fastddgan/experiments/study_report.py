@@ -10,7 +10,6 @@ import csv
 import io
 import math
 import os
-import re
 from typing import Any, Dict, List, Optional
 
 import torch
@@ -18,6 +17,7 @@ import torch
 from .._io import read_jsonl
 from .._machine import UNRECORDED
 from ..data.convert import to_uint8, unit_to_uint8
+from ..ddgan import per_step_divergence_t
 from ..train.plots import scatter_tile
 from ._numbers import fixed_mean_std as _fixed_mean_std
 from ._numbers import mean_std as _mean_std
@@ -233,7 +233,6 @@ def machines_note(rows: List[Dict[str, Any]]) -> str:
 
 
 TRAINING_SCORES = "training-scores.md"
-PER_STEP_KEY = re.compile(r"divergence_t(\d+)$")  # DDGAN's divergence bound per reverse step (fastddgan.ddgan)
 LATE_SHARE = 0.2  # the per-step bounds are averaged over the last 20% of a run's logged steps
 
 
@@ -266,9 +265,9 @@ def _late_per_step_bounds(records: List[Dict[str, Any]]) -> Dict[int, float]:
         if r["step"] < (1 - LATE_SHARE) * last:
             continue
         for key, value in r.items():
-            match = PER_STEP_KEY.match(key)
-            if match and isinstance(value, (int, float)) and math.isfinite(value):
-                values.setdefault(int(match.group(1)), []).append(value)
+            t = per_step_divergence_t(key)
+            if t is not None and isinstance(value, (int, float)) and math.isfinite(value):
+                values.setdefault(t, []).append(value)
     return {t: sum(v) / len(v) for t, v in sorted(values.items())}
 
 

@@ -14,13 +14,14 @@ from typing import Any, Dict, List, Sequence
 import torch
 
 from ..data.convert import to_uint8, unit_to_uint8
+from ..ddgan import PER_STEP_DIVERGENCE
 
 MODEL_COLOUR, DATA_COLOUR = (0.85, 0.1, 0.1), (0.35, 0.55, 0.95)
 # the curves drawn, in this order, when the run logged them: (title, metric keys on one panel); a key ending in
 # "*" stands for every logged key with that prefix, in numerical order (DDGAN's divergence_t0, divergence_t1, ...)
 CURVE_PANELS = [
     ("losses", ("loss_d", "loss_g", "loss")),
-    ("divergence estimate (variational bound), overall and per step t", ("divergence", "divergence_t*")),
+    ("divergence estimate (variational bound), overall and per step t", ("divergence", PER_STEP_DIVERGENCE + "*")),
     ("penalties", ("r1", "gp")),
     ("mode-seeking term: mean 1 / latent ratio (--diversity)", ("inverse_latent_ratio",)),
     ("learning rate", ("lr",)),

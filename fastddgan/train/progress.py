@@ -10,6 +10,8 @@ from typing import Any, Dict, Optional, Tuple
 
 import torch
 
+from ..ddgan import per_step_divergence_t
+
 
 def plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
@@ -89,7 +91,7 @@ class Progress:
 
     def show(self, record: Dict[str, Any], total: int) -> None:
         losses = {k: v for k, v in record.items()  # the per-step bounds (divergence_t0, ...) only in metrics.jsonl
-                  if k.startswith(("loss", "divergence", "r1", "gp")) and not k.startswith("divergence_t")}
+                  if k.startswith(("loss", "divergence", "r1", "gp")) and per_step_divergence_t(k) is None}
         if self.bar is not None:
             self.bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()}, refresh=False)
         elif self.active:
