@@ -24,7 +24,6 @@ import json
 import time
 
 import torch
-import torch.nn.functional as F
 
 import fastddgan
 from fastddgan.data import load_dataset
@@ -32,6 +31,7 @@ from fastddgan.losses import get_loss, r1_penalty
 from fastddgan.models.ddgan import DDGANDiscriminator
 
 HELD_OUT = 1000
+JS = get_loss("js")  # the fresh discriminator's objective (D loss = -its bound)
 
 
 def with_denoised(model, x_prev: torch.Tensor, t: torch.Tensor, generator) -> torch.Tensor:
@@ -54,8 +54,7 @@ def held_out_scores(model, D, x0: torch.Tensor, seed: int = 5, denoised: bool = 
     """Per t: the mean JS discriminator loss (minus the js bound) and accuracy on true and generated pairs of
     ``x0``, and the divergence bound of ``loss`` (an objective of fastddgan.losses; js when None) on them: for the
     run's own discriminator (``--ch 0``) the run's objective, what training logs as ``divergence_t<t>``."""
-    js = get_loss("js")
-    loss = loss or js
+    loss = loss or JS
     D.eval()
     g = torch.Generator().manual_seed(seed)
     reals, fakes, ts = [], [], []
@@ -68,7 +67,7 @@ def held_out_scores(model, D, x0: torch.Tensor, seed: int = 5, denoised: bool = 
             reals.append(D(x_prev, x_t, t).flatten()), fakes.append(D(fake_prev, x_t, t).flatten()), ts.append(t)
     D.train()
     real, fake, t = torch.cat(reals), torch.cat(fakes), torch.cat(ts)
-    js_loss = (-js.divergence_per_group(real, fake, t, model.T)).tolist()  # js: D loss = -bound
+    js_loss = (-JS.divergence_per_group(real, fake, t, model.T)).tolist()  # js: D loss = -bound
     right = ((real > 0).float() + (fake < 0).float()) / 2  # per pair: the share of its two members classified right
     accuracy = right.new_zeros(model.T).index_add_(0, t, right) / torch.bincount(t, minlength=model.T)
     bound = loss.divergence_per_group(real, fake, t, model.T).tolist()
@@ -114,7 +113,7 @@ def main(argv=None) -> int:
             x_prev, fake_prev, x_t = denoised_pairs(model, x_prev, fake_prev, x_t, t, g)
         x_prev.requires_grad_(True)
         real = D(x_prev, x_t, t)
-        loss = F.softplus(-real).mean() + F.softplus(D(fake_prev, x_t, t)).mean()
+        loss = JS.discriminator(real, D(fake_prev, x_t, t))
         opt.zero_grad()
         (loss + 0.5 * 0.02 * r1_penalty(real, x_prev)).backward()
         opt.step()
