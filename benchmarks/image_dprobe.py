@@ -1,6 +1,6 @@
 """Can a discriminator see what a trained image DDGAN's generator gets wrong, step by step? Freezes the run's
 generator (its raw weights: what its discriminator was trained against), trains a discriminator on (true, generated)
-pairs of every step t with the run's objective settings (js, R1 gamma 0.02, lr 2.5e-4, Adam (0.5, 0.9), batch 64)
+pairs of every step t with the run's objective settings (js, R1 gamma 0.02 (``--r1-gamma``), lr 2.5e-4, Adam (0.5, 0.9), batch 64)
 on digits 1000.. of the data set, and reports its loss and accuracy per t on pairs of the held-out digits 0..999
 (chance: loss 2 ln 2 = 1.386, accuracy 0.5). ``--ch 0`` continues the run's own discriminator (and reports its
 objective's divergence bound per t as well; ``--steps 0``: only that, for the checkpoint as trained); ``--ch C``
@@ -83,8 +83,11 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", default="data")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--held-out", type=int, default=HELD_OUT, help="digits 0 .. N-1 score D, the rest train it")
+    p.add_argument("--r1-gamma", type=float, default=0.02, help="R1 weight of the discriminator's training")
     p.add_argument("--denoised", action="store_true", help="D also sees G_ema(x_{t-1}, z, t - 1) (needs --ch)")
     args = p.parse_args(argv)
+    if not args.r1_gamma >= 0:  # NaN fails too
+        p.error(f"--r1-gamma: expected a number >= 0, got {args.r1_gamma}")
     torch.manual_seed(args.seed)
     model = fastddgan.load(args.checkpoint)
     config = model.checkpoint_extra.get("train_config", {})
@@ -115,7 +118,7 @@ def main(argv=None) -> int:
         real = D(x_prev, x_t, t)
         loss = JS.discriminator(real, D(fake_prev, x_t, t))
         opt.zero_grad()
-        (loss + 0.5 * 0.02 * r1_penalty(real, x_prev)).backward()
+        (loss + 0.5 * args.r1_gamma * r1_penalty(real, x_prev)).backward()
         opt.step()
         if step % max(1, args.steps // 4) == 0:
             print(json.dumps({"step": step, "seconds": round(time.time() - start), "train_loss": round(loss.item(), 4),

@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 
+import pytest
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -73,6 +74,9 @@ def test_image_dprobe_scores_a_discriminator_per_step(mnist_ckpt, capsys):
     assert own["parameters"] == sum(p.numel() for p in model.discriminator.parameters())
     key = f"{model.loss.name}_bound"  # the run's own objective
     assert all(math.isfinite(v[key]) for v in own["held_out"].values())
+    with pytest.raises(SystemExit):
+        module.main([str(mnist_ckpt), "--r1-gamma", "-1"])
+    assert "--r1-gamma: expected a number >= 0, got -1.0" in capsys.readouterr().err
 
 
 def test_toy2d_dprobe_shrink_makes_a_known_width_error():
