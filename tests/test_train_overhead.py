@@ -74,8 +74,9 @@ def test_image_dprobe_scores_a_discriminator_per_step(mnist_ckpt, capsys):
     assert own["parameters"] == sum(p.numel() for p in model.discriminator.parameters())
     key = f"{model.loss.name}_bound"  # the run's own objective
     assert all(math.isfinite(v[key]) for v in own["held_out"].values())
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as stop:
         module.main([str(mnist_ckpt), "--r1-gamma", "-1"])
+    assert stop.value.code == 2
     assert "--r1-gamma: expected a number >= 0, got -1.0" in capsys.readouterr().err
 
 
