@@ -2,9 +2,9 @@
 generator (its raw weights: what its discriminator was trained against), trains a discriminator on (true, generated)
 pairs of every step t with the run's objective settings (js, R1 gamma 0.02 unless ``--r1-gamma``, lr 2.5e-4, Adam
 (0.5, 0.9), batch 64) on digits 1000.. of the data set, and reports its loss and accuracy per t on pairs of the
-held-out digits 0..999 (chance: loss 2 ln 2 = 1.386, accuracy 0.5). ``--ch 0`` continues the run's own discriminator (and reports its
-objective's divergence bound per t as well; ``--steps 0``: only that, for the checkpoint as trained); ``--ch C``
-trains a fresh one of width C.
+held-out digits 0..999 (chance: loss 2 ln 2 = 1.386, accuracy 0.5). ``--ch 0`` continues the run's own
+discriminator (and reports its objective's divergence bound per t as well; ``--steps 0``: only that, for the
+checkpoint as trained); ``--ch C`` trains a fresh one of width C.
 
     python benchmarks/image_dprobe.py RUN/checkpoints/final.pt --ch 16 --steps 800 --data-dir DATA
 
