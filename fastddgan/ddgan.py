@@ -22,7 +22,6 @@ then the usual posterior draw (for the same x_t this equals guidance on eps exac
 from __future__ import annotations
 
 import functools
-import re
 from typing import Mapping, Optional, Sequence
 
 import torch
@@ -34,26 +33,14 @@ from .augment import PairAugment, parse_policy
 from .ema import EMA
 from .family import EMASampling, SamplingSetup, register
 from .guidance import check_guidance, check_labels, drop_labels, guided
+from .metric_keys import per_step_divergence_key
 from .sampling import ddgan_sampler, sample
 from .schedule import Schedule
 from .train_state import TrainState, TrainStateAccess, adam
 
-# up to this T the D step logs divergence_t0 .. divergence_t{T-1} (t = 0: the last step, the one to the data);
-# the one place that names these metrics.jsonl keys (the curves, the progress line and the study report read them)
+# up to this T the D step logs divergence_t0 .. divergence_t{T-1} (t = 0: the last step, the one to the data;
+# the keys are named in fastddgan.metric_keys, where the curves, the progress line and the study report read them)
 PER_STEP_METRICS_MAX_T = 16
-PER_STEP_DIVERGENCE = "divergence_t"
-_PER_STEP_KEY = re.compile(PER_STEP_DIVERGENCE + r"(\d+)")
-
-
-def per_step_divergence_key(t: int) -> str:
-    """The metrics key of the discriminator's divergence bound on reverse step ``t``."""
-    return f"{PER_STEP_DIVERGENCE}{t}"
-
-
-def per_step_divergence_t(key: str) -> Optional[int]:
-    """The reverse step t of a per-step divergence key, None for any other key."""
-    match = _PER_STEP_KEY.fullmatch(key)
-    return int(match.group(1)) if match else None
 
 
 def check_diversity_steps(steps) -> tuple:

@@ -136,7 +136,7 @@ def test_ddgan_train_step_every_objective(loss):
 
 
 def test_per_step_divergence_key_round_trip():
-    from fastddgan.ddgan import per_step_divergence_key, per_step_divergence_t
+    from fastddgan.metric_keys import per_step_divergence_key, per_step_divergence_t
 
     assert [per_step_divergence_t(per_step_divergence_key(t)) for t in (0, 3, 15)] == [0, 3, 15]
     assert [per_step_divergence_t(k) for k in ("divergence", "divergence_tx", "divergence_t1x", "loss_d")] == [None] * 4

@@ -17,7 +17,7 @@ import torch
 from .._io import read_jsonl
 from .._machine import UNRECORDED
 from ..data.convert import to_uint8, unit_to_uint8
-from ..ddgan import per_step_divergence_t
+from ..metric_keys import per_step_divergence_t
 from ..train.plots import scatter_tile
 from ._numbers import fixed_mean_std as _fixed_mean_std
 from ._numbers import mean_std as _mean_std

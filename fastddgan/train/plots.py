@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Sequence
 import torch
 
 from ..data.convert import to_uint8, unit_to_uint8
-from ..ddgan import PER_STEP_DIVERGENCE
+from ..metric_keys import PER_STEP_DIVERGENCE
 
 MODEL_COLOUR, DATA_COLOUR = (0.85, 0.1, 0.1), (0.35, 0.55, 0.95)
 # the curves drawn, in this order, when the run logged them: (title, metric keys on one panel); a key ending in

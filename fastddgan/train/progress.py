@@ -10,7 +10,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import torch
 
-from ..ddgan import per_step_divergence_t
+from ..metric_keys import per_step_divergence_t
 
 
 def plural(n: int, word: str) -> str:
