@@ -413,3 +413,35 @@ def test_toy_mlp_conditions_each_distinct_step_once_with_the_same_rows_and_gradi
     assert calls[0] == 64
     # a Python int t (one step for the whole batch) and float32 give the per-sample values too
     torch.testing.assert_close(net.float()(h.float(), 2, y), per_sample(h.float(), 2, y), rtol=1e-5, atol=1e-6)
+
+
+def test_discriminator_head_norm_false_pools_the_encoder_output_itself():
+    """The default head (GN, SiLU, mean over positions) with one channel per group pools a pre-SiLU mean equal to
+    the GN bias whatever the input: the bottleneck ``head_norm=False`` removes. Without it the logit is
+    head(mean(silu(h))) of the encoder's output h, and the state dict is the default's without norm_out."""
+    d = M.DDGANDiscriminator(in_channels=1, **TINY_D).eval()
+    c = d.encoder.out_channels
+    assert num_groups(c) == c                       # 32 channels, 32 groups
+    with torch.no_grad():
+        d.norm_out.norm.bias.copy_(torch.randn(c))
+    seen = {}
+    d.norm_out.register_forward_hook(lambda m, args, out: seen.update(h=args[0], gn=out))
+    x_prev, x_t, t = torch.randn(4, 1, 28, 28), torch.randn(4, 1, 28, 28), _t(4, 4)
+    d(x_prev, x_t, t)
+    torch.testing.assert_close(seen["gn"].mean(dim=(2, 3)), d.norm_out.norm.bias.expand(4, c), atol=1e-5, rtol=0)
+    bare = M.DDGANDiscriminator(in_channels=1, head_norm=False, **TINY_D).eval()
+    assert isinstance(bare.norm_out, nn.Identity)
+    assert set(d.state_dict()) - set(bare.state_dict()) == {"norm_out.norm.weight", "norm_out.norm.bias"}
+    bare.load_state_dict({k: v for k, v in d.state_dict().items() if not k.startswith("norm_out.")})
+    logits = bare(x_prev, x_t, t)
+    torch.testing.assert_close(logits, d.head(F.silu(seen["h"]).mean(dim=(2, 3))).squeeze(1))
+    assert logits.std() > 0
+
+
+def test_discriminator_head_norm_override_survives_a_checkpoint(tmp_path):
+    import fastddgan
+    from fastddgan.models.presets import preset
+    net = preset("tiny")
+    net["discriminator"]["head_norm"] = False
+    fastddgan.save(fastddgan.from_preset("ddgan", net, schedule=2), tmp_path / "run.pt")
+    assert isinstance(fastddgan.load(tmp_path / "run.pt").discriminator.norm_out, nn.Identity)

@@ -73,7 +73,11 @@ class DDGANDiscriminator(nn.Module):
     The contracting half of the U-Net (:class:`~fastddgan.models.unet.Encoder`, time + class embedding added as a
     per-channel bias in every residual block) on the channel concatenation [x_{t-1}, x_t] (B, 2C, S, S), then
     GN, SiLU, a global mean over positions (B, C') and a linear head. (DDGAN sums over positions; the mean keeps
-    the initial logits O(1) whatever the resolution, which the exponential f-GAN losses need.) GroupNorm only (no
+    the initial logits O(1) whatever the resolution, which the exponential f-GAN losses need.) ``head_norm=False``
+    drops that last GN: a GN with few channels per group followed by the mean over positions leaves the pooled
+    features little of the input (with one channel per group their pre-SiLU mean is the GN bias exactly), and a
+    discriminator built so can lose its input dependence in training (js T = 10 on digits:
+    benchmarks/results/sweep-mnist5k/README.md, "the discriminator goes flat"). GroupNorm only (no
     BatchNorm), so the logit of sample i depends on sample i alone, unless ``minibatch_std=True``: then the
     encoder's output gets the minibatch-stddev channel of :func:`minibatch_std` (groups of 4) and a 3x3 conv back to
     C' channels before the norm, as DDGAN's discriminator has it. ``spectral_norm=True`` wraps every conv / linear
@@ -86,7 +90,7 @@ class DDGANDiscriminator(nn.Module):
     def __init__(self, in_channels: int = 1, ch: int = 64, ch_mult: Sequence[int] = (1, 2, 2),
                  num_res_blocks: int = 1, attn_resolutions: Sequence[int] = (), image_size: int = 32,
                  num_classes: Optional[int] = None, dropout: float = 0.0, minibatch_std: bool = False,
-                 spectral_norm: bool = False, projection: bool = False):
+                 spectral_norm: bool = False, projection: bool = False, head_norm: bool = True):
         super().__init__()
         _checks.positive_int("in_channels", in_channels)
         self.in_channels = in_channels
@@ -97,7 +101,7 @@ class DDGANDiscriminator(nn.Module):
         self.encoder = Encoder(2 * in_channels, ch, tuple(ch_mult), num_res_blocks, tuple(attn_resolutions),
                                dropout, image_size, 4 * ch)
         c = self.encoder.out_channels
-        self.norm_out = Norm(c)
+        self.norm_out = Norm(c) if head_norm else nn.Identity()
         self.std_conv = nn.Conv2d(c + 1, c, 3, padding=1) if self.minibatch_std else None
         self.head = nn.Linear(c, 1)
         if projection and self.num_classes is None:
