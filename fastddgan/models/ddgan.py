@@ -75,9 +75,9 @@ class DDGANDiscriminator(nn.Module):
     GN, SiLU, a global mean over positions (B, C') and a linear head. (DDGAN sums over positions; the mean keeps
     the initial logits O(1) whatever the resolution, which the exponential f-GAN losses need.) ``head_norm=False``
     drops that last GN: a GN with few channels per group followed by the mean over positions leaves the pooled
-    features little of the input (with one channel per group their pre-SiLU mean is the GN bias exactly), and a
-    discriminator built so can lose its input dependence in training (js T = 10 on digits:
-    benchmarks/results/sweep-mnist5k/README.md, "the discriminator goes flat"). GroupNorm only (no
+    features little of the input (with one channel per group their pre-SiLU mean is the GN bias exactly); an
+    ablation only: without it js T = 10 on digits went flat sooner, not later (sweep-mnist5k/README.md,
+    session 34). GroupNorm only (no
     BatchNorm), so the logit of sample i depends on sample i alone, unless ``minibatch_std=True``: then the
     encoder's output gets the minibatch-stddev channel of :func:`minibatch_std` (groups of 4) and a 3x3 conv back to
     C' channels before the norm, as DDGAN's discriminator has it. ``spectral_norm=True`` wraps every conv / linear
