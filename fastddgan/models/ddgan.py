@@ -76,15 +76,15 @@ class DDGANDiscriminator(nn.Module):
     the initial logits O(1) whatever the resolution, which the exponential f-GAN losses need.) ``head_norm=False``
     drops that last GN: a GN with few channels per group followed by the mean over positions leaves the pooled
     features little of the input (with one channel per group their pre-SiLU mean is the GN bias exactly); an
-    ablation only: without it js T = 10 on digits went flat sooner, not later (sweep-mnist5k/README.md,
-    session 34). GroupNorm only (no
-    BatchNorm), so the logit of sample i depends on sample i alone, unless ``minibatch_std=True``: then the
-    encoder's output gets the minibatch-stddev channel of :func:`minibatch_std` (groups of 4) and a 3x3 conv back to
-    C' channels before the norm, as DDGAN's discriminator has it. ``spectral_norm=True`` wraps every conv / linear
-    layer with spectral normalisation. ``projection=True`` (class-conditional only) adds the projection term of
-    Miyato & Koyama (2018) to the logit: <P[y], h>, h the pooled features (B, C') and P a learned table of one
-    C'-vector per class (+ the null class), initialised to zero (the same logits as without it at the start), so
-    that the label meets the image features at the output and not only as the residual blocks' bias.
+    ablation only: without it js T = 10 on digits went flat sooner, not later (sweep-mnist5k/README.md, session
+    34). GroupNorm only (no BatchNorm), so the logit of sample i depends on sample i alone, unless
+    ``minibatch_std=True``: then the encoder's output gets the minibatch-stddev channel of :func:`minibatch_std`
+    (groups of 4) and a 3x3 conv back to C' channels before the norm, as DDGAN's discriminator has it.
+    ``spectral_norm=True`` wraps every conv / linear layer with spectral normalisation. ``projection=True``
+    (class-conditional only) adds the projection term of Miyato & Koyama (2018) to the logit: <P[y], h>, h the pooled
+    features (B, C') and P a learned table of one C'-vector per class (+ the null class), initialised to zero (the same
+    logits as without it at the start), so that the label meets the image features at the output and not only as the
+    residual blocks' bias.
     """
 
     def __init__(self, in_channels: int = 1, ch: int = 64, ch_mult: Sequence[int] = (1, 2, 2),
