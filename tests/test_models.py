@@ -438,10 +438,60 @@ def test_discriminator_head_norm_false_pools_the_encoder_output_itself():
     assert logits.std() > 0
 
 
-def test_discriminator_head_norm_override_survives_a_checkpoint(tmp_path):
+def test_discriminator_flatten_head_reads_every_position():
+    """``head="flatten"``: the logit is one linear map of the whole normalised map silu(GN(h)) (B, C' S'^2), so
+    moving features between positions changes it even where the mean head's pooled features cannot change (the
+    per-sample logit stays independent of the other samples)."""
+    d = M.DDGANDiscriminator(in_channels=1, head="flatten", **TINY_D).eval()
+    c, side = d.encoder.out_channels, 14
+    assert d.head.in_features == c * side * side
+    seen = {}
+    d.norm_out.register_forward_hook(lambda m, args, out: seen.update(gn=out))
+    x_prev, x_t, t = torch.randn(4, 1, 28, 28), torch.randn(4, 1, 28, 28), _t(4, 4)
+    logits = d(x_prev, x_t, t)
+    torch.testing.assert_close(logits, d.head(F.silu(seen["gn"]).flatten(1)).squeeze(1))
+    # the same normalised values at other positions: equal pooled features, a different logit
+    moved = F.silu(seen["gn"]).flip(-1)
+    torch.testing.assert_close(moved.mean(dim=(2, 3)), F.silu(seen["gn"]).mean(dim=(2, 3)))
+    assert (d.head(moved.flatten(1)).squeeze(1) - logits).abs().min() > 1e-4
+    torch.testing.assert_close(d(x_prev[:2], x_t[:2], t[:2]), logits[:2])
+    with pytest.raises(ValueError, match="head: expected one of"):
+        M.DDGANDiscriminator(in_channels=1, head="sum", **TINY_D)
+
+
+def test_discriminator_time_projection_starts_as_the_plain_logit_and_reads_per_step():
+    """``time_projection=True``: logit + <P(e_t), h> with P zero at the start, so the logits equal those of the
+    same weights without it; once P is non-zero, the term is exactly <P(e_t), pooled features> per sample."""
+    torch.manual_seed(0)
+    plain = M.DDGANDiscriminator(in_channels=1, **TINY_D).eval()
+    d = M.DDGANDiscriminator(in_channels=1, time_projection=True, **TINY_D).eval()
+    assert set(d.state_dict()) - set(plain.state_dict()) == {"time_projection.weight", "time_projection.bias"}
+    d.load_state_dict({**d.state_dict(), **plain.state_dict()})
+    x_prev, x_t, t = torch.randn(6, 1, 28, 28), torch.randn(6, 1, 28, 28), _t(6, 4)
+    torch.testing.assert_close(d(x_prev, x_t, t), plain(x_prev, x_t, t))
+    with torch.no_grad():
+        d.time_projection.weight.normal_()
+    seen = {}
+    d.norm_out.register_forward_hook(lambda m, args, out: seen.update(h=F.silu(out).mean(dim=(2, 3))))
+    temb = F.silu(d.cond.embed(t, None, x_t.dtype))
+    logits = d(x_prev, x_t, t)
+    torch.testing.assert_close(logits - plain(x_prev, x_t, t), (d.time_projection(temb) * seen["h"]).sum(1))
+
+
+@pytest.mark.parametrize("override", [{"head_norm": False}, {"head": "flatten"}, {"time_projection": True}])
+def test_discriminator_head_override_survives_a_checkpoint(tmp_path, override):
     import fastddgan
     from fastddgan.models.presets import preset
     net = preset("tiny")
-    net["discriminator"]["head_norm"] = False
-    fastddgan.save(fastddgan.from_preset("ddgan", net, schedule=2), tmp_path / "run.pt")
-    assert isinstance(fastddgan.load(tmp_path / "run.pt").discriminator.norm_out, nn.Identity)
+    net["discriminator"].update(override)
+    model = fastddgan.from_preset("ddgan", net, schedule=2)
+    fastddgan.save(model, tmp_path / "run.pt")
+    loaded = fastddgan.load(tmp_path / "run.pt").discriminator
+    x, t = torch.randn(2, 1, 28, 28), _t(2, 2)
+    torch.testing.assert_close(loaded.eval()(x, x, t), model.discriminator.eval()(x, x, t))
+    if "head_norm" in override:
+        assert isinstance(loaded.norm_out, nn.Identity)
+    elif "head" in override:
+        assert loaded.head_kind == "flatten"
+    else:
+        assert loaded.time_projection is not None

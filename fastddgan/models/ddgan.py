@@ -16,9 +16,11 @@ from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 from .. import _checks
 from .embeddings import ConditionEmbedding
 from .layers import Norm
-from .unet import Encoder, UNet
+from .unet import Encoder, UNet, level_resolutions
 
 __all__ = ["DDGANGenerator", "DDGANDiscriminator", "minibatch_std", "apply_spectral_norm"]
+
+HEADS = ("mean", "flatten")  # DDGANDiscriminator's readout of the encoder's last feature map
 
 
 class DDGANGenerator(UNet):
@@ -77,22 +79,31 @@ class DDGANDiscriminator(nn.Module):
     drops that last GN: a GN with few channels per group followed by the mean over positions leaves the pooled
     features little of the input (with one channel per group their pre-SiLU mean is the GN bias exactly); an
     ablation only: without it js T = 10 on digits went flat sooner, not later (sweep-mnist5k/README.md, session
-    34). GroupNorm only (no BatchNorm), so the logit of sample i depends on sample i alone, unless
+    34). ``head="flatten"`` replaces the mean over positions by one linear map of the whole normalised feature map
+    (B, C' * S' * S'), as in DCGAN / StyleGAN discriminators: each position gets its own weights, so the per-channel
+    spatial mean that GN fixes no longer bounds what the head sees (initial logits stay O(1): the linear layer's
+    fan-in init). GroupNorm only (no BatchNorm), so the logit of sample i depends on sample i alone, unless
     ``minibatch_std=True``: then the encoder's output gets the minibatch-stddev channel of :func:`minibatch_std`
     (groups of 4) and a 3x3 conv back to C' channels before the norm, as DDGAN's discriminator has it.
     ``spectral_norm=True`` wraps every conv / linear layer with spectral normalisation. ``projection=True``
     (class-conditional only) adds the projection term of Miyato & Koyama (2018) to the logit: <P[y], h>, h the pooled
     features (B, C') and P a learned table of one C'-vector per class (+ the null class), initialised to zero (the same
     logits as without it at the start), so that the label meets the image features at the output and not only as the
-    residual blocks' bias.
+    residual blocks' bias. ``time_projection=True`` adds the same kind of term for the step: <P(e_t), h>, P a linear
+    map of the time embedding e_t (zero at the start), so that each step t can have its own readout of the shared
+    features (an ablation for the discriminator that goes flat at T >= 8 on digits, sweep-mnist5k/README.md).
     """
 
     def __init__(self, in_channels: int = 1, ch: int = 64, ch_mult: Sequence[int] = (1, 2, 2),
                  num_res_blocks: int = 1, attn_resolutions: Sequence[int] = (), image_size: int = 32,
                  num_classes: Optional[int] = None, dropout: float = 0.0, minibatch_std: bool = False,
-                 spectral_norm: bool = False, projection: bool = False, head_norm: bool = True):
+                 spectral_norm: bool = False, projection: bool = False, head_norm: bool = True,
+                 head: str = "mean", time_projection: bool = False):
         super().__init__()
         _checks.positive_int("in_channels", in_channels)
+        if head not in HEADS:
+            raise ValueError(f"head: expected one of {HEADS}, got {head!r}")
+        self.head_kind = head
         self.in_channels = in_channels
         self.image_size = image_size
         self.num_classes = _checks.optional_classes(num_classes)
@@ -103,13 +114,18 @@ class DDGANDiscriminator(nn.Module):
         c = self.encoder.out_channels
         self.norm_out = Norm(c) if head_norm else nn.Identity()
         self.std_conv = nn.Conv2d(c + 1, c, 3, padding=1) if self.minibatch_std else None
-        self.head = nn.Linear(c, 1)
+        positions = level_resolutions(image_size, ch_mult)[-1] ** 2 if head == "flatten" else 1
+        self.head = nn.Linear(c * positions, 1)
         if projection and self.num_classes is None:
             raise ValueError("projection: the projection term needs class labels (num_classes); this discriminator "
                              "is unconditional")
         self.projection = nn.Embedding(self.num_classes + 1, c) if projection else None
         if self.projection is not None:
             nn.init.zeros_(self.projection.weight)
+        self.time_projection = nn.Linear(4 * ch, c) if time_projection else None
+        if self.time_projection is not None:
+            nn.init.zeros_(self.time_projection.weight)
+            nn.init.zeros_(self.time_projection.bias)
         if spectral_norm:
             apply_spectral_norm(self)
 
@@ -124,8 +140,11 @@ class DDGANDiscriminator(nn.Module):
         h, _ = self.encoder(torch.cat([x_prev, x_t], dim=1), temb, keep_skips=False)
         if self.std_conv is not None:
             h = self.std_conv(minibatch_std(h))
-        h = F.silu(self.norm_out(h)).mean(dim=(2, 3))
-        logit = self.head(h).squeeze(1)
+        features = F.silu(self.norm_out(h))
+        h = features.mean(dim=(2, 3))
+        logit = self.head(features.flatten(1) if self.head_kind == "flatten" else h).squeeze(1)
         if self.projection is not None:  # y=None: the null class's row
             logit = logit + (self.projection(label).to(h.dtype) * h).sum(dim=1)
+        if self.time_projection is not None:
+            logit = logit + (self.time_projection(temb) * h).sum(dim=1)
         return logit

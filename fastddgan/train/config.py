@@ -334,8 +334,8 @@ def net_overrides(text: str) -> Dict[str, Dict[str, Any]]:
         try:
             overrides.setdefault(role, {})[key] = json.loads(value)
         except ValueError:
-            raise ConfigError(f"--net: the value of {item!r} is not JSON (a number, [list], true/false or "
-                              f"null)") from None
+            raise ConfigError(f"--net: the value of {item!r} is not JSON (a number, [list], true/false, null, or "
+                              f"a string in double quotes, e.g. discriminator.head='\"flatten\"')") from None
     return overrides
 
 
