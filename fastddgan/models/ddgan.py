@@ -73,25 +73,27 @@ class DDGANDiscriminator(nn.Module):
     """D(x_{t-1}, x_t, t[, y]) -> one logit per sample (B,).
 
     The contracting half of the U-Net (:class:`~fastddgan.models.unet.Encoder`, time + class embedding added as a
-    per-channel bias in every residual block) on the channel concatenation [x_{t-1}, x_t] (B, 2C, S, S), then
-    GN, SiLU, a global mean over positions (B, C') and a linear head. (DDGAN sums over positions; the mean keeps
-    the initial logits O(1) whatever the resolution, which the exponential f-GAN losses need.) ``head_norm=False``
-    drops that last GN: a GN with few channels per group followed by the mean over positions leaves the pooled
-    features little of the input (with one channel per group their pre-SiLU mean is the GN bias exactly); an
-    ablation only: without it js T = 10 on digits went flat sooner, not later (sweep-mnist5k/README.md, session
-    34). ``head="flatten"`` replaces the mean over positions by one linear map of the whole normalised feature map
-    (B, C' * S' * S'), as in DCGAN / StyleGAN discriminators: each position gets its own weights, so the per-channel
-    spatial mean that GN fixes no longer bounds what the head sees (initial logits stay O(1): the linear layer's
-    fan-in init). GroupNorm only (no BatchNorm), so the logit of sample i depends on sample i alone, unless
-    ``minibatch_std=True``: then the encoder's output gets the minibatch-stddev channel of :func:`minibatch_std`
-    (groups of 4) and a 3x3 conv back to C' channels before the norm, as DDGAN's discriminator has it.
-    ``spectral_norm=True`` wraps every conv / linear layer with spectral normalisation. ``projection=True``
-    (class-conditional only) adds the projection term of Miyato & Koyama (2018) to the logit: <P[y], h>, h the pooled
-    features (B, C') and P a learned table of one C'-vector per class (+ the null class), initialised to zero (the same
-    logits as without it at the start), so that the label meets the image features at the output and not only as the
-    residual blocks' bias. ``time_projection=True`` adds the same kind of term for the step: <P(e_t), h>, P a linear
-    map of the time embedding e_t (zero at the start), so that each step t can have its own readout of the shared
-    features (an ablation for the discriminator that goes flat at T >= 8 on digits, sweep-mnist5k/README.md).
+    per-channel bias in every residual block) on the channel concatenation [x_{t-1}, x_t] (B, 2C, S, S), then GN,
+    SiLU, a global mean over positions (B, C') and a linear head. (DDGAN sums over positions; the mean keeps the
+    initial logits O(1) whatever the resolution, which the exponential f-GAN losses need.) ``head_norm=False`` drops
+    that last GN: a GN with few channels per group followed by the mean over positions leaves the pooled features
+    little of the input (with one channel per group their pre-SiLU mean is the GN bias exactly); an ablation only:
+    without it js T = 10 on digits went flat sooner, not later (sweep-mnist5k/README.md, session 34).
+    ``head="flatten"`` replaces the mean over positions by one linear map of the whole normalised feature map (B,
+    C'S'^2), as in DCGAN / StyleGAN discriminators: each position gets its own weights, so the per-channel spatial
+    mean that GN fixes no longer bounds what the head sees (initial logits stay O(1): the linear layer's fan-in
+    init); an ablation: js T = 8 on digits went flat with it all the same (session 36). GroupNorm only (no
+    BatchNorm), so the logit of sample i depends on sample i alone, unless ``minibatch_std=True``: then the
+    encoder's output gets the minibatch-stddev channel of :func:`minibatch_std` (groups of 4) and a 3x3 conv back to
+    C' channels before the norm, as DDGAN's discriminator has it. ``spectral_norm=True`` wraps every conv / linear
+    layer with spectral normalisation. ``projection=True`` (class-conditional only) adds the projection term of
+    Miyato & Koyama (2018) to the logit: <P[y], h>, h the pooled features (B, C') and P a learned table of one
+    C'-vector per class (+ the null class), initialised to zero (the same logits as without it at the start), so
+    that the label meets the image features at the output and not only as the residual blocks' bias.
+    ``time_projection=True`` adds the same kind of term for the step: <P(e_t), h>, P a linear map of the time
+    embedding e_t (zero at the start), so that each step t can have its own readout of the shared features (an
+    ablation for the discriminator that goes flat at T >= 8 on digits: it did not keep js T = 8 alive, a 32-channel
+    discriminator did; sweep-mnist5k/README.md, session 36).
     """
 
     def __init__(self, in_channels: int = 1, ch: int = 64, ch_mult: Sequence[int] = (1, 2, 2),
