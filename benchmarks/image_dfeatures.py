@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 import fastddgan
-from fastddgan.data import load_dataset
+from fastddgan.data import load_dataset, to_model_range
 
 
 def features(path: str, x0: torch.Tensor, seed: int) -> dict:
@@ -49,7 +49,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=3)
     args = p.parse_args()
     torch.set_num_threads(1)
-    x0 = load_dataset(args.dataset, data_dir=args.data_dir).images.float()[:args.n] / 127.5 - 1
+    x0 = to_model_range(load_dataset(args.dataset, data_dir=args.data_dir).images[:args.n])
     for path in args.checkpoints:
         r = features(path, x0, args.seed)
         print(f"{path}\n  logit mean {r['logit_mean']:.3f} std {r['logit_std']:.2e} | |fake - true| "

@@ -26,7 +26,7 @@ import time
 import torch
 
 import fastddgan
-from fastddgan.data import load_dataset
+from fastddgan.data import load_dataset, to_model_range
 from fastddgan.losses import get_loss, r1_penalty
 from fastddgan.models.ddgan import DDGANDiscriminator
 
@@ -92,7 +92,7 @@ def main(argv=None) -> int:
     model = fastddgan.load(args.checkpoint)
     config = model.checkpoint_extra.get("train_config", {})
     data = load_dataset(config.get("dataset", "mnist5k"), data_dir=args.data_dir)
-    x = data.images.float() / 127.5 - 1
+    x = to_model_range(data.images)
     if not 0 < args.held_out < len(x):
         p.error(f"--held-out: expected 1 .. {len(x) - 1} digits, got {args.held_out}")
     held, train = x[:args.held_out], x[args.held_out:]

@@ -19,6 +19,7 @@ import torch
 
 from .. import evaluate as E
 from .. import load, ops
+from ..data import to_model_range
 from ..sampling import ddgan_sampler, stream_seeds
 
 
@@ -63,7 +64,7 @@ def main(argv=None) -> int:
         n = min(args.n, len(order) // 2)
         if n < args.n:
             print(f"note: {len(order)} images: {n} start digits and {n} others for precision / recall")
-        x0, real = (data.images[order[:n]].float() / 127.5 - 1, data.images[order[n:2 * n]].float() / 127.5 - 1)
+        x0, real = to_model_range(data.images[order[:n]]), to_model_range(data.images[order[n:2 * n]])
         chosen = ["fid-dom", "is-dom"]
     cache = E.default_cache_dir(data_dir)
     clf = E.classifier_path(cache, dataset)
