@@ -31,6 +31,7 @@ from . import distributed, plots
 from .batches import STREAM_TRAIN, Batches, step_seed
 from .build import build_model, check_networks, dataset_info
 from .config import ConfigError, resolve
+from .discriminator_watch import FlatDiscriminatorWatch
 from .guard import NonFiniteGuard, TrainingDiverged, all_finite
 from .progress import Progress, duration, long_run_warning, memory_use, plural
 from .resume import checkpoint_to_resume, newest_valid
@@ -99,6 +100,7 @@ class Trainer:
             distributed.broadcast_module(self.model)
             self.state.gradient_sync = distributed.gradient_sync(self.ctx.world_size)
         self.guard = NonFiniteGuard(list(self.state.optimizers.values()))
+        self.d_watch = FlatDiscriminatorWatch()
         self.generator = torch.Generator(self.ctx.device)
         self.batches = Batches(self.dataset, c["batch_size"], self.ctx.device, c["seed"], self.ctx.rank,
                                self.ctx.world_size, labels=c["cond"], hflip=c["hflip"],
@@ -267,6 +269,7 @@ class Trainer:
         complete = self.start_step == total and os.path.isfile(run.final_path)
         if self.resumed_from is not None and not complete:
             run.truncate_metrics(self.start_step)
+            self.d_watch.resume(run.read_metrics())
         run.prepare(c)
         if complete:
             self._say(f"{run.out}: the run is already complete ({self.start_step} of {total} steps, "
@@ -335,6 +338,10 @@ class Trainer:
                         record["epoch"] = epoch
                     run.log(record)
                     progress.show(record, total)
+                    flat = self.d_watch.update(record)
+                    if flat is not None:
+                        self._event("discriminator_flat", **self.d_watch.event())
+                        self._say("warning: " + flat)
                     sums, t_last, step_last = {}, now, done
                 if done % c["ckpt_every"] == 0 and done < total:
                     self.save_checkpoint(run.checkpoint_path(done), keep=c["keep"])

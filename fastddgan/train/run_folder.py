@@ -1,7 +1,7 @@
 """The run folder of ``python -m fastddgan.train``:
 
     OUT/config.json            the resolved config (every option, "auto" values filled in)
-    OUT/metrics.jsonl          one JSON record per log interval (and events: resumed, nonfinite, stopped)
+    OUT/metrics.jsonl          one JSON record per log interval (and events: resumed, discriminator_flat, ...)
     OUT/samples/step-N.png     sample grids from a fixed seed, captioned (2-D data: scatter plots, model against data)
     OUT/curves.png             training curves (losses, divergence estimate, penalties, lr, it/s), redrawn with
                                every sample grid
