@@ -539,11 +539,20 @@ def test_training_scores_add_the_late_per_step_divergence_bounds(tmp_path):
     logs = {"ddgan-js-T2-seed0": [{"step": s, "loss_d": 1.3, "divergence_t0": -1.0 - s / 1000,
                                    "divergence_t1": float("nan") if s == 1000 else -1.38}
                                   for s in range(100, 1001, 100)],
-            "ddpm-T1000-seed0": [{"step": 100, "loss": 0.1}]}
+            "ddpm-T1000-seed0": [{"step": 100, "loss": 0.1}],
+            # R1 term 1e-2 to step 1,000, then 1e-6: the 500-step geometric mean is 10^-4.4, under 1/100 of its
+            # highest, at step 1,300 (10^-3.6 = 1/40 at 1,200)
+            "ddgan-js-T8-seed0": [{"step": s, "r1": 1e-2 if s <= 1000 else 1e-6, "divergence_t0": -1.3863}
+                                  for s in range(100, 2001, 100)],
+            "ddgan-js-T4-seed0": [{"step": s, "r1": 1e-2 * (3 if s % 200 else 1), "divergence_t0": -1.3}
+                                  for s in range(100, 2001, 100)]}
     for name, lines in logs.items():
         (runs / name).mkdir(parents=True)
         (runs / name / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     text = open(study_report.write_training_scores(str(runs), str(tmp_path))).read()
-    assert "| run | t = 0 | t = 1 |" in text and "ddpm-T1000-seed0" not in text
-    assert "| ddgan-js-T2-seed0 | -1.9000 | -1.3800 |" in text  # t = 0: steps 800-1,000, (-1.8 - 1.9 - 2.0) / 3
+    assert "| run | t = 0 | t = 1 | D flat from |" in text and "ddpm-T1000-seed0" not in text
+    # t = 0: steps 800-1,000, (-1.8 - 1.9 - 2.0) / 3; no R1 term logged: the flat column empty
+    assert "| ddgan-js-T2-seed0 | -1.9000 | -1.3800 |  |" in text
+    assert "| ddgan-js-T8-seed0 | -1.3863 |  | 1,300 |" in text
+    assert "| ddgan-js-T4-seed0 | -1.3000 |  | no |" in text
     assert "Each run's EMA network" not in text  # no in-training scores: no scores table

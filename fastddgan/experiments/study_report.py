@@ -18,6 +18,7 @@ from .._io import read_jsonl
 from .._machine import UNRECORDED
 from ..data.convert import to_uint8, unit_to_uint8
 from ..metric_keys import per_step_divergence_t
+from ..train.discriminator_watch import FlatDiscriminatorWatch
 from ..train.plots import scatter_tile
 from ._numbers import fixed_mean_std as _fixed_mean_std
 from ._numbers import mean_std as _mean_std
@@ -271,42 +272,61 @@ def _late_per_step_bounds(records: List[Dict[str, Any]]) -> Dict[int, float]:
     return {t: sum(v) / len(v) for t, v in sorted(values.items())}
 
 
-def _per_step_bound_table(bounds: Dict[str, Dict[int, float]]) -> List[str]:
-    """The discriminators' divergence bound per reverse step t, a row per run."""
+def _flat_from(records: List[Dict[str, Any]]) -> str:
+    """The step from which the run's discriminator was flat by the trainer's watch (its logged R1 term replayed
+    through :class:`FlatDiscriminatorWatch`, so runs older than the watch get it too); "no", or "" when the run
+    logged no R1 term."""
+    watch = FlatDiscriminatorWatch()
+    for r in records:
+        if "event" not in r and watch.update(r) is not None:
+            return f"{r['step']:,}"
+    return "no" if watch.peak is not None else ""
+
+
+def _per_step_bound_table(bounds: Dict[str, Dict[int, float]], flat: Dict[str, str]) -> List[str]:
+    """The discriminators' divergence bound per reverse step t and when the discriminator went flat: a row per
+    DDGAN run that logged either."""
     ts = sorted({t for by_t in bounds.values() for t in by_t})
     md = ["## The discriminator's divergence bound per reverse step", "",
           f"Each DDGAN run's logged estimate of its objective's divergence between true and generated pairs at step "
           f"t (`divergence_t<t>` in metrics.jsonl: the bound E_data[g(V)] - E_model[f*(g(V))] of the D step's "
           f"batch, t = 0 the last step, the one to the data), averaged over the last {LATE_SHARE:.0%} of training. "
           f"Higher: the discriminator tells that step's generated pairs from true ones better (the bound at "
-          f"chance, D unable to tell, is -ln 4 = -1.386 for js and 0 for the others).", "",
-          "| run | " + " | ".join(f"t = {t}" for t in ts) + " |", "|---" + "|---:" * len(ts) + "|"]
+          f"chance, D unable to tell, is -ln 4 = -1.386 for js and 0 for the others). \"D flat from\": the step "
+          f"where the logged R1 term (D's mean squared input gradient on true pairs), averaged over 500 steps, fell "
+          f"below 1/100 of its highest (the trainer's warning, `fastddgan/train/discriminator_watch.py`); empty "
+          f"where no R1 term is logged (Wasserstein); runs trained before the per-step bounds were logged have that "
+          f"column alone.", "",
+          "| run | " + " | ".join(f"t = {t}" for t in ts) + " | D flat from |", "|---" + "|---:" * (len(ts) + 1) + "|"]
     for name, by_t in bounds.items():
-        md.append(f"| {name} | " + " | ".join(f"{by_t[t]:.4f}" if t in by_t else "" for t in ts) + " |")
+        md.append(f"| {name} | " + " | ".join(f"{by_t[t]:.4f}" if t in by_t else "" for t in ts) +
+                  f" | {flat.get(name, '')} |")
     return md
 
 
 def write_training_scores(runs: str, out: str) -> Optional[str]:
     """``training-scores.md``: a row per run folder under ``runs`` whose metrics.jsonl holds in-training scores
     ('eval' records of ``--eval-every``), a column per scored step, the run's best in bold, then the step of the
-    best and whether it is the last; then, for the DDGAN runs that logged it, the discriminator's divergence bound
-    per reverse step late in training. None (and no file) when no run has either."""
-    scored, bounds = {}, {}
+    best and whether it is the last; then, for the DDGAN runs that logged them, the discriminator's divergence
+    bound per reverse step late in training and the step from which it was flat. None (and no file) when no run
+    has any of these."""
+    scored, bounds, flat = {}, {}, {}
     for name in sorted(os.listdir(runs)) if os.path.isdir(runs) else []:
         records = read_jsonl(os.path.join(runs, name, "metrics.jsonl"))
         evals = [r for r in records if r.get("event") == "eval" and isinstance(r.get("value"), (int, float))]
         if evals:
             scored[name] = {r["step"]: r for r in evals}  # a step scored twice (resumed): the later record
         late = _late_per_step_bounds(records)
-        if late:
-            bounds[name] = late
+        flat_from = _flat_from(records)
+        if late or flat_from:
+            bounds[name], flat[name] = late, flat_from
     if not scored and not bounds:
         return None
     md = ["# Scores during training", ""]
     if scored:
         md += _in_training_scores(scored)
     if bounds:
-        md += ([""] if scored else []) + _per_step_bound_table(bounds)
+        md += ([""] if scored else []) + _per_step_bound_table(bounds, flat)
     path = os.path.join(out, TRAINING_SCORES)
     with open(path, "w") as f:
         f.write("\n".join(md) + "\n")
