@@ -80,7 +80,7 @@ def test_bad_settings_name_the_argument(kwargs, name):
 
 
 def test_the_trainer_logs_the_event_and_warns_once(tmp_path, monkeypatch, capsys):
-    """A discriminator under a huge R1 weight goes flat; the watch (short window for a 80-step run) says so."""
+    """A discriminator under a huge R1 weight goes flat; the watch (short window for an 80-step run) says so."""
 
     class ShortWatch(FlatDiscriminatorWatch):
         def __init__(self):

@@ -71,7 +71,7 @@ class FlatDiscriminatorWatch:
                 "span": self.span, "fall": self.fall}
 
     def _add(self, record: Dict[str, Any]) -> Optional[float]:
-        """Add one record; the windowed mean once the window is full (span steps from the run's first record)."""
+        """Add one record; the windowed mean from step span on (the window then covers span steps), else None."""
         r1, step = record.get("r1"), record.get("step")
         if r1 is None or step is None or not math.isfinite(r1) or r1 < 0:
             return None
