@@ -73,6 +73,25 @@ def test_the_warning_is_not_repeated_after_a_resume_and_the_peak_survives_one():
     assert watch.event() == uninterrupted.event() and watch.event()["r1_peak_step"] < step - 500
 
 
+def test_a_recovery_rewinds_the_window_and_peak_to_its_checkpoint():
+    """Records after the checkpoint a recovery went back to are an abandoned stretch: they leave the window and the
+    peak, so the retrained stretch is judged against the run's past only."""
+    rising = [{"step": s, "r1": 1.0} for s in range(100, 1100, 100)]
+    abandoned = [{"step": s, "r1": 1e3} for s in range(1100, 2100, 100)]  # a spike that the recovery discards
+    watch = FlatDiscriminatorWatch()
+    for record in rising + abandoned:
+        watch.update(record)
+    assert watch.peak[0] == pytest.approx(1e3)
+    watch.rewind(rising + abandoned + [{"event": "recovered", "step": 1000}], 1000)
+    assert watch.peak[0] == pytest.approx(1.0) and max(step for step, _ in watch.window) == 1000
+    # against the spike r1 = 1e-1 would be 1/10,000 of the peak; against the past it is 1/10: nothing said
+    assert all(watch.update({"step": s, "r1": 0.1}) is None for s in range(1100, 2100, 100))
+    # a warning said in the abandoned stretch stays said
+    watch.fired = True
+    watch.rewind(rising, 1000)
+    assert watch.fired and all(watch.update({"step": s, "r1": 1e-6}) is None for s in range(1100, 2100, 100))
+
+
 @pytest.mark.parametrize("kwargs, name", [({"fall": 0.0}, "fall"), ({"fall": 1.0}, "fall"), ({"span": 0}, "span")])
 def test_bad_settings_name_the_argument(kwargs, name):
     with pytest.raises(ValueError, match=name):

@@ -53,6 +53,16 @@ class FlatDiscriminatorWatch:
             elif "event" not in record:
                 self._add(record)
 
+    def rewind(self, records: Iterable[Dict[str, Any]], step: int) -> None:
+        """Start again from the run's records up to ``step``, as :meth:`resume` would there: a recovery went back to
+        the checkpoint at ``step`` and the records after it belong to an abandoned stretch (a warning already said
+        stays said)."""
+        fired = self.fired
+        self.window.clear()
+        self.peak, self.fired = None, False
+        self.resume(r for r in records if r.get("step", 0) <= step)
+        self.fired = self.fired or fired
+
     def update(self, record: Dict[str, Any]) -> Optional[str]:
         mean = self._add(record)
         if self.fired or mean is None or mean >= self.fall * self.peak[0]:

@@ -238,6 +238,7 @@ class Trainer:
         self.state.scale_learning_rates(0.5 ** max(self.recoveries - int(state.get("extra", {}).get("recoveries", 0)),
                                                     0))
         self.batches.restart(self.state.step)
+        self.d_watch.rewind(self.run.read_metrics(), self.state.step)
         self._event("recovered", checkpoint=state["path"], lr_scale=0.5**self.recoveries)
         self._say(f"warning: non-finite loss for {c['max_nonfinite']} steps; went back to {state['path']} "
                   f"with the learning rates at {0.5**self.recoveries:g} x the configured ones")
