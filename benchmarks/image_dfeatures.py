@@ -5,6 +5,11 @@ sample's, and the std over samples of the pooled head features silu(GN(h)).mean(
 reads. A discriminator that has gone flat in training (sweep-mnist5k/README.md, sessions 33-36) shows logits and
 pooled features that barely vary from sample to sample.
 
+From the checkpoint's Adam state, per network: the gradient's scale (rms and median over parameters of sqrt(v), v
+Adam's running mean of the squared gradient) and the step Adam takes, m / (sqrt(v) + eps) in units of the learning
+rate (rms over parameters). Adam's step does not shrink with the gradient: a generator behind a flat discriminator
+gets a gradient orders of magnitude smaller and moves as far per step.
+
     python benchmarks/image_dfeatures.py RUN/checkpoints/ckpt-00001000.pt [MORE.pt ...] --data-dir DATA
 """
 
@@ -40,6 +45,19 @@ def features(path: str, x0: torch.Tensor, seed: int) -> dict:
             "per_t": [gap[t == k].mean().item() for k in range(model.T)]}
 
 
+def adam_state(path: str) -> dict:
+    """Per optimizer ("g", "d"): rms and median of sqrt(v) over parameters, rms of m / (sqrt(v) + eps)."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    out = {}
+    for name, optimizer in state["optimizers"].items():
+        eps = optimizer["param_groups"][0]["eps"]
+        m = torch.cat([s["exp_avg"].flatten() for s in optimizer["state"].values()])
+        v = torch.cat([s["exp_avg_sq"].flatten() for s in optimizer["state"].values()])
+        out[name] = {"grad_rms": v.mean().sqrt().item(), "grad_median": v.sqrt().median().item(),
+                     "step_rms": (m / (v.sqrt() + eps)).pow(2).mean().sqrt().item()}
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoints", nargs="+")
@@ -56,6 +74,8 @@ def main() -> None:
               f"{r['fake_minus_true']:.2e} | swap x_prev {r['swap_change']:.2e} | pooled features: std over samples "
               f"{r['pooled_std']:.3f}, mean |h| {r['pooled_abs']:.3f}\n  |fake - true| per t: "
               + " ".join(f"{v:.1e}" for v in r["per_t"]))
+        print("  Adam: " + " | ".join(f"{name}: gradient rms {a['grad_rms']:.1e} (median {a['grad_median']:.1e}), "
+                                     f"step rms {a['step_rms']:.2f} lr" for name, a in adam_state(path).items()))
 
 
 if __name__ == "__main__":
