@@ -1,6 +1,6 @@
 """benchmarks/train_overhead.py on the tiny preset: one profiled training step split into the networks' time
 (forward, backward, optimisers) and the time outside them, with the largest ops outside; and the discriminator
-probes (benchmarks/image_dprobe.py, benchmarks/toy2d_dprobe.py)."""
+probes (benchmarks/image_dprobe.py, image_dfeatures.py, toy2d_dprobe.py)."""
 
 import importlib.util
 import json
@@ -167,3 +167,30 @@ def test_latent_use_probe_exact_posterior_and_which_draws_differ():
     assert torch.equal(z_only[:, 0], z_only[:, 1]) and torch.equal(z_only[:, 0], z_only[:, 2])
     assert not torch.equal(noise_only[:, 0], noise_only[:, 1])
     assert not torch.equal(z_only[0, 0], z_only[1, 0])  # the starts differ
+
+
+def test_image_dfeatures_reads_the_discriminator_and_adams_gradient_scale(mnist_ckpt, tmp_path, capsys):
+    """benchmarks/image_dfeatures.py: the discriminator's statistics on true / generated pairs, and from Adam's
+    state the gradient scale and the step, which does not shrink with the gradient (a constant gradient of 1e-6
+    moves a parameter as far per step as one of 1)."""
+    module = _script("image_dfeatures")
+    from fastddgan.data import load_dataset, to_model_range
+
+    x0 = to_model_range(load_dataset("mnist5k").images[:16])
+    r = module.features(str(mnist_ckpt), x0, seed=0)
+    assert len(r["per_t"]) == 2 and r["logit_std"] > 0 and r["pooled_std"] > 0
+    state = module.adam_state(str(mnist_ckpt))
+    assert sorted(state) == ["d", "g"] and all(0 < a["grad_median"] and 0 < a["step_rms"] for a in state.values())
+
+    scales = {}
+    for g in (1e-6, 1.0):
+        p = torch.nn.Parameter(torch.zeros(10))
+        adam = torch.optim.Adam([p], lr=1e-3, betas=(0.5, 0.9))
+        for _ in range(60):
+            p.grad = torch.full_like(p, g)
+            adam.step()
+        torch.save({"optimizers": {"g": adam.state_dict()}}, tmp_path / "adam.pt")
+        scales[g] = module.adam_state(str(tmp_path / "adam.pt"))["g"]
+    for g, a in scales.items():
+        assert a["grad_rms"] == pytest.approx(g, rel=1e-3) and a["grad_median"] == pytest.approx(g, rel=1e-3)
+        assert a["step_rms"] == pytest.approx(1.0, rel=0.02)  # m / (sqrt(v) + eps), eps = 1e-8
