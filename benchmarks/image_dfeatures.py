@@ -16,16 +16,17 @@ gets a gradient orders of magnitude smaller and moves as far per step.
 from __future__ import annotations
 
 import argparse
+from typing import Dict
 
 import torch
 import torch.nn.functional as F
 
 import fastddgan
+from fastddgan import checkpoint
 from fastddgan.data import load_dataset, to_model_range
 
 
-def features(path: str, x0: torch.Tensor, seed: int) -> dict:
-    model = fastddgan.load(path)
+def features(model, x0: torch.Tensor, seed: int) -> dict:
     d = model.discriminator.eval()
     seen = {}
     hook = d.norm_out.register_forward_hook(lambda m, args, out: seen.update(h=F.silu(out).mean(dim=(2, 3))))
@@ -45,16 +46,20 @@ def features(path: str, x0: torch.Tensor, seed: int) -> dict:
             "per_t": [gap[t == k].mean().item() for k in range(model.T)]}
 
 
-def adam_state(path: str) -> dict:
-    """Per optimizer ("g", "d"): rms and median of sqrt(v) over parameters, rms of m / (sqrt(v) + eps)."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
+def adam_state(optimizers: Dict[str, torch.optim.Optimizer]) -> dict:
+    """Per Adam optimiser by name ("g", "d"; ``fastddgan.checkpoint.optimizers(model)`` of a loaded checkpoint): rms
+    and median of sqrt(v) over its parameters, rms of m / (sqrt(v) + eps)."""
     out = {}
-    for name, optimizer in state["optimizers"].items():
-        eps = optimizer["param_groups"][0]["eps"]
-        m = torch.cat([s["exp_avg"].flatten() for s in optimizer["state"].values()])
-        v = torch.cat([s["exp_avg_sq"].flatten() for s in optimizer["state"].values()])
-        out[name] = {"grad_rms": v.mean().sqrt().item(), "grad_median": v.sqrt().median().item(),
-                     "step_rms": (m / (v.sqrt() + eps)).pow(2).mean().sqrt().item()}
+    for name, optimizer in optimizers.items():
+        m, v, steps = [], [], []
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                if p in optimizer.state:
+                    m1, v1 = optimizer.state[p]["exp_avg"].flatten(), optimizer.state[p]["exp_avg_sq"].flatten()
+                    m.append(m1), v.append(v1), steps.append(m1 / (v1.sqrt() + group["eps"]))
+        v_all = torch.cat(v)
+        out[name] = {"grad_rms": v_all.mean().sqrt().item(), "grad_median": v_all.sqrt().median().item(),
+                     "step_rms": torch.cat(steps).pow(2).mean().sqrt().item()}
     return out
 
 
@@ -69,13 +74,14 @@ def main() -> None:
     torch.set_num_threads(1)
     x0 = to_model_range(load_dataset(args.dataset, data_dir=args.data_dir).images[:args.n])
     for path in args.checkpoints:
-        r = features(path, x0, args.seed)
+        model = fastddgan.load(path)
+        r = features(model, x0, args.seed)
         print(f"{path}\n  logit mean {r['logit_mean']:.3f} std {r['logit_std']:.2e} | |fake - true| "
               f"{r['fake_minus_true']:.2e} | swap x_prev {r['swap_change']:.2e} | pooled features: std over samples "
               f"{r['pooled_std']:.3f}, mean |h| {r['pooled_abs']:.3f}\n  |fake - true| per t: "
               + " ".join(f"{v:.1e}" for v in r["per_t"]))
         print("  Adam: " + " | ".join(f"{name}: gradient rms {a['grad_rms']:.1e} (median {a['grad_median']:.1e}), "
-                                     f"step rms {a['step_rms']:.2f} lr" for name, a in adam_state(path).items()))
+                                     f"step rms {a['step_rms']:.2f} lr" for name, a in adam_state(checkpoint.optimizers(model)).items()))
 
 
 if __name__ == "__main__":

@@ -169,17 +169,20 @@ def test_latent_use_probe_exact_posterior_and_which_draws_differ():
     assert not torch.equal(z_only[0, 0], z_only[1, 0])  # the starts differ
 
 
-def test_image_dfeatures_reads_the_discriminator_and_adams_gradient_scale(mnist_ckpt, tmp_path, capsys):
+def test_image_dfeatures_reads_the_discriminator_and_adams_gradient_scale(mnist_ckpt):
     """benchmarks/image_dfeatures.py: the discriminator's statistics on true / generated pairs, and from Adam's
     state the gradient scale and the step, which does not shrink with the gradient (a constant gradient of 1e-6
     moves a parameter as far per step as one of 1)."""
-    module = _script("image_dfeatures")
+    import fastddgan
+    from fastddgan import checkpoint
     from fastddgan.data import load_dataset, to_model_range
 
+    module = _script("image_dfeatures")
+    model = fastddgan.load(mnist_ckpt)
     x0 = to_model_range(load_dataset("mnist5k").images[:16])
-    r = module.features(str(mnist_ckpt), x0, seed=0)
+    r = module.features(model, x0, seed=0)
     assert len(r["per_t"]) == 2 and r["logit_std"] > 0 and r["pooled_std"] > 0
-    state = module.adam_state(str(mnist_ckpt))
+    state = module.adam_state(checkpoint.optimizers(model))
     assert sorted(state) == ["d", "g"] and all(0 < a["grad_median"] and 0 < a["step_rms"] for a in state.values())
 
     scales = {}
@@ -189,8 +192,7 @@ def test_image_dfeatures_reads_the_discriminator_and_adams_gradient_scale(mnist_
         for _ in range(60):
             p.grad = torch.full_like(p, g)
             adam.step()
-        torch.save({"optimizers": {"g": adam.state_dict()}}, tmp_path / "adam.pt")
-        scales[g] = module.adam_state(str(tmp_path / "adam.pt"))["g"]
+        scales[g] = module.adam_state({"g": adam})["g"]
     for g, a in scales.items():
         assert a["grad_rms"] == pytest.approx(g, rel=1e-3) and a["grad_median"] == pytest.approx(g, rel=1e-3)
         assert a["step_rms"] == pytest.approx(1.0, rel=0.02)  # m / (sqrt(v) + eps), eps = 1e-8
