@@ -40,6 +40,9 @@ class FlatDiscriminatorWatch:
         if span < 1:
             raise ValueError(f"span must be a positive number of steps, got {span}")
         self.fall, self.span = fall, span
+        self._clear()
+
+    def _clear(self) -> None:
         self.window: Deque[Tuple[int, float]] = deque()  # (step, ln r1) of the records in the last span steps
         self.peak: Optional[Tuple[float, int]] = None  # (highest windowed mean, the step it ended at)
         self.fired = False
@@ -58,8 +61,7 @@ class FlatDiscriminatorWatch:
         the checkpoint at ``step`` and the records after it belong to an abandoned stretch (a warning already said
         stays said)."""
         fired = self.fired
-        self.window.clear()
-        self.peak, self.fired = None, False
+        self._clear()
         self.resume(r for r in records if r.get("step", 0) <= step)
         self.fired = self.fired or fired
 
