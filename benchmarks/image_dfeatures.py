@@ -47,16 +47,25 @@ def features(model, x0: torch.Tensor, seed: int) -> dict:
 
 
 def adam_state(optimizers: Dict[str, torch.optim.Optimizer]) -> dict:
-    """Per Adam optimiser by name ("g", "d"; ``fastddgan.checkpoint.optimizers(model)`` of a loaded checkpoint): rms
-    and median of sqrt(v) over its parameters, rms of m / (sqrt(v) + eps)."""
+    """Per Adam optimiser by name ("g", "d"; ``fastddgan.checkpoint.optimizers(model)`` of a loaded checkpoint), from
+    its bias-corrected moments m_hat = m / (1 - beta1^k), v_hat = v / (1 - beta2^k) after k steps: rms and median of
+    sqrt(v_hat) over its parameters (the gradient's scale) and rms of m_hat / (sqrt(v_hat) + eps) (the step, in units
+    of lr). An optimiser that has taken no step yet is left out."""
     out = {}
     for name, optimizer in optimizers.items():
-        m, v, steps = [], [], []
+        v, steps = [], []
         for group in optimizer.param_groups:
+            beta1, beta2 = group["betas"]
             for p in group["params"]:
-                if p in optimizer.state:
-                    m1, v1 = optimizer.state[p]["exp_avg"].flatten(), optimizer.state[p]["exp_avg_sq"].flatten()
-                    m.append(m1), v.append(v1), steps.append(m1 / (v1.sqrt() + group["eps"]))
+                state = optimizer.state.get(p)
+                if not state or "exp_avg" not in state:
+                    continue
+                k = float(state["step"])
+                m1 = state["exp_avg"].flatten() / (1 - beta1 ** k)
+                v1 = state["exp_avg_sq"].flatten() / (1 - beta2 ** k)
+                v.append(v1), steps.append(m1 / (v1.sqrt() + group["eps"]))
+        if not v:
+            continue
         v_all = torch.cat(v)
         out[name] = {"grad_rms": v_all.mean().sqrt().item(), "grad_median": v_all.sqrt().median().item(),
                      "step_rms": torch.cat(steps).pow(2).mean().sqrt().item()}

@@ -186,13 +186,14 @@ def test_image_dfeatures_reads_the_discriminator_and_adams_gradient_scale(mnist_
     assert sorted(state) == ["d", "g"] and all(0 < a["grad_median"] and 0 < a["step_rms"] for a in state.values())
 
     scales = {}
-    for g in (1e-6, 1.0):
+    for g, k in ((1e-6, 60), (1.0, 60), (1e-3, 1)):  # k = 1: only bias correction gives the gradient's scale
         p = torch.nn.Parameter(torch.zeros(10))
         adam = torch.optim.Adam([p], lr=1e-3, betas=(0.5, 0.9))
-        for _ in range(60):
+        assert module.adam_state({"g": adam}) == {}  # no step yet: nothing to read
+        for _ in range(k):
             p.grad = torch.full_like(p, g)
             adam.step()
         scales[g] = module.adam_state({"g": adam})["g"]
     for g, a in scales.items():
         assert a["grad_rms"] == pytest.approx(g, rel=1e-3) and a["grad_median"] == pytest.approx(g, rel=1e-3)
-        assert a["step_rms"] == pytest.approx(1.0, rel=0.02)  # m / (sqrt(v) + eps), eps = 1e-8
+        assert a["step_rms"] == pytest.approx(1.0, rel=0.02)  # m_hat / (sqrt(v_hat) + eps), eps = 1e-8
