@@ -63,7 +63,8 @@ def adam_state(optimizers: Dict[str, torch.optim.Optimizer]) -> dict:
                 k = float(state["step"])
                 m1 = state["exp_avg"].flatten() / (1 - beta1 ** k)
                 v1 = state["exp_avg_sq"].flatten() / (1 - beta2 ** k)
-                v.append(v1), steps.append(m1 / (v1.sqrt() + group["eps"]))
+                v.append(v1)
+                steps.append(m1 / (v1.sqrt() + group["eps"]))
         if not v:
             continue
         v_all = torch.cat(v)
@@ -72,14 +73,14 @@ def adam_state(optimizers: Dict[str, torch.optim.Optimizer]) -> dict:
     return out
 
 
-def main() -> None:
+def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoints", nargs="+")
     p.add_argument("--dataset", default="mnist5k")
-    p.add_argument("--data-dir", default=None)
+    p.add_argument("--data-dir", default="data")
     p.add_argument("--n", type=int, default=512, help="true pairs (the data set's first n images)")
     p.add_argument("--seed", type=int, default=3)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     torch.set_num_threads(1)
     x0 = to_model_range(load_dataset(args.dataset, data_dir=args.data_dir).images[:args.n])
     for path in args.checkpoints:
@@ -89,8 +90,9 @@ def main() -> None:
               f"{r['fake_minus_true']:.2e} | swap x_prev {r['swap_change']:.2e} | pooled features: std over samples "
               f"{r['pooled_std']:.3f}, mean |h| {r['pooled_abs']:.3f}\n  |fake - true| per t: "
               + " ".join(f"{v:.1e}" for v in r["per_t"]))
+        adam = adam_state(checkpoint.optimizers(model))
         print("  Adam: " + " | ".join(f"{name}: gradient rms {a['grad_rms']:.1e} (median {a['grad_median']:.1e}), "
-                                     f"step rms {a['step_rms']:.2f} lr" for name, a in adam_state(checkpoint.optimizers(model)).items()))
+                                     f"step rms {a['step_rms']:.2f} lr" for name, a in adam.items()))
 
 
 if __name__ == "__main__":

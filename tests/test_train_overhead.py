@@ -169,7 +169,7 @@ def test_latent_use_probe_exact_posterior_and_which_draws_differ():
     assert not torch.equal(z_only[0, 0], z_only[1, 0])  # the starts differ
 
 
-def test_image_dfeatures_reads_the_discriminator_and_adams_gradient_scale(mnist_ckpt):
+def test_image_dfeatures_reads_the_discriminator_and_adams_gradient_scale(mnist_ckpt, capsys):
     """benchmarks/image_dfeatures.py: the discriminator's statistics on true / generated pairs, and from Adam's
     state the gradient scale and the step, which does not shrink with the gradient (a constant gradient of 1e-6
     moves a parameter as far per step as one of 1)."""
@@ -184,6 +184,9 @@ def test_image_dfeatures_reads_the_discriminator_and_adams_gradient_scale(mnist_
     assert len(r["per_t"]) == 2 and r["logit_std"] > 0 and r["pooled_std"] > 0
     state = module.adam_state(checkpoint.optimizers(model))
     assert sorted(state) == ["d", "g"] and all(0 < a["grad_median"] and 0 < a["step_rms"] for a in state.values())
+    module.main([str(mnist_ckpt), "--n", "16"])  # the command line, with its default --data-dir
+    printed = capsys.readouterr().out
+    assert "|fake - true| per t:" in printed and "Adam: g: gradient rms" in printed and "d: gradient rms" in printed
 
     scales = {}
     for g, k in ((1e-6, 60), (1.0, 60), (1e-3, 1)):  # k = 1: only bias correction gives the gradient's scale
