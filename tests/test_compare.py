@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -43,7 +44,10 @@ def test_compare_writes_the_table(tmp_path, capsys):
     assert [line.split(" | ")[0] for line in summary if line.endswith("(2) |")] == ["| js", "| wasserstein", "|"]
     from PIL import Image
 
-    assert Image.open(out / "figure.png").size == (4 * 256, 284)
+    picture = Image.open(out / "figure.png")  # a tile per row and seed: 3 rows of 2 seeds per line, 4 rows
+    assert picture.size == (3 * 2 * 256, 2 * 284)
+    seed0, seed1 = (np.asarray(picture.crop((x, 28, x + 256, 284))) for x in (0, 256))  # row 1, its two seeds
+    assert seed0.std() > 0 and not np.array_equal(seed0, seed1)
     # seed-major: every cell of seed 0 is trained before any of seed 1
     order = sorted((out / "runs").glob("*/config.json"), key=os.path.getmtime)
     assert [p.parent.name[-5:] for p in order] == ["seed0"] * 3 + ["seed1"] * 3, order

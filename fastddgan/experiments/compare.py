@@ -18,7 +18,7 @@ data set's cached classifier, trained first if missing; evaluations scored with 
 network as the trainer writes it: 2 MB for the CPU digit networks) is enough to evaluate it again (new metrics,
 another classifier) when its checkpoints are gone. Outputs in ``--out``: ``table.md`` (mean ± std over seeds),
 ``summary.md`` (the headline metrics as an objective x T matrix), ``table.csv``, ``results.json`` (every seed's
-record), ``figure.png`` (one scatter plot or sample grid per row, first seed) and, for runs trained with
+record), ``figure.png`` (one scatter plot or sample grid per row and seed, captioned with its headline number) and, for runs trained with
 ``--train-args "--eval-every N"``, ``training-scores.md`` (each run's in-training scores by step).
 """
 
@@ -486,8 +486,7 @@ def _study(argv: Optional[Sequence[str]]) -> int:
                     other_classifier.setdefault(scored_by.get("tag") or "untagged", []).append(row["row"] +
                                                                                               f" seed {seed}")
                 row.update(nfe=evaluation["speed"]["nfe_per_image"], device=evaluation["device"])
-                if row["row"] not in tiles:
-                    tiles[row["row"]] = tile(evaluation["samples"], reference)
+                tiles.setdefault(row["row"], {})[seed] = tile(evaluation["samples"], reference)
                 print(f"seed {seed}: " + E.summary(evaluation), flush=True)
             row["seeds"].append(record)
         _write_results(rows, args, argv)
@@ -496,7 +495,7 @@ def _study(argv: Optional[Sequence[str]]) -> int:
               f"Command: `python -m fastddgan.experiments.compare {' '.join(argv or sys.argv[1:])}`; device: "
               f"{device}; torch {torch.__version__}; {time.strftime('%Y-%m-%d')}; {args.n} samples per evaluation; "
               f"mean ± std over seeds {','.join(map(str, seeds))} (training and sampling). Train time is the wall "
-              f"time of one training run on this device; the figure shows seed {seeds[0]}.")
+              f"time of one training run on this device; the figure shows every seed's samples.")
     if drifted:  # reused runs from before a default changed: the table mixes settings, and says so
         header += ("\n\n**Runs trained with other settings than this command uses now** (move a run's folder away "
                    "to train it again): " + "; ".join(f"`{name}`: {', '.join(d)}" for name, d in drifted.items()))

@@ -1,6 +1,6 @@
 """The study's report (``python -m fastddgan.experiments.compare``): ``table.md`` / ``table.csv`` (every row's
 metrics as mean ± std over seeds, with notes on the classifier files and machines behind them), ``summary.md`` (the
-headline metric as an objective x T matrix), ``figure.png`` (one scatter plot or sample grid per row) and
+headline metric as an objective x T matrix), ``figure.png`` (one scatter plot or sample grid per row and seed) and
 ``training-scores.md`` (each run's in-training scores by step, for runs trained with ``--eval-every``, and the
 discriminator's divergence bound per reverse step late in training, for DDGAN runs that logged it)."""
 
@@ -40,24 +40,41 @@ def tile(samples: torch.Tensor, reference: Optional[torch.Tensor]) -> torch.Tens
     return torch.nn.functional.interpolate(grid[None], size=(256, 256), mode="nearest")[0]
 
 
-def figure(rows: List[Dict[str, Any]], tiles: Dict[str, torch.Tensor], path: str) -> None:
-    """One labelled tile per table row, 4 per line (PIL for the labels)."""
+def _seed_label(row: Dict[str, Any], seed: int) -> str:
+    """A tile's caption: the row, the seed and that seed's headline number (FID-dom, or the modes covered)."""
+    record = next((s for s in row["seeds"] if s.get("seed") == seed), {})
+    metrics = record.get("metrics", {})
+    label = f"{row['row']} seed {seed}"
+    if metrics.get("FID-dom") is not None:
+        label += f": FID-dom {metrics['FID-dom']:.2f}"
+    elif metrics.get("modes_covered") is not None:
+        label += f": {metrics['modes_covered']}/{metrics['num_modes']} modes"
+    return label
+
+
+def figure(rows: List[Dict[str, Any]], tiles: Dict[str, Dict[int, torch.Tensor]], path: str,
+           per_line: int = 6) -> None:
+    """One labelled tile per row and seed (``tiles[row][seed]``), a row's seeds side by side; as many rows on a
+    line of ``per_line`` tiles as fit whole (PIL for the labels)."""
     from PIL import Image, ImageDraw
 
-    per_line, size, label_h = 4, 256, 28
-    lines = math.ceil(len(rows) / per_line)
-    canvas = Image.new("RGB", (per_line * size, lines * (size + label_h)), "white")
+    size, label_h = 256, 28
+    shown = [r for r in rows if tiles.get(r["row"])]
+    width = max((len(tiles[r["row"]]) for r in shown), default=1)  # tiles per row: its seeds
+    rows_per_line = max(1, per_line // width)
+    lines = max(1, math.ceil(len(shown) / rows_per_line))
+    canvas = Image.new("RGB", (min(len(shown), rows_per_line) * width * size or size, lines * (size + label_h)),
+                       "white")
     draw = ImageDraw.Draw(canvas)
-    for i, row in enumerate(rows):
-        key = row["row"]
-        if key not in tiles:
-            continue
-        tile = tiles[key].permute(1, 2, 0).numpy()
-        x, y = (i % per_line) * size, (i // per_line) * (size + label_h)
-        canvas.paste(Image.fromarray(tile), (x, y + label_h))
-        draw.text((x + 4, y + 8), key, fill="black")
+    for i, row in enumerate(shown):
+        y = (i // rows_per_line) * (size + label_h)
+        for j, seed in enumerate(sorted(tiles[row["row"]])):
+            x = ((i % rows_per_line) * width + j) * size
+            canvas.paste(Image.fromarray(tiles[row["row"]][seed].permute(1, 2, 0).numpy()), (x, y + label_h))
+            draw.text((x + 4, y + 8), _seed_label(row, seed), fill="black")
+    gray = all(bool((t[0] == t[1]).all() and (t[1] == t[2]).all()) for r in shown for t in tiles[r["row"]].values())
     buffer = io.BytesIO()
-    canvas.save(buffer, format="png")
+    (canvas.convert("L") if gray else canvas).save(buffer, format="png", optimize=True)  # digits: a third the size
     with open(path, "wb") as f:
         f.write(buffer.getvalue())
 
