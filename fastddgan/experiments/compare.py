@@ -19,7 +19,8 @@ network as the trainer writes it: 2 MB for the CPU digit networks) is enough to 
 another classifier) when its checkpoints are gone. Outputs in ``--out``: ``table.md`` (mean ± std over seeds),
 ``summary.md`` (the headline metrics as an objective x T matrix), ``table.csv``, ``results.json`` (every seed's
 record), ``figure.png`` (one scatter plot or sample grid per row and seed, captioned with its headline number)
-and, for runs trained with ``--train-args "--eval-every N"``, ``training-scores.md`` (each run's in-training scores by step).
+and, for runs trained with ``--train-args "--eval-every N"``, ``training-scores.md`` (each run's in-training
+scores by step).
 """
 
 from __future__ import annotations
