@@ -200,3 +200,19 @@ def test_image_dfeatures_reads_the_discriminator_and_adams_gradient_scale(mnist_
     for g, a in scales.items():
         assert a["grad_rms"] == pytest.approx(g, rel=1e-3) and a["grad_median"] == pytest.approx(g, rel=1e-3)
         assert a["step_rms"] == pytest.approx(1.0, rel=0.02)  # m_hat / (sqrt(v_hat) + eps), eps = 1e-8
+
+
+def test_image_borders_counts_grey_backgrounds(mnist_ckpt, capsys):
+    """benchmarks/image_borders.py: an image's border mean reads only its outer ring, and the shares count the
+    images above each threshold; the command line samples a checkpoint beside the real images."""
+    module = _script("image_borders")
+    x = torch.full((4, 1, 8, 8), -1.0)
+    x[:, :, 2:-2, 2:-2] = 1.0  # a bright digit inside the ring: the border stays black
+    x[1, :, 0, :] = 1.0  # one white edge row: 8 of the ring's 48 pixels -> -1 + 2 * 8 / 48
+    x[2] = -0.92  # a grey square: above -0.95, not above -0.9
+    means = module.border_means(x, ring=2)
+    assert torch.allclose(means, torch.tensor([-1.0, -1 + 16 / 48, -0.92, -1.0]))
+    assert module.describe(means).endswith("> -0.95: 0.500, > -0.9: 0.250")
+    module.main([str(mnist_ckpt), "--n", "8"])  # the command line, with its default --data-dir
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("real images (5000): border mean ") and "(n=8, seed 0, " in printed[1]
