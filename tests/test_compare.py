@@ -156,6 +156,32 @@ def test_compare_table_says_on_how_many_seeds_a_newer_metric_was_measured(tmp_pa
     assert cells["seeds"] == "3" and cells["IS-dom"] == "—"
 
 
+def test_study_figure_places_each_seed_beside_its_row_and_saves_grey_digits_as_grey(tmp_path):
+    """figure.png: a row's seeds side by side (a seed without an evaluation leaves no tile), rows that fit whole on
+    a line of 6 tiles; an all-grey figure is saved with one channel, a coloured one (2-D scatter plots) in RGB."""
+    from PIL import Image
+
+    def grey(v):
+        return torch.full((3, 256, 256), v, dtype=torch.uint8)
+
+    rows = [{"row": f"r{i}", "seeds": [{"seed": s, "metrics": {"FID-dom": float(i + s)}} for s in range(3)]}
+            for i in range(3)]
+    tiles = {"r0": {0: grey(10), 1: grey(20), 2: grey(30)}, "r1": {0: grey(40), 2: grey(50)},
+             "r2": {0: grey(60), 1: grey(70), 2: grey(80)}}
+    path = tmp_path / "figure.png"
+    study_report.figure(rows, tiles, str(path))
+    picture = Image.open(path)
+    assert picture.mode == "L" and picture.size == (6 * 256, 2 * 284)  # r0 and r1 on line 1, r2 on line 2
+    pixel = [picture.getpixel((x * 256 + 128, y * 284 + 156)) for y, x in ((0, 0), (0, 2), (0, 3), (0, 4), (0, 5),
+                                                                            (1, 0), (1, 2))]
+    assert pixel == [10, 30, 40, 50, 255, 60, 80]  # r1's seed 1 has no tile: its seed 2 follows seed 0
+    assert study_report._seed_label(rows[1], 2) == "r1 seed 2: FID-dom 3.00"
+    tiles["r2"][1] = torch.zeros(3, 256, 256, dtype=torch.uint8)
+    tiles["r2"][1][0] = 255  # one red tile
+    study_report.figure(rows, tiles, str(path))
+    assert Image.open(path).mode == "RGB"
+
+
 def test_compare_trains_runs_in_parallel_jobs(tmp_path):
     """--jobs 2 trains the runs in child processes first; the cells and their order are those of one job, and
     --extra adds cells (T = 4 rows first in the training order, sorted in the table)."""
