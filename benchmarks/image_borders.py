@@ -45,6 +45,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # small networks: one thread is fastest, and a busy machine does not collapse it
     real = to_model_range(load_dataset(args.dataset, args.data_dir).images)
+    if not 1 <= args.ring < min(real.shape[-2:]) / 2:  # 0 or half the side would leave no inside: the whole image
+        parser.error(f"--ring: expected a border width of 1 to {(min(real.shape[-2:]) - 1) // 2} pixels for "
+                     f"{args.dataset}'s {tuple(real.shape[-2:])} images, got {args.ring}")
     print(f"real images ({len(real)}): {describe(border_means(real, args.ring))}", flush=True)
     for path in args.models:
         start = time.perf_counter()

@@ -216,3 +216,8 @@ def test_image_borders_counts_grey_backgrounds(mnist_ckpt, capsys):
     module.main([str(mnist_ckpt), "--n", "8"])  # the command line, with its default --data-dir
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].startswith("real images (5000): border mean ") and "(n=8, seed 0, " in printed[1]
+    for ring in ("0", "14"):  # no border, or no inside left on 28 x 28: refused, naming the flag
+        with pytest.raises(SystemExit) as exit_:
+            module.main([str(mnist_ckpt), "--ring", ring])
+        assert exit_.value.code == 2
+        assert "--ring: expected a border width of 1 to 13 pixels" in capsys.readouterr().err
