@@ -39,7 +39,7 @@ CPU = torch.device("cpu")
 def _ddpm(path: str, name: str) -> "fastddgan.DDPM":
     model = fastddgan.load(path)
     if not isinstance(model, fastddgan.DDPM):
-        raise SystemExit(f"{name}: expected a DDPM export or checkpoint, got a {type(model).__name__} ({path})")
+        raise ValueError(f"{name}: expected a DDPM export or checkpoint, got a {type(model).__name__} ({path})")
     return model
 
 
@@ -55,7 +55,7 @@ def spliced_samples(model_a, model_b, T: int, n: int, seed: int, k: int) -> torc
     setup_b, denoise_b = _denoiser(model_b, T)
     if (model_a.sample_shape != model_b.sample_shape
             or not torch.equal(setup_a.schedule.alphas_cumprod, setup_b.schedule.alphas_cumprod)):
-        raise SystemExit("A, B: expected DDPMs of one image shape and one noise schedule")
+        raise ValueError("A, B: expected DDPMs of one image shape and one noise schedule")
     seeds = stream_seeds(ops.seed_tensor(seed, 0, CPU)[:1], setup_a.streams, torch.zeros(1, dtype=torch.int64))
 
     def spliced(x, t, **kwargs):  # the sampler walks i = T-1 .. 0, one i per call
@@ -88,21 +88,22 @@ def offset_retention(path: str, images: torch.Tensor, delta: float, ts: List[int
     noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(seed))
     kept = []
     for t in ts:
-        ab = float(setup.schedule.alphas_cumprod[t])
-        x_t = ab**0.5 * lifted + (1 - ab) ** 0.5 * noise
+        ab, steps = float(setup.schedule.alphas_cumprod[t]), torch.full((len(images),), t, dtype=torch.long)
+        x_t = ops.q_sample(lifted, steps, setup.schedule, noise=noise)
         with torch.no_grad():
-            eps = denoise(x_t, torch.full((len(images),), t, dtype=torch.long))
+            eps = denoise(x_t, steps)
         x0 = ((x_t - (1 - ab) ** 0.5 * eps) / ab**0.5).clamp(-1, 1)  # as the sampler's clipped x0
         bias = border_means(x0, ring).mean().item() + 1
         kept.append(bias / delta if delta else bias)
     return kept
 
 
-def _integers(text: str, name: str) -> List[int]:
+def _integers(text: str) -> List[int]:
+    """An argparse type: comma-separated integers (argparse names the flag and exits 2 otherwise)."""
     try:
         return [int(v) for v in text.split(",")]
     except ValueError:
-        raise SystemExit(f"{name}: expected comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
 def main(argv=None) -> None:
@@ -113,28 +114,36 @@ def main(argv=None) -> None:
     p.add_argument("b")
     p.add_argument("--T", type=int, default=50, help="sampling steps (respaced)")
     p.add_argument("--n", type=int, default=500)
-    p.add_argument("--switch", default="50,40,30,20,10,0", help="switch points k (A at steps i >= k)")
+    p.add_argument("--switch", type=_integers, default="50,40,30,20,10,0", help="switch points k (A at steps i >= k)")
     q = sub.add_parser("offset", help="how much of a lifted background one denoising step keeps")
     q.add_argument("models", nargs="+")
     q.add_argument("--dataset", default="mnist5k")
     q.add_argument("--data-dir", default="data")
     q.add_argument("--n", type=int, default=500, help="real images (those with a black border of the first n)")
     q.add_argument("--delta", type=float, default=0.05, help="background lift in the model range [-1, 1]")
-    q.add_argument("--t", default="20,50,100,200,300", help="noise levels (training-schedule indices)")
+    q.add_argument("--t", type=_integers, default="20,50,100,200,300", help="noise levels (training-schedule indices)")
     for sp in (p, q):
         sp.add_argument("--seed", type=int, default=0)
         sp.add_argument("--ring", type=int, default=3, help="border width in pixels")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # small networks: one thread is fastest, and a busy machine does not collapse it
+    try:
+        run(parser, args)
+    except ValueError as error:  # a model argument of the wrong kind: one line naming it, exit 2
+        parser.error(str(error))
+
+
+def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.command == "splice":
-        switches = _integers(args.switch, "--switch")
-        if not all(0 <= k <= args.T for k in switches):
+        if not all(0 <= k <= args.T for k in args.switch):
             parser.error(f"--switch: expected step indices from 0 to --T ({args.T}), got {args.switch}")
-        splice(args.a, args.b, args.T, args.n, args.seed, switches, args.ring)
+        splice(args.a, args.b, args.T, args.n, args.seed, args.switch, args.ring)
         return
-    ts = _integers(args.t, "--t")
+    ts = args.t
     real = to_model_range(load_dataset(args.dataset, args.data_dir).images[:args.n])
     real = real[border_means(real, args.ring) <= -1]  # black borders only: any border left in x0-hat is the model's
+    if not len(real):
+        parser.error(f"--n: none of the first {args.n} {args.dataset} images has a black {args.ring}-px border")
     print(f"{len(real)} real images with a black {args.ring}-px border; lift {args.delta:g}; "
           f"{'retention' if args.delta else 'bias'} of the one-step x0 per t", flush=True)
     for path in args.models:
