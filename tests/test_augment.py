@@ -154,6 +154,6 @@ def test_a_runs_title_names_its_network_overrides_and_augmentation():
 
     c = resolved("--dataset", "mnist5k", "--net", "generator.ch=32", "--diffaug", "translation")
     assert Trainer.describe(SimpleNamespace(c=c)) == \
-        "DDGAN js, T=4 on mnist5k (preset mnist-cpu, net generator.ch=32, diffaug translation)"
+        "DDGAN hellinger, T=4 on mnist5k (preset mnist-cpu, net generator.ch=32, diffaug translation)"
     assert Trainer.describe(SimpleNamespace(c=resolved("--dataset", "mnist5k"))) == \
-        "DDGAN js, T=4 on mnist5k (preset mnist-cpu)"
+        "DDGAN hellinger, T=4 on mnist5k (preset mnist-cpu)"

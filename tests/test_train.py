@@ -283,7 +283,9 @@ def test_help_lists_every_flag_with_its_default(capsys):
                  "--seed", "--resume", "--sample-every", "--ckpt-every", "--log-every", "--num-workers", "--device",
                  "--config"):
         assert flag in text, flag
-    assert "(default: 1000)" in text and "(default: js)" in text
+    flat = " ".join(text.split())  # argparse wraps lines
+    assert "(default: 1000)" in text
+    assert "(default: js (the paper's); hellinger for a DDGAN with --preset mnist-cpu)" in flat
 
 
 def test_two_process_gloo_run(tmp_path):
@@ -628,8 +630,24 @@ def test_mnist5k_on_a_cpu_gets_the_cpu_preset_and_its_recipe(tmp_path, device, m
     c = config.resolve(config.parse(argv), info)
     assert (c["preset"], c["steps"], c["ema_decay"]) == (preset, steps, ema)
     assert (c["lr_g"], c["lr_d"]) == ((3.2e-4, 2.5e-4) if preset == "mnist-cpu" else (1.6e-4, 1.25e-4))
+    assert c["loss"] == ("hellinger" if (model, preset) == ("ddgan", "mnist-cpu") else "js")  # a DDPM keeps js
     c = config.resolve(config.parse(argv + ["--preset", "tiny", "--steps", "7"]), info)
-    assert (c["preset"], c["steps"]) == ("tiny", 7)
+    assert (c["preset"], c["steps"], c["loss"]) == ("tiny", 7, "js")
+    c = config.resolve(config.parse(argv + ["--loss", "tv"]), info)
+    assert c["loss"] == "tv"
+
+
+def test_a_cpu_preset_run_saved_with_js_resumes_only_with_its_loss_named(tmp_path):
+    """Runs of the CPU preset saved when its default objective was js: resuming without --loss names the mismatch
+    (the checkpoint's js against today's default) instead of training on with another objective."""
+    from fastddgan.train import config
+
+    info = {"kind": "image", "channels": 1, "image_size": 28, "num_classes": 10, "size": 5000, "device": "cpu"}
+    argv = ["--dataset", "mnist5k", "--out", str(tmp_path)]
+    stored = config.resolve(config.parse(argv + ["--loss", "js"]), info)
+    now = config.resolve(config.parse(argv), info)
+    assert any(d.startswith("loss") and "js" in d and "hellinger" in d for d in config.incompatible(stored, now))
+    assert config.incompatible(stored, config.resolve(config.parse(argv + ["--loss", "js"]), info)) == []
 
 
 def test_speed_line_warns_when_the_run_fills_the_memory(tmp_path, capsys, monkeypatch):
